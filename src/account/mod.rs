@@ -1,0 +1,1 @@
+//! Raw counter samples to monotonic totals and rates.

@@ -1,0 +1,1 @@
+//! Kernel wire data turned into counter samples.

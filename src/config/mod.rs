@@ -1,0 +1,1 @@
+//! The `/etc/config/netmeter` file: UCI syntax, typed settings, validation.

@@ -1,0 +1,11 @@
+//! netmeter: per-device and per-interface bandwidth accounting for the gateway router.
+//!
+//! Layers follow the data: `netlink` (wire formats only) → `collect` (samples)
+//! → `account` (monotonic totals, rates) → `store` → `serve`; `cli` and
+//! `config` sit beside them, `daemon` runs the loop.
+
+pub mod account;
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod netlink;

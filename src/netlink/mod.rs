@@ -1,0 +1,1 @@
+//! Netlink wire formats: sockets, messages, attributes. No policy.
