@@ -1,1 +1,3 @@
 //! Kernel wire data turned into counter samples.
+
+pub mod links;
