@@ -1,1 +1,929 @@
 //! The `/etc/config/netmeter` file: UCI syntax, typed settings, validation.
+//!
+//! Every error names `file:line` and what was expected, because the reader is
+//! someone at a router's shell with `vi` and no documentation at hand.
+
+pub mod uci;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
+
+/// The one section type holding netmeter's settings.
+const SETTINGS: &str = "netmeter";
+/// Section types kept for later features: accepted now so that a file
+/// written for a newer netmeter still loads.
+const RESERVED: [&str; 2] = ["device", "upstream"];
+
+/// The validated `config netmeter` section; anything the file leaves out
+/// holds its default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub refresh_interval: Duration,
+    /// Glob patterns; empty means every interface.
+    pub interface: Vec<String>,
+    /// Glob patterns, already resolved by the rule on [`Config::tracks_interface`].
+    pub exclude_interface: Vec<String>,
+    pub listen: Vec<SocketAddr>,
+    pub database_directory: PathBuf,
+    pub spool_directory: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            refresh_interval: Duration::from_secs(10),
+            interface: Vec::new(),
+            exclude_interface: vec!["lo".into()],
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 9750))],
+            database_directory: "/etc/netmeter".into(),
+            spool_directory: "/var/lib/netmeter".into(),
+        }
+    }
+}
+
+/// A row of the option table: adding an option means adding a row.
+struct Known {
+    name: &'static str,
+    /// Whether `list` may be used; `option` is always accepted.
+    many: bool,
+    /// Completes "expected ...".
+    expected: &'static str,
+    /// Shown in errors about single-valued options.
+    default: &'static str,
+    /// Stores the values (file order, at least one), or gives the index of the bad one.
+    set: fn(&mut Config, &[&str]) -> Result<(), usize>,
+}
+
+const IFNAME: &str = "an interface name or glob such as eth* or br-lan";
+
+const OPTIONS: &[Known] = &[
+    Known {
+        name: "refresh_interval",
+        many: false,
+        expected: "whole seconds from 1 to 3600",
+        default: "10",
+        set: |c, v| {
+            c.refresh_interval = last(v, seconds)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "interface",
+        many: true,
+        expected: IFNAME,
+        default: "",
+        set: |c, v| {
+            c.interface = every(v, pattern)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "exclude_interface",
+        many: true,
+        expected: IFNAME,
+        default: "lo",
+        set: |c, v| {
+            c.exclude_interface = every(v, pattern)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "listen",
+        many: true,
+        expected: "IP:PORT such as 127.0.0.1:9750 or [::1]:9750",
+        default: "127.0.0.1:9750",
+        set: |c, v| {
+            c.listen = every(v, socket)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "database_directory",
+        many: false,
+        expected: "an absolute path starting with /",
+        default: "/etc/netmeter",
+        set: |c, v| {
+            c.database_directory = last(v, absolute)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "spool_directory",
+        many: false,
+        expected: "an absolute path starting with /",
+        default: "/var/lib/netmeter",
+        set: |c, v| {
+            c.spool_directory = last(v, absolute)?;
+            Ok(())
+        },
+    },
+];
+
+fn last<T>(values: &[&str], parse: fn(&str) -> Option<T>) -> Result<T, usize> {
+    let at = values.len().saturating_sub(1);
+    values.get(at).copied().and_then(parse).ok_or(at)
+}
+
+fn every<T>(values: &[&str], parse: fn(&str) -> Option<T>) -> Result<Vec<T>, usize> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse(v).ok_or(i))
+        .collect()
+}
+
+fn seconds(text: &str) -> Option<Duration> {
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = text.parse().ok()?;
+    (1..=3600).contains(&n).then(|| Duration::from_secs(n))
+}
+
+/// Linux's own rule for interface names (dev_valid_name), wildcards aside.
+fn pattern(text: &str) -> Option<String> {
+    let bad = |c: char| c == '/' || c == ':' || c.is_whitespace();
+    (!text.is_empty() && !text.contains(bad)).then(|| text.to_owned())
+}
+
+fn socket(text: &str) -> Option<SocketAddr> {
+    text.parse().ok().filter(|a: &SocketAddr| a.port() != 0)
+}
+
+fn absolute(text: &str) -> Option<PathBuf> {
+    text.starts_with('/').then(|| text.into())
+}
+
+/// A problem with the configuration; nothing else is reported through this
+/// type, so the CLI can map it to its own exit status.
+#[derive(Debug)]
+pub enum ConfigError {
+    Read {
+        path: PathBuf,
+        error: io::Error,
+        /// The path was given on the command line, so a missing file is a mistake.
+        explicit: bool,
+    },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read {
+                path,
+                error,
+                explicit,
+            } => {
+                write!(f, "cannot read {}: {error}", path.display())?;
+                if *explicit && error.kind() == io::ErrorKind::NotFound {
+                    write!(f, ": create it or drop -c to use the built-in defaults")?;
+                }
+                Ok(())
+            }
+            ConfigError::Invalid {
+                path,
+                line,
+                message,
+            } => {
+                write!(f, "{}:{line}: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { error, .. } => Some(error),
+            ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
+impl Config {
+    /// `file` is only used to name the file in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let invalid = |(line, message)| ConfigError::Invalid {
+            path: file.into(),
+            line,
+            message,
+        };
+        let sections = uci::parse(text).map_err(|e| invalid((e.line, e.message)))?;
+        // Collect every problem and report the earliest, so fixing errors
+        // top to bottom never jumps backwards.
+        let mut problems = Vec::new();
+        let mut settings: Option<&uci::Section> = None;
+        for section in &sections {
+            match section.kind.as_str() {
+                SETTINGS => match settings {
+                    Some(first) => problems.push((
+                        section.line,
+                        format!(
+                            "a second 'config {SETTINGS}' section (the first is at line {}): \
+                             merge them into one",
+                            first.line
+                        ),
+                    )),
+                    None => settings = Some(section),
+                },
+                kind if RESERVED.contains(&kind) => {}
+                kind => {
+                    let known = [SETTINGS, RESERVED[0], RESERVED[1]];
+                    let hint = match closest(kind, known) {
+                        Some(near) => format!("did you mean '{near}'?"),
+                        None => {
+                            format!("expected '{}', '{}' or '{}'", known[0], known[1], known[2])
+                        }
+                    };
+                    problems.push((
+                        section.line,
+                        format!("unknown section type '{}': {hint}", shown(kind)),
+                    ));
+                }
+            }
+        }
+        let mut config = Config::default();
+        if let Some(section) = settings {
+            config.apply(section, &mut problems);
+        }
+        match problems.into_iter().min_by_key(|(line, _)| *line) {
+            Some(problem) => Err(invalid(problem)),
+            None => Ok(config),
+        }
+    }
+
+    fn apply(&mut self, section: &uci::Section, problems: &mut Vec<(usize, String)>) {
+        let mut given: Vec<Vec<&uci::Entry>> = vec![Vec::new(); OPTIONS.len()];
+        for entry in &section.options {
+            let Some(index) = OPTIONS.iter().position(|o| o.name == entry.name) else {
+                let hint = match closest(&entry.name, OPTIONS.iter().map(|o| o.name)) {
+                    Some(near) => format!("did you mean '{near}'?"),
+                    None => {
+                        let names: Vec<_> = OPTIONS.iter().map(|o| o.name).collect();
+                        format!("known options are {}", names.join(", "))
+                    }
+                };
+                problems.push((
+                    entry.line,
+                    format!(
+                        "unknown option '{}' in {}: {hint}",
+                        shown(&entry.name),
+                        describe(section)
+                    ),
+                ));
+                continue;
+            };
+            let known = &OPTIONS[index];
+            if entry.is_list && !known.many {
+                problems.push((
+                    entry.line,
+                    format!(
+                        "'list' used for option {0}, which takes one value: write 'option {0} ...'",
+                        known.name
+                    ),
+                ));
+            }
+            // As in uci: `option` replaces what came before, `list` appends.
+            if !entry.is_list {
+                given[index].clear();
+            }
+            given[index].push(entry);
+        }
+        for (known, entries) in OPTIONS.iter().zip(&given) {
+            if entries.is_empty() {
+                continue;
+            }
+            let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
+            if let Err(bad) = (known.set)(self, &values) {
+                let entry = entries[bad];
+                let default = match known.many {
+                    false => format!(" (default {})", known.default),
+                    true => String::new(),
+                };
+                problems.push((
+                    entry.line,
+                    format!(
+                        "option {}: expected {}, got '{}'{default}",
+                        known.name,
+                        known.expected,
+                        shown(&entry.value)
+                    ),
+                ));
+            }
+        }
+        let is_given = |name: &str| {
+            OPTIONS
+                .iter()
+                .zip(&given)
+                .any(|(o, g)| o.name == name && !g.is_empty())
+        };
+        if is_given("interface") && !is_given("exclude_interface") {
+            self.exclude_interface.clear();
+        }
+    }
+
+    /// Explicit path: a missing file is an error. None: read [`DEFAULT_PATH`],
+    /// and a missing default file means built-in defaults, so a fresh
+    /// install runs before anyone writes a config.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => load_from(path, true),
+            None => load_from(Path::new(DEFAULT_PATH), false),
+        }
+    }
+
+    /// Whether netmeter accounts an interface of this name.
+    ///
+    /// Without `list interface` every interface is tracked except those
+    /// matching `exclude_interface`, which defaults to `lo`. With `list
+    /// interface` only matching interfaces are tracked, minus those matching
+    /// an `exclude_interface` the file sets itself: the default exclusion of
+    /// `lo` is dropped then, so that `list interface 'lo'` or `'*'` means
+    /// what it says. An explicit `list exclude_interface` always replaces
+    /// the default.
+    pub fn tracks_interface(&self, name: &str) -> bool {
+        let included =
+            self.interface.is_empty() || self.interface.iter().any(|p| glob_match(p, name));
+        included && !self.exclude_interface.iter().any(|p| glob_match(p, name))
+    }
+}
+
+fn load_from(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound && !explicit => {
+            return Ok(Config::default());
+        }
+        Err(error) => {
+            return Err(ConfigError::Read {
+                path: path.into(),
+                error,
+                explicit,
+            });
+        }
+    };
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Config::parse(text, path),
+        Err(e) => {
+            let line = 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            Err(ConfigError::Invalid {
+                path: path.into(),
+                line,
+                message: "expected UTF-8 text, got bytes that are not".into(),
+            })
+        }
+    }
+}
+
+/// Shell-style glob: `*` any run, `?` one character, `[abc]`, `[a-z]`,
+/// `[!x]` (or `[^x]`) classes; an unclosed `[` is literal. No escapes,
+/// since interface names never need them.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    // Where to resume after the latest `*`: pattern index, name index.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if p.get(pi) == Some(&'*') {
+            pi += 1;
+            star = Some((pi, ni));
+            continue;
+        }
+        let Some(&c) = n.get(ni) else {
+            return pi == p.len();
+        };
+        if let Some(next) = match_one(&p, pi, c) {
+            pi = next;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            // Let the `*` swallow one more character and retry.
+            pi = sp;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+}
+
+/// If the pattern element at `pi` (not `*`) matches `c`, the index after it.
+fn match_one(p: &[char], pi: usize, c: char) -> Option<usize> {
+    match *p.get(pi)? {
+        '?' => Some(pi + 1),
+        '[' => match class(p, pi, c) {
+            Some((true, next)) => Some(next),
+            Some((false, _)) => None,
+            None => (c == '[').then_some(pi + 1),
+        },
+        literal => (literal == c).then_some(pi + 1),
+    }
+}
+
+/// Matches `c` against the class opening at `p[start]`: whether it matched
+/// and the index after `]`, or None when the class is never closed.
+fn class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negated = matches!(p.get(i), Some('!' | '^'));
+    if negated {
+        i += 1;
+    }
+    let first = i;
+    let mut matched = false;
+    loop {
+        let here = *p.get(i)?;
+        if here == ']' && i > first {
+            return Some((matched != negated, i + 1));
+        }
+        match (p.get(i + 1), p.get(i + 2)) {
+            (Some('-'), Some(&hi)) if hi != ']' => {
+                matched |= (here..=hi).contains(&c);
+                i += 3;
+            }
+            _ => {
+                matched |= here == c;
+                i += 1;
+            }
+        }
+    }
+}
+
+/// The known word nearest to `word` by edit distance, if near enough to be
+/// a likely typo rather than a different idea.
+fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (edit_distance(word, k), k))
+        .filter(|&(d, k)| d <= 1.max(k.chars().count() / 3))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance, ignoring ASCII case.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().map(|c| c.to_ascii_lowercase()).enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// A word from the file as quoted in a message: short, control characters escaped.
+fn shown(word: &str) -> String {
+    const MAX: usize = 40;
+    let mut out = String::new();
+    for (i, c) in word.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn describe(section: &uci::Section) -> String {
+    match &section.name {
+        Some(name) => format!("section '{name}'"),
+        None => format!("the unnamed '{}' section", section.kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "/etc/config/netmeter";
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, Path::new(FILE)).unwrap()
+    }
+
+    fn error(text: &str) -> String {
+        Config::parse(text, Path::new(FILE))
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn settings(body: &str) -> Config {
+        parse(&format!("config netmeter 'main'\n{body}"))
+    }
+
+    /// A directory path unique to this test run that nobody created.
+    fn missing_path(tag: &str) -> PathBuf {
+        std::env::temp_dir()
+            .join(format!("netmeter-test-{}-{tag}", std::process::id()))
+            .join("netmeter")
+    }
+
+    #[test]
+    fn a_full_file_sets_every_option() {
+        let config = settings(
+            "\toption refresh_interval '30'\n\
+             \tlist interface 'eth*'\n\tlist interface \"br-lan\"\n\
+             \tlist exclude_interface 'eth9'\n\
+             \tlist listen '127.0.0.1:9750'\n\tlist listen '[::1]:9751'\n\
+             \toption database_directory /srv/nm\n\
+             \toption spool_directory '/tmp/nm'\n",
+        );
+        assert_eq!(
+            config,
+            Config {
+                refresh_interval: Duration::from_secs(30),
+                interface: vec!["eth*".into(), "br-lan".into()],
+                exclude_interface: vec!["eth9".into()],
+                listen: vec![
+                    "127.0.0.1:9750".parse().unwrap(),
+                    "[::1]:9751".parse().unwrap()
+                ],
+                database_directory: "/srv/nm".into(),
+                spool_directory: "/tmp/nm".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn every_default_text_in_the_table_is_the_built_in_default() {
+        for known in OPTIONS.iter().filter(|k| !k.default.is_empty()) {
+            let keyword = if known.many { "list" } else { "option" };
+            let config = settings(&format!("{keyword} {} '{}'\n", known.name, known.default));
+            assert_eq!(config, Config::default(), "{}", known.name);
+        }
+    }
+
+    #[test]
+    fn an_empty_file_or_one_without_settings_gives_the_defaults() {
+        assert_eq!(parse(""), Config::default());
+        assert_eq!(
+            parse("# nothing\n\nconfig device\n\toption mac 'x'\n"),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn anonymous_settings_section_is_accepted() {
+        assert_eq!(
+            parse("config netmeter\noption refresh_interval 5").refresh_interval,
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn option_given_twice_keeps_the_last_value() {
+        let config = settings("option refresh_interval 5\noption refresh_interval 7\n");
+        assert_eq!(config.refresh_interval, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn list_options_also_accept_option_which_replaces_earlier_values() {
+        assert_eq!(
+            settings("option listen 10.0.0.1:1\n").listen,
+            ["10.0.0.1:1".parse().unwrap()]
+        );
+        let config =
+            settings("list listen 10.0.0.1:1\noption listen 10.0.0.2:2\nlist listen 10.0.0.3:3\n");
+        assert_eq!(
+            config.listen,
+            ["10.0.0.2:2".parse().unwrap(), "10.0.0.3:3".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn reserved_section_types_are_accepted_and_ignored() {
+        let config = parse(
+            "config device 'tv'\n\toption anything 'x'\nconfig upstream\nconfig netmeter 'main'\n",
+        );
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn unknown_option_suggests_the_closest_known_one() {
+        assert_eq!(
+            error("config netmeter 'main'\n\n\n\toption refresh_intervall '5'\n"),
+            "/etc/config/netmeter:4: unknown option 'refresh_intervall' in section 'main': \
+             did you mean 'refresh_interval'?"
+        );
+    }
+
+    #[test]
+    fn unknown_option_far_from_any_lists_the_known_ones() {
+        assert_eq!(
+            error("config netmeter\noption colour 'red'\n"),
+            "/etc/config/netmeter:2: unknown option 'colour' in the unnamed 'netmeter' section: \
+             known options are refresh_interval, interface, exclude_interface, listen, \
+             database_directory, spool_directory"
+        );
+    }
+
+    #[test]
+    fn out_of_range_refresh_interval_names_the_range_and_default() {
+        assert_eq!(
+            error("config netmeter 'main'\n\n\n\toption refresh_interval '0'\n"),
+            "/etc/config/netmeter:4: option refresh_interval: expected whole seconds from 1 to 3600, \
+             got '0' (default 10)"
+        );
+        for bad in ["3601", "+5", "1.5", "10s", "", "99999999999999999999999"] {
+            assert!(
+                error(&format!("config netmeter\noption refresh_interval '{bad}'"))
+                    .contains("expected whole seconds")
+            );
+        }
+        assert_eq!(
+            settings("option refresh_interval 3600").refresh_interval,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn listen_without_a_numeric_address_shows_the_expected_form() {
+        assert_eq!(
+            error(
+                "config netmeter 'main'\n\tlist listen '127.0.0.1:9750'\n\n\n\n\tlist listen 'localhost'\n"
+            ),
+            "/etc/config/netmeter:6: option listen: expected IP:PORT such as 127.0.0.1:9750 or [::1]:9750, \
+             got 'localhost'"
+        );
+        assert!(
+            error("config netmeter\noption listen '127.0.0.1:0'").contains("got '127.0.0.1:0'")
+        );
+        assert!(error("config netmeter\noption listen '::1:9750'").contains("expected IP:PORT"));
+    }
+
+    #[test]
+    fn list_for_a_single_valued_option_says_to_use_option() {
+        assert_eq!(
+            error("config netmeter 'main'\n\n\n\n\tlist refresh_interval '5'\n"),
+            "/etc/config/netmeter:5: 'list' used for option refresh_interval, which takes one value: \
+             write 'option refresh_interval ...'"
+        );
+    }
+
+    #[test]
+    fn relative_directories_are_rejected() {
+        assert_eq!(
+            error("config netmeter\n\toption spool_directory 'spool'\n"),
+            "/etc/config/netmeter:2: option spool_directory: expected an absolute path starting with /, \
+             got 'spool' (default /var/lib/netmeter)"
+        );
+        assert!(
+            error("config netmeter\noption database_directory ''")
+                .starts_with("/etc/config/netmeter:2: option database_directory")
+        );
+    }
+
+    #[test]
+    fn bad_interface_patterns_are_rejected() {
+        assert!(
+            error("config netmeter\nlist interface 'eth 0'")
+                .contains("expected an interface name or glob")
+        );
+        assert!(
+            error("config netmeter\nlist exclude_interface ''")
+                .contains(":2: option exclude_interface")
+        );
+    }
+
+    #[test]
+    fn a_second_settings_section_names_both_lines() {
+        assert_eq!(
+            error("config netmeter 'main'\n\toption refresh_interval 5\nconfig netmeter 'other'\n"),
+            "/etc/config/netmeter:3: a second 'config netmeter' section (the first is at line 1): \
+             merge them into one"
+        );
+    }
+
+    #[test]
+    fn unknown_section_type_suggests_the_closest_known_one() {
+        assert_eq!(
+            error("config netmeter\nconfig devices 'tv'\n"),
+            "/etc/config/netmeter:2: unknown section type 'devices': did you mean 'device'?"
+        );
+        assert_eq!(
+            error("config interface 'lan'\n"),
+            "/etc/config/netmeter:1: unknown section type 'interface': \
+             expected 'netmeter', 'device' or 'upstream'"
+        );
+    }
+
+    #[test]
+    fn the_earliest_problem_in_the_file_is_reported() {
+        let text =
+            "config netmeter\noption listen nowhere\noption refresh_interval 0\nconfig bogus\n";
+        assert!(
+            error(text).starts_with("/etc/config/netmeter:2:"),
+            "{}",
+            error(text)
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_file_and_line() {
+        assert_eq!(
+            error("config netmeter\n\topton listen x\n"),
+            "/etc/config/netmeter:2: expected 'config', 'option', 'list' or 'package', got 'opton': \
+             did you mean 'option'?"
+        );
+    }
+
+    #[test]
+    fn by_default_every_interface_but_lo_is_tracked() {
+        let config = Config::default();
+        assert!(config.tracks_interface("eth0"));
+        assert!(config.tracks_interface("br-lan"));
+        assert!(!config.tracks_interface("lo"));
+    }
+
+    #[test]
+    fn explicitly_included_lo_is_tracked() {
+        assert!(settings("list interface 'lo'\n").tracks_interface("lo"));
+        let all = settings("list interface '*'\n");
+        assert!(all.tracks_interface("lo"));
+        assert!(all.tracks_interface("wlan0"));
+    }
+
+    #[test]
+    fn included_patterns_limit_tracking() {
+        let config = settings(
+            "list interface 'eth*'\nlist interface 'br-lan'\nlist exclude_interface 'eth1'\n",
+        );
+        assert!(config.tracks_interface("eth0"));
+        assert!(config.tracks_interface("br-lan"));
+        assert!(!config.tracks_interface("eth1"));
+        assert!(!config.tracks_interface("wlan0"));
+        assert!(!config.tracks_interface("lo"));
+    }
+
+    #[test]
+    fn explicit_exclude_replaces_the_default() {
+        let config = settings("list exclude_interface 'wg*'\n");
+        assert!(config.tracks_interface("lo"));
+        assert!(!config.tracks_interface("wg0"));
+        assert!(config.tracks_interface("eth0"));
+    }
+
+    #[test]
+    fn globs_match_like_the_shell() {
+        let cases = [
+            ("eth*", "eth0", true),
+            ("eth*", "eth", true),
+            ("eth*", "veth0", false),
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+            ("e?h0", "eth0", true),
+            ("e?h0", "eh0", false),
+            ("*lan*", "br-lan.10", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "aXbYbZ", false),
+            ("**x", "x", true),
+            ("eth[0-2]", "eth1", true),
+            ("eth[0-2]", "eth3", false),
+            ("eth[!0-2]", "eth3", true),
+            ("eth[^0]", "eth0", false),
+            ("[abc]x", "bx", true),
+            ("[]]", "]", true),
+            ("[a-]", "-", true),
+            ("eth[0", "eth[0", true),
+            ("eth[0", "eth0", false),
+            ("[", "[", true),
+            ("[!", "x", false),
+            ("wl?n*", "wlån0", true),
+            ("ü*", "über", true),
+            ("[z-a]", "m", false),
+        ];
+        for (pattern, name, expected) in cases {
+            assert_eq!(
+                glob_match(pattern, name),
+                expected,
+                "{pattern:?} vs {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn globs_never_panic_or_take_forever_on_odd_patterns() {
+        let long = "a".repeat(2000);
+        let star_heavy = "*a".repeat(50) + "b";
+        assert!(!glob_match(&star_heavy, &long));
+        for pattern in ["[", "[!", "[a-", "[a-]", "[]", "[!]", "?*?*[", "\\", "*[*"] {
+            for name in ["", "a", "[", "]", "-", "é"] {
+                let _ = glob_match(pattern, name);
+            }
+        }
+    }
+
+    #[test]
+    fn odd_unicode_never_panics_and_is_quoted_briefly() {
+        let long = "ß".repeat(50_000);
+        for text in [
+            format!("config netmeter\noption {long} x"),
+            format!("config netmeter\noption refresh_interval '{long}'"),
+            format!("config netmeter\nlist interface '{long}'"),
+            "config netmeter\noption listen '🦀:80'".to_string(),
+            "config netmeter\noption spool_directory '/\u{0}\u{202e}'".to_string(),
+            format!("config {long}"),
+        ] {
+            let _ = Config::parse(&text, Path::new(FILE));
+        }
+        let message = error(&format!(
+            "config netmeter\noption refresh_interval '{long}'"
+        ));
+        assert!(message.chars().count() < 200, "{message}");
+        assert!(error("config netmeter\noption listen 'a\u{7}b'").contains(r"'a\u{7}b'"));
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error_with_a_hint() {
+        let path = missing_path("explicit");
+        let message = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("cannot read {}: ", path.display())),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(": create it or drop -c to use the built-in defaults"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_default_file_means_built_in_defaults() {
+        assert_eq!(
+            load_from(&missing_path("default"), false).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn existing_files_are_read_and_named_in_errors() {
+        let dir = missing_path("files").parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(
+            &good,
+            "config netmeter 'main'\r\n\toption refresh_interval '20'\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(Some(&good)).unwrap().refresh_interval,
+            Duration::from_secs(20)
+        );
+        let bad = dir.join("bad");
+        std::fs::write(&bad, b"config netmeter\n\noption listen '\xff'\n").unwrap();
+        let message = load_from(&bad, false).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}:3: expected UTF-8 text, got bytes that are not",
+                bad.display()
+            )
+        );
+        // A directory cannot be read as a file, even when it is the default path.
+        let message = load_from(&dir, false).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("cannot read {}: ", dir.display())),
+            "{message}"
+        );
+        assert!(!message.contains("drop -c"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn suggestions_ignore_case_and_skip_far_words() {
+        assert_eq!(
+            closest("Listen", OPTIONS.iter().map(|o| o.name)),
+            Some("listen")
+        );
+        assert_eq!(
+            closest("interfaces", OPTIONS.iter().map(|o| o.name)),
+            Some("interface")
+        );
+        assert_eq!(closest("x", ["list"]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}
