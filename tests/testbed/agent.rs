@@ -1,0 +1,66 @@
+//! The agent: runs inside its namespaces and obeys one command per line.
+//! Answers `ok [data]` or `err message` on one line.
+
+use super::ops;
+use std::io::{BufRead, Write};
+
+pub fn run(name: &str) -> i32 {
+    if let Err(e) = ops::link_up("lo") {
+        eprintln!("testbed agent {name}: cannot bring up lo: {e}");
+        return 1;
+    }
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"exit") {
+            break;
+        }
+        let answer = match dispatch(&words) {
+            Ok(data) => format!("ok {data}"),
+            Err(e) => format!("err {}", e.replace('\n', " ")),
+        };
+        if writeln!(stdout, "{answer}")
+            .and_then(|_| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    0
+}
+
+fn dispatch(w: &[&str]) -> Result<String, String> {
+    let arg = |i: usize| {
+        w.get(i)
+            .copied()
+            .ok_or_else(|| format!("'{}' needs argument {i}", w[0]))
+    };
+    let num = |i: usize| -> Result<u64, String> {
+        arg(i)?.parse().map_err(|e| format!("argument {i}: {e}"))
+    };
+    let done = |r: Result<(), String>| r.map(|_| String::new());
+    match *w.first().ok_or("empty command")? {
+        "ping" => Ok(String::new()),
+        "veth" => done(ops::veth(arg(1)?, arg(2)?, num(3)? as u32)),
+        "bridge" => done(ops::bridge(arg(1)?)),
+        "master" => done(ops::set_master(arg(1)?, arg(2)?)),
+        "up" => done(ops::link_up(arg(1)?)),
+        "rename" => done(ops::rename(arg(1)?, arg(2)?)),
+        "del" => done(ops::delete(arg(1)?)),
+        "addr" => done(ops::address(arg(1)?, arg(2)?)),
+        "route" => done(ops::route(arg(1)?, arg(2)?)),
+        "sysctl" => done(ops::sysctl(arg(1)?, arg(2)?)),
+        "masquerade" => done(ops::masquerade(arg(1)?)),
+        "counters" => ops::counters(),
+        "serve" => done(ops::serve(num(1)? as u16)),
+        "tcp_upload" => ops::tcp_transfer(arg(1)?, num(2)? as u16, b'U', num(3)?),
+        "tcp_download" => ops::tcp_transfer(arg(1)?, num(2)? as u16, b'D', num(3)?),
+        "udp_upload" => ops::udp_upload(arg(1)?, num(2)? as u16, num(3)?, num(4)? as usize),
+        "udp_download" => ops::udp_download(arg(1)?, num(2)? as u16, num(3)?, num(4)? as usize),
+        "received" => Ok(ops::received().to_string()),
+        "peers" => Ok(ops::peers().join(",")),
+        other => Err(format!("unknown command '{other}'")),
+    }
+}

@@ -1,0 +1,384 @@
+//! What an agent does inside its namespace: rtnetlink and nf_tables
+//! requests built with netmeter's own netlink layer, sysctls, traffic.
+
+use netmeter::netlink::message::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+use netmeter::netlink::nftables::{BaseChain, Batch, Expr, Family, Hook, MetaKey, NFT_REG_1};
+use netmeter::netlink::route::*;
+use netmeter::netlink::socket::{NETLINK_NETFILTER, NETLINK_ROUTE};
+use netmeter::netlink::{MessageBuilder, NetlinkSocket};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+type R<T = ()> = Result<T, String>;
+
+fn rtnl() -> R<NetlinkSocket> {
+    NetlinkSocket::open(NETLINK_ROUTE).map_err(|e| e.to_string())
+}
+
+fn send(msg: MessageBuilder, what: &str) -> R {
+    rtnl()?.request(msg, what).map_err(|e| e.to_string())
+}
+
+fn ifindex(name: &str) -> R<u32> {
+    let links = netmeter::collect::links::read_links(&mut rtnl()?).map_err(|e| e.to_string())?;
+    links
+        .iter()
+        .find(|l| l.name == name)
+        .map(|l| l.ifindex)
+        .ok_or_else(|| format!("no interface {name}"))
+}
+
+const CREATE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+
+/// A veth pair here, its peer moved into the namespace of process `peer_pid`.
+pub fn veth(name: &str, peer: &str, peer_pid: u32) -> R {
+    let mut m = MessageBuilder::new(RTM_NEWLINK, CREATE);
+    m.header(&ifinfomsg(0, 0, 0));
+    m.attr_str(IFLA_IFNAME, name);
+    m.nest_start(IFLA_LINKINFO);
+    m.attr_str(IFLA_INFO_KIND, "veth");
+    m.nest_start(IFLA_INFO_DATA);
+    m.nest_start(VETH_INFO_PEER);
+    m.header(&ifinfomsg(0, 0, 0));
+    m.attr_str(IFLA_IFNAME, peer);
+    m.attr_u32(IFLA_NET_NS_PID, peer_pid);
+    m.nest_end();
+    m.nest_end();
+    m.nest_end();
+    send(m, &format!("creating veth {name}/{peer}"))
+}
+
+pub fn bridge(name: &str) -> R {
+    let mut m = MessageBuilder::new(RTM_NEWLINK, CREATE);
+    m.header(&ifinfomsg(0, 0, 0));
+    m.attr_str(IFLA_IFNAME, name);
+    m.nest_start(IFLA_LINKINFO);
+    m.attr_str(IFLA_INFO_KIND, "bridge");
+    m.nest_end();
+    send(m, &format!("creating bridge {name}"))
+}
+
+pub fn set_master(name: &str, master: &str) -> R {
+    const IFLA_MASTER: u16 = 10;
+    let (index, master) = (ifindex(name)?, ifindex(master)?);
+    let mut m = MessageBuilder::new(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK);
+    m.header(&ifinfomsg(index, 0, 0));
+    m.attr_u32(IFLA_MASTER, master);
+    send(m, &format!("enslaving {name}"))
+}
+
+fn set_flags(name: &str, up: bool) -> R {
+    let index = ifindex(name)?;
+    let mut m = MessageBuilder::new(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK);
+    m.header(&ifinfomsg(index, if up { IFF_UP } else { 0 }, IFF_UP));
+    send(m, &format!("setting {name} up={up}"))
+}
+
+pub fn link_up(name: &str) -> R {
+    set_flags(name, true)
+}
+
+/// Renames an interface (down, rename, up: older kernels refuse live renames).
+pub fn rename(old: &str, new: &str) -> R {
+    set_flags(old, false)?;
+    let index = ifindex(old)?;
+    let mut m = MessageBuilder::new(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK);
+    m.header(&ifinfomsg(index, 0, 0));
+    m.attr_str(IFLA_IFNAME, new);
+    send(m, &format!("renaming {old} to {new}"))?;
+    set_flags(new, true)
+}
+
+pub fn delete(name: &str) -> R {
+    let mut m = MessageBuilder::new(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK);
+    m.header(&ifinfomsg(0, 0, 0));
+    m.attr_str(IFLA_IFNAME, name);
+    send(m, &format!("deleting {name}"))
+}
+
+fn parse_cidr(cidr: &str) -> R<(IpAddr, u8)> {
+    let (ip, len) = cidr
+        .split_once('/')
+        .ok_or_else(|| format!("{cidr}: not ADDR/LEN"))?;
+    Ok((
+        ip.parse().map_err(|e| format!("{ip}: {e}"))?,
+        len.parse().map_err(|e| format!("{len}: {e}"))?,
+    ))
+}
+
+fn ip_bytes(ip: IpAddr) -> (u8, Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => (libc::AF_INET as u8, v4.octets().to_vec()),
+        IpAddr::V6(v6) => (libc::AF_INET6 as u8, v6.octets().to_vec()),
+    }
+}
+
+/// Adds an address; IPv6 ones skip duplicate address detection so they
+/// work at once.
+pub fn address(name: &str, cidr: &str) -> R {
+    let (ip, len) = parse_cidr(cidr)?;
+    let (family, bytes) = ip_bytes(ip);
+    let mut m = MessageBuilder::new(RTM_NEWADDR, CREATE);
+    m.header(&ifaddrmsg(family, len, ifindex(name)?));
+    m.attr(IFA_LOCAL, &bytes);
+    m.attr(IFA_ADDRESS, &bytes);
+    m.attr_u32(IFA_FLAGS, IFA_F_NODAD);
+    send(m, &format!("adding {cidr} to {name}"))
+}
+
+/// A route to `dst` (ADDR/LEN, or `default4`/`default6`) via `gateway`.
+pub fn route(dst: &str, gateway: &str) -> R {
+    let gw: IpAddr = gateway.parse().map_err(|e| format!("{gateway}: {e}"))?;
+    let (family, gw_bytes) = ip_bytes(gw);
+    let (dst_bytes, dst_len) = match dst {
+        "default" => (None, 0),
+        cidr => {
+            let (ip, len) = parse_cidr(cidr)?;
+            (Some(ip_bytes(ip).1), len)
+        }
+    };
+    let mut m = MessageBuilder::new(RTM_NEWROUTE, CREATE);
+    m.header(&rtmsg(family, dst_len));
+    if let Some(d) = dst_bytes {
+        m.attr(RTA_DST, &d);
+    }
+    m.attr(RTA_GATEWAY, &gw_bytes);
+    send(m, &format!("adding route {dst} via {gateway}"))
+}
+
+/// Writes a sysctl of this namespace (/proc/sys/net resolves per namespace).
+pub fn sysctl(path: &str, value: &str) -> R {
+    if !path.starts_with("net/") {
+        return Err(format!(
+            "{path}: the test bed only sets net/ sysctls of its own namespace"
+        ));
+    }
+    std::fs::write(format!("/proc/sys/{path}"), value).map_err(|e| format!("{path}: {e}"))
+}
+
+/// IPv4 masquerade of everything leaving through `oif`.
+pub fn masquerade(oif: &str) -> R {
+    let mut b = Batch::new();
+    let chain = BaseChain {
+        hook: Hook::Postrouting as u32,
+        priority: 100,
+        chain_type: "nat",
+        device: None,
+    };
+    b.add_table(Family::Ipv4, "testbed_nat")
+        .add_chain(Family::Ipv4, "testbed_nat", "postrouting", Some(&chain))
+        .add_rule(
+            Family::Ipv4,
+            "testbed_nat",
+            "postrouting",
+            &[
+                Expr::Meta {
+                    key: MetaKey::OifName,
+                    dreg: NFT_REG_1,
+                },
+                Expr::CmpEq {
+                    sreg: NFT_REG_1,
+                    data: Expr::ifname(oif),
+                },
+                Expr::Masquerade,
+            ],
+        );
+    NetlinkSocket::open(NETLINK_NETFILTER)
+        .and_then(|mut s| s.batch(b.finish(), "installing the test bed's masquerade"))
+        .map_err(|e| e.to_string())
+}
+
+/// This namespace's /proc/net/dev as `name,rxB,rxP,rxErr,rxDrop,txB,txP,txErr,txDrop;…`.
+pub fn counters() -> R<String> {
+    let text = std::fs::read_to_string("/proc/self/net/dev").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for line in text.lines().skip(2) {
+        let (name, rest) = line.split_once(':').ok_or("bad /proc/net/dev line")?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets errs drop …
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{};",
+            name.trim(),
+            f[0],
+            f[1],
+            f[2],
+            f[3],
+            f[8],
+            f[9],
+            f[10],
+            f[11]
+        ));
+    }
+    Ok(out)
+}
+
+static RECEIVED: AtomicUsize = AtomicUsize::new(0);
+static PEERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+pub fn received() -> usize {
+    RECEIVED.load(Ordering::SeqCst)
+}
+
+pub fn peers() -> Vec<String> {
+    PEERS.lock().unwrap().clone()
+}
+
+fn note_peer(peer: SocketAddr) {
+    let ip = match peer.ip() {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    let mut p = PEERS.lock().unwrap();
+    if !p.contains(&ip.to_string()) {
+        p.push(ip.to_string());
+    }
+}
+
+/// A TCP and UDP server on `[::]:port` (dual stack). TCP: a 9-byte request,
+/// `U`+len (the client sends len bytes, answered by one `K`) or `D`+len (the
+/// server sends len bytes). UDP: `U…` datagrams are counted; `D`+count+size
+/// is answered with count datagrams of size bytes.
+pub fn serve(port: u16) -> R {
+    let tcp = TcpListener::bind(("::", port)).map_err(|e| format!("tcp bind {port}: {e}"))?;
+    let udp = UdpSocket::bind(("::", port)).map_err(|e| format!("udp bind {port}: {e}"))?;
+    std::thread::spawn(move || {
+        for conn in tcp.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = serve_tcp(conn);
+            });
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            note_peer(from);
+            match buf.first() {
+                Some(b'U') => {
+                    RECEIVED.fetch_add(n, Ordering::SeqCst);
+                }
+                Some(b'D') if n >= 13 => {
+                    let count = u64::from_be_bytes(buf[1..9].try_into().unwrap());
+                    let size = u32::from_be_bytes(buf[9..13].try_into().unwrap()) as usize;
+                    let payload = vec![b'd'; size.min(65507)];
+                    for _ in 0..count {
+                        let _ = udp.send_to(&payload, from);
+                        // Pace so the receiver's socket buffer keeps up.
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(())
+}
+
+fn serve_tcp(mut conn: TcpStream) -> std::io::Result<()> {
+    if let Ok(peer) = conn.peer_addr() {
+        note_peer(peer);
+    }
+    let mut head = [0u8; 9];
+    conn.read_exact(&mut head)?;
+    let len = u64::from_be_bytes(head[1..9].try_into().unwrap());
+    match head[0] {
+        b'U' => {
+            let got = std::io::copy(&mut (&mut conn).take(len), &mut std::io::sink())?;
+            RECEIVED.fetch_add(got as usize, Ordering::SeqCst);
+            conn.write_all(b"K")?;
+        }
+        b'D' => {
+            send_bytes(&mut conn, len)?;
+            conn.shutdown(std::net::Shutdown::Write)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn send_bytes(w: &mut impl Write, mut len: u64) -> std::io::Result<()> {
+    let chunk = vec![b'x'; 64 * 1024];
+    while len > 0 {
+        let n = len.min(chunk.len() as u64) as usize;
+        w.write_all(&chunk[..n])?;
+        len -= n as u64;
+    }
+    Ok(())
+}
+
+fn target(addr: &str, port: u16) -> R<SocketAddr> {
+    let ip: IpAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Uploads (`U`) or downloads (`D`) exactly `len` payload bytes over TCP.
+pub fn tcp_transfer(addr: &str, port: u16, mode: u8, len: u64) -> R<String> {
+    let io = |e: std::io::Error| format!("tcp {addr}:{port}: {e}");
+    let mut conn =
+        TcpStream::connect_timeout(&target(addr, port)?, Duration::from_secs(5)).map_err(io)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(io)?;
+    let mut head = [mode; 9];
+    head[1..9].copy_from_slice(&len.to_be_bytes());
+    conn.write_all(&head).map_err(io)?;
+    if mode == b'U' {
+        send_bytes(&mut conn, len).map_err(io)?;
+        let mut ack = [0u8; 1];
+        conn.read_exact(&mut ack).map_err(io)?;
+        Ok(len.to_string())
+    } else {
+        let got = std::io::copy(&mut conn, &mut std::io::sink()).map_err(io)?;
+        if got != len {
+            return Err(format!("downloaded {got} of {len} bytes"));
+        }
+        Ok(got.to_string())
+    }
+}
+
+fn udp_socket(addr: &SocketAddr) -> R<UdpSocket> {
+    let bind = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+    s.connect(addr).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// Sends `count` datagrams of `size` bytes (first byte `U`).
+pub fn udp_upload(addr: &str, port: u16, count: u64, size: usize) -> R<String> {
+    let s = udp_socket(&target(addr, port)?)?;
+    let mut payload = vec![b'u'; size.max(1)];
+    payload[0] = b'U';
+    for _ in 0..count {
+        s.send(&payload).map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(count.to_string())
+}
+
+/// Asks for `count` datagrams of `size` bytes; answers how many arrived.
+pub fn udp_download(addr: &str, port: u16, count: u64, size: usize) -> R<String> {
+    let s = udp_socket(&target(addr, port)?)?;
+    let mut req = vec![b'D'];
+    req.extend_from_slice(&count.to_be_bytes());
+    req.extend_from_slice(&(size as u32).to_be_bytes());
+    s.send(&req).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 65536];
+    let mut got = 0;
+    while got < count {
+        match s.recv(&mut buf) {
+            Ok(_) => got += 1,
+            Err(_) => break,
+        }
+    }
+    Ok(got.to_string())
+}
