@@ -1,1 +1,14 @@
 //! Raw counter samples to monotonic totals and rates.
+//!
+//! The kernel's counters wrap, restart with interfaces and reboots, and follow
+//! ifindexes rather than the names people use; everything downstream (storage,
+//! reports, quotas) wants totals that only grow. This layer is pure: time and
+//! boot id come in as arguments, so every branch is testable.
+
+pub mod counter;
+pub mod interfaces;
+
+pub use counter::{MonotonicCounter, Observation};
+pub use interfaces::{
+    DEFAULT_MAX_BYTES_PER_SEC, InterfaceAccounts, InterfaceEvent, InterfaceTotals, Moment,
+};
