@@ -1,11 +1,14 @@
 //! netmeter: per-device and per-interface bandwidth accounting for the gateway router.
 //!
 //! Layers follow the data: `netlink` (wire formats only) → `collect` (samples)
-//! → `account` (monotonic totals, rates) → `store` → `serve`; `cli` and
+//! → `account` (monotonic totals, rates) → `serve` (HTTP API); `cli` and
 //! `config` sit beside them, `daemon` runs the loop.
 
 pub mod account;
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod netlink;
+pub mod serve;

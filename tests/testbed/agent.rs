@@ -59,6 +59,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "tcp_download" => ops::tcp_transfer(arg(1)?, num(2)? as u16, b'D', num(3)?),
         "udp_upload" => ops::udp_upload(arg(1)?, num(2)? as u16, num(3)?, num(4)? as usize),
         "udp_download" => ops::udp_download(arg(1)?, num(2)? as u16, num(3)?, num(4)? as usize),
+        "http_get" => ops::http_get(arg(1)?, arg(2)?),
         "received" => Ok(ops::received().to_string()),
         "peers" => Ok(ops::peers().join(",")),
         other => Err(format!("unknown command '{other}'")),

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 mod agent;
+pub mod netmeter;
 mod ops;
 pub mod topology;
 
@@ -25,6 +26,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
+#[allow(unused_imports)]
 pub use topology::{LanHost, Network, Topology};
 
 const AGENT_ENV: &str = "NETMETER_TESTBED_AGENT";

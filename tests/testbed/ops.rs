@@ -382,3 +382,15 @@ pub fn udp_download(addr: &str, port: u16, count: u64, size: usize) -> R<String>
     }
     Ok(got.to_string())
 }
+
+/// GETs `path` from `addr` (IP:PORT) with netmeter's own client; answers
+/// `STATUS BODY` on one line.
+pub fn http_get(addr: &str, path: &str) -> R<String> {
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let (status, body) = netmeter::serve::client::get(addr, path, Duration::from_secs(3))
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{status} {}",
+        String::from_utf8_lossy(&body).replace('\n', " ")
+    ))
+}

@@ -1,0 +1,182 @@
+//! The daemon's loop: refresh on schedule, publish for the API, obey signals.
+
+use crate::account::InterfaceAccounts;
+use crate::cli::CliError;
+use crate::collect::links::{read_boot_id, read_links};
+use crate::config::Config;
+use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
+use crate::serve::api::{self, ApiState, InterfaceView, InterfacesReport};
+use crate::serve::http::{self, Limits};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Interfaces tracked at most; absent ones are evicted first.
+pub const MAX_INTERFACES: usize = 256;
+
+/// One line to stderr, which procd sends to syslog.
+pub fn log(message: impl std::fmt::Display) {
+    eprintln!("netmeter: {message}");
+}
+
+pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
+    let mut config = Config::load(config_path.as_deref())?;
+    // Signals are taken synchronously by this thread; block them before any
+    // other thread exists so none of them gets one.
+    let signals = handled_signals();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .map_err(|e| CliError::Runtime(format!("cannot block signals: {e}")))?;
+
+    let mut socket =
+        NetlinkSocket::open(NETLINK_ROUTE).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let listeners = bind_all(&config)?;
+    let state = Arc::new(Mutex::new(ApiState {
+        started_unix: crate::clock::unix_now(),
+        refresh_interval_secs: config.refresh_interval.as_secs(),
+        ..ApiState::default()
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (state, stop) = (state.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                http::serve(
+                    listeners,
+                    Limits::default(),
+                    |req| api::route(&state, req, crate::clock::unix_now()),
+                    stop,
+                )
+            })
+            .map_err(|e| CliError::Runtime(format!("cannot start the HTTP thread: {e}")))?
+    };
+    log(format!(
+        "started: refresh every {} s, API on {}",
+        config.refresh_interval.as_secs(),
+        config
+            .listen
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let mut accounts = InterfaceAccounts::new(MAX_INTERFACES);
+    let mut next_refresh = Instant::now();
+    loop {
+        if Instant::now() >= next_refresh {
+            refresh(&mut socket, &mut accounts, &config, &state);
+            next_refresh += config.refresh_interval;
+            if next_refresh < Instant::now() {
+                next_refresh = Instant::now() + config.refresh_interval; // we fell behind: skip, don't burst
+            }
+        }
+        match wait_for_signal(
+            &signals,
+            next_refresh.saturating_duration_since(Instant::now()),
+        ) {
+            Some(Signal::SIGHUP) => match Config::load(config_path.as_deref()) {
+                Ok(new) => {
+                    if new.listen != config.listen {
+                        log("new listen addresses take effect when the daemon restarts");
+                    }
+                    config = new;
+                    state
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .refresh_interval_secs = config.refresh_interval.as_secs();
+                    next_refresh = Instant::now();
+                    log("configuration reloaded");
+                }
+                Err(e) => log(format!("keeping the old configuration: {e}")),
+            },
+            Some(sig) => {
+                log(format!("{sig} received: stopping"));
+                break;
+            }
+            None => {}
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = server.join();
+    Ok(())
+}
+
+fn refresh(
+    socket: &mut NetlinkSocket,
+    accounts: &mut InterfaceAccounts,
+    config: &Config,
+    state: &Mutex<ApiState>,
+) {
+    let boot_id = read_boot_id().unwrap_or_default();
+    let result = read_links(socket).map(|mut samples| {
+        samples.retain(|s| config.tracks_interface(&s.name));
+        for event in accounts.ingest(crate::clock::now(), &boot_id, &samples) {
+            log(event);
+        }
+    });
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    match result {
+        Ok(()) => {
+            s.interfaces = InterfacesReport {
+                interfaces: accounts.iter().map(InterfaceView::from).collect(),
+            };
+            s.last_refresh_unix = Some(crate::clock::unix_now());
+            s.last_error = None;
+        }
+        Err(e) => {
+            if s.last_error.as_deref() != Some(&e.to_string()) {
+                log(format!("refresh failed: {e}"));
+            }
+            s.last_error = Some(e.to_string());
+        }
+    }
+}
+
+fn bind_all(config: &Config) -> Result<Vec<TcpListener>, CliError> {
+    config
+        .listen
+        .iter()
+        .map(|addr| {
+            TcpListener::bind(addr).map_err(|e| {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "; is another netmeter running? Or set 'option listen' to a free port"
+                    }
+                    std::io::ErrorKind::AddrNotAvailable => {
+                        "; this address is not on the router: fix 'option listen'"
+                    }
+                    std::io::ErrorKind::PermissionDenied => "; ports below 1024 need root",
+                    _ => "",
+                };
+                CliError::Runtime(format!("cannot listen on {addr}: {e}{hint}"))
+            })
+        })
+        .collect()
+}
+
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// Waits up to `timeout` for one of the blocked signals.
+fn wait_for_signal(set: &SigSet, timeout: Duration) -> Option<Signal> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: a valid signal set and timespec; a null siginfo is allowed.
+    let signo = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
+    if signo > 0 {
+        Signal::try_from(signo).ok()
+    } else {
+        None
+    }
+}

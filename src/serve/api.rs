@@ -1,0 +1,109 @@
+//! The JSON API: the shapes the CLI's `--json` shares, and the routes.
+
+use super::http::{Request, Response};
+use crate::account::InterfaceTotals;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+/// One interface in `netmeter interfaces --json` and `/api/v1/interfaces`.
+/// Field names are a contract with scripts and Home Assistant: only add.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceView {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    /// Bytes per second over the last refresh interval.
+    pub rx_rate: u64,
+    pub tx_rate: u64,
+    /// false while the interface does not exist (its totals are kept).
+    pub present: bool,
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
+impl From<&InterfaceTotals> for InterfaceView {
+    fn from(t: &InterfaceTotals) -> Self {
+        InterfaceView {
+            name: t.name.clone(),
+            rx_bytes: t.rx_bytes.total(),
+            tx_bytes: t.tx_bytes.total(),
+            rx_packets: t.rx_packets.total(),
+            tx_packets: t.tx_packets.total(),
+            rx_errors: t.rx_errors.total(),
+            tx_errors: t.tx_errors.total(),
+            rx_dropped: t.rx_dropped.total(),
+            tx_dropped: t.tx_dropped.total(),
+            rx_rate: t.rx_rate,
+            tx_rate: t.tx_rate,
+            present: t.present,
+            first_seen: t.first_seen,
+            last_seen: t.last_seen,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfacesReport {
+    pub interfaces: Vec<InterfaceView>,
+}
+
+/// What the daemon publishes for the server after every refresh.
+#[derive(Clone, Debug, Default)]
+pub struct ApiState {
+    pub started_unix: u64,
+    pub refresh_interval_secs: u64,
+    /// None until the first refresh: data routes answer 503 until then.
+    pub last_refresh_unix: Option<u64>,
+    pub interfaces: InterfacesReport,
+    /// The last refresh's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    version: &'a str,
+    started: u64,
+    uptime: u64,
+    refresh_interval: u64,
+    last_refresh: Option<u64>,
+    last_error: Option<&'a str>,
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => Response::json(200, body),
+        Err(e) => Response::error(500, &format!("cannot encode the answer: {e}")),
+    }
+}
+
+/// Answers one request from the published state; `now_unix` is passed in.
+pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response {
+    if req.method != "GET" && req.method != "HEAD" {
+        return Response::error(405, "the API is read-only: use GET");
+    }
+    let state = match state.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match req.path.as_str() {
+        "/api/v1/status" => json(&Status {
+            version: env!("CARGO_PKG_VERSION"),
+            started: state.started_unix,
+            uptime: now_unix.saturating_sub(state.started_unix),
+            refresh_interval: state.refresh_interval_secs,
+            last_refresh: state.last_refresh_unix,
+            last_error: state.last_error.as_deref(),
+        }),
+        "/api/v1/interfaces" if state.last_refresh_unix.is_none() => {
+            Response::error(503, "starting: the first refresh has not finished")
+        }
+        "/api/v1/interfaces" => json(&state.interfaces),
+        _ => Response::error(404, &format!("no such endpoint: {}", req.path)),
+    }
+}

@@ -1,0 +1,6 @@
+//! The HTTP side: a bounded server, the JSON API, and the small client the
+//! CLI uses to ask a running daemon.
+
+pub mod api;
+pub mod client;
+pub mod http;
