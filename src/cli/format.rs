@@ -74,6 +74,6 @@ mod tests {
     #[test]
     fn table_columns_align_to_the_widest_cell() {
         let t = table(&["name", "rx"], &[vec!["br-lan".into(), "1 B".into()]]);
-        assert_eq!(t, "name         rx\nbr-lan      1 B\n");
+        assert_eq!(t, "name     rx\nbr-lan  1 B\n");
     }
 }
