@@ -1,8 +1,8 @@
 //! nf_tables over nfnetlink: batches that create or delete tables, chains
 //! and rules. A batch is applied by the kernel atomically: all or nothing.
 
-use super::MessageBuilder;
-use super::message::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+use super::message::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST};
+use super::{AttrIter, Malformed, Message, MessageBuilder};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -12,6 +12,9 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_NEWSET: u16 = 9;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_GETSETELEM: u16 = 13;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
@@ -34,9 +37,59 @@ const NFTA_CMP_SREG: u16 = 1;
 const NFTA_CMP_OP: u16 = 2;
 const NFTA_CMP_DATA: u16 = 3;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_PAYLOAD_DREG: u16 = 1;
+const NFTA_PAYLOAD_BASE: u16 = 2;
+const NFTA_PAYLOAD_OFFSET: u16 = 3;
+const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_DYNSET_SET_NAME: u16 = 1;
+const NFTA_DYNSET_OP: u16 = 3;
+const NFTA_DYNSET_SREG_KEY: u16 = 4;
+const NFTA_DYNSET_TIMEOUT: u16 = 6;
+const NFTA_DYNSET_EXPR: u16 = 7;
+const NFTA_SET_TABLE: u16 = 1;
+const NFTA_SET_NAME: u16 = 2;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DESC: u16 = 9;
+const NFTA_SET_DESC_SIZE: u16 = 1;
+const NFTA_SET_ID: u16 = 10;
+const NFTA_SET_TIMEOUT: u16 = 11;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
+const NFTA_SET_ELEM_EXPR: u16 = 7;
+const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
+const NFTA_COUNTER_BYTES: u16 = 1;
+const NFTA_COUNTER_PACKETS: u16 = 2;
+
+/// Set flags (`NFT_SET_*`).
+pub const NFT_SET_TIMEOUT: u32 = 0x10;
+/// A set that rules add elements to while packets pass (`dynamic`).
+pub const NFT_SET_EVAL: u32 = 0x20;
+
+/// nft's data type ids, for a set's key type (concatenations shift by 6 bits).
+pub const TYPE_IPADDR: u32 = 7;
+pub const TYPE_IP6ADDR: u32 = 8;
+pub const TYPE_ETHERADDR: u32 = 9;
+
+/// Concatenated key type as nft computes it: earlier fields in higher bits.
+pub const fn concat_type(first: u32, second: u32) -> u32 {
+    (first << 6) | second
+}
 
 /// The first 16-byte register; expressions pass data through registers.
 pub const NFT_REG_1: u32 = 1;
+/// The first 4-byte register. Concatenated keys are built in consecutive
+/// 4-byte registers, each field rounded up to 4 bytes.
+pub const NFT_REG32_00: u32 = 8;
 
 /// nf_tables address families (`NFPROTO_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,8 +133,40 @@ pub struct BaseChain {
 /// `meta` keys netmeter uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetaKey {
+    /// The link-layer protocol (ETH_P_IP, ETH_P_IPV6), big-endian u16.
+    Protocol = 1,
     IifName = 6,
     OifName = 7,
+}
+
+/// Where a `payload` offset counts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadBase {
+    LinkLayer = 0,
+    Network = 1,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq = 0,
+    Neq = 1,
+}
+
+/// A set to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetSpec {
+    pub name: String,
+    /// An nft type id (e.g. `concat_type(TYPE_ETHERADDR, TYPE_IPADDR)`).
+    pub key_type: u32,
+    /// Key bytes, each concatenated field rounded up to 4.
+    pub key_len: u32,
+    pub flags: u32,
+    /// Elements expire after this long without an update.
+    pub timeout_ms: Option<u64>,
+    /// The most elements the kernel will hold; further updates fail.
+    pub size: Option<u32>,
+    /// Names the set within one batch.
+    pub id: u32,
 }
 
 /// The expressions a rule is built from.
@@ -89,8 +174,29 @@ pub enum MetaKey {
 pub enum Expr {
     /// Load a packet's metadata into a register.
     Meta { key: MetaKey, dreg: u32 },
-    /// Stop the rule unless the register equals `data`.
-    CmpEq { sreg: u32, data: Vec<u8> },
+    /// Stop the rule unless the register compares to `data` by `op`.
+    Cmp { sreg: u32, op: CmpOp, data: Vec<u8> },
+    /// Load `len` bytes of the packet from `offset` past `base`.
+    Payload {
+        base: PayloadBase,
+        offset: u32,
+        len: u32,
+        dreg: u32,
+    },
+    /// `dreg = (sreg & mask) ^ xor` over `mask.len()` bytes.
+    Bitwise {
+        sreg: u32,
+        dreg: u32,
+        mask: Vec<u8>,
+        xor: Vec<u8>,
+    },
+    /// Add the key in `sreg_key…` to `set` or refresh it, with a per-element
+    /// counter: `update @set { key counter }`.
+    DynsetUpdateCounter {
+        set: String,
+        sreg_key: u32,
+        timeout_ms: Option<u64>,
+    },
     /// Source NAT to the outgoing interface's address.
     Masquerade,
     /// Count packets and bytes.
@@ -115,13 +221,64 @@ impl Expr {
                 m.attr_be32(NFTA_META_DREG, *dreg);
                 m.nest_end();
             }
-            Expr::CmpEq { sreg, data } => {
+            Expr::Cmp { sreg, op, data } => {
                 m.attr_str(NFTA_EXPR_NAME, "cmp");
                 m.nest_start(NFTA_EXPR_DATA);
                 m.attr_be32(NFTA_CMP_SREG, *sreg);
-                m.attr_be32(NFTA_CMP_OP, 0); // NFT_CMP_EQ
+                m.attr_be32(NFTA_CMP_OP, *op as u32);
                 m.nest_start(NFTA_CMP_DATA);
                 m.attr(NFTA_DATA_VALUE, data);
+                m.nest_end();
+                m.nest_end();
+            }
+            Expr::Payload {
+                base,
+                offset,
+                len,
+                dreg,
+            } => {
+                m.attr_str(NFTA_EXPR_NAME, "payload");
+                m.nest_start(NFTA_EXPR_DATA);
+                m.attr_be32(NFTA_PAYLOAD_DREG, *dreg);
+                m.attr_be32(NFTA_PAYLOAD_BASE, *base as u32);
+                m.attr_be32(NFTA_PAYLOAD_OFFSET, *offset);
+                m.attr_be32(NFTA_PAYLOAD_LEN, *len);
+                m.nest_end();
+            }
+            Expr::Bitwise {
+                sreg,
+                dreg,
+                mask,
+                xor,
+            } => {
+                m.attr_str(NFTA_EXPR_NAME, "bitwise");
+                m.nest_start(NFTA_EXPR_DATA);
+                m.attr_be32(NFTA_BITWISE_SREG, *sreg);
+                m.attr_be32(NFTA_BITWISE_DREG, *dreg);
+                m.attr_be32(NFTA_BITWISE_LEN, mask.len() as u32);
+                m.nest_start(NFTA_BITWISE_MASK);
+                m.attr(NFTA_DATA_VALUE, mask);
+                m.nest_end();
+                m.nest_start(NFTA_BITWISE_XOR);
+                m.attr(NFTA_DATA_VALUE, xor);
+                m.nest_end();
+                m.nest_end();
+            }
+            Expr::DynsetUpdateCounter {
+                set,
+                sreg_key,
+                timeout_ms,
+            } => {
+                m.attr_str(NFTA_EXPR_NAME, "dynset");
+                m.nest_start(NFTA_EXPR_DATA);
+                m.attr_str(NFTA_DYNSET_SET_NAME, set);
+                m.attr_be32(NFTA_DYNSET_OP, 1); // NFT_DYNSET_OP_UPDATE
+                m.attr_be32(NFTA_DYNSET_SREG_KEY, *sreg_key);
+                if let Some(t) = timeout_ms {
+                    m.attr_be64(NFTA_DYNSET_TIMEOUT, *t);
+                }
+                m.nest_start(NFTA_DYNSET_EXPR);
+                m.attr_str(NFTA_EXPR_NAME, "counter");
                 m.nest_end();
                 m.nest_end();
             }
@@ -211,6 +368,26 @@ impl Batch {
         self
     }
 
+    pub fn add_set(&mut self, family: Family, table: &str, set: &SetSpec) -> &mut Self {
+        let mut m = nft_message(NFT_MSG_NEWSET, family, NLM_F_CREATE);
+        m.attr_str(NFTA_SET_TABLE, table);
+        m.attr_str(NFTA_SET_NAME, &set.name);
+        m.attr_be32(NFTA_SET_FLAGS, set.flags);
+        m.attr_be32(NFTA_SET_KEY_TYPE, set.key_type);
+        m.attr_be32(NFTA_SET_KEY_LEN, set.key_len);
+        m.attr_be32(NFTA_SET_ID, set.id);
+        if let Some(t) = set.timeout_ms {
+            m.attr_be64(NFTA_SET_TIMEOUT, t);
+        }
+        if let Some(size) = set.size {
+            m.nest_start(NFTA_SET_DESC);
+            m.attr_be32(NFTA_SET_DESC_SIZE, size);
+            m.nest_end();
+        }
+        self.messages.push(m);
+        self
+    }
+
     /// Appends a rule at the end of the chain.
     pub fn add_rule(
         &mut self,
@@ -237,6 +414,123 @@ impl Batch {
         end.header(&nfgenmsg(0, NFNL_SUBSYS_NFTABLES));
         self.messages.push(end);
         self.messages
+    }
+}
+
+/// The request for every element of a set, with its counter.
+pub fn set_elements_request(family: Family, table: &str, set: &str) -> MessageBuilder {
+    let mut m = MessageBuilder::new(
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
+        NLM_F_REQUEST | NLM_F_DUMP,
+    );
+    m.header(&nfgenmsg(family as u8, 0));
+    m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+    m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+    m
+}
+
+/// One set element: its key bytes and the counter attached to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetElementCounter {
+    pub key: Vec<u8>,
+    pub bytes: u64,
+    pub packets: u64,
+    /// Milliseconds until the element times out, when it has a timeout.
+    pub expires_ms: Option<u64>,
+}
+
+/// Parses one NEWSETELEM message of a dump, handing each element to `each`.
+/// Elements without a counter are skipped: they carry nothing to account.
+pub fn parse_set_elements(
+    msg: &Message<'_>,
+    mut each: impl FnMut(SetElementCounter),
+) -> Result<(), Malformed> {
+    if msg.msg_type != (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM {
+        return Err(Malformed(format!(
+            "expected NFT_MSG_NEWSETELEM, got type {:#x}",
+            msg.msg_type
+        )));
+    }
+    let attrs = msg
+        .payload
+        .get(4..)
+        .ok_or_else(|| Malformed("set element message shorter than nfgenmsg".into()))?;
+    for attr in AttrIter::new(attrs) {
+        let attr = attr?;
+        if attr.kind != NFTA_SET_ELEM_LIST_ELEMENTS {
+            continue;
+        }
+        for elem in attr.nested() {
+            if let Some(e) = parse_element(elem?)? {
+                each(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_element(elem: super::Attr<'_>) -> Result<Option<SetElementCounter>, Malformed> {
+    let mut key = None;
+    let mut counter = None;
+    let mut expires_ms = None;
+    for attr in elem.nested() {
+        let attr = attr?;
+        match attr.kind {
+            NFTA_SET_ELEM_KEY => {
+                for data in attr.nested() {
+                    let data = data?;
+                    if data.kind == NFTA_DATA_VALUE {
+                        key = Some(data.payload.to_vec());
+                    }
+                }
+            }
+            NFTA_SET_ELEM_EXPIRATION => expires_ms = Some(attr.be64()?),
+            // Older kernels: one expression; newer: a list of them.
+            NFTA_SET_ELEM_EXPR => counter = counter.or(parse_counter(attr)?),
+            NFTA_SET_ELEM_EXPRESSIONS => {
+                for expr in attr.nested() {
+                    counter = counter.or(parse_counter(expr?)?);
+                }
+            }
+            _ => {}
+        }
+    }
+    let key = key.ok_or_else(|| Malformed("set element without a key".into()))?;
+    Ok(counter.map(|(bytes, packets)| SetElementCounter {
+        key,
+        bytes,
+        packets,
+        expires_ms,
+    }))
+}
+
+/// (bytes, packets) if the expression is a counter.
+fn parse_counter(expr: super::Attr<'_>) -> Result<Option<(u64, u64)>, Malformed> {
+    let mut is_counter = false;
+    let (mut bytes, mut packets) = (None, None);
+    for attr in expr.nested() {
+        let attr = attr?;
+        match attr.kind {
+            NFTA_EXPR_NAME => is_counter = attr.str()? == "counter",
+            NFTA_EXPR_DATA => {
+                for field in attr.nested() {
+                    let field = field?;
+                    match field.kind {
+                        NFTA_COUNTER_BYTES => bytes = Some(field.be64()?),
+                        NFTA_COUNTER_PACKETS => packets = Some(field.be64()?),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !is_counter {
+        return Ok(None);
+    }
+    match (bytes, packets) {
+        (Some(b), Some(p)) => Ok(Some((b, p))),
+        _ => Err(Malformed("counter without bytes and packets".into())),
     }
 }
 
@@ -293,5 +587,83 @@ mod tests {
         assert_eq!(inner[0].be32().unwrap(), 1);
         assert_eq!(inner[1].be32().unwrap() as i32, -500);
         assert_eq!(inner[2].str().unwrap(), "br-lan");
+    }
+
+    fn element_message(encode: impl Fn(&mut MessageBuilder)) -> Vec<u8> {
+        let mut m = MessageBuilder::new((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, 2);
+        m.header(&nfgenmsg(Family::Netdev as u8, 0));
+        m.attr_str(NFTA_SET_ELEM_LIST_TABLE, "netmeter");
+        m.attr_str(NFTA_SET_ELEM_LIST_SET, "tx4");
+        m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
+        m.nest_start(NFTA_LIST_ELEM);
+        m.nest_start(NFTA_SET_ELEM_KEY);
+        m.attr(NFTA_DATA_VALUE, &[2, 0, 0, 0, 0, 1, 0, 0, 10, 0, 0, 2]);
+        m.nest_end();
+        m.attr_be64(NFTA_SET_ELEM_EXPIRATION, 59_000);
+        encode(&mut m);
+        m.nest_end();
+        m.nest_end();
+        m.finish(1)
+    }
+
+    fn counter(m: &mut MessageBuilder, bytes: u64, packets: u64) {
+        m.attr_str(NFTA_EXPR_NAME, "counter");
+        m.nest_start(NFTA_EXPR_DATA);
+        m.attr_be64(NFTA_COUNTER_BYTES, bytes);
+        m.attr_be64(NFTA_COUNTER_PACKETS, packets);
+        m.nest_end();
+    }
+
+    fn parse(buf: &[u8]) -> Result<Vec<SetElementCounter>, Malformed> {
+        let msg = MessageIter::new(buf).next().unwrap().unwrap();
+        let mut out = Vec::new();
+        parse_set_elements(&msg, |e| out.push(e))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn element_counters_parse_from_the_single_expression_encoding() {
+        let buf = element_message(|m| {
+            m.nest_start(NFTA_SET_ELEM_EXPR);
+            counter(m, 1500, 3);
+            m.nest_end();
+        });
+        let e = parse(&buf).unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            (e[0].bytes, e[0].packets, e[0].expires_ms),
+            (1500, 3, Some(59_000))
+        );
+        assert_eq!(e[0].key[8..], [10, 0, 0, 2]);
+    }
+
+    #[test]
+    fn element_counters_parse_from_the_expression_list_encoding() {
+        let buf = element_message(|m| {
+            m.nest_start(NFTA_SET_ELEM_EXPRESSIONS);
+            m.nest_start(NFTA_LIST_ELEM);
+            m.attr_str(NFTA_EXPR_NAME, "quota");
+            m.nest_end();
+            m.nest_start(NFTA_LIST_ELEM);
+            counter(m, u64::MAX, 7);
+            m.nest_end();
+            m.nest_end();
+        });
+        let e = parse(&buf).unwrap();
+        assert_eq!((e[0].bytes, e[0].packets), (u64::MAX, 7));
+    }
+
+    #[test]
+    fn an_element_without_a_counter_is_skipped_and_a_half_counter_is_malformed() {
+        assert!(parse(&element_message(|_| {})).unwrap().is_empty());
+        let half = element_message(|m| {
+            m.nest_start(NFTA_SET_ELEM_EXPR);
+            m.attr_str(NFTA_EXPR_NAME, "counter");
+            m.nest_start(NFTA_EXPR_DATA);
+            m.attr_be64(NFTA_COUNTER_BYTES, 1);
+            m.nest_end();
+            m.nest_end();
+        });
+        assert!(parse(&half).is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! requests built with netmeter's own netlink layer, sysctls, traffic.
 
 use netmeter::netlink::message::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
-use netmeter::netlink::nftables::{BaseChain, Batch, Expr, Family, Hook, MetaKey, NFT_REG_1};
+use netmeter::netlink::nftables::*;
 use netmeter::netlink::route::*;
 use netmeter::netlink::socket::{NETLINK_NETFILTER, NETLINK_ROUTE};
 use netmeter::netlink::{MessageBuilder, NetlinkSocket};
@@ -179,8 +179,9 @@ pub fn masquerade(oif: &str) -> R {
                     key: MetaKey::OifName,
                     dreg: NFT_REG_1,
                 },
-                Expr::CmpEq {
+                Expr::Cmp {
                     sreg: NFT_REG_1,
+                    op: CmpOp::Eq,
                     data: Expr::ifname(oif),
                 },
                 Expr::Masquerade,
@@ -393,4 +394,124 @@ pub fn http_get(addr: &str, path: &str) -> R<String> {
         "{status} {}",
         String::from_utf8_lossy(&body).replace('\n', " ")
     ))
+}
+
+/// A netdev table `probe` counting per (MAC, IP) on `dev`: ingress at
+/// priority -500 (what the device sent), egress (what it received). Wire
+/// layer check only; netmeter's own placement lives in the product.
+pub fn nft_count_by_mac_ip(dev: &str) -> R {
+    let mut b = Batch::new();
+    b.add_table(Family::Netdev, "probe");
+    let sets = [
+        ("tx4", TYPE_IPADDR, 4),
+        ("rx4", TYPE_IPADDR, 4),
+        ("tx6", TYPE_IP6ADDR, 16),
+        ("rx6", TYPE_IP6ADDR, 16),
+    ];
+    for (id, (name, ty, len)) in sets.iter().enumerate() {
+        b.add_set(
+            Family::Netdev,
+            "probe",
+            &SetSpec {
+                name: name.to_string(),
+                key_type: concat_type(TYPE_ETHERADDR, *ty),
+                key_len: 8 + len,
+                flags: NFT_SET_TIMEOUT | NFT_SET_EVAL,
+                timeout_ms: Some(600_000),
+                size: Some(1024),
+                id: id as u32 + 1,
+            },
+        );
+    }
+    for (chain, hook) in [("in", NetdevHook::Ingress), ("out", NetdevHook::Egress)] {
+        let base = BaseChain {
+            hook: hook as u32,
+            priority: -500,
+            chain_type: "filter",
+            device: Some(dev.to_string()),
+        };
+        b.add_chain(Family::Netdev, "probe", chain, Some(&base));
+        // Ingress: the device's source MAC and IP; egress: destination.
+        let (mac_off, v4_off, v6_off, dir) = match hook {
+            NetdevHook::Ingress => (6, 12, 8, "tx"),
+            NetdevHook::Egress => (0, 16, 24, "rx"),
+        };
+        for (proto, ip_off, ip_len, set) in [
+            ([0x08u8, 0x00], v4_off, 4, "4"),
+            ([0x86, 0xdd], v6_off, 16, "6"),
+        ] {
+            b.add_rule(
+                Family::Netdev,
+                "probe",
+                chain,
+                &[
+                    Expr::Meta {
+                        key: MetaKey::Protocol,
+                        dreg: NFT_REG_1,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: CmpOp::Eq,
+                        data: proto.to_vec(),
+                    },
+                    Expr::Payload {
+                        base: PayloadBase::LinkLayer,
+                        offset: mac_off,
+                        len: 6,
+                        dreg: NFT_REG32_00,
+                    },
+                    Expr::Payload {
+                        base: PayloadBase::Network,
+                        offset: ip_off,
+                        len: ip_len,
+                        dreg: NFT_REG32_00 + 2,
+                    },
+                    Expr::DynsetUpdateCounter {
+                        set: format!("{dir}{set}"),
+                        sreg_key: NFT_REG32_00,
+                        timeout_ms: None,
+                    },
+                ],
+            );
+        }
+    }
+    NetlinkSocket::open(NETLINK_NETFILTER)
+        .and_then(|mut s| s.batch(b.finish(), "installing the probe table"))
+        .map_err(|e| e.to_string())
+}
+
+/// Elements of a netdev set as `hexkey,bytes,packets;…`.
+pub fn nft_elements(table: &str, set: &str) -> R<String> {
+    let mut out = String::new();
+    let mut sock = NetlinkSocket::open(NETLINK_NETFILTER).map_err(|e| e.to_string())?;
+    sock.dump(
+        set_elements_request(Family::Netdev, table, set),
+        "dumping set elements",
+        |msg| {
+            parse_set_elements(msg, |e| {
+                let hex: String = e.key.iter().map(|b| format!("{b:02x}")).collect();
+                out.push_str(&format!("{hex},{},{};", e.bytes, e.packets));
+            })
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// An interface's MAC address as plain hex.
+pub fn mac(name: &str) -> R<String> {
+    std::fs::read_to_string(format!("/proc/self/net/dev")).map_err(|e| e.to_string())?;
+    let mut found = None;
+    let mut sock = rtnl()?;
+    sock.dump(link_dump_request(), "reading links", |msg| {
+        let link = LinkMessage::parse(msg)?;
+        if link.name == name {
+            found = link
+                .mac
+                .map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    found.ok_or_else(|| format!("no MAC for {name}"))
 }
