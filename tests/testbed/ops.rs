@@ -500,7 +500,6 @@ pub fn nft_elements(table: &str, set: &str) -> R<String> {
 
 /// An interface's MAC address as plain hex.
 pub fn mac(name: &str) -> R<String> {
-    std::fs::read_to_string(format!("/proc/self/net/dev")).map_err(|e| e.to_string())?;
     let mut found = None;
     let mut sock = rtnl()?;
     sock.dump(link_dump_request(), "reading links", |msg| {
