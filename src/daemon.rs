@@ -168,10 +168,15 @@ fn handled_signals() -> SigSet {
 
 /// Waits up to `timeout` for one of the blocked signals.
 fn wait_for_signal(set: &SigSet, timeout: Duration) -> Option<Signal> {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
+    // SAFETY: timespec is plain data; zeroed is valid. Set by field so the
+    // code does not name time_t, whose width differs between targets.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    ts.tv_sec = timeout
+        .as_secs()
+        .min(i32::MAX as u64)
+        .try_into()
+        .unwrap_or(i32::MAX.into());
+    ts.tv_nsec = timeout.subsec_nanos().try_into().unwrap_or(0);
     // SAFETY: a valid signal set and timespec; a null siginfo is allowed.
     let signo = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
     if signo > 0 {

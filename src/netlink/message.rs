@@ -39,7 +39,11 @@ impl<'a> Message<'a> {
             .payload
             .get(..4)
             .ok_or_else(|| Malformed("NLMSG_ERROR shorter than its errno".into()))?;
-        let errno = -i32::from_ne_bytes(code.try_into().unwrap());
+        // The kernel sends a negative errno (or 0); anything else is not its reply.
+        let errno = i32::from_ne_bytes(code.try_into().unwrap())
+            .checked_neg()
+            .filter(|e| *e >= 0)
+            .ok_or_else(|| Malformed("NLMSG_ERROR with a positive or out-of-range errno".into()))?;
         // After the errno comes the offending request's header, then (with
         // NETLINK_EXT_ACK) attributes; NLMSGERR_ATTR_MSG = 1 is the text.
         let mut text = None;
@@ -147,6 +151,17 @@ mod tests {
         let first = MessageIter::new(&buf).next().unwrap();
         assert!(first.is_err());
         assert!(MessageIter::new(&buf[..10]).next().unwrap().is_err());
+    }
+
+    #[test]
+    fn an_errno_of_i32_min_or_a_positive_one_is_malformed_not_a_panic() {
+        for errno in [i32::MIN, 5] {
+            let mut m = MessageBuilder::new(NLMSG_ERROR, 0);
+            m.header(&errno.to_ne_bytes());
+            let buf = m.finish(1);
+            let msg = MessageIter::new(&buf).next().unwrap().unwrap();
+            assert!(msg.error_code().is_err());
+        }
     }
 
     #[test]

@@ -266,10 +266,12 @@ impl NetlinkSocket {
 }
 
 fn set_receive_timeout(socket: &netlink_sys::Socket, timeout: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-    };
+    // SAFETY: timeval is plain data; zeroed is a valid value. Filling it by
+    // field avoids naming time_t, whose width differs between targets.
+    let mut tv: libc::timeval = unsafe { std::mem::zeroed() };
+    // Clamped to fit a 32-bit time_t; microseconds are below 10^6.
+    tv.tv_sec = timeout.as_secs().min(i32::MAX as u64) as _;
+    tv.tv_usec = timeout.subsec_micros() as _;
     // SAFETY: a valid socket fd and a correctly sized, initialised timeval.
     let rc = unsafe {
         libc::setsockopt(
