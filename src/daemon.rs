@@ -171,12 +171,9 @@ fn wait_for_signal(set: &SigSet, timeout: Duration) -> Option<Signal> {
     // SAFETY: timespec is plain data; zeroed is valid. Set by field so the
     // code does not name time_t, whose width differs between targets.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    ts.tv_sec = timeout
-        .as_secs()
-        .min(i32::MAX as u64)
-        .try_into()
-        .unwrap_or(i32::MAX.into());
-    ts.tv_nsec = timeout.subsec_nanos().try_into().unwrap_or(0);
+    // Clamped to fit a 32-bit time_t; nanoseconds are below 10^9.
+    ts.tv_sec = timeout.as_secs().min(i32::MAX as u64) as _;
+    ts.tv_nsec = timeout.subsec_nanos() as _;
     // SAFETY: a valid signal set and timespec; a null siginfo is allowed.
     let signo = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
     if signo > 0 {
