@@ -9,12 +9,37 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 
 const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_NEWSET: u16 = 9;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_GETSETELEM: u16 = 13;
+const NFT_MSG_DELSETELEM: u16 = 14;
+const NFT_MSG_NEWOBJ: u16 = 18;
+const NFT_MSG_GETOBJ: u16 = 19;
+const NFT_MSG_NEWFLOWTABLE: u16 = 22;
+const NFT_MSG_GETFLOWTABLE: u16 = 23;
+const NFTA_OBJ_TABLE: u16 = 1;
+const NFTA_OBJ_NAME: u16 = 2;
+const NFTA_OBJ_TYPE: u16 = 3;
+const NFTA_OBJ_DATA: u16 = 4;
+const NFT_OBJECT_COUNTER: u32 = 1;
+const NFTA_OBJREF_IMM_TYPE: u16 = 1;
+const NFTA_OBJREF_IMM_NAME: u16 = 2;
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NF_ACCEPT: u32 = 1;
+const NFTA_FLOWTABLE_TABLE: u16 = 1;
+const NFTA_FLOWTABLE_NAME: u16 = 2;
+const NFTA_FLOWTABLE_HOOK: u16 = 3;
+const NFTA_FLOWTABLE_FLAGS: u16 = 7;
+const NFTA_FLOWTABLE_HOOK_DEVS: u16 = 3;
+/// A flowtable whose flows the NIC forwards: no software hook sees them.
+pub const NF_FLOWTABLE_HW_OFFLOAD: u32 = 0x1;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
@@ -190,6 +215,10 @@ pub enum Expr {
         mask: Vec<u8>,
         xor: Vec<u8>,
     },
+    /// Count into the named counter object.
+    ObjrefCounter { name: String },
+    /// End this chain for the packet (other chains and hooks still see it).
+    Accept,
     /// Add the key in `sreg_key…` to `set` or refresh it, with a per-element
     /// counter: `update @set { key counter }`.
     DynsetUpdateCounter {
@@ -287,6 +316,24 @@ impl Expr {
             }
             Expr::Counter => {
                 m.attr_str(NFTA_EXPR_NAME, "counter");
+            }
+            Expr::ObjrefCounter { name } => {
+                m.attr_str(NFTA_EXPR_NAME, "objref");
+                m.nest_start(NFTA_EXPR_DATA);
+                m.attr_be32(NFTA_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+                m.attr_str(NFTA_OBJREF_IMM_NAME, name);
+                m.nest_end();
+            }
+            Expr::Accept => {
+                m.attr_str(NFTA_EXPR_NAME, "immediate");
+                m.nest_start(NFTA_EXPR_DATA);
+                m.attr_be32(NFTA_IMMEDIATE_DREG, 0); // NFT_REG_VERDICT
+                m.nest_start(NFTA_IMMEDIATE_DATA);
+                m.nest_start(NFTA_DATA_VERDICT);
+                m.attr_be32(NFTA_VERDICT_CODE, NF_ACCEPT);
+                m.nest_end();
+                m.nest_end();
+                m.nest_end();
             }
         }
         m.nest_end();
@@ -388,6 +435,42 @@ impl Batch {
         self
     }
 
+    /// A named counter object (`counter NAME` in nft).
+    pub fn add_counter_object(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
+        let mut m = nft_message(NFT_MSG_NEWOBJ, family, NLM_F_CREATE);
+        m.attr_str(NFTA_OBJ_TABLE, table);
+        m.attr_str(NFTA_OBJ_NAME, name);
+        m.attr_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+        m.nest_start(NFTA_OBJ_DATA);
+        m.nest_end();
+        self.messages.push(m);
+        self
+    }
+
+    /// Deletes these elements (keys as the dump gave them) from a set.
+    pub fn delete_set_elements(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        keys: &[Vec<u8>],
+    ) -> &mut Self {
+        let mut m = nft_message(NFT_MSG_DELSETELEM, family, 0);
+        m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+        m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+        m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
+        for key in keys {
+            m.nest_start(NFTA_LIST_ELEM);
+            m.nest_start(NFTA_SET_ELEM_KEY);
+            m.attr(NFTA_DATA_VALUE, key);
+            m.nest_end();
+            m.nest_end();
+        }
+        m.nest_end();
+        self.messages.push(m);
+        self
+    }
+
     /// Appends a rule at the end of the chain.
     pub fn add_rule(
         &mut self,
@@ -414,6 +497,137 @@ impl Batch {
         end.header(&nfgenmsg(0, NFNL_SUBSYS_NFTABLES));
         self.messages.push(end);
         self.messages
+    }
+}
+
+fn dump_request(cmd: u16, family: u8) -> MessageBuilder {
+    let mut m = MessageBuilder::new(
+        (NFNL_SUBSYS_NFTABLES << 8) | cmd,
+        NLM_F_REQUEST | NLM_F_DUMP,
+    );
+    m.header(&nfgenmsg(family, 0));
+    m
+}
+
+fn nft_attrs<'a>(msg: &Message<'a>, cmd: u16, what: &str) -> Result<(u8, AttrIter<'a>), Malformed> {
+    if msg.msg_type != (NFNL_SUBSYS_NFTABLES << 8) | cmd {
+        return Err(Malformed(format!(
+            "expected {what}, got type {:#x}",
+            msg.msg_type
+        )));
+    }
+    let family = *msg
+        .payload
+        .first()
+        .ok_or_else(|| Malformed(format!("{what} shorter than nfgenmsg")))?;
+    let attrs = msg
+        .payload
+        .get(4..)
+        .ok_or_else(|| Malformed(format!("{what} shorter than nfgenmsg")))?;
+    Ok((family, AttrIter::new(attrs)))
+}
+
+/// The request for every table of every family.
+pub fn tables_request() -> MessageBuilder {
+    dump_request(NFT_MSG_GETTABLE, 0)
+}
+
+/// A table's family number and name from a NEWTABLE message.
+pub fn parse_table(msg: &Message<'_>) -> Result<(u8, String), Malformed> {
+    let (family, attrs) = nft_attrs(msg, NFT_MSG_NEWTABLE, "NFT_MSG_NEWTABLE")?;
+    for attr in attrs {
+        let attr = attr?;
+        if attr.kind == NFTA_TABLE_NAME {
+            return Ok((family, attr.str()?.to_string()));
+        }
+    }
+    Err(Malformed("table without a name".into()))
+}
+
+/// The request for every flowtable of every family.
+pub fn flowtables_request() -> MessageBuilder {
+    dump_request(NFT_MSG_GETFLOWTABLE, 0)
+}
+
+/// A flowtable: where it is, its flags and the devices it offloads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flowtable {
+    pub family: u8,
+    pub table: String,
+    pub name: String,
+    pub flags: u32,
+    pub devices: Vec<String>,
+}
+
+pub fn parse_flowtable(msg: &Message<'_>) -> Result<Flowtable, Malformed> {
+    let (family, attrs) = nft_attrs(msg, NFT_MSG_NEWFLOWTABLE, "NFT_MSG_NEWFLOWTABLE")?;
+    let mut ft = Flowtable {
+        family,
+        table: String::new(),
+        name: String::new(),
+        flags: 0,
+        devices: Vec::new(),
+    };
+    for attr in attrs {
+        let attr = attr?;
+        match attr.kind {
+            NFTA_FLOWTABLE_TABLE => ft.table = attr.str()?.to_string(),
+            NFTA_FLOWTABLE_NAME => ft.name = attr.str()?.to_string(),
+            NFTA_FLOWTABLE_FLAGS => ft.flags = attr.be32()?,
+            NFTA_FLOWTABLE_HOOK => {
+                for hook in attr.nested() {
+                    let hook = hook?;
+                    if hook.kind == NFTA_FLOWTABLE_HOOK_DEVS {
+                        for dev in hook.nested() {
+                            ft.devices.push(dev?.str()?.to_string());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(ft)
+}
+
+/// The request for the counter objects of one table.
+pub fn counter_objects_request(family: Family, table: &str) -> MessageBuilder {
+    let mut m = dump_request(NFT_MSG_GETOBJ, family as u8);
+    m.attr_str(NFTA_OBJ_TABLE, table);
+    m.attr_be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+    m
+}
+
+/// A named counter object: (name, bytes, packets). Other objects give None.
+pub fn parse_counter_object(msg: &Message<'_>) -> Result<Option<(String, u64, u64)>, Malformed> {
+    let (_, attrs) = nft_attrs(msg, NFT_MSG_NEWOBJ, "NFT_MSG_NEWOBJ")?;
+    let (mut name, mut kind, mut bytes, mut packets) = (None, None, None, None);
+    for attr in attrs {
+        let attr = attr?;
+        match attr.kind {
+            NFTA_OBJ_NAME => name = Some(attr.str()?.to_string()),
+            NFTA_OBJ_TYPE => kind = Some(attr.be32()?),
+            NFTA_OBJ_DATA => {
+                for f in attr.nested() {
+                    let f = f?;
+                    match f.kind {
+                        NFTA_COUNTER_BYTES => bytes = Some(f.be64()?),
+                        NFTA_COUNTER_PACKETS => packets = Some(f.be64()?),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if kind != Some(NFT_OBJECT_COUNTER) {
+        return Ok(None);
+    }
+    match (name, bytes, packets) {
+        (Some(n), Some(b), Some(p)) => Ok(Some((n, b, p))),
+        _ => Err(Malformed(
+            "counter object without name, bytes or packets".into(),
+        )),
     }
 }
 

@@ -12,6 +12,9 @@ pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_NEWNEIGH: u16 = 28;
 pub const RTM_GETNEIGH: u16 = 30;
+pub const RTM_GETADDR: u16 = 22;
+pub const NDA_DST: u16 = 1;
+pub const NDA_LLADDR: u16 = 2;
 
 pub const IFLA_ADDRESS: u16 = 1;
 pub const IFLA_IFNAME: u16 = 3;
@@ -197,6 +200,102 @@ impl LinkMessage {
             return Err(Malformed(format!("link {index} has no IFLA_IFNAME")));
         }
         Ok(link)
+    }
+}
+
+/// The request for every address of this namespace.
+pub fn address_dump_request() -> MessageBuilder {
+    let mut m = MessageBuilder::new(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP);
+    m.header(&ifaddrmsg(0, 0, 0));
+    m
+}
+
+/// One RTM_NEWADDR message: an address and its prefix on an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressMessage {
+    pub index: u32,
+    pub prefix_len: u8,
+    pub address: std::net::IpAddr,
+}
+
+fn ip_from(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
+}
+
+impl AddressMessage {
+    pub fn parse(msg: &Message<'_>) -> Result<AddressMessage, Malformed> {
+        let h = msg
+            .payload
+            .get(..8)
+            .ok_or_else(|| Malformed("address message shorter than ifaddrmsg".into()))?;
+        let (prefix_len, index) = (h[1], u32::from_ne_bytes(h[4..8].try_into().unwrap()));
+        // IFA_LOCAL is the interface's own address on point-to-point links;
+        // elsewhere only IFA_ADDRESS is sent.
+        let (mut address, mut local) = (None, None);
+        for attr in AttrIter::new(&msg.payload[8..]) {
+            let attr = attr?;
+            match attr.kind {
+                IFA_ADDRESS => address = ip_from(attr.payload),
+                IFA_LOCAL => local = ip_from(attr.payload),
+                _ => {}
+            }
+        }
+        let address = local
+            .or(address)
+            .ok_or_else(|| Malformed(format!("address on link {index} without IFA_ADDRESS")))?;
+        Ok(AddressMessage {
+            index,
+            prefix_len,
+            address,
+        })
+    }
+}
+
+/// The request for the neighbour (ARP and NDP) tables.
+pub fn neighbour_dump_request() -> MessageBuilder {
+    let mut m = MessageBuilder::new(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP);
+    m.header(&[0u8; 12]); // struct ndmsg, family AF_UNSPEC
+    m
+}
+
+/// One neighbour entry: an IP address and the MAC behind it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeighbourMessage {
+    pub index: u32,
+    /// NUD_* state bits (NUD_FAILED = 0x20 means the MAC is not known).
+    pub state: u16,
+    pub ip: std::net::IpAddr,
+    pub mac: Option<[u8; 6]>,
+}
+
+impl NeighbourMessage {
+    /// Parses RTM_NEWNEIGH; entries without an IP (bridge FDB) give None.
+    pub fn parse(msg: &Message<'_>) -> Result<Option<NeighbourMessage>, Malformed> {
+        let h = msg
+            .payload
+            .get(..12)
+            .ok_or_else(|| Malformed("neighbour message shorter than ndmsg".into()))?;
+        let index = u32::from_ne_bytes(h[4..8].try_into().unwrap());
+        let state = u16::from_ne_bytes([h[8], h[9]]);
+        let (mut ip, mut mac) = (None, None);
+        for attr in AttrIter::new(&msg.payload[12..]) {
+            let attr = attr?;
+            match attr.kind {
+                NDA_DST => ip = ip_from(attr.payload),
+                NDA_LLADDR => mac = <[u8; 6]>::try_from(attr.payload).ok(),
+                _ => {}
+            }
+        }
+        Ok(ip.map(|ip| NeighbourMessage {
+            index,
+            state,
+            ip,
+            mac,
+        }))
     }
 }
 
