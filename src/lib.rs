@@ -10,5 +10,6 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod mac;
 pub mod netlink;
 pub mod serve;

@@ -15,5 +15,11 @@ fuzz_target!(|data: &[u8]| {
         for name in ["lo", "eth0", "br-lan", "wg[0]", ""] {
             let _ = config.tracks_interface(name);
         }
+        for subnet in &config.lan_subnet {
+            assert!(
+                subnet.contains(&subnet.addr),
+                "{subnet} lacks its own address"
+            );
+        }
     }
 });

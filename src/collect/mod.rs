@@ -1,3 +1,4 @@
-//! Kernel wire data turned into counter samples.
+//! Kernel wire data turned into counter samples, and the names that go with them.
 
+pub mod identity;
 pub mod links;

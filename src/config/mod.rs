@@ -3,21 +3,29 @@
 //! Every error names `file:line` and what was expected, because the reader is
 //! someone at a router's shell with `vi` and no documentation at hand.
 
+pub mod prefix;
 pub mod uci;
 
+use std::collections::{HashMap, hash_map};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::mac::{format_mac, parse_mac};
+pub use prefix::{IpPrefix, PrefixError};
 
 pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
 
 /// The one section type holding netmeter's settings.
 const SETTINGS: &str = "netmeter";
-/// Section types kept for later features: accepted now so that a file
-/// written for a newer netmeter still loads.
-const RESERVED: [&str; 2] = ["device", "upstream"];
+/// Names a device by its MAC address; one section per device.
+const DEVICE: &str = "device";
+/// Kept for a later feature: accepted now so that a file written for a
+/// newer netmeter still loads.
+const UPSTREAM: &str = "upstream";
 
 /// The validated `config netmeter` section; anything the file leaves out
 /// holds its default.
@@ -31,6 +39,30 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub database_directory: PathBuf,
     pub spool_directory: PathBuf,
+    /// Exact interface names (no globs): the devices behind them are the
+    /// ones accounted one by one.
+    pub lan_interface: Vec<String>,
+    /// Empty means: take them from the LAN interfaces' own addresses.
+    pub lan_subnet: Vec<IpPrefix>,
+    pub max_devices: u32,
+    /// Leave the kernel's rules in place on exit, so counting goes on
+    /// while netmeter restarts.
+    pub keep_rules: bool,
+    /// How long an idle device's kernel set element lives.
+    pub element_timeout: Duration,
+    pub dhcp_leases: PathBuf,
+    pub odhcpd_hosts: PathBuf,
+    pub ethers: PathBuf,
+    /// From the `config device` sections, in file order; no MAC twice.
+    pub devices: Vec<DeviceName>,
+}
+
+/// A name the admin gave a device; it wins over every name learnt elsewhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceName {
+    pub mac: [u8; 6],
+    pub name: String,
+    pub group: Option<String>,
 }
 
 impl Default for Config {
@@ -42,33 +74,57 @@ impl Default for Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 9750))],
             database_directory: "/etc/netmeter".into(),
             spool_directory: "/var/lib/netmeter".into(),
+            lan_interface: vec!["br-lan".into()],
+            lan_subnet: Vec::new(),
+            max_devices: 1024,
+            keep_rules: false,
+            element_timeout: Duration::from_secs(3600),
+            dhcp_leases: "/tmp/dhcp.leases".into(),
+            odhcpd_hosts: "/tmp/hosts/odhcpd".into(),
+            ethers: "/etc/ethers".into(),
+            devices: Vec::new(),
         }
     }
 }
 
-/// A row of the option table: adding an option means adding a row.
-struct Known {
+/// A row of an option table: adding an option means adding a row. `T` is
+/// what one section type fills in.
+struct Known<T: 'static> {
     name: &'static str,
     /// Whether `list` may be used; `option` is always accepted.
     many: bool,
     /// Completes "expected ...".
     expected: &'static str,
-    /// Shown in errors about single-valued options.
+    /// Shown in errors about single-valued options; empty for none.
     default: &'static str,
-    /// Stores the values (file order, at least one), or gives the index of the bad one.
-    set: fn(&mut Config, &[&str]) -> Result<(), usize>,
+    /// Stores the values (file order, at least one), or says which one is bad.
+    set: fn(&mut T, &[&str]) -> Result<(), Bad>,
+}
+
+/// The index of the bad value, and a message to use instead of the
+/// generic "expected ..." when that would not say what to write.
+struct Bad {
+    at: usize,
+    why: Option<String>,
+}
+
+impl From<usize> for Bad {
+    fn from(at: usize) -> Bad {
+        Bad { at, why: None }
+    }
 }
 
 const IFNAME: &str = "an interface name or glob such as eth* or br-lan";
+const PATH: &str = "an absolute path starting with /";
 
-const OPTIONS: &[Known] = &[
+const OPTIONS: &[Known<Config>] = &[
     Known {
         name: "refresh_interval",
         many: false,
         expected: "whole seconds from 1 to 3600",
         default: "10",
         set: |c, v| {
-            c.refresh_interval = last(v, seconds)?;
+            c.refresh_interval = last(v, |s| whole(s, 1..=3600).map(Duration::from_secs))?;
             Ok(())
         },
     },
@@ -115,13 +171,135 @@ const OPTIONS: &[Known] = &[
     Known {
         name: "spool_directory",
         many: false,
-        expected: "an absolute path starting with /",
+        expected: PATH,
         default: "/var/lib/netmeter",
         set: |c, v| {
             c.spool_directory = last(v, absolute)?;
             Ok(())
         },
     },
+    Known {
+        name: "lan_interface",
+        many: true,
+        expected: "an interface name such as br-lan (at most 15 characters, no wildcards)",
+        default: "br-lan",
+        set: |c, v| {
+            c.lan_interface = every(v, exact_ifname)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "lan_subnet",
+        many: true,
+        expected: "a subnet such as 192.168.1.0/24 or fd00::/64",
+        default: "",
+        set: |c, v| {
+            c.lan_subnet = subnets(v)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "max_devices",
+        many: false,
+        expected: "a whole number from 1 to 65536",
+        default: "1024",
+        set: |c, v| {
+            c.max_devices = last(v, |s| whole(s, 1..=65536)?.try_into().ok())?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "keep_rules",
+        many: false,
+        expected: "1 or 0 (or true/false, yes/no, on/off)",
+        default: "0",
+        set: |c, v| {
+            c.keep_rules = last(v, boolean)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "element_timeout",
+        many: false,
+        expected: "whole seconds from 2 to 604800 (a week)",
+        default: "3600",
+        set: |c, v| {
+            c.element_timeout = last(v, |s| whole(s, 2..=604_800).map(Duration::from_secs))?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "dhcp_leases",
+        many: false,
+        expected: PATH,
+        default: "/tmp/dhcp.leases",
+        set: |c, v| {
+            c.dhcp_leases = last(v, absolute)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "odhcpd_hosts",
+        many: false,
+        expected: PATH,
+        default: "/tmp/hosts/odhcpd",
+        set: |c, v| {
+            c.odhcpd_hosts = last(v, absolute)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "ethers",
+        many: false,
+        expected: PATH,
+        default: "/etc/ethers",
+        set: |c, v| {
+            c.ethers = last(v, absolute)?;
+            Ok(())
+        },
+    },
+];
+
+const LABEL: &str = "1 to 64 characters, no control characters";
+
+/// The options of a `config device` section.
+const DEVICE_OPTIONS: &[Known<DeviceName>] = &[
+    Known {
+        name: "mac",
+        many: false,
+        expected: "a MAC address such as aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff",
+        default: "",
+        set: |d, v| {
+            d.mac = last(v, parse_mac)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "name",
+        many: false,
+        expected: LABEL,
+        default: "",
+        set: |d, v| {
+            d.name = last(v, label)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "group",
+        many: false,
+        expected: LABEL,
+        default: "",
+        set: |d, v| {
+            d.group = Some(last(v, label)?);
+            Ok(())
+        },
+    },
+];
+
+/// Options a device section cannot do without, with a line to suggest.
+const DEVICE_REQUIRED: [(&str, &str); 2] = [
+    ("mac", "option mac 'aa:bb:cc:dd:ee:ff'"),
+    ("name", "option name 'laptop'"),
 ];
 
 fn last<T>(values: &[&str], parse: fn(&str) -> Option<T>) -> Result<T, usize> {
@@ -137,18 +315,60 @@ fn every<T>(values: &[&str], parse: fn(&str) -> Option<T>) -> Result<Vec<T>, usi
         .collect()
 }
 
-fn seconds(text: &str) -> Option<Duration> {
+/// Digits only: no sign, no unit, no fraction.
+fn whole(text: &str, range: RangeInclusive<u64>) -> Option<u64> {
     if !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let n: u64 = text.parse().ok()?;
-    (1..=3600).contains(&n).then(|| Duration::from_secs(n))
+    range.contains(&n).then_some(n)
 }
 
 /// Linux's own rule for interface names (dev_valid_name), wildcards aside.
 fn pattern(text: &str) -> Option<String> {
     let bad = |c: char| c == '/' || c == ':' || c.is_whitespace();
     (!text.is_empty() && !text.contains(bad)).then(|| text.to_owned())
+}
+
+/// A real interface's name: no globs, since the LAN devices are looked up
+/// by name, and at most IFNAMSIZ - 1 bytes.
+fn exact_ifname(text: &str) -> Option<String> {
+    let glob = |c: char| matches!(c, '*' | '?' | '[');
+    let fits = text.len() <= 15 && text != "." && text != "..";
+    pattern(text).filter(|_| fits && !text.contains(glob))
+}
+
+fn subnets(values: &[&str]) -> Result<Vec<IpPrefix>, Bad> {
+    let parse = |(at, text): (usize, &&str)| {
+        text.parse().map_err(|e| match e {
+            PrefixError::HostBitsSet { network } => Bad {
+                at,
+                why: Some(format!(
+                    "the host bits of '{}' must be zero: write '{network}'",
+                    shown(text)
+                )),
+            },
+            PrefixError::Malformed => Bad::from(at),
+        })
+    };
+    values.iter().enumerate().map(parse).collect()
+}
+
+/// UCI's booleans, as OpenWrt's own scripts read them (`config_get_bool`).
+fn boolean(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "enabled" => Some(true),
+        "0" | "false" | "no" | "off" | "disabled" => Some(false),
+        _ => None,
+    }
+}
+
+/// A device or group name as shown in the API: surrounding spaces dropped,
+/// short enough for a table column, nothing that could upset a terminal.
+fn label(text: &str) -> Option<String> {
+    let text = text.trim();
+    let fits = (1..=64).contains(&text.chars().count());
+    (fits && !text.contains(char::is_control)).then(|| text.to_owned())
 }
 
 fn socket(text: &str) -> Option<SocketAddr> {
@@ -222,7 +442,10 @@ impl Config {
         // Collect every problem and report the earliest, so fixing errors
         // top to bottom never jumps backwards.
         let mut problems = Vec::new();
+        let mut config = Config::default();
         let mut settings: Option<&uci::Section> = None;
+        // The line of each MAC's `option mac`, to name both ends of a duplicate.
+        let mut macs: HashMap<[u8; 6], usize> = HashMap::new();
         for section in &sections {
             match section.kind.as_str() {
                 SETTINGS => match settings {
@@ -236,9 +459,29 @@ impl Config {
                     )),
                     None => settings = Some(section),
                 },
-                kind if RESERVED.contains(&kind) => {}
+                DEVICE => {
+                    let Some((device, line)) = device(section, &mut problems) else {
+                        continue;
+                    };
+                    match macs.entry(device.mac) {
+                        hash_map::Entry::Occupied(first) => problems.push((
+                            line,
+                            format!(
+                                "option mac: {} already has a device section (its option mac is \
+                                 at line {}): keep one section per device",
+                                format_mac(&device.mac),
+                                first.get()
+                            ),
+                        )),
+                        hash_map::Entry::Vacant(slot) => {
+                            slot.insert(line);
+                            config.devices.push(device);
+                        }
+                    }
+                }
+                UPSTREAM => {}
                 kind => {
-                    let known = [SETTINGS, RESERVED[0], RESERVED[1]];
+                    let known = [SETTINGS, DEVICE, UPSTREAM];
                     let hint = match closest(kind, known) {
                         Some(near) => format!("did you mean '{near}'?"),
                         None => {
@@ -252,83 +495,21 @@ impl Config {
                 }
             }
         }
-        let mut config = Config::default();
         if let Some(section) = settings {
-            config.apply(section, &mut problems);
+            let given = apply(&mut config, OPTIONS, section, &mut problems);
+            let is_given = |name: &str| {
+                OPTIONS
+                    .iter()
+                    .zip(&given)
+                    .any(|(o, &given)| o.name == name && given)
+            };
+            if is_given("interface") && !is_given("exclude_interface") {
+                config.exclude_interface.clear();
+            }
         }
         match problems.into_iter().min_by_key(|(line, _)| *line) {
             Some(problem) => Err(invalid(problem)),
             None => Ok(config),
-        }
-    }
-
-    fn apply(&mut self, section: &uci::Section, problems: &mut Vec<(usize, String)>) {
-        let mut given: Vec<Vec<&uci::Entry>> = vec![Vec::new(); OPTIONS.len()];
-        for entry in &section.options {
-            let Some(index) = OPTIONS.iter().position(|o| o.name == entry.name) else {
-                let hint = match closest(&entry.name, OPTIONS.iter().map(|o| o.name)) {
-                    Some(near) => format!("did you mean '{near}'?"),
-                    None => {
-                        let names: Vec<_> = OPTIONS.iter().map(|o| o.name).collect();
-                        format!("known options are {}", names.join(", "))
-                    }
-                };
-                problems.push((
-                    entry.line,
-                    format!(
-                        "unknown option '{}' in {}: {hint}",
-                        shown(&entry.name),
-                        describe(section)
-                    ),
-                ));
-                continue;
-            };
-            let known = &OPTIONS[index];
-            if entry.is_list && !known.many {
-                problems.push((
-                    entry.line,
-                    format!(
-                        "'list' used for option {0}, which takes one value: write 'option {0} ...'",
-                        known.name
-                    ),
-                ));
-            }
-            // As in uci: `option` replaces what came before, `list` appends.
-            if !entry.is_list {
-                given[index].clear();
-            }
-            given[index].push(entry);
-        }
-        for (known, entries) in OPTIONS.iter().zip(&given) {
-            if entries.is_empty() {
-                continue;
-            }
-            let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
-            if let Err(bad) = (known.set)(self, &values) {
-                let entry = entries[bad];
-                let default = match known.many {
-                    false => format!(" (default {})", known.default),
-                    true => String::new(),
-                };
-                problems.push((
-                    entry.line,
-                    format!(
-                        "option {}: expected {}, got '{}'{default}",
-                        known.name,
-                        known.expected,
-                        shown(&entry.value)
-                    ),
-                ));
-            }
-        }
-        let is_given = |name: &str| {
-            OPTIONS
-                .iter()
-                .zip(&given)
-                .any(|(o, g)| o.name == name && !g.is_empty())
-        };
-        if is_given("interface") && !is_given("exclude_interface") {
-            self.exclude_interface.clear();
         }
     }
 
@@ -356,6 +537,124 @@ impl Config {
             self.interface.is_empty() || self.interface.iter().any(|p| glob_match(p, name));
         included && !self.exclude_interface.iter().any(|p| glob_match(p, name))
     }
+}
+
+/// Stores a section's options into `target` through `table`, pushing a
+/// problem for each bad entry; returns which rows the section set.
+fn apply<T>(
+    target: &mut T,
+    table: &[Known<T>],
+    section: &uci::Section,
+    problems: &mut Vec<(usize, String)>,
+) -> Vec<bool> {
+    let mut given: Vec<Vec<&uci::Entry>> = vec![Vec::new(); table.len()];
+    for entry in &section.options {
+        let Some(index) = table.iter().position(|o| o.name == entry.name) else {
+            let hint = match closest(&entry.name, table.iter().map(|o| o.name)) {
+                Some(near) => format!("did you mean '{near}'?"),
+                None => {
+                    let names: Vec<_> = table.iter().map(|o| o.name).collect();
+                    format!("known options are {}", names.join(", "))
+                }
+            };
+            problems.push((
+                entry.line,
+                format!(
+                    "unknown option '{}' in {}: {hint}",
+                    shown(&entry.name),
+                    describe(section)
+                ),
+            ));
+            continue;
+        };
+        let known = &table[index];
+        if entry.is_list && !known.many {
+            problems.push((
+                entry.line,
+                format!(
+                    "'list' used for option {0}, which takes one value: write 'option {0} ...'",
+                    known.name
+                ),
+            ));
+        }
+        // As in uci: `option` replaces what came before, `list` appends.
+        if !entry.is_list {
+            given[index].clear();
+        }
+        given[index].push(entry);
+    }
+    for (known, entries) in table.iter().zip(&given) {
+        if entries.is_empty() {
+            continue;
+        }
+        let values: Vec<&str> = entries.iter().map(|e| e.value.as_str()).collect();
+        if let Err(bad) = (known.set)(target, &values) {
+            let entry = entries[bad.at];
+            let message = match bad.why {
+                Some(why) => why,
+                None => {
+                    let default = match known.many || known.default.is_empty() {
+                        false => format!(" (default {})", known.default),
+                        true => String::new(),
+                    };
+                    format!(
+                        "expected {}, got '{}'{default}",
+                        known.expected,
+                        shown(&entry.value)
+                    )
+                }
+            };
+            problems.push((entry.line, format!("option {}: {message}", known.name)));
+        }
+    }
+    given.iter().map(|entries| !entries.is_empty()).collect()
+}
+
+/// A `config device` section, with the line of its `option mac`; None when
+/// it has problems, which are pushed.
+fn device(
+    section: &uci::Section,
+    problems: &mut Vec<(usize, String)>,
+) -> Option<(DeviceName, usize)> {
+    let before = problems.len();
+    let mut device = DeviceName::default();
+    let given = apply(&mut device, DEVICE_OPTIONS, section, problems);
+    let is_given = |name: &str| {
+        DEVICE_OPTIONS
+            .iter()
+            .zip(&given)
+            .any(|(o, &given)| o.name == name && given)
+    };
+    let (missing, examples): (Vec<_>, Vec<_>) = DEVICE_REQUIRED
+        .iter()
+        .filter(|(name, _)| !is_given(name))
+        .map(|(name, example)| (format!("option {name}"), *example))
+        .unzip();
+    // Only for an otherwise clean section: a misspelt `option nmae` is the
+    // line to point at, not the `config device` line above it.
+    if !missing.is_empty() && problems.len() == before {
+        let lines = if missing.len() == 1 {
+            "a line"
+        } else {
+            "lines"
+        };
+        problems.push((
+            section.line,
+            format!(
+                "{} is missing {}: add {lines} such as {}",
+                describe(section),
+                missing.join(" and "),
+                examples.join(" and ")
+            ),
+        ));
+    }
+    let mac_line = section
+        .options
+        .iter()
+        .rev()
+        .find(|e| e.name == "mac")
+        .map_or(section.line, |e| e.line);
+    (problems.len() == before).then_some((device, mac_line))
 }
 
 fn load_from(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
@@ -548,7 +847,18 @@ mod tests {
              \tlist exclude_interface 'eth9'\n\
              \tlist listen '127.0.0.1:9750'\n\tlist listen '[::1]:9751'\n\
              \toption database_directory /srv/nm\n\
-             \toption spool_directory '/tmp/nm'\n",
+             \toption spool_directory '/tmp/nm'\n\
+             \tlist lan_interface 'br-lan'\n\tlist lan_interface 'br-guest'\n\
+             \tlist lan_subnet '192.168.1.0/24'\n\tlist lan_subnet 'fd00:1::/64'\n\
+             \toption max_devices '65536'\n\
+             \toption keep_rules 'Yes'\n\
+             \toption element_timeout '604800'\n\
+             \toption dhcp_leases '/tmp/dnsmasq.leases'\n\
+             \toption odhcpd_hosts '/tmp/hosts/v6'\n\
+             \toption ethers '/etc/ethers.local'\n\
+             config device\n\toption mac 'AA-BB-CC-DD-EE-FF'\n\toption name ' Kid laptop '\n\
+             \toption group 'kids'\n\
+             config device 'tv'\n\toption name 'TV'\n\toption mac '00:1b:21:3a:4b:5c'\n",
         );
         assert_eq!(
             config,
@@ -562,6 +872,29 @@ mod tests {
                 ],
                 database_directory: "/srv/nm".into(),
                 spool_directory: "/tmp/nm".into(),
+                lan_interface: vec!["br-lan".into(), "br-guest".into()],
+                lan_subnet: vec![
+                    "192.168.1.0/24".parse().unwrap(),
+                    "fd00:1::/64".parse().unwrap()
+                ],
+                max_devices: 65536,
+                keep_rules: true,
+                element_timeout: Duration::from_secs(604_800),
+                dhcp_leases: "/tmp/dnsmasq.leases".into(),
+                odhcpd_hosts: "/tmp/hosts/v6".into(),
+                ethers: "/etc/ethers.local".into(),
+                devices: vec![
+                    DeviceName {
+                        mac: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
+                        name: "Kid laptop".into(),
+                        group: Some("kids".into()),
+                    },
+                    DeviceName {
+                        mac: [0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c],
+                        name: "TV".into(),
+                        group: None,
+                    },
+                ],
             }
         );
     }
@@ -579,7 +912,7 @@ mod tests {
     fn an_empty_file_or_one_without_settings_gives_the_defaults() {
         assert_eq!(parse(""), Config::default());
         assert_eq!(
-            parse("# nothing\n\nconfig device\n\toption mac 'x'\n"),
+            parse("# nothing\n\nconfig upstream\n\toption mac 'x'\n"),
             Config::default()
         );
     }
@@ -613,9 +946,9 @@ mod tests {
     }
 
     #[test]
-    fn reserved_section_types_are_accepted_and_ignored() {
+    fn upstream_sections_are_accepted_and_ignored() {
         let config = parse(
-            "config device 'tv'\n\toption anything 'x'\nconfig upstream\nconfig netmeter 'main'\n",
+            "config upstream 'isp'\n\toption anything 'x'\nconfig upstream\nconfig netmeter 'main'\n",
         );
         assert_eq!(config, Config::default());
     }
@@ -635,7 +968,8 @@ mod tests {
             error("config netmeter\noption colour 'red'\n"),
             "/etc/config/netmeter:2: unknown option 'colour' in the unnamed 'netmeter' section: \
              known options are refresh_interval, interface, exclude_interface, listen, \
-             database_directory, spool_directory"
+             database_directory, spool_directory, lan_interface, lan_subnet, max_devices, \
+             keep_rules, element_timeout, dhcp_leases, odhcpd_hosts, ethers"
         );
     }
 
@@ -910,6 +1244,184 @@ mod tests {
         );
         assert!(!message.contains("drop -c"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_subnet_with_host_bits_set_shows_the_network_to_write() {
+        assert_eq!(
+            error(
+                "config netmeter\n\tlist lan_subnet '192.168.1.0/24'\n\tlist lan_subnet '192.168.1.1/24'\n"
+            ),
+            "/etc/config/netmeter:3: option lan_subnet: the host bits of '192.168.1.1/24' must be \
+             zero: write '192.168.1.0/24'"
+        );
+        assert!(
+            error("config netmeter\nlist lan_subnet 'fd00::1/64'").ends_with("write 'fd00::/64'")
+        );
+    }
+
+    #[test]
+    fn a_malformed_subnet_shows_the_expected_form() {
+        assert_eq!(
+            error("config netmeter\n\tlist lan_subnet '192.168.1.0'\n"),
+            "/etc/config/netmeter:2: option lan_subnet: expected a subnet such as 192.168.1.0/24 \
+             or fd00::/64, got '192.168.1.0'"
+        );
+        for bad in ["192.168.1.0/33", "lan", "fd00::/-1", ""] {
+            assert!(
+                error(&format!("config netmeter\nlist lan_subnet '{bad}'"))
+                    .contains("expected a subnet")
+            );
+        }
+    }
+
+    #[test]
+    fn lan_interfaces_are_exact_names() {
+        assert_eq!(
+            settings("list lan_interface 'br-guest'\n").lan_interface,
+            ["br-guest"]
+        );
+        assert_eq!(
+            error("config netmeter\n\tlist lan_interface 'br-*'\n"),
+            "/etc/config/netmeter:2: option lan_interface: expected an interface name such as \
+             br-lan (at most 15 characters, no wildcards), got 'br-*'"
+        );
+        for bad in ["wlan[01]", "br?lan", "a-name-of-16-chr", "..", "eth0:1", ""] {
+            assert!(
+                error(&format!("config netmeter\nlist lan_interface '{bad}'"))
+                    .contains("no wildcards"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            settings("option lan_interface 'a-name-of-15ch'").lan_interface,
+            ["a-name-of-15ch"]
+        );
+    }
+
+    #[test]
+    fn numbers_and_booleans_are_checked_with_the_range_and_default_shown() {
+        assert_eq!(
+            error("config netmeter\noption max_devices '65537'"),
+            "/etc/config/netmeter:2: option max_devices: expected a whole number from 1 to 65536, \
+             got '65537' (default 1024)"
+        );
+        assert_eq!(
+            error("config netmeter\noption keep_rules 'y'"),
+            "/etc/config/netmeter:2: option keep_rules: expected 1 or 0 (or true/false, yes/no, \
+             on/off), got 'y' (default 0)"
+        );
+        for (option, bad) in [
+            ("max_devices", "0"),
+            ("element_timeout", "1"),
+            ("element_timeout", "604801"),
+            ("element_timeout", "1h"),
+        ] {
+            let message = error(&format!("config netmeter\noption {option} '{bad}'"));
+            assert!(message.contains(&format!(":2: option {option}: expected")));
+        }
+        let keep = |v: &str| settings(&format!("option keep_rules '{v}'")).keep_rules;
+        assert!(["1", "true", "YES", "On", "enabled"].into_iter().all(keep));
+        assert!(
+            !["0", "False", "no", "OFF", "disabled"]
+                .into_iter()
+                .any(keep)
+        );
+    }
+
+    #[test]
+    fn a_device_section_without_mac_or_name_points_at_its_config_line() {
+        assert_eq!(
+            error("config netmeter\n\nconfig device 'tv'\n\toption name 'TV'\n"),
+            "/etc/config/netmeter:3: section 'tv' is missing option mac: add a line such as \
+             option mac 'aa:bb:cc:dd:ee:ff'"
+        );
+        assert_eq!(
+            error("config device\n\toption group 'kids'\n"),
+            "/etc/config/netmeter:1: the unnamed 'device' section is missing option mac and \
+             option name: add lines such as option mac 'aa:bb:cc:dd:ee:ff' and option name 'laptop'"
+        );
+    }
+
+    #[test]
+    fn a_malformed_mac_shows_the_expected_form() {
+        assert_eq!(
+            error("config device\n\toption mac 'aa:bb:cc:dd:ee'\n\toption name 'x'\n"),
+            "/etc/config/netmeter:2: option mac: expected a MAC address such as aa:bb:cc:dd:ee:ff \
+             or aa-bb-cc-dd-ee-ff, got 'aa:bb:cc:dd:ee'"
+        );
+    }
+
+    #[test]
+    fn the_same_mac_in_two_device_sections_names_both_lines() {
+        let text = "config device\n\toption mac 'aa:bb:cc:dd:ee:ff'\n\toption name 'one'\n\
+                    config device\n\toption name 'two'\n\toption mac 'AA-BB-CC-DD-EE-FF'\n";
+        assert_eq!(
+            error(text),
+            "/etc/config/netmeter:6: option mac: aa:bb:cc:dd:ee:ff already has a device section \
+             (its option mac is at line 2): keep one section per device"
+        );
+    }
+
+    #[test]
+    fn two_bad_device_sections_are_not_reported_as_duplicates() {
+        let text = "config device\n\toption mac 'x'\n\toption name 'one'\n\
+                    config device\n\toption mac 'y'\n\toption name 'two'\n";
+        assert!(error(text).starts_with("/etc/config/netmeter:2: option mac: expected"));
+    }
+
+    #[test]
+    fn unknown_device_options_suggest_the_closest_or_list_the_known_ones() {
+        assert_eq!(
+            error("config device 'tv'\n\toption nam 'TV'\n"),
+            "/etc/config/netmeter:2: unknown option 'nam' in section 'tv': did you mean 'name'?"
+        );
+        assert_eq!(
+            error("config device\n\toption colour 'red'\n"),
+            "/etc/config/netmeter:2: unknown option 'colour' in the unnamed 'device' section: \
+             known options are mac, name, group"
+        );
+    }
+
+    #[test]
+    fn device_names_and_groups_must_be_short_printable_text() {
+        let base = "config device\n\toption mac 'aa:bb:cc:dd:ee:ff'\n";
+        assert_eq!(
+            error(&format!("{base}\toption name '  '\n")),
+            "/etc/config/netmeter:3: option name: expected 1 to 64 characters, no control \
+             characters, got '  '"
+        );
+        assert!(
+            error(&format!(
+                "{base}\toption name 'x'\n\toption group 'a\u{7}'\n"
+            ))
+            .contains(":4: option group")
+        );
+        let long = "n".repeat(65);
+        assert!(error(&format!("{base}\toption name '{long}'\n")).contains(":3: option name"));
+        assert_eq!(
+            parse(&format!("{base}\toption name '{}'\n", "n".repeat(64))).devices[0]
+                .name
+                .len(),
+            64
+        );
+        assert!(error(&format!("{base}\tlist name 'x'\n")).contains("'list' used for option name"));
+    }
+
+    #[test]
+    fn the_readme_examples_parse_and_its_defaults_are_the_built_in_ones() {
+        let readme = include_str!("../../README.md");
+        let examples: Vec<&str> = readme
+            .split("```")
+            .skip(1)
+            .step_by(2)
+            .filter(|block| block.trim_start().starts_with("config "))
+            .collect();
+        assert_eq!(examples.len(), 2);
+        assert_eq!(parse(examples[0]), Config::default());
+        assert_eq!(parse(examples[1]).devices[0].name, "Kids laptop");
+        let seed = include_str!("../../fuzz/seeds/config/documented_example.conf");
+        assert_eq!(parse(seed).devices[0].group.as_deref(), Some("kids"));
     }
 
     #[test]
