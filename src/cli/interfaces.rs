@@ -4,9 +4,7 @@ use crate::collect::links::{read_boot_id, read_links};
 use crate::config::Config;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
 use crate::serve::api::{InterfaceView, InterfacesReport};
-use crate::serve::client::{self, ClientError};
 use argh::FromArgs;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,62 +29,26 @@ const DIRECT_RATE_WINDOW: Duration = Duration::from_secs(1);
 
 pub fn run(args: InterfacesArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref())?;
-    let report = match &args.url {
-        Some(url) => {
-            let addr = client::parse_url(url).map_err(CliError::Usage)?;
-            ask_daemon(addr).map_err(|e| CliError::Runtime(e.to_string()))?
+    let report: InterfacesReport = match super::ask_daemon(
+        &config,
+        args.url.as_deref(),
+        "/api/v1/interfaces",
+    )? {
+        Some(report) => report,
+        None => {
+            eprintln!(
+                "netmeter: reading the kernel directly (totals since each interface was created, rates over {} s)",
+                DIRECT_RATE_WINDOW.as_secs()
+            );
+            read_directly(&config)?
         }
-        None => match config.listen.first().map(|a| loopback_for(*a)) {
-            Some(addr) => match ask_daemon(addr) {
-                Ok(r) => r,
-                Err(ClientError::NoDaemon(why)) => {
-                    eprintln!(
-                        "netmeter: {why}; reading the kernel directly \
-                         (totals since each interface was created, rates over {} s)",
-                        DIRECT_RATE_WINDOW.as_secs()
-                    );
-                    read_directly(&config)?
-                }
-                Err(e) => return Err(CliError::Runtime(e.to_string())),
-            },
-            None => read_directly(&config)?,
-        },
     };
     if args.json {
-        let text = serde_json::to_string(&report).map_err(|e| CliError::Runtime(e.to_string()))?;
-        println!("{text}");
+        super::print_json(&report)
     } else {
         print!("{}", render(&report.interfaces));
+        Ok(())
     }
-    Ok(())
-}
-
-/// A daemon listening on every address is asked on loopback.
-fn loopback_for(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => {
-            SocketAddr::from(([127, 0, 0, 1], a.port()))
-        }
-        SocketAddr::V6(a) if a.ip().is_unspecified() => {
-            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-        }
-        a => a,
-    }
-}
-
-fn ask_daemon(addr: SocketAddr) -> Result<InterfacesReport, ClientError> {
-    let (status, body) = client::get(addr, "/api/v1/interfaces", Duration::from_secs(3))?;
-    if status != 200 {
-        let msg = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        return Err(ClientError::Failed(format!(
-            "the daemon at {addr} answered: {msg}"
-        )));
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| ClientError::Failed(format!("the daemon at {addr} sent unreadable JSON: {e}")))
 }
 
 /// Two link dumps `DIRECT_RATE_WINDOW` apart, through the same accounting

@@ -2,8 +2,10 @@
 //! never sees the argument parser.
 
 mod daemon;
+mod devices;
 mod format;
 mod interfaces;
+mod teardown;
 mod version;
 
 use crate::config::ConfigError;
@@ -21,7 +23,9 @@ struct Args {
 #[argh(subcommand)]
 enum Command {
     Daemon(daemon::DaemonArgs),
+    Devices(devices::DevicesArgs),
     Interfaces(interfaces::InterfacesArgs),
+    Teardown(teardown::TeardownArgs),
     Version(version::VersionArgs),
 }
 
@@ -72,7 +76,9 @@ pub fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Daemon(a) => daemon::run(a),
+        Command::Devices(a) => devices::run(a),
         Command::Interfaces(a) => interfaces::run(a),
+        Command::Teardown(a) => teardown::run(a),
         Command::Version(a) => version::run(a),
     };
     match result {
@@ -85,4 +91,63 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Asks the running daemon (at `--url`, else the first configured listen
+/// address) for `path`. `None` when no daemon answers there and `--url` was
+/// not given: the caller reads the kernel directly and says so.
+fn ask_daemon<T: serde::de::DeserializeOwned>(
+    config: &crate::config::Config,
+    url: Option<&str>,
+    path: &str,
+) -> Result<Option<T>, CliError> {
+    use crate::serve::client::{self, ClientError};
+    let addr = match url {
+        Some(url) => client::parse_url(url).map_err(CliError::Usage)?,
+        None => match config.listen.first() {
+            Some(a) => loopback_for(*a),
+            None => return Ok(None),
+        },
+    };
+    let answer = client::get(addr, path, std::time::Duration::from_secs(3));
+    let (status, body) = match answer {
+        Ok(a) => a,
+        Err(ClientError::NoDaemon(why)) if url.is_none() => {
+            eprintln!("netmeter: {why}");
+            return Ok(None);
+        }
+        Err(e) => return Err(CliError::Runtime(e.to_string())),
+    };
+    if status != 200 {
+        let msg = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        return Err(CliError::Runtime(format!(
+            "the daemon at {addr} answered: {msg}"
+        )));
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| CliError::Runtime(format!("the daemon at {addr} sent unreadable JSON: {e}")))
+}
+
+/// A daemon listening on every address is asked on loopback.
+fn loopback_for(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::SocketAddr;
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        a => a,
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string(value).map_err(|e| CliError::Runtime(e.to_string()))?;
+    println!("{text}");
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! Kernel wire data turned into counter samples, and the names that go with them.
+//! Kernel wire data turned into counter samples.
 
+pub mod devices;
 pub mod identity;
 pub mod links;

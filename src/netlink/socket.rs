@@ -212,6 +212,7 @@ impl NetlinkSocket {
     ) -> Result<(), NetlinkError> {
         let mut bytes = Vec::new();
         let mut pending = Vec::new();
+        let mut sent = Vec::new();
         for r in requests {
             let seq = self.next_seq();
             let msg = r.finish(seq);
@@ -219,6 +220,7 @@ impl NetlinkSocket {
             if flags & message::NLM_F_ACK != 0 {
                 pending.push(seq);
             }
+            sent.push(seq);
             bytes.extend_from_slice(&msg);
         }
         self.send(&bytes, context)?;
@@ -239,10 +241,14 @@ impl NetlinkSocket {
                 if msg.msg_type != NLMSG_ERROR {
                     continue;
                 }
-                let Some(pos) = pending.iter().position(|&s| s == msg.seq) else {
+                // A refusal may answer a message that asked for no ack (the
+                // kernel refuses a whole batch at its BEGIN without privilege).
+                if !sent.contains(&msg.seq) {
                     continue;
-                };
-                pending.swap_remove(pos);
+                }
+                if let Some(pos) = pending.iter().position(|&s| s == msg.seq) {
+                    pending.swap_remove(pos);
+                }
                 let (errno, detail) =
                     msg.error_code().map_err(|source| NetlinkError::Malformed {
                         context: context.to_string(),

@@ -1,7 +1,9 @@
 //! The JSON API: the shapes the CLI's `--json` shares, and the routes.
 
 use super::http::{Request, Response};
-use crate::account::InterfaceTotals;
+use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals};
+use crate::collect::identity::Names;
+use crate::daemon::PerDeviceStatus;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -53,6 +55,96 @@ pub struct InterfacesReport {
     pub interfaces: Vec<InterfaceView>,
 }
 
+/// One device in `netmeter devices --json` and `/api/v1/devices`. rx is
+/// what the device received (download), tx what it sent (upload), in IP
+/// bytes. Field names are a contract: only add.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub mac: String,
+    pub ips: Vec<String>,
+    pub hostname: Option<String>,
+    /// From a `config device` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// A locally administered (randomised, "private") MAC: the same phone
+    /// may appear under several.
+    #[serde(default)]
+    pub random_mac: bool,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_rate: u64,
+    pub tx_rate: u64,
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
+impl DeviceView {
+    fn new(t: &DeviceTotals, names: &Names) -> DeviceView {
+        DeviceView {
+            mac: crate::mac::format_mac(&t.mac),
+            ips: t.ips.iter().map(|ip| ip.to_string()).collect(),
+            hostname: names.hostname(&t.mac, &t.ips).map(str::to_string),
+            group: names.group(&t.mac).map(str::to_string),
+            random_mac: crate::mac::is_locally_administered(&t.mac),
+            rx_bytes: t.rx_bytes,
+            tx_bytes: t.tx_bytes,
+            rx_packets: t.rx_packets,
+            tx_packets: t.tx_packets,
+            rx_rate: t.rx_rate,
+            tx_rate: t.tx_rate,
+            first_seen: t.first_seen,
+            last_seen: t.last_seen,
+        }
+    }
+}
+
+/// Traffic counted but not tied to a device: the kernel's sets were full.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unattributed {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    #[serde(default)]
+    pub rx_packets: u64,
+    #[serde(default)]
+    pub tx_packets: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicesReport {
+    pub devices: Vec<DeviceView>,
+    pub unattributed: Unattributed,
+    /// Devices beyond `max_devices`, folded together; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<Unattributed>,
+}
+
+impl DevicesReport {
+    pub fn new(accounts: &DeviceAccounts, names: &Names) -> DevicesReport {
+        let u = accounts.unattributed();
+        let o = accounts.other();
+        DevicesReport {
+            devices: accounts
+                .devices()
+                .map(|t| DeviceView::new(t, names))
+                .collect(),
+            unattributed: Unattributed {
+                rx_bytes: u.rx_bytes,
+                tx_bytes: u.tx_bytes,
+                rx_packets: u.rx_packets,
+                tx_packets: u.tx_packets,
+            },
+            other: (o.rx_bytes + o.tx_bytes > 0).then_some(Unattributed {
+                rx_bytes: o.rx_bytes,
+                tx_bytes: o.tx_bytes,
+                rx_packets: o.rx_packets,
+                tx_packets: o.tx_packets,
+            }),
+        }
+    }
+}
+
 /// What the daemon publishes for the server after every refresh.
 #[derive(Clone, Debug, Default)]
 pub struct ApiState {
@@ -61,6 +153,8 @@ pub struct ApiState {
     /// None until the first refresh: data routes answer 503 until then.
     pub last_refresh_unix: Option<u64>,
     pub interfaces: InterfacesReport,
+    pub devices: DevicesReport,
+    pub per_device: PerDeviceStatus,
     /// The last refresh's error, if it failed.
     pub last_error: Option<String>,
 }
@@ -73,6 +167,7 @@ struct Status<'a> {
     refresh_interval: u64,
     last_refresh: Option<u64>,
     last_error: Option<&'a str>,
+    per_device: &'a PerDeviceStatus,
 }
 
 fn json<T: Serialize>(value: &T) -> Response {
@@ -99,11 +194,16 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             refresh_interval: state.refresh_interval_secs,
             last_refresh: state.last_refresh_unix,
             last_error: state.last_error.as_deref(),
+            per_device: &state.per_device,
         }),
         "/api/v1/interfaces" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/api/v1/interfaces" => json(&state.interfaces),
+        "/api/v1/devices" if state.last_refresh_unix.is_none() => {
+            Response::error(503, "starting: the first refresh has not finished")
+        }
+        "/api/v1/devices" => json(&state.devices),
         _ => Response::error(404, &format!("no such endpoint: {}", req.path)),
     }
 }

@@ -62,6 +62,8 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "nft_count_by_mac_ip" => done(ops::nft_count_by_mac_ip(arg(1)?)),
         "nft_elements" => ops::nft_elements(arg(1)?, arg(2)?),
         "mac" => ops::mac(arg(1)?),
+        "nft_tables" => ops::nft_tables(),
+        "nft_flush" => done(ops::nft_flush()),
         "http_get" => ops::http_get(arg(1)?, arg(2)?),
         "received" => Ok(ops::received().to_string()),
         "peers" => Ok(ops::peers().join(",")),

@@ -175,6 +175,44 @@ impl Host {
         cmd
     }
 
+    /// Like `command`, but the program runs with no capabilities at all
+    /// (as an ordinary user would on the router), and cannot regain them.
+    pub fn command_without_privileges(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        let userns = self.userns.as_raw_fd();
+        let netns = self.netns.as_raw_fd();
+        // SAFETY: only async-signal-safe syscalls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                die_with_parent()?;
+                check(libc::setns(userns, libc::CLONE_NEWUSER))?;
+                check(libc::setns(netns, libc::CLONE_NEWNET))?;
+                // uid 0 would get every capability back at exec: forbid it.
+                const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+                const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+                check(libc::prctl(
+                    libc::PR_SET_SECUREBITS,
+                    SECBIT_NOROOT | SECBIT_NOROOT_LOCKED,
+                ))?;
+                check(libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                    0,
+                    0,
+                    0,
+                ))?;
+                for cap in 0..64 {
+                    // Drop from the bounding set; EINVAL past the last capability.
+                    if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
     /// The kernel's own counters of every interface here, from /proc/net/dev
     /// (read inside the namespace: an independent path from netmeter's netlink).
     pub fn counters(&self) -> BTreeMap<String, Counters> {

@@ -72,10 +72,20 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon with this config and waits until its API answers.
     pub fn start(host: &Host, scratch: &Scratch, config_text: &str) -> Daemon {
+        Self::start_as(host, scratch, config_text, true)
+    }
+
+    /// Starts it as root of the test's user namespace, or without any
+    /// capability (`privileged` false), as an ordinary user would.
+    pub fn start_as(host: &Host, scratch: &Scratch, config_text: &str, privileged: bool) -> Daemon {
         let config = scratch.file("netmeter.conf", config_text);
         let log = scratch.0.join("daemon.log");
-        let child = host
-            .command(BINARY)
+        let mut cmd = if privileged {
+            host.command(BINARY)
+        } else {
+            host.command_without_privileges(BINARY)
+        };
+        let child = cmd
             .args(["daemon", "-c"])
             .arg(&config)
             .stdin(Stdio::null())

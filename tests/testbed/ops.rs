@@ -514,3 +514,36 @@ pub fn mac(name: &str) -> R<String> {
     .map_err(|e| e.to_string())?;
     found.ok_or_else(|| format!("no MAC for {name}"))
 }
+
+/// Every nftables table here as `family:name,…`.
+pub fn nft_tables() -> R<String> {
+    let mut out = Vec::new();
+    let mut sock = NetlinkSocket::open(NETLINK_NETFILTER).map_err(|e| e.to_string())?;
+    sock.dump(tables_request(), "listing tables", |msg| {
+        let (family, name) = parse_table(msg)?;
+        out.push(format!("{family}:{name}"));
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(out.join(","))
+}
+
+/// What `nft flush ruleset` does to netmeter: every table deleted.
+pub fn nft_flush() -> R {
+    let tables = nft_tables()?;
+    let mut b = Batch::new();
+    for t in tables.split(',').filter(|t| !t.is_empty()) {
+        let (family, name) = t.split_once(':').unwrap();
+        let family = match family {
+            "1" => Family::Inet,
+            "2" => Family::Ipv4,
+            "5" => Family::Netdev,
+            "10" => Family::Ipv6,
+            other => return Err(format!("unexpected family {other}")),
+        };
+        b.delete_table(family, name);
+    }
+    NetlinkSocket::open(NETLINK_NETFILTER)
+        .and_then(|mut s| s.batch(b.finish(), "flushing the ruleset"))
+        .map_err(|e| e.to_string())
+}

@@ -1,12 +1,18 @@
 //! The daemon's loop: refresh on schedule, publish for the API, obey signals.
 
+mod devices;
+
+pub use devices::PerDeviceStatus;
+
 use crate::account::InterfaceAccounts;
 use crate::cli::CliError;
+use crate::collect::identity::Names;
 use crate::collect::links::{read_boot_id, read_links};
 use crate::config::Config;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
-use crate::serve::api::{self, ApiState, InterfaceView, InterfacesReport};
+use crate::serve::api::{self, ApiState, DevicesReport, InterfaceView, InterfacesReport};
 use crate::serve::http::{self, Limits};
+use devices::PerDevice;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -65,10 +71,19 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     ));
 
     let mut accounts = InterfaceAccounts::new(MAX_INTERFACES);
+    let mut per_device = PerDevice::new(&config);
+    let mut names = NamesCache::default();
     let mut next_refresh = Instant::now();
     loop {
         if Instant::now() >= next_refresh {
-            refresh(&mut socket, &mut accounts, &config, &state);
+            refresh(
+                &mut socket,
+                &mut accounts,
+                &mut per_device,
+                &mut names,
+                &config,
+                &state,
+            );
             next_refresh += config.refresh_interval;
             if next_refresh < Instant::now() {
                 next_refresh = Instant::now() + config.refresh_interval; // we fell behind: skip, don't burst
@@ -84,6 +99,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
                         log("new listen addresses take effect when the daemon restarts");
                     }
                     config = new;
+                    per_device.reconfigure(&config);
                     state
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -100,30 +116,72 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
             None => {}
         }
     }
+    for line in per_device.stop(crate::clock::now(), &config) {
+        log(line);
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
     Ok(())
 }
 
+/// Device names from the leases, hosts and ethers files, read again only
+/// when one of them changed.
+#[derive(Default)]
+struct NamesCache {
+    names: Names,
+    stamp: Vec<Option<std::time::SystemTime>>,
+}
+
+impl NamesCache {
+    fn current(&mut self, config: &Config) -> &Names {
+        let stamp: Vec<_> = [&config.dhcp_leases, &config.odhcpd_hosts, &config.ethers]
+            .iter()
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect();
+        if stamp != self.stamp || self.stamp.is_empty() {
+            let (names, warnings) = Names::load(config);
+            for w in warnings {
+                log(w);
+            }
+            self.names = names;
+            self.stamp = stamp;
+        }
+        &self.names
+    }
+}
+
 fn refresh(
     socket: &mut NetlinkSocket,
     accounts: &mut InterfaceAccounts,
+    per_device: &mut PerDevice,
+    names: &mut NamesCache,
     config: &Config,
     state: &Mutex<ApiState>,
 ) {
     let boot_id = read_boot_id().unwrap_or_default();
-    let result = read_links(socket).map(|mut samples| {
-        samples.retain(|s| config.tracks_interface(&s.name));
-        for event in accounts.ingest(crate::clock::now(), &boot_id, &samples) {
+    let now = crate::clock::now();
+    let links = read_links(socket);
+    if let Ok(links) = &links {
+        let tracked: Vec<_> = links
+            .iter()
+            .filter(|s| config.tracks_interface(&s.name))
+            .cloned()
+            .collect();
+        for event in accounts.ingest(now, &boot_id, &tracked) {
             log(event);
         }
-    });
+        for line in per_device.refresh(now, config, socket, links) {
+            log(line);
+        }
+    }
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-    match result {
-        Ok(()) => {
+    match links {
+        Ok(_) => {
             s.interfaces = InterfacesReport {
                 interfaces: accounts.iter().map(InterfaceView::from).collect(),
             };
+            s.devices = DevicesReport::new(&per_device.accounts, names.current(config));
+            s.per_device = per_device.status.clone();
             s.last_refresh_unix = Some(crate::clock::unix_now());
             s.last_error = None;
         }

@@ -1,0 +1,477 @@
+//! netmeter's own nftables table: per-device counter sets on the LAN
+//! devices' netdev hooks, and reading them back as samples.
+//!
+//! Placement (see docs/ARCHITECTURE.md): for every LAN device, a netdev
+//! *ingress* chain at priority −500 counts what each device sent, keyed by
+//! `ether saddr . ip saddr`, and a netdev *egress* chain counts what it
+//! received, keyed by `ether daddr . ip daddr`. Ingress runs before any
+//! software flowtable (priority ≥ −500 would not), and egress sees every
+//! packet the router puts on the wire, so offloaded flows are counted.
+//! Only traffic between a LAN device and the world beyond the router is
+//! counted: destinations (sent) and sources (received) in the LAN's own
+//! prefixes, link-local and multicast are left out — so traffic to the
+//! router itself and routed LAN-to-LAN traffic are not in the totals.
+
+use crate::account::{DeviceSample, Direction, UnattributedSample};
+use crate::config::IpPrefix;
+
+use crate::netlink::nftables::*;
+use crate::netlink::route::{AddressMessage, address_dump_request};
+use crate::netlink::{NetlinkError, NetlinkSocket};
+use std::net::IpAddr;
+
+pub const TABLE: &str = "netmeter";
+const FAMILY: Family = Family::Netdev;
+/// Ethernet header bytes an egress counter includes and ingress does not.
+const L2_HEADER: u64 = 14;
+
+/// The four sets: (name, direction, IP version).
+const SETS: [(&str, Direction, u8); 4] = [
+    ("sent4", Direction::Sent, 4),
+    ("received4", Direction::Received, 4),
+    ("sent6", Direction::Sent, 6),
+    ("received6", Direction::Received, 6),
+];
+const UNATTRIBUTED_SENT: &str = "unattributed_sent";
+const UNATTRIBUTED_RECEIVED: &str = "unattributed_received";
+
+/// What to install: derived from the config and the LAN's addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub lan_devices: Vec<String>,
+    /// Prefixes that are "not beyond the router": the LAN's own, plus
+    /// link-local, multicast and broadcast (always added).
+    pub local_prefixes: Vec<IpPrefix>,
+    /// Most elements per set; a full set's traffic goes to `unattributed`.
+    pub set_size: u32,
+    /// Kernel timeout of an idle element: a safety net only, as netmeter
+    /// deletes idle elements itself (at half this) after reading them.
+    pub element_timeout_ms: u64,
+}
+
+impl Plan {
+    pub fn new(
+        lan_devices: Vec<String>,
+        lan_prefixes: &[IpPrefix],
+        max_devices: usize,
+        element_timeout_ms: u64,
+    ) -> Plan {
+        let mut local: Vec<IpPrefix> = lan_prefixes.to_vec();
+        for prefix in [
+            "224.0.0.0/4",
+            "255.255.255.255/32",
+            "169.254.0.0/16",
+            "fe80::/10",
+            "ff00::/8",
+        ] {
+            local.push(prefix.parse().expect("a valid built-in prefix"));
+        }
+        local.sort_by_key(|p| (p.addr, p.len));
+        local.dedup();
+        Plan {
+            lan_devices,
+            local_prefixes: local,
+            // Several addresses per device (IPv6 privacy addresses), capped.
+            set_size: (max_devices.saturating_mul(4)).clamp(64, 1 << 20) as u32,
+            element_timeout_ms,
+        }
+    }
+}
+
+fn prefix_bytes(prefix: &IpPrefix) -> (Vec<u8>, Vec<u8>) {
+    let len = prefix.len;
+    let (bytes, bits) = match prefix.addr {
+        IpAddr::V4(a) => (a.octets().to_vec(), 32u32),
+        IpAddr::V6(a) => (a.octets().to_vec(), 128u32),
+    };
+    let mut mask = vec![0u8; bytes.len()];
+    for bit in 0..(len as u32).min(bits) {
+        mask[(bit / 8) as usize] |= 0x80 >> (bit % 8);
+    }
+    (bytes, mask)
+}
+
+/// `addr field & mask != network` for each local prefix of this family:
+/// the rule continues only for addresses beyond the router.
+fn beyond_router(plan: &Plan, v6: bool, offset: u32) -> Vec<Expr> {
+    let len = if v6 { 16 } else { 4 };
+    let mut exprs = Vec::new();
+    for prefix in plan
+        .local_prefixes
+        .iter()
+        .filter(|p| p.addr.is_ipv6() == v6)
+    {
+        let (net, mask) = prefix_bytes(prefix);
+        exprs.push(Expr::Payload {
+            base: PayloadBase::Network,
+            offset,
+            len,
+            dreg: NFT_REG_1,
+        });
+        exprs.push(Expr::Bitwise {
+            sreg: NFT_REG_1,
+            dreg: NFT_REG_1,
+            mask,
+            xor: vec![0; len as usize],
+        });
+        exprs.push(Expr::Cmp {
+            sreg: NFT_REG_1,
+            op: CmpOp::Neq,
+            data: net,
+        });
+    }
+    exprs
+}
+
+/// Offsets of what a rule keys on: (MAC in the link-layer header, device's
+/// IP in the network header, the far end's IP).
+fn offsets(direction: Direction, v6: bool) -> (u32, u32, u32) {
+    match (direction, v6) {
+        (Direction::Sent, false) => (6, 12, 16),
+        (Direction::Received, false) => (0, 16, 12),
+        (Direction::Sent, true) => (6, 8, 24),
+        (Direction::Received, true) => (0, 24, 8),
+    }
+}
+
+fn chain_name(direction: Direction, device: &str) -> String {
+    match direction {
+        Direction::Sent => format!("sent_{device}"),
+        Direction::Received => format!("received_{device}"),
+    }
+}
+
+/// Builds the whole table as one batch: added, deleted and added again, so
+/// it replaces any previous copy atomically whether or not one existed.
+pub fn install_batch(plan: &Plan) -> Batch {
+    let mut b = Batch::new();
+    b.add_table(FAMILY, TABLE);
+    b.delete_table(FAMILY, TABLE);
+    b.add_table(FAMILY, TABLE);
+    for (id, (name, _, version)) in SETS.iter().enumerate() {
+        let (ty, len) = if *version == 4 {
+            (TYPE_IPADDR, 4)
+        } else {
+            (TYPE_IP6ADDR, 16)
+        };
+        b.add_set(
+            FAMILY,
+            TABLE,
+            &SetSpec {
+                name: name.to_string(),
+                key_type: concat_type(TYPE_ETHERADDR, ty),
+                key_len: 8 + len,
+                flags: NFT_SET_TIMEOUT | NFT_SET_EVAL,
+                timeout_ms: Some(plan.element_timeout_ms),
+                size: Some(plan.set_size),
+                id: id as u32 + 1,
+            },
+        );
+    }
+    b.add_counter_object(FAMILY, TABLE, UNATTRIBUTED_SENT);
+    b.add_counter_object(FAMILY, TABLE, UNATTRIBUTED_RECEIVED);
+    for device in &plan.lan_devices {
+        for direction in [Direction::Sent, Direction::Received] {
+            let chain = chain_name(direction, device);
+            let hook = match direction {
+                Direction::Sent => NetdevHook::Ingress,
+                Direction::Received => NetdevHook::Egress,
+            };
+            b.add_chain(
+                FAMILY,
+                TABLE,
+                &chain,
+                Some(&BaseChain {
+                    hook: hook as u32,
+                    priority: -500,
+                    chain_type: "filter",
+                    device: Some(device.clone()),
+                }),
+            );
+            for (set, dir, version) in SETS.iter().filter(|s| s.1 == direction) {
+                let v6 = *version == 6;
+                let (mac_at, own_at, far_at) = offsets(*dir, v6);
+                let proto: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+                let mut matched = vec![
+                    Expr::Meta {
+                        key: MetaKey::Protocol,
+                        dreg: NFT_REG_1,
+                    },
+                    Expr::Cmp {
+                        sreg: NFT_REG_1,
+                        op: CmpOp::Eq,
+                        data: proto.to_vec(),
+                    },
+                ];
+                matched.extend(beyond_router(plan, v6, far_at));
+                let mut count = matched.clone();
+                count.extend([
+                    Expr::Payload {
+                        base: PayloadBase::LinkLayer,
+                        offset: mac_at,
+                        len: 6,
+                        dreg: NFT_REG32_00,
+                    },
+                    Expr::Payload {
+                        base: PayloadBase::Network,
+                        offset: own_at,
+                        len: if v6 { 16 } else { 4 },
+                        dreg: NFT_REG32_00 + 2,
+                    },
+                    Expr::DynsetUpdateCounter {
+                        set: set.to_string(),
+                        sreg_key: NFT_REG32_00,
+                        timeout_ms: None,
+                    },
+                    Expr::Accept,
+                ]);
+                b.add_rule(FAMILY, TABLE, &chain, &count);
+                // Reached only when the update failed: the set is full.
+                let unattributed = match direction {
+                    Direction::Sent => UNATTRIBUTED_SENT,
+                    Direction::Received => UNATTRIBUTED_RECEIVED,
+                };
+                matched.push(Expr::ObjrefCounter {
+                    name: unattributed.to_string(),
+                });
+                b.add_rule(FAMILY, TABLE, &chain, &matched);
+            }
+        }
+    }
+    b
+}
+
+/// Installs (or atomically replaces) netmeter's table.
+pub fn install(socket: &mut NetlinkSocket, plan: &Plan) -> Result<(), NetlinkError> {
+    socket.batch(
+        install_batch(plan).finish(),
+        &format!(
+            "installing netmeter's nftables table on {}",
+            plan.lan_devices.join(", ")
+        ),
+    )
+}
+
+/// Removes netmeter's table; false when there was none.
+pub fn teardown(socket: &mut NetlinkSocket) -> Result<bool, NetlinkError> {
+    let mut b = Batch::new();
+    b.delete_table(FAMILY, TABLE);
+    match socket.batch(b.finish(), "removing netmeter's nftables table") {
+        Ok(()) => Ok(true),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One read of every set and the unattributed counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub samples: Vec<DeviceSample>,
+    pub unattributed: UnattributedSample,
+}
+
+#[derive(Debug)]
+pub enum ReadError {
+    /// The table is gone (firewall restart, `nft flush ruleset`).
+    TableMissing,
+    Netlink(NetlinkError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TableMissing => write!(f, "netmeter's nftables table is missing"),
+            ReadError::Netlink(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn missing_or(e: NetlinkError) -> ReadError {
+    if e.errno() == Some(libc::ENOENT) {
+        ReadError::TableMissing
+    } else {
+        ReadError::Netlink(e)
+    }
+}
+
+/// The (MAC, IP) in a set key: 6 bytes of MAC, 2 of padding, the address.
+fn decode_key(key: &[u8]) -> Option<([u8; 6], IpAddr)> {
+    let mac: [u8; 6] = key.get(..6)?.try_into().ok()?;
+    let ip = match key.len() {
+        12 => IpAddr::from(<[u8; 4]>::try_from(&key[8..12]).ok()?),
+        24 => IpAddr::from(<[u8; 16]>::try_from(&key[8..24]).ok()?),
+        _ => return None,
+    };
+    Some((mac, ip))
+}
+
+fn encode_key(mac: &[u8; 6], ip: &IpAddr) -> Vec<u8> {
+    let mut key = mac.to_vec();
+    key.extend([0, 0]);
+    match ip {
+        IpAddr::V4(a) => key.extend(a.octets()),
+        IpAddr::V6(a) => key.extend(a.octets()),
+    }
+    key
+}
+
+/// Reads every set. Received (egress) counts include the Ethernet header:
+/// it is taken off here, so every figure is IP-layer bytes.
+pub fn read(socket: &mut NetlinkSocket) -> Result<Reading, ReadError> {
+    let mut reading = Reading::default();
+    for (set, direction, _) in SETS {
+        let samples = &mut reading.samples;
+        socket
+            .dump(
+                set_elements_request(FAMILY, TABLE, set),
+                &format!("reading set {set}"),
+                |msg| {
+                    parse_set_elements(msg, |e| {
+                        let Some((mac, ip)) = decode_key(&e.key) else {
+                            return;
+                        };
+                        let bytes = match direction {
+                            Direction::Received => e.bytes.saturating_sub(L2_HEADER * e.packets),
+                            Direction::Sent => e.bytes,
+                        };
+                        samples.push(DeviceSample {
+                            direction,
+                            mac,
+                            ip,
+                            bytes,
+                            packets: e.packets,
+                        });
+                    })
+                },
+            )
+            .map_err(missing_or)?;
+    }
+    let u = &mut reading.unattributed;
+    socket
+        .dump(
+            counter_objects_request(FAMILY, TABLE),
+            "reading the unattributed counters",
+            |msg| {
+                if let Some((name, bytes, packets)) = parse_counter_object(msg)? {
+                    match name.as_str() {
+                        UNATTRIBUTED_SENT => (u.tx_bytes, u.tx_packets) = (bytes, packets),
+                        UNATTRIBUTED_RECEIVED => {
+                            (u.rx_bytes, u.rx_packets) =
+                                (bytes.saturating_sub(L2_HEADER * packets), packets)
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            },
+        )
+        .map_err(missing_or)?;
+    Ok(reading)
+}
+
+/// Deletes elements netmeter has read for the last time (idle devices).
+pub fn delete_elements(
+    socket: &mut NetlinkSocket,
+    keys: &[(Direction, [u8; 6], IpAddr)],
+) -> Result<(), NetlinkError> {
+    let mut b = Batch::new();
+    for (set, direction, version) in SETS {
+        let of_set: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|(d, _, ip)| *d == direction && (ip.is_ipv4() == (version == 4)))
+            .map(|(_, mac, ip)| encode_key(mac, ip))
+            .collect();
+        if !of_set.is_empty() {
+            b.delete_set_elements(FAMILY, TABLE, set, &of_set);
+        }
+    }
+    socket.batch(b.finish(), "deleting idle devices' set elements")
+}
+
+/// Whether netmeter's table exists.
+pub fn table_exists(socket: &mut NetlinkSocket) -> Result<bool, NetlinkError> {
+    let mut found = false;
+    socket.dump(tables_request(), "listing nftables tables", |msg| {
+        let (family, name) = parse_table(msg)?;
+        found |= family == FAMILY as u8 && name == TABLE;
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Every flowtable on the router (flow offloading), from any table.
+pub fn flowtables(socket: &mut NetlinkSocket) -> Result<Vec<Flowtable>, NetlinkError> {
+    let mut all = Vec::new();
+    socket.dump(flowtables_request(), "listing flowtables", |msg| {
+        all.push(parse_flowtable(msg)?);
+        Ok(())
+    })?;
+    Ok(all)
+}
+
+/// The prefixes of the addresses on these devices (the LAN's subnets).
+pub fn lan_prefixes(
+    route: &mut NetlinkSocket,
+    links: &[crate::collect::links::LinkSample],
+    devices: &[String],
+) -> Result<Vec<IpPrefix>, NetlinkError> {
+    let indexes: Vec<u32> = links
+        .iter()
+        .filter(|l| devices.contains(&l.name))
+        .map(|l| l.ifindex)
+        .collect();
+    let mut prefixes = Vec::new();
+    route.dump(
+        address_dump_request(),
+        "reading the LAN's addresses",
+        |msg| {
+            let a = AddressMessage::parse(msg)?;
+            if indexes.contains(&a.index)
+                && let Some(p) = IpPrefix::network_of(a.address, a.prefix_len)
+            {
+                prefixes.push(p);
+            }
+            Ok(())
+        },
+    )?;
+    prefixes.sort_by_key(|p| (p.addr, p.len));
+    prefixes.dedup();
+    Ok(prefixes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_for_both_address_families() {
+        let mac = [2, 1, 2, 3, 4, 5];
+        for ip in ["10.0.0.2", "fd00::1:2"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(decode_key(&encode_key(&mac, &ip)), Some((mac, ip)));
+        }
+        assert_eq!(decode_key(&[0; 7]), None);
+    }
+
+    #[test]
+    fn prefixes_become_network_and_mask_bytes() {
+        let (net, mask) = prefix_bytes(&"fe80::/10".parse().unwrap());
+        assert_eq!(
+            (net[0], net[1], mask[0], mask[1], mask[2]),
+            (0xfe, 0x80, 0xff, 0xc0, 0)
+        );
+    }
+
+    #[test]
+    fn the_plan_always_leaves_out_link_local_and_multicast() {
+        let plan = Plan::new(
+            vec!["br-lan".into()],
+            &["192.168.1.0/24".parse().unwrap()],
+            1024,
+            3_600_000,
+        );
+        let has = |p: &str| plan.local_prefixes.contains(&p.parse().unwrap());
+        assert!(has("192.168.1.0/24") && has("224.0.0.0/4") && has("fe80::/10") && has("ff00::/8"));
+        assert_eq!(plan.set_size, 4096);
+    }
+}

@@ -1,0 +1,290 @@
+//! Per-device accounting on the real kernel, in the test bed: three LAN
+//! hosts behind a masquerading router with `br-lan`, known transfers, and
+//! the kernel's own interface counters as ground truth.
+
+mod testbed;
+
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use testbed::netmeter::{self, Daemon, Scratch};
+use testbed::topology::{PORT, WAN_HOST_V4, WAN_HOST_V6};
+use testbed::{Counters, Host, LanHost, Network, Topology};
+
+fn config(extra: &str) -> String {
+    format!(
+        "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n{extra}"
+    )
+}
+
+fn network() -> Network {
+    Network::build(Topology {
+        lan: vec![
+            LanHost::dual("laptop"),
+            LanHost::dual("tv"),
+            LanHost::ipv6_only("phone"),
+        ],
+        bridge: Some("br-lan".into()),
+    })
+}
+
+/// The devices report through the daemon (never a direct reading).
+fn devices(net: &Network, d: &Daemon) -> Value {
+    let out = netmeter::run(
+        &net.router,
+        &["devices", "--json", "-c", d.config_path().to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "netmeter devices failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"))
+}
+
+fn device<'a>(report: &'a Value, mac: &str) -> &'a Value {
+    report["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["mac"] == mac)
+        .unwrap_or_else(|| panic!("no device {mac} in {report}"))
+}
+
+fn mac_of(host: &Host) -> String {
+    let hex = host.run("mac eth0");
+    hex.as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn u(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"))
+}
+
+/// Every host uploads and downloads over TCP and UDP, IPv4 where it has
+/// it and IPv6 always; sizes differ per host.
+fn traffic(net: &Network) {
+    for (i, host) in net.lan.iter().enumerate() {
+        let n = 300_000 * (i as u64 + 1);
+        let (v4, _) = net.lan_ips(i);
+        if v4.is_some() {
+            host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} {n}"));
+            host.run(&format!("tcp_download {WAN_HOST_V4} {PORT} {}", 2 * n));
+            host.run(&format!("udp_upload {WAN_HOST_V4} {PORT} 30 1200"));
+            host.run(&format!("udp_download {WAN_HOST_V4} {PORT} 30 1100"));
+        }
+        host.run(&format!("tcp_upload {WAN_HOST_V6} {PORT} {n}"));
+        host.run(&format!("tcp_download {WAN_HOST_V6} {PORT} {}", n / 2));
+        host.run(&format!("udp_upload {WAN_HOST_V6} {PORT} 30 1000"));
+        host.run(&format!("udp_download {WAN_HOST_V6} {PORT} 30 900"));
+    }
+}
+
+fn settle() {
+    // refresh_interval 1 s: two refreshes after the traffic stopped.
+    std::thread::sleep(Duration::from_millis(2500));
+}
+
+fn within(got: u64, truth: u64, tolerance: f64, what: &str) {
+    let err = (got as f64 - truth as f64).abs() / truth as f64;
+    assert!(
+        err <= tolerance,
+        "{what}: netmeter {got}, ground truth {truth} ({:.3}% off)",
+        err * 100.0
+    );
+}
+
+#[test]
+fn per_device_rx_and_tx_match_each_hosts_l3_bytes_within_half_a_percent() {
+    let net = network();
+    let scratch = Scratch::new();
+    let d = Daemon::start(&net.router, &scratch, &config(""));
+    let before: Vec<Counters> = net.lan.iter().map(|h| h.counters()["eth0"]).collect();
+    let wan_before = net.router.counters()["wan"];
+    traffic(&net);
+    settle();
+    let report = devices(&net, &d);
+    let wan_after = net.router.counters()["wan"];
+    let (mut sum_tx, mut sum_rx) = (0, 0);
+    for (i, host) in net.lan.iter().enumerate() {
+        let after = host.counters()["eth0"];
+        let dev = device(&report, &mac_of(host));
+        within(
+            u(dev, "tx_bytes"),
+            after.tx_l3_bytes() - before[i].tx_l3_bytes(),
+            0.005,
+            &format!("{} tx", host.name),
+        );
+        within(
+            u(dev, "rx_bytes"),
+            after.rx_l3_bytes() - before[i].rx_l3_bytes(),
+            0.005,
+            &format!("{} rx", host.name),
+        );
+        sum_tx += u(dev, "tx_bytes");
+        sum_rx += u(dev, "rx_bytes");
+        let ips: Vec<&str> = dev["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let (v4, v6) = net.lan_ips(i);
+        assert!(ips.contains(&v6.as_str()), "{ips:?} has {v6}");
+        if let Some(v4) = v4 {
+            assert!(ips.contains(&v4.as_str()), "{ips:?} has {v4}");
+        }
+    }
+    // What left through the WAN (IP bytes) was the devices' traffic.
+    let wan_tx = wan_after.tx_l3_bytes() - wan_before.tx_l3_bytes();
+    let wan_rx = wan_after.rx_l3_bytes() - wan_before.rx_l3_bytes();
+    assert!(
+        sum_tx as f64 >= 0.99 * wan_tx as f64,
+        "devices sent {sum_tx} of the WAN's {wan_tx}"
+    );
+    assert!(
+        sum_rx as f64 >= 0.99 * wan_rx as f64,
+        "devices received {sum_rx} of the WAN's {wan_rx}"
+    );
+    assert_eq!(u(&report["unattributed"], "tx_bytes"), 0);
+}
+
+#[test]
+fn a_device_whose_elements_expired_continues_its_totals_when_it_returns() {
+    let net = network();
+    let scratch = Scratch::new();
+    // Elements live 4 s in the kernel; netmeter reads and deletes idle ones at 2 s.
+    let d = Daemon::start(
+        &net.router,
+        &scratch,
+        &config("\toption element_timeout '4'\n"),
+    );
+    let host = &net.lan[0];
+    let before = host.counters()["eth0"];
+    host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 400000"));
+    std::thread::sleep(Duration::from_secs(6));
+    let status = net.router.run("http_get 127.0.0.1:9750 /api/v1/status");
+    assert!(
+        status.contains("\"tracked_elements\":0"),
+        "idle elements were removed: {status}"
+    );
+    host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 300000"));
+    settle();
+    let after = host.counters()["eth0"];
+    let dev = device(&devices(&net, &d), &mac_of(host)).clone();
+    within(
+        u(&dev, "tx_bytes"),
+        after.tx_l3_bytes() - before.tx_l3_bytes(),
+        0.005,
+        "tx across expiry",
+    );
+}
+
+#[test]
+fn a_flushed_ruleset_is_noticed_reinstalled_and_totals_never_go_back() {
+    let net = network();
+    let scratch = Scratch::new();
+    let d = Daemon::start(&net.router, &scratch, &config(""));
+    let host = &net.lan[1];
+    let mac = mac_of(host);
+    host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 500000"));
+    settle();
+    let first = u(device(&devices(&net, &d), &mac), "tx_bytes");
+
+    // A firewall restart: every table goes, the firewall puts its own back.
+    net.router.run("nft_flush");
+    net.router.run("masquerade wan");
+    d.wait_for_log("reinstall", Duration::from_secs(5));
+    assert!(
+        net.router.run("nft_tables").contains("netmeter"),
+        "the table is back"
+    );
+    let before = host.counters()["eth0"];
+    host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 200000"));
+    settle();
+    let sent = host.counters()["eth0"].tx_l3_bytes() - before.tx_l3_bytes();
+    let second = u(device(&devices(&net, &d), &mac), "tx_bytes");
+    assert!(second >= first, "totals never go backwards");
+    within(second - first, sent, 0.005, "traffic after the reinstall");
+    let status = net.router.run("http_get 127.0.0.1:9750 /api/v1/status");
+    assert!(
+        status.contains("\"unknown_gaps\":1"),
+        "the gap is reported as unknown: {status}"
+    );
+}
+
+#[test]
+fn teardown_and_daemon_stop_remove_the_table_unless_keep_rules_is_set() {
+    let net = network();
+    for (keep, expect_table) in [("0", false), ("1", true)] {
+        let scratch = Scratch::new();
+        let mut d = Daemon::start(
+            &net.router,
+            &scratch,
+            &config(&format!("\toption keep_rules '{keep}'\n")),
+        );
+        assert!(net.router.run("nft_tables").contains("5:netmeter"));
+        d.signal(libc::SIGTERM);
+        let start = Instant::now();
+        while d.child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            net.router.run("nft_tables").contains("netmeter"),
+            expect_table,
+            "keep_rules {keep}"
+        );
+    }
+    let out = netmeter::run(&net.router, &["teardown"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!net.router.run("nft_tables").contains("netmeter"));
+    // fw4's tables (here: the test bed's NAT) are never touched.
+    assert!(net.router.run("nft_tables").contains("testbed_nat"));
+}
+
+#[test]
+fn without_cap_net_admin_interfaces_are_still_counted_and_per_device_says_why_it_is_off() {
+    let net = network();
+    let scratch = Scratch::new();
+    let d = Daemon::start_as(&net.router, &scratch, &config(""), false);
+    d.wait_for_log("per-device accounting is off", Duration::from_secs(5));
+    assert!(d.log_text().contains("CAP_NET_ADMIN"), "{}", d.log_text());
+    let out = netmeter::run(
+        &net.router,
+        &[
+            "interfaces",
+            "--json",
+            "-c",
+            d.config_path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"br-lan\""));
+    assert!(!net.router.run("nft_tables").contains("netmeter"));
+}
+
+#[test]
+fn devices_prints_a_table_with_a_total_line_largest_first() {
+    let net = network();
+    let scratch = Scratch::new();
+    let cfg = config("");
+    let d = Daemon::start(&net.router, &scratch, &cfg);
+    traffic(&net);
+    settle();
+    let out = netmeter::run(
+        &net.router,
+        &["devices", "-c", d.config_path().to_str().unwrap()],
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("MAC"), "{table}");
+    assert!(lines.last().unwrap().starts_with("total"), "{table}");
+    // tv (host 1) moved the most (about 2.7 MB against 1.35 MB), so it comes first.
+    assert!(lines[1].starts_with(&mac_of(&net.lan[1])), "{table}");
+}
