@@ -78,6 +78,11 @@ fn traffic(net: &Network) {
         host.run(&format!("tcp_download {WAN_HOST_V6} {PORT} {}", n / 2));
         host.run(&format!("udp_upload {WAN_HOST_V6} {PORT} 30 1000"));
         host.run(&format!("udp_download {WAN_HOST_V6} {PORT} 30 900"));
+        // Many small packets: per-packet errors (such as the 14-byte
+        // Ethernet header that egress counts) show in these; TCP over veth
+        // moves 44 KB GSO packets that would hide them.
+        host.run(&format!("udp_upload {WAN_HOST_V6} {PORT} 2000 64"));
+        host.run(&format!("udp_download {WAN_HOST_V6} {PORT} 2000 64"));
     }
 }
 
