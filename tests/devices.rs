@@ -56,6 +56,30 @@ fn mac_of(host: &Host) -> String {
         .join(":")
 }
 
+/// `netmeter check --json` in the router: (exit code, report).
+fn check(net: &Network, d: &Daemon) -> (i32, Value) {
+    let out = netmeter::run(
+        &net.router,
+        &["check", "--json", "-c", d.config_path().to_str().unwrap()],
+    );
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), report)
+}
+
+fn finding<'a>(report: &'a Value, topic: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["topic"] == topic)
+        .collect()
+}
+
 fn u(v: &Value, field: &str) -> u64 {
     v[field]
         .as_u64()
@@ -86,9 +110,9 @@ fn traffic(net: &Network) {
     }
 }
 
-fn settle() {
-    // refresh_interval 1 s: two refreshes after the traffic stopped.
-    std::thread::sleep(Duration::from_millis(2500));
+/// Waits until the daemon's figures include everything sent so far.
+fn settle(net: &Network, d: &Daemon) {
+    d.wait_refreshed(&net.router);
 }
 
 fn within(got: u64, truth: u64, tolerance: f64, what: &str) {
@@ -108,7 +132,7 @@ fn per_device_rx_and_tx_match_each_hosts_l3_bytes_within_half_a_percent() {
     let before: Vec<Counters> = net.lan.iter().map(|h| h.counters()["eth0"]).collect();
     let wan_before = net.router.counters()["wan"];
     traffic(&net);
-    settle();
+    settle(&net, &d);
     let report = devices(&net, &d);
     let wan_after = net.router.counters()["wan"];
     let (mut sum_tx, mut sum_rx) = (0, 0);
@@ -153,6 +177,33 @@ fn per_device_rx_and_tx_match_each_hosts_l3_bytes_within_half_a_percent() {
         "devices received {sum_rx} of the WAN's {wan_rx}"
     );
     assert_eq!(u(&report["unattributed"], "tx_bytes"), 0);
+
+    // `check` agrees: placement before any flowtable, and the WAN's bytes
+    // are the devices'.
+    let (code, report) = check(&net, &d);
+    assert_eq!((code, &report["ok"]), (0, &Value::Bool(true)), "{report}");
+    assert!(
+        finding(&report, "placement")[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("priority -500")
+    );
+    let shares = finding(&report, "attribution");
+    assert_eq!(shares.len(), 2, "{report}");
+    for f in shares {
+        let msg = f["message"].as_str().unwrap();
+        let pct: f64 = msg
+            .split("devices ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
+        assert!(pct >= 99.0, "{msg}");
+    }
 }
 
 #[test]
@@ -168,22 +219,33 @@ fn a_device_whose_elements_expired_continues_its_totals_when_it_returns() {
     let host = &net.lan[0];
     let before = host.counters()["eth0"];
     host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 400000"));
-    std::thread::sleep(Duration::from_secs(6));
-    let status = net.router.run("http_get 127.0.0.1:9750 /api/v1/status");
-    assert!(
-        status.contains("\"tracked_elements\":0"),
-        "idle elements were removed: {status}"
-    );
+    // Idle until netmeter has read the device's elements a last time and
+    // they are gone from the kernel.
+    let start = Instant::now();
+    while !net
+        .router
+        .run("http_get 127.0.0.1:9750 /api/v1/status")
+        .contains("\"tracked_elements\":0")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "idle elements never went away:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 300000"));
-    settle();
+    settle(&net, &d);
     let after = host.counters()["eth0"];
     let dev = device(&devices(&net, &d), &mac_of(host)).clone();
-    within(
+    let (got, truth) = (
         u(&dev, "tx_bytes"),
         after.tx_l3_bytes() - before.tx_l3_bytes(),
-        0.005,
-        "tx across expiry",
     );
+    if (got as f64 - truth as f64).abs() > 0.005 * truth as f64 {
+        eprintln!("daemon log:\n{}", d.log_text());
+    }
+    within(got, truth, 0.005, "tx across expiry");
 }
 
 #[test]
@@ -194,7 +256,7 @@ fn a_flushed_ruleset_is_noticed_reinstalled_and_totals_never_go_back() {
     let host = &net.lan[1];
     let mac = mac_of(host);
     host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 500000"));
-    settle();
+    settle(&net, &d);
     let first = u(device(&devices(&net, &d), &mac), "tx_bytes");
 
     // A firewall restart: every table goes, the firewall puts its own back.
@@ -207,7 +269,7 @@ fn a_flushed_ruleset_is_noticed_reinstalled_and_totals_never_go_back() {
     );
     let before = host.counters()["eth0"];
     host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 200000"));
-    settle();
+    settle(&net, &d);
     let sent = host.counters()["eth0"].tx_l3_bytes() - before.tx_l3_bytes();
     let second = u(device(&devices(&net, &d), &mac), "tx_bytes");
     assert!(second >= first, "totals never go backwards");
@@ -272,6 +334,16 @@ fn without_cap_net_admin_interfaces_are_still_counted_and_per_device_says_why_it
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"br-lan\""));
     assert!(!net.router.run("nft_tables").contains("netmeter"));
+    let (code, report) = check(&net, &d);
+    assert_eq!(code, 1);
+    let placement = finding(&report, "placement")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        placement.contains("off") && placement.contains("CAP_NET_ADMIN"),
+        "{placement}"
+    );
 }
 
 #[test]
@@ -281,7 +353,7 @@ fn devices_prints_a_table_with_a_total_line_largest_first() {
     let cfg = config("");
     let d = Daemon::start(&net.router, &scratch, &cfg);
     traffic(&net);
-    settle();
+    settle(&net, &d);
     let out = netmeter::run(
         &net.router,
         &["devices", "-c", d.config_path().to_str().unwrap()],

@@ -4,7 +4,6 @@ mod testbed;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use testbed::netmeter::{self, Daemon, Scratch};
 use testbed::topology::{PORT, WAN_HOST_V4, WAN_HOST_V6};
 use testbed::{Counters, Host, Network};
@@ -145,9 +144,9 @@ fn the_default_config_leaves_out_loopback_and_the_table_is_human_readable() {
     );
 }
 
-fn wait_refreshes() {
-    // refresh_interval is 1 s: after 2.5 s at least two refreshes happened.
-    std::thread::sleep(Duration::from_millis(2500));
+/// Waits for two daemon refreshes after this point (the router's API).
+fn wait_refreshes(net: &Network, d: &Daemon) {
+    d.wait_refreshed(&net.router);
 }
 
 fn daemon_report(host: &Host, d: &Daemon) -> Value {
@@ -192,12 +191,12 @@ fn the_daemon_agrees_with_the_kernel_and_keeps_totals_across_recreation_and_rena
     let daemon = Daemon::start(&net.router, &scratch, ALL_INTERFACES);
     transfers_both_ways(&net);
     probe_link(&net, "probe0", 100_000);
-    wait_refreshes();
+    wait_refreshes(&net, &daemon);
     let names = ["lo", "lan0", "lan1", "wan", "probe0"];
     assert_bracketed(
         &net.router,
         || {
-            wait_refreshes();
+            wait_refreshes(&net, &daemon);
             daemon_report(&net.router, &daemon)
         },
         &names,
@@ -207,7 +206,7 @@ fn the_daemon_agrees_with_the_kernel_and_keeps_totals_across_recreation_and_rena
 
     // Delete and create again under the same name: totals continue.
     net.router.run("del probe0");
-    wait_refreshes();
+    wait_refreshes(&net, &daemon);
     let gone = &by_name(&daemon_report(&net.router, &daemon))["probe0"];
     assert_eq!(
         gone["present"], false,
@@ -219,7 +218,7 @@ fn the_daemon_agrees_with_the_kernel_and_keeps_totals_across_recreation_and_rena
     assert_bracketed(
         &net.router,
         || {
-            wait_refreshes();
+            wait_refreshes(&net, &daemon);
             daemon_report(&net.router, &daemon)
         },
         &["probe0"],
@@ -233,7 +232,7 @@ fn the_daemon_agrees_with_the_kernel_and_keeps_totals_across_recreation_and_rena
     let report = assert_bracketed(
         &net.router,
         || {
-            wait_refreshes();
+            wait_refreshes(&net, &daemon);
             daemon_report(&net.router, &daemon)
         },
         &["probe1"],

@@ -470,6 +470,7 @@ mod tests {
             ..LinkCounters::default()
         };
         LinkSample {
+            header_bytes: 14,
             ifindex,
             name,
             width,

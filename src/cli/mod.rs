@@ -1,6 +1,7 @@
 //! Command-line entry points: one file per subcommand. The rest of the code
 //! never sees the argument parser.
 
+mod check;
 mod daemon;
 mod devices;
 mod format;
@@ -22,6 +23,7 @@ struct Args {
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Command {
+    Check(check::CheckArgs),
     Daemon(daemon::DaemonArgs),
     Devices(devices::DevicesArgs),
     Interfaces(interfaces::InterfacesArgs),
@@ -75,6 +77,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match args.command {
+        Command::Check(a) => check::run(a),
         Command::Daemon(a) => daemon::run(a),
         Command::Devices(a) => devices::run(a),
         Command::Interfaces(a) => interfaces::run(a),

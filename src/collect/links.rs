@@ -39,6 +39,10 @@ pub struct LinkSample {
     pub name: String,
     /// 64 when the kernel gave IFLA_STATS64, 32 for the old IFLA_STATS.
     pub width: CounterWidth,
+    /// Link-layer header bytes each packet's count includes (14 on
+    /// Ethernet-like links, 0 on PPP, WireGuard, tunnels): IP bytes are
+    /// bytes − this × packets.
+    pub header_bytes: u8,
     pub counters: LinkCounters,
 }
 
@@ -63,7 +67,7 @@ pub fn read_links(
     socket: &mut crate::netlink::NetlinkSocket,
 ) -> Result<Vec<LinkSample>, crate::netlink::NetlinkError> {
     use crate::netlink::NetlinkError;
-    use crate::netlink::route::{LinkMessage, LinkStatsWidth, link_dump_request};
+    use crate::netlink::route::{ARPHRD_ETHER, LinkMessage, LinkStatsWidth, link_dump_request};
     let mut attempt = 0;
     loop {
         let mut samples = Vec::new();
@@ -78,6 +82,11 @@ pub fn read_links(
                 ifindex: link.index,
                 name: link.name,
                 width,
+                header_bytes: if link.link_type == ARPHRD_ETHER {
+                    14
+                } else {
+                    0
+                },
                 counters,
             });
             Ok(())
@@ -88,6 +97,30 @@ pub fn read_links(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The interfaces of the default routes (IPv4 and IPv6, main table): the
+/// WAN side, as far as this router is concerned.
+pub fn wan_interfaces(
+    socket: &mut crate::netlink::NetlinkSocket,
+    links: &[LinkSample],
+) -> Result<Vec<String>, crate::netlink::NetlinkError> {
+    use crate::netlink::route::{RouteMessage, route_dump_request};
+    let mut names = Vec::new();
+    socket.dump(route_dump_request(), "reading the default routes", |msg| {
+        let route = RouteMessage::parse(msg)?;
+        if route.dst_len == 0
+            && route.table == 254
+            && let Some(link) = route
+                .oif
+                .and_then(|oif| links.iter().find(|l| l.ifindex == oif))
+            && !names.contains(&link.name)
+        {
+            names.push(link.name.clone());
+        }
+        Ok(())
+    })?;
+    Ok(names)
 }
 
 /// The kernel's boot id: when it changes, every kernel counter restarted at zero.

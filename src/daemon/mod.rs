@@ -1,13 +1,15 @@
 //! The daemon's loop: refresh on schedule, publish for the API, obey signals.
 
+mod attribution;
 mod devices;
 
+pub use attribution::Attribution;
 pub use devices::PerDeviceStatus;
 
 use crate::account::InterfaceAccounts;
 use crate::cli::CliError;
 use crate::collect::identity::Names;
-use crate::collect::links::{read_boot_id, read_links};
+use crate::collect::links::{read_boot_id, read_links, wan_interfaces};
 use crate::config::Config;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
 use crate::serve::api::{self, ApiState, DevicesReport, InterfaceView, InterfacesReport};
@@ -73,17 +75,18 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     let mut accounts = InterfaceAccounts::new(MAX_INTERFACES);
     let mut per_device = PerDevice::new(&config);
     let mut names = NamesCache::default();
+    let mut attribution = attribution::AttributionTracker::default();
     let mut next_refresh = Instant::now();
     loop {
         if Instant::now() >= next_refresh {
-            refresh(
-                &mut socket,
-                &mut accounts,
-                &mut per_device,
-                &mut names,
-                &config,
-                &state,
-            );
+            Refresh {
+                socket: &mut socket,
+                accounts: &mut accounts,
+                per_device: &mut per_device,
+                names: &mut names,
+                attribution: &mut attribution,
+            }
+            .run(&config, &state);
             next_refresh += config.refresh_interval;
             if next_refresh < Instant::now() {
                 next_refresh = Instant::now() + config.refresh_interval; // we fell behind: skip, don't burst
@@ -150,46 +153,63 @@ impl NamesCache {
     }
 }
 
-fn refresh(
-    socket: &mut NetlinkSocket,
-    accounts: &mut InterfaceAccounts,
-    per_device: &mut PerDevice,
-    names: &mut NamesCache,
-    config: &Config,
-    state: &Mutex<ApiState>,
-) {
-    let boot_id = read_boot_id().unwrap_or_default();
-    let now = crate::clock::now();
-    let links = read_links(socket);
-    if let Ok(links) = &links {
-        let tracked: Vec<_> = links
-            .iter()
-            .filter(|s| config.tracks_interface(&s.name))
-            .cloned()
-            .collect();
-        for event in accounts.ingest(now, &boot_id, &tracked) {
-            log(event);
-        }
-        for line in per_device.refresh(now, config, socket, links) {
-            log(line);
-        }
-    }
-    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-    match links {
-        Ok(_) => {
-            s.interfaces = InterfacesReport {
-                interfaces: accounts.iter().map(InterfaceView::from).collect(),
-            };
-            s.devices = DevicesReport::new(&per_device.accounts, names.current(config));
-            s.per_device = per_device.status.clone();
-            s.last_refresh_unix = Some(crate::clock::unix_now());
-            s.last_error = None;
-        }
-        Err(e) => {
-            if s.last_error.as_deref() != Some(&e.to_string()) {
-                log(format!("refresh failed: {e}"));
+/// Everything one refresh touches.
+struct Refresh<'a> {
+    socket: &'a mut NetlinkSocket,
+    accounts: &'a mut InterfaceAccounts,
+    per_device: &'a mut PerDevice,
+    names: &'a mut NamesCache,
+    attribution: &'a mut attribution::AttributionTracker,
+}
+
+impl Refresh<'_> {
+    fn run(&mut self, config: &Config, state: &Mutex<ApiState>) {
+        let boot_id = read_boot_id().unwrap_or_default();
+        let now = crate::clock::now();
+        let links = read_links(self.socket);
+        let mut attribution = None;
+        if let Ok(links) = &links {
+            let tracked: Vec<_> = links
+                .iter()
+                .filter(|s| config.tracks_interface(&s.name))
+                .cloned()
+                .collect();
+            for event in self.accounts.ingest(now, &boot_id, &tracked) {
+                log(event);
             }
-            s.last_error = Some(e.to_string());
+            for line in self.per_device.refresh(now, config, self.socket, links) {
+                log(line);
+            }
+            let wan = wan_interfaces(self.socket, links).unwrap_or_default();
+            attribution = self.attribution.update(
+                now.unix_secs,
+                self.per_device.status.active,
+                wan,
+                self.accounts,
+                links,
+                &self.per_device.accounts,
+            );
+        }
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        match links {
+            Ok(_) => {
+                s.interfaces = InterfacesReport {
+                    interfaces: self.accounts.iter().map(InterfaceView::from).collect(),
+                };
+                s.devices =
+                    DevicesReport::new(&self.per_device.accounts, self.names.current(config));
+                s.per_device = self.per_device.status.clone();
+                s.attribution = attribution;
+                s.last_refresh_unix = Some(crate::clock::unix_now());
+                s.refreshes += 1;
+                s.last_error = None;
+            }
+            Err(e) => {
+                if s.last_error.as_deref() != Some(&e.to_string()) {
+                    log(format!("refresh failed: {e}"));
+                }
+                s.last_error = Some(e.to_string());
+            }
         }
     }
 }

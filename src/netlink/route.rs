@@ -10,6 +10,7 @@ pub const RTM_GETLINK: u16 = 18;
 pub const RTM_SETLINK: u16 = 19;
 pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_NEWROUTE: u16 = 24;
+pub const RTM_GETROUTE: u16 = 26;
 pub const RTM_NEWNEIGH: u16 = 28;
 pub const RTM_GETNEIGH: u16 = 30;
 pub const RTM_GETADDR: u16 = 22;
@@ -34,7 +35,11 @@ pub const IFA_FLAGS: u16 = 8;
 pub const IFA_F_NODAD: u32 = 0x02;
 
 pub const RTA_DST: u16 = 1;
+pub const RTA_OIF: u16 = 4;
 pub const RTA_GATEWAY: u16 = 5;
+pub const RTA_TABLE: u16 = 15;
+/// `ifi_type` of Ethernet-like links (Ethernet, veth, bridges, VLANs).
+pub const ARPHRD_ETHER: u16 = 1;
 
 pub const IFF_UP: u32 = 0x1;
 const IFINFOMSG_LEN: usize = 16;
@@ -139,6 +144,8 @@ pub enum LinkStatsWidth {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkMessage {
     pub index: u32,
+    /// The link type (`ARPHRD_*`): says which link-layer header it counts.
+    pub link_type: u16,
     pub flags: u32,
     pub name: String,
     pub mac: Option<Vec<u8>>,
@@ -167,10 +174,12 @@ impl LinkMessage {
                 payload.len()
             ))
         })?;
+        let link_type = u16::from_ne_bytes([h[2], h[3]]);
         let index = u32::from_ne_bytes(h[4..8].try_into().unwrap());
         let flags = u32::from_ne_bytes(h[8..12].try_into().unwrap());
         let mut link = LinkMessage {
             index,
+            link_type,
             flags,
             name: String::new(),
             mac: None,
@@ -252,6 +261,47 @@ impl AddressMessage {
             prefix_len,
             address,
         })
+    }
+}
+
+/// The request for every route of every table.
+pub fn route_dump_request() -> MessageBuilder {
+    let mut m = MessageBuilder::new(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP);
+    m.header(&[0u8; 12]); // struct rtmsg, family AF_UNSPEC
+    m
+}
+
+/// The parts of a route netmeter uses to find the WAN side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteMessage {
+    pub family: u8,
+    pub dst_len: u8,
+    pub table: u32,
+    /// The outgoing interface, when the route has one (not multipath).
+    pub oif: Option<u32>,
+}
+
+impl RouteMessage {
+    pub fn parse(msg: &Message<'_>) -> Result<RouteMessage, Malformed> {
+        let h = msg
+            .payload
+            .get(..12)
+            .ok_or_else(|| Malformed("route message shorter than rtmsg".into()))?;
+        let mut route = RouteMessage {
+            family: h[0],
+            dst_len: h[1],
+            table: h[4] as u32,
+            oif: None,
+        };
+        for attr in AttrIter::new(&msg.payload[12..]) {
+            let attr = attr?;
+            match attr.kind {
+                RTA_OIF => route.oif = Some(attr.u32()?),
+                RTA_TABLE => route.table = attr.u32()?,
+                _ => {}
+            }
+        }
+        Ok(route)
     }
 }
 

@@ -3,7 +3,7 @@
 use super::http::{Request, Response};
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals};
 use crate::collect::identity::Names;
-use crate::daemon::PerDeviceStatus;
+use crate::daemon::{Attribution, PerDeviceStatus};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -152,9 +152,12 @@ pub struct ApiState {
     pub refresh_interval_secs: u64,
     /// None until the first refresh: data routes answer 503 until then.
     pub last_refresh_unix: Option<u64>,
+    /// Refreshes completed: lets a client wait for data newer than an event.
+    pub refreshes: u64,
     pub interfaces: InterfacesReport,
     pub devices: DevicesReport,
     pub per_device: PerDeviceStatus,
+    pub attribution: Option<Attribution>,
     /// The last refresh's error, if it failed.
     pub last_error: Option<String>,
 }
@@ -166,8 +169,10 @@ struct Status<'a> {
     uptime: u64,
     refresh_interval: u64,
     last_refresh: Option<u64>,
+    refreshes: u64,
     last_error: Option<&'a str>,
     per_device: &'a PerDeviceStatus,
+    attribution: Option<&'a Attribution>,
 }
 
 fn json<T: Serialize>(value: &T) -> Response {
@@ -193,8 +198,10 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             uptime: now_unix.saturating_sub(state.started_unix),
             refresh_interval: state.refresh_interval_secs,
             last_refresh: state.last_refresh_unix,
+            refreshes: state.refreshes,
             last_error: state.last_error.as_deref(),
             per_device: &state.per_device,
+            attribution: state.attribution.as_ref(),
         }),
         "/api/v1/interfaces" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")

@@ -67,6 +67,9 @@ pub struct Daemon {
     pub child: Child,
     pub log: PathBuf,
     pub config: PathBuf,
+    /// IP:PORT of its API inside the namespace.
+    pub api: String,
+    host_pid: u32,
 }
 
 impl Daemon {
@@ -93,9 +96,44 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("starting netmeter daemon");
-        let d = Daemon { child, log, config };
+        // The tests' configs set `option listen` at most once.
+        let api = config_text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("option listen"))
+            .map(|v| v.trim().trim_matches('\'').to_string())
+            .unwrap_or_else(|| "127.0.0.1:9750".into());
+        let d = Daemon {
+            child,
+            log,
+            config,
+            api,
+            host_pid: host.pid(),
+        };
         d.wait_for_log("started:", Duration::from_secs(10));
+        d.wait_for_refreshes(host, 1);
         d
+    }
+
+    fn refreshes(&self, host: &Host) -> u64 {
+        assert_eq!(host.pid(), self.host_pid, "ask the daemon's own host");
+        let answer = host
+            .call(&format!("http_get {} /api/v1/status", self.api))
+            .unwrap_or_default();
+        let body = answer.split_once(' ').map_or("", |(_, b)| b);
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        v["refreshes"].as_u64().unwrap_or(0)
+    }
+
+    fn wait_for_refreshes(&self, host: &Host, target: u64) {
+        let start = Instant::now();
+        while self.refreshes(host) < target {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the daemon did not refresh:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -117,6 +155,12 @@ impl Daemon {
 
     pub fn signal(&self, sig: libc::c_int) {
         unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+    }
+
+    /// Waits until the daemon has completed two refreshes after this call:
+    /// the second began after every earlier event.
+    pub fn wait_refreshed(&self, host: &Host) {
+        self.wait_for_refreshes(host, self.refreshes(host) + 2);
     }
 
     pub fn config_path(&self) -> &Path {

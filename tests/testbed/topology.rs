@@ -89,6 +89,9 @@ impl Network {
         // The WAN host knows no route to the LAN's IPv4: only masquerade
         // brings answers back. IPv6 is routed, as an ISP would.
         wan.run(&format!("route fd00::/16 {ROUTER_WAN_V6}"));
+        // Like any gateway, the router's default routes point out of its WAN.
+        router.run(&format!("route default {WAN_HOST_V4}"));
+        router.run(&format!("route default {WAN_HOST_V6}"));
         router.run("masquerade wan");
 
         if let Some(br) = &topology.bridge {
