@@ -210,11 +210,11 @@ fn per_device_rx_and_tx_match_each_hosts_l3_bytes_within_half_a_percent() {
 fn a_device_whose_elements_expired_continues_its_totals_when_it_returns() {
     let net = network();
     let scratch = Scratch::new();
-    // Elements live 4 s in the kernel; netmeter reads and deletes idle ones at 2 s.
+    // Elements live 6 s in the kernel; netmeter reads and deletes idle ones at 3 s.
     let d = Daemon::start(
         &net.router,
         &scratch,
-        &config("\toption element_timeout '4'\n"),
+        &config("\toption element_timeout '6'\n"),
     );
     let host = &net.lan[0];
     let before = host.counters()["eth0"];

@@ -28,6 +28,13 @@ pub struct PerDeviceStatus {
     pub missing_devices: Vec<String>,
 }
 
+/// The kernel must not expire an element before netmeter has read its last
+/// growth: a timeout under three refresh intervals would lose traffic when a
+/// refresh comes late, so it is raised to that.
+pub fn element_timeout(config: &Config) -> std::time::Duration {
+    config.element_timeout.max(config.refresh_interval * 3)
+}
+
 pub struct PerDevice {
     netfilter: Option<NetlinkSocket>,
     installed: Option<Plan>,
@@ -74,7 +81,7 @@ impl PerDevice {
         } else {
             config.lan_subnet.clone()
         };
-        let timeout_ms = config.element_timeout.as_millis() as u64;
+        let timeout_ms = element_timeout(config).as_millis() as u64;
         Ok((
             Plan::new(present, &prefixes, config.max_devices as usize, timeout_ms),
             missing,
@@ -179,7 +186,7 @@ impl PerDevice {
                     }
                 }
                 self.last_read_unix = now.unix_secs;
-                let idle_ms = config.element_timeout.as_millis() as u64 / 2;
+                let idle_ms = element_timeout(config).as_millis() as u64 / 2;
                 let idle = self.accounts.idle_elements(now, idle_ms);
                 if !idle.is_empty() {
                     match devices::delete_elements(socket, &idle) {
@@ -232,5 +239,21 @@ impl PerDevice {
             }
         }
         log
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_element_timeout_under_three_refreshes_is_raised_to_three_refreshes() {
+        let mut config = Config::default();
+        config.refresh_interval = Duration::from_secs(10);
+        config.element_timeout = Duration::from_secs(5);
+        assert_eq!(element_timeout(&config), Duration::from_secs(30));
+        config.element_timeout = Duration::from_secs(3600);
+        assert_eq!(element_timeout(&config), Duration::from_secs(3600));
     }
 }

@@ -61,6 +61,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
             })
             .map_err(|e| CliError::Runtime(format!("cannot start the HTTP thread: {e}")))?
     };
+    warn_about_timeouts(&config);
     log(format!(
         "started: refresh every {} s, API on {}",
         config.refresh_interval.as_secs(),
@@ -102,6 +103,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
                         log("new listen addresses take effect when the daemon restarts");
                     }
                     config = new;
+                    warn_about_timeouts(&config);
                     per_device.reconfigure(&config);
                     state
                         .lock()
@@ -125,6 +127,17 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
     Ok(())
+}
+
+fn warn_about_timeouts(config: &Config) {
+    let effective = devices::element_timeout(config);
+    if effective != config.element_timeout {
+        log(format!(
+            "element_timeout {} s is under three refresh intervals: using {} s so no growth expires unread",
+            config.element_timeout.as_secs(),
+            effective.as_secs()
+        ));
+    }
 }
 
 /// Device names from the leases, hosts and ethers files, read again only
