@@ -249,9 +249,11 @@ mod tests {
 
     #[test]
     fn an_element_timeout_under_three_refreshes_is_raised_to_three_refreshes() {
-        let mut config = Config::default();
-        config.refresh_interval = Duration::from_secs(10);
-        config.element_timeout = Duration::from_secs(5);
+        let mut config = Config {
+            refresh_interval: Duration::from_secs(10),
+            element_timeout: Duration::from_secs(5),
+            ..Config::default()
+        };
         assert_eq!(element_timeout(&config), Duration::from_secs(30));
         config.element_timeout = Duration::from_secs(3600);
         assert_eq!(element_timeout(&config), Duration::from_secs(3600));
