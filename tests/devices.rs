@@ -365,3 +365,63 @@ fn devices_prints_a_table_with_a_total_line_largest_first() {
     // tv (host 1) moved the most (about 2.7 MB against 1.35 MB), so it comes first.
     assert!(lines[1].starts_with(&mac_of(&net.lan[1])), "{table}");
 }
+
+#[test]
+fn names_come_from_dhcp_leases_and_config_sections_and_random_macs_are_marked() {
+    let net = network();
+    let scratch = Scratch::new();
+    let (laptop, tv) = (mac_of(&net.lan[0]), mac_of(&net.lan[1]));
+    let leases = scratch.file(
+        "dhcp.leases",
+        &format!("1795000000 {laptop} 10.0.0.2 laptop-lease 01:{laptop}\n1795000000 {tv} 10.0.0.3 tv-lease *\n"),
+    );
+    let cfg = config(&format!(
+        "\toption dhcp_leases '{}'\n\toption ethers '/nonexistent/ethers'\n\toption odhcpd_hosts '/nonexistent/hosts'\n\
+         config device\n\toption mac '{tv}'\n\toption name 'living-room-tv'\n\toption group 'family'\n",
+        leases.display()
+    ));
+    let d = Daemon::start(&net.router, &scratch, &cfg);
+    traffic(&net);
+    settle(&net, &d);
+    let report = devices(&net, &d);
+    assert_eq!(device(&report, &laptop)["hostname"], "laptop-lease");
+    let tv_dev = device(&report, &tv);
+    assert_eq!(
+        tv_dev["hostname"], "living-room-tv",
+        "a config section beats the lease"
+    );
+    assert_eq!(tv_dev["group"], "family");
+    // veth MACs are random, locally administered ones, as phones' private MACs are.
+    assert_eq!(tv_dev["random_mac"], true);
+}
+
+#[test]
+fn devices_beyond_max_devices_are_folded_into_other() {
+    let net = network();
+    let scratch = Scratch::new();
+    let d = Daemon::start(&net.router, &scratch, &config("\toption max_devices '1'\n"));
+    let before: Vec<Counters> = net.lan.iter().map(|h| h.counters()["eth0"]).collect();
+    traffic(&net);
+    settle(&net, &d);
+    let report = devices(&net, &d);
+    assert_eq!(report["devices"].as_array().unwrap().len(), 1, "{report}");
+    let other = &report["other"];
+    let sent: u64 = net
+        .lan
+        .iter()
+        .zip(&before)
+        .map(|(h, b)| h.counters()["eth0"].tx_l3_bytes() - b.tx_l3_bytes())
+        .sum();
+    // Nothing is lost: one device plus `other` is everything the hosts sent.
+    let counted = u(&report["devices"][0], "tx_bytes") + u(other, "tx_bytes");
+    within(counted, sent, 0.005, "one device plus other");
+    let (code, check) = check(&net, &d);
+    assert_eq!(code, 1);
+    assert!(
+        finding(&check, "capacity")
+            .iter()
+            .any(|f| f["message"].as_str().unwrap().contains("other")),
+        "{check}"
+    );
+    assert!(d.log_text().contains("max_devices"), "{}", d.log_text());
+}
