@@ -126,9 +126,34 @@ fn within(got: u64, truth: u64, tolerance: f64, what: &str) {
 
 #[test]
 fn per_device_rx_and_tx_match_each_hosts_l3_bytes_within_half_a_percent() {
+    let report = accuracy_with("");
+    assert!(
+        finding(&report, "placement")[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("priority -500")
+    );
+}
+
+#[test]
+fn the_forward_placement_matches_too_where_nothing_is_offloaded_and_says_what_it_misses() {
+    let report = accuracy_with("\toption placement 'forward'\n");
+    let placement = finding(&report, "placement")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        placement.contains("forward chain") && placement.contains("offloaded"),
+        "{placement}"
+    );
+}
+
+/// Runs the three-host scenario with this extra config; asserts accuracy
+/// and attribution; returns `netmeter check --json`.
+fn accuracy_with(extra: &str) -> Value {
     let net = network();
     let scratch = Scratch::new();
-    let d = Daemon::start(&net.router, &scratch, &config(""));
+    let d = Daemon::start(&net.router, &scratch, &config(extra));
     let before: Vec<Counters> = net.lan.iter().map(|h| h.counters()["eth0"]).collect();
     let wan_before = net.router.counters()["wan"];
     traffic(&net);
@@ -182,12 +207,6 @@ fn per_device_rx_and_tx_match_each_hosts_l3_bytes_within_half_a_percent() {
     // are the devices'.
     let (code, report) = check(&net, &d);
     assert_eq!((code, &report["ok"]), (0, &Value::Bool(true)), "{report}");
-    assert!(
-        finding(&report, "placement")[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("priority -500")
-    );
     let shares = finding(&report, "attribution");
     assert_eq!(shares.len(), 2, "{report}");
     for f in shares {
@@ -204,6 +223,7 @@ fn per_device_rx_and_tx_match_each_hosts_l3_bytes_within_half_a_percent() {
             .unwrap();
         assert!(pct >= 99.0, "{msg}");
     }
+    report
 }
 
 #[test]

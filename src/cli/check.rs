@@ -1,5 +1,5 @@
 use super::CliError;
-use crate::collect::devices;
+use crate::collect::devices::{self, Hooks};
 use crate::config::Config;
 use crate::netlink::nftables::NF_FLOWTABLE_HW_OFFLOAD;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_NETFILTER};
@@ -191,23 +191,8 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
         Ok(s) => s,
         Err(e) => return say(false, "firewall", format!("cannot inspect nftables: {e}")),
     };
-    match devices::table_exists(&mut socket) {
-        Ok(true) => say(
-            true,
-            "table",
-            "netmeter's nftables table is installed".into(),
-        ),
-        Ok(false) if daemon_running => say(
-            false,
-            "table",
-            "netmeter's nftables table is missing; the daemon reinstalls it on its next refresh"
-                .into(),
-        ),
-        Ok(false) => say(
-            false,
-            "table",
-            "netmeter's nftables table is not installed".into(),
-        ),
+    let placement = match devices::installed(&mut socket) {
+        Ok(p) => p,
         Err(e) if e.is_permission_denied() => {
             return say(
                 false,
@@ -217,6 +202,24 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
             );
         }
         Err(e) => return say(false, "firewall", format!("cannot inspect nftables: {e}")),
+    };
+    match (placement, daemon_running) {
+        (Some(_), _) => say(
+            true,
+            "table",
+            "netmeter's nftables table is installed".into(),
+        ),
+        (None, true) => say(
+            false,
+            "table",
+            "netmeter's nftables table is missing; the daemon reinstalls it on its next refresh"
+                .into(),
+        ),
+        (None, false) => say(
+            false,
+            "table",
+            "netmeter's nftables table is not installed".into(),
+        ),
     }
     match devices::flowtables(&mut socket) {
         Ok(fts) if fts.is_empty() => {
@@ -225,7 +228,19 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
         Ok(fts) => {
             for ft in fts {
                 let on = ft.devices.join(", ");
-                if ft.flags & NF_FLOWTABLE_HW_OFFLOAD != 0 {
+                if placement == Some(Hooks::Forward) {
+                    say(
+                        false,
+                        "offload",
+                        format!(
+                            "flowtable {} (table {}) offloads flows on {on}, and netmeter counts in the forward \
+                             chain, which offloaded packets skip: per-device counts miss them. Use a kernel with \
+                             the netdev egress hook (Linux 5.16+) and option placement 'auto', or turn flow \
+                             offloading off",
+                            ft.name, ft.table
+                        ),
+                    );
+                } else if ft.flags & NF_FLOWTABLE_HW_OFFLOAD != 0 {
                     say(
                         false,
                         "offload",

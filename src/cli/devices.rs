@@ -53,7 +53,16 @@ pub fn run(args: DevicesArgs) -> Result<(), CliError> {
 fn read_directly(config: &Config) -> Result<DevicesReport, CliError> {
     let runtime = |e: crate::netlink::NetlinkError| CliError::Runtime(e.to_string());
     let mut socket = NetlinkSocket::open(NETLINK_NETFILTER).map_err(runtime)?;
-    let reading = match devices::read(&mut socket) {
+    let hooks = devices::installed(&mut socket)
+        .map_err(runtime)?
+        .ok_or_else(|| {
+            CliError::Runtime(
+                "no daemon is running and netmeter's nftables table is not installed: \
+             start the daemon (service netmeter start)"
+                    .into(),
+            )
+        })?;
+    let reading = match devices::read(&mut socket, hooks) {
         Ok(r) => r,
         Err(ReadError::TableMissing) => {
             return Err(CliError::Runtime(

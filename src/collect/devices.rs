@@ -7,6 +7,11 @@
 //! received, keyed by `ether daddr . ip daddr`. Ingress runs before any
 //! software flowtable (priority ≥ −500 would not), and egress sees every
 //! packet the router puts on the wire, so offloaded flows are counted.
+//! Where the kernel has no netdev egress hook (before Linux 5.16), or when
+//! configured, the *forward* placement counts in an inet forward chain
+//! instead: sent keyed by MAC and IP, received by IP alone (the MAC is
+//! found through the neighbour table). It does not see flows a flowtable
+//! offloads, and `netmeter check` says so.
 //! Only traffic between a LAN device and the world beyond the router is
 //! counted: destinations (sent) and sources (received) in the LAN's own
 //! prefixes, link-local and multicast are left out — so traffic to the
@@ -21,7 +26,6 @@ use crate::netlink::{NetlinkError, NetlinkSocket};
 use std::net::IpAddr;
 
 pub const TABLE: &str = "netmeter";
-const FAMILY: Family = Family::Netdev;
 /// Ethernet header bytes an egress counter includes and ingress does not.
 const L2_HEADER: u64 = 14;
 
@@ -35,9 +39,47 @@ const SETS: [(&str, Direction, u8); 4] = [
 const UNATTRIBUTED_SENT: &str = "unattributed_sent";
 const UNATTRIBUTED_RECEIVED: &str = "unattributed_received";
 
+/// Which hooks hold the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hooks {
+    /// Netdev ingress (priority −500) and egress on each LAN device.
+    Netdev,
+    /// The inet forward chain: misses offloaded flows.
+    Forward,
+}
+
+impl Hooks {
+    fn family(self) -> Family {
+        match self {
+            Hooks::Netdev => Family::Netdev,
+            Hooks::Forward => Family::Inet,
+        }
+    }
+
+    /// Whether the received sets are keyed by MAC as well as IP: at the
+    /// forward hook the outgoing Ethernet header does not exist yet.
+    fn received_has_mac(self) -> bool {
+        self == Hooks::Netdev
+    }
+
+    pub fn describe(self, devices: &[String]) -> String {
+        match self {
+            Hooks::Netdev => format!(
+                "netdev ingress (priority -500, before flowtables) and egress on {}",
+                devices.join(", ")
+            ),
+            Hooks::Forward => format!(
+                "forward chain on {}: flows offloaded by a flowtable are not seen",
+                devices.join(", ")
+            ),
+        }
+    }
+}
+
 /// What to install: derived from the config and the LAN's addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
+    pub hooks: Hooks,
     pub lan_devices: Vec<String>,
     /// Prefixes that are "not beyond the router": the LAN's own, plus
     /// link-local, multicast and broadcast (always added).
@@ -51,6 +93,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(
+        hooks: Hooks,
         lan_devices: Vec<String>,
         lan_prefixes: &[IpPrefix],
         max_devices: usize,
@@ -69,6 +112,7 @@ impl Plan {
         local.sort_by_key(|p| (p.addr, p.len));
         local.dedup();
         Plan {
+            hooks,
             lan_devices,
             local_prefixes: local,
             // Several addresses per device (IPv6 privacy addresses), capped.
@@ -144,23 +188,29 @@ fn chain_name(direction: Direction, device: &str) -> String {
 /// Builds the whole table as one batch: added, deleted and added again, so
 /// it replaces any previous copy atomically whether or not one existed.
 pub fn install_batch(plan: &Plan) -> Batch {
+    let family = plan.hooks.family();
     let mut b = Batch::new();
-    b.add_table(FAMILY, TABLE);
-    b.delete_table(FAMILY, TABLE);
-    b.add_table(FAMILY, TABLE);
-    for (id, (name, _, version)) in SETS.iter().enumerate() {
+    b.add_table(family, TABLE);
+    b.delete_table(family, TABLE);
+    b.add_table(family, TABLE);
+    for (id, (name, direction, version)) in SETS.iter().enumerate() {
         let (ty, len) = if *version == 4 {
             (TYPE_IPADDR, 4)
         } else {
             (TYPE_IP6ADDR, 16)
         };
+        let with_mac = *direction == Direction::Sent || plan.hooks.received_has_mac();
         b.add_set(
-            FAMILY,
+            family,
             TABLE,
             &SetSpec {
                 name: name.to_string(),
-                key_type: concat_type(TYPE_ETHERADDR, ty),
-                key_len: 8 + len,
+                key_type: if with_mac {
+                    concat_type(TYPE_ETHERADDR, ty)
+                } else {
+                    ty
+                },
+                key_len: if with_mac { 8 + len } else { len },
                 flags: NFT_SET_TIMEOUT | NFT_SET_EVAL,
                 timeout_ms: Some(plan.element_timeout_ms),
                 size: Some(plan.set_size),
@@ -168,77 +218,124 @@ pub fn install_batch(plan: &Plan) -> Batch {
             },
         );
     }
-    b.add_counter_object(FAMILY, TABLE, UNATTRIBUTED_SENT);
-    b.add_counter_object(FAMILY, TABLE, UNATTRIBUTED_RECEIVED);
+    b.add_counter_object(family, TABLE, UNATTRIBUTED_SENT);
+    b.add_counter_object(family, TABLE, UNATTRIBUTED_RECEIVED);
+    if plan.hooks == Hooks::Forward {
+        let base = BaseChain {
+            hook: Hook::Forward as u32,
+            priority: -500,
+            chain_type: "filter",
+            device: None,
+        };
+        b.add_chain(family, TABLE, "forward", Some(&base));
+    }
     for device in &plan.lan_devices {
         for direction in [Direction::Sent, Direction::Received] {
-            let chain = chain_name(direction, device);
-            let hook = match direction {
-                Direction::Sent => NetdevHook::Ingress,
-                Direction::Received => NetdevHook::Egress,
+            let chain = match plan.hooks {
+                Hooks::Netdev => {
+                    let chain = chain_name(direction, device);
+                    let hook = match direction {
+                        Direction::Sent => NetdevHook::Ingress,
+                        Direction::Received => NetdevHook::Egress,
+                    };
+                    b.add_chain(
+                        family,
+                        TABLE,
+                        &chain,
+                        Some(&BaseChain {
+                            hook: hook as u32,
+                            priority: -500,
+                            chain_type: "filter",
+                            device: Some(device.clone()),
+                        }),
+                    );
+                    chain
+                }
+                Hooks::Forward => "forward".to_string(),
             };
-            b.add_chain(
-                FAMILY,
-                TABLE,
-                &chain,
-                Some(&BaseChain {
-                    hook: hook as u32,
-                    priority: -500,
-                    chain_type: "filter",
-                    device: Some(device.clone()),
-                }),
-            );
-            for (set, dir, version) in SETS.iter().filter(|s| s.1 == direction) {
-                let v6 = *version == 6;
-                let (mac_at, own_at, far_at) = offsets(*dir, v6);
-                let proto: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
-                let mut matched = vec![
-                    Expr::Meta {
-                        key: MetaKey::Protocol,
-                        dreg: NFT_REG_1,
-                    },
-                    Expr::Cmp {
-                        sreg: NFT_REG_1,
-                        op: CmpOp::Eq,
-                        data: proto.to_vec(),
-                    },
-                ];
-                matched.extend(beyond_router(plan, v6, far_at));
-                let mut count = matched.clone();
-                count.extend([
-                    Expr::Payload {
-                        base: PayloadBase::LinkLayer,
-                        offset: mac_at,
-                        len: 6,
-                        dreg: NFT_REG32_00,
-                    },
-                    Expr::Payload {
-                        base: PayloadBase::Network,
-                        offset: own_at,
-                        len: if v6 { 16 } else { 4 },
-                        dreg: NFT_REG32_00 + 2,
-                    },
-                    Expr::DynsetUpdateCounter {
-                        set: set.to_string(),
-                        sreg_key: NFT_REG32_00,
-                        timeout_ms: None,
-                    },
-                    Expr::Accept,
-                ]);
-                b.add_rule(FAMILY, TABLE, &chain, &count);
-                // Reached only when the update failed: the set is full.
-                let unattributed = match direction {
-                    Direction::Sent => UNATTRIBUTED_SENT,
-                    Direction::Received => UNATTRIBUTED_RECEIVED,
-                };
-                matched.push(Expr::ObjrefCounter {
-                    name: unattributed.to_string(),
-                });
-                b.add_rule(FAMILY, TABLE, &chain, &matched);
+            for (set, _, version) in SETS.iter().filter(|s| s.1 == direction) {
+                let (count, overflow) = rules(plan, device, direction, *version == 6, set);
+                b.add_rule(family, TABLE, &chain, &count);
+                b.add_rule(family, TABLE, &chain, &overflow);
             }
         }
     }
     b
+}
+
+/// The counting rule and, after it, the rule reached only when the set was
+/// full (its traffic goes to the unattributed counter).
+fn rules(
+    plan: &Plan,
+    device: &str,
+    direction: Direction,
+    v6: bool,
+    set: &str,
+) -> (Vec<Expr>, Vec<Expr>) {
+    let (mac_at, own_at, far_at) = offsets(direction, v6);
+    let proto: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+    let mut matched = Vec::new();
+    if plan.hooks == Hooks::Forward {
+        // One chain for every LAN device: match the device by name.
+        let key = match direction {
+            Direction::Sent => MetaKey::IifName,
+            Direction::Received => MetaKey::OifName,
+        };
+        matched.push(Expr::Meta {
+            key,
+            dreg: NFT_REG_1,
+        });
+        matched.push(Expr::Cmp {
+            sreg: NFT_REG_1,
+            op: CmpOp::Eq,
+            data: Expr::ifname(device),
+        });
+    }
+    matched.push(Expr::Meta {
+        key: MetaKey::Protocol,
+        dreg: NFT_REG_1,
+    });
+    matched.push(Expr::Cmp {
+        sreg: NFT_REG_1,
+        op: CmpOp::Eq,
+        data: proto.to_vec(),
+    });
+    matched.extend(beyond_router(plan, v6, far_at));
+    let with_mac = direction == Direction::Sent || plan.hooks.received_has_mac();
+    let mut count = matched.clone();
+    let ip_reg = if with_mac {
+        count.push(Expr::Payload {
+            base: PayloadBase::LinkLayer,
+            offset: mac_at,
+            len: 6,
+            dreg: NFT_REG32_00,
+        });
+        NFT_REG32_00 + 2
+    } else {
+        NFT_REG32_00
+    };
+    count.extend([
+        Expr::Payload {
+            base: PayloadBase::Network,
+            offset: own_at,
+            len: if v6 { 16 } else { 4 },
+            dreg: ip_reg,
+        },
+        Expr::DynsetUpdateCounter {
+            set: set.to_string(),
+            sreg_key: NFT_REG32_00,
+            timeout_ms: None,
+        },
+        Expr::Accept,
+    ]);
+    let unattributed = match direction {
+        Direction::Sent => UNATTRIBUTED_SENT,
+        Direction::Received => UNATTRIBUTED_RECEIVED,
+    };
+    matched.push(Expr::ObjrefCounter {
+        name: unattributed.to_string(),
+    });
+    (count, matched)
 }
 
 /// Installs (or atomically replaces) netmeter's table.
@@ -252,21 +349,29 @@ pub fn install(socket: &mut NetlinkSocket, plan: &Plan) -> Result<(), NetlinkErr
     )
 }
 
-/// Removes netmeter's table; false when there was none.
+/// Removes netmeter's table(s), whichever placement made them; false when
+/// there was none.
 pub fn teardown(socket: &mut NetlinkSocket) -> Result<bool, NetlinkError> {
-    let mut b = Batch::new();
-    b.delete_table(FAMILY, TABLE);
-    match socket.batch(b.finish(), "removing netmeter's nftables table") {
-        Ok(()) => Ok(true),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(e),
+    let mut removed = false;
+    for hooks in [Hooks::Netdev, Hooks::Forward] {
+        let mut b = Batch::new();
+        b.delete_table(hooks.family(), TABLE);
+        match socket.batch(b.finish(), "removing netmeter's nftables table") {
+            Ok(()) => removed = true,
+            Err(e) if e.errno() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(removed)
 }
 
 /// One read of every set and the unattributed counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reading {
     pub samples: Vec<DeviceSample>,
+    /// Forward placement: received traffic keyed by IP alone, for the
+    /// caller to tie to a MAC (direction, IP, bytes, packets).
+    pub by_ip: Vec<(Direction, IpAddr, u64, u64)>,
     pub unattributed: UnattributedSample,
 }
 
@@ -294,6 +399,15 @@ fn missing_or(e: NetlinkError) -> ReadError {
     }
 }
 
+/// The address of an IP-only key.
+fn decode_ip_key(key: &[u8]) -> Option<IpAddr> {
+    match key.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(key).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(key).ok()?)),
+        _ => None,
+    }
+}
+
 /// The (MAC, IP) in a set key: 6 bytes of MAC, 2 of padding, the address.
 fn decode_key(key: &[u8]) -> Option<([u8; 6], IpAddr)> {
     let mac: [u8; 6] = key.get(..6)?.try_into().ok()?;
@@ -315,32 +429,38 @@ fn encode_key(mac: &[u8; 6], ip: &IpAddr) -> Vec<u8> {
     key
 }
 
-/// Reads every set. Received (egress) counts include the Ethernet header:
-/// it is taken off here, so every figure is IP-layer bytes.
-pub fn read(socket: &mut NetlinkSocket) -> Result<Reading, ReadError> {
+/// Reads every set. Received counts at netdev egress include the Ethernet
+/// header: it is taken off here, so every figure is IP-layer bytes.
+pub fn read(socket: &mut NetlinkSocket, hooks: Hooks) -> Result<Reading, ReadError> {
+    let family = hooks.family();
+    let l2 = |direction: Direction| match (hooks, direction) {
+        (Hooks::Netdev, Direction::Received) => L2_HEADER,
+        _ => 0,
+    };
     let mut reading = Reading::default();
     for (set, direction, _) in SETS {
-        let samples = &mut reading.samples;
+        let (samples, by_ip) = (&mut reading.samples, &mut reading.by_ip);
+        let with_mac = direction == Direction::Sent || hooks.received_has_mac();
         socket
             .dump(
-                set_elements_request(FAMILY, TABLE, set),
+                set_elements_request(family, TABLE, set),
                 &format!("reading set {set}"),
                 |msg| {
                     parse_set_elements(msg, |e| {
-                        let Some((mac, ip)) = decode_key(&e.key) else {
-                            return;
-                        };
-                        let bytes = match direction {
-                            Direction::Received => e.bytes.saturating_sub(L2_HEADER * e.packets),
-                            Direction::Sent => e.bytes,
-                        };
-                        samples.push(DeviceSample {
-                            direction,
-                            mac,
-                            ip,
-                            bytes,
-                            packets: e.packets,
-                        });
+                        let bytes = e.bytes.saturating_sub(l2(direction) * e.packets);
+                        if with_mac {
+                            if let Some((mac, ip)) = decode_key(&e.key) {
+                                samples.push(DeviceSample {
+                                    direction,
+                                    mac,
+                                    ip,
+                                    bytes,
+                                    packets: e.packets,
+                                });
+                            }
+                        } else if let Some(ip) = decode_ip_key(&e.key) {
+                            by_ip.push((direction, ip, bytes, e.packets));
+                        }
                     })
                 },
             )
@@ -349,15 +469,16 @@ pub fn read(socket: &mut NetlinkSocket) -> Result<Reading, ReadError> {
     let u = &mut reading.unattributed;
     socket
         .dump(
-            counter_objects_request(FAMILY, TABLE),
+            counter_objects_request(family, TABLE),
             "reading the unattributed counters",
             |msg| {
                 if let Some((name, bytes, packets)) = parse_counter_object(msg)? {
                     match name.as_str() {
                         UNATTRIBUTED_SENT => (u.tx_bytes, u.tx_packets) = (bytes, packets),
                         UNATTRIBUTED_RECEIVED => {
+                            let l2 = l2(Direction::Received);
                             (u.rx_bytes, u.rx_packets) =
-                                (bytes.saturating_sub(L2_HEADER * packets), packets)
+                                (bytes.saturating_sub(l2 * packets), packets)
                         }
                         _ => {}
                     }
@@ -372,31 +493,50 @@ pub fn read(socket: &mut NetlinkSocket) -> Result<Reading, ReadError> {
 /// Deletes elements netmeter has read for the last time (idle devices).
 pub fn delete_elements(
     socket: &mut NetlinkSocket,
+    hooks: Hooks,
     keys: &[(Direction, [u8; 6], IpAddr)],
 ) -> Result<(), NetlinkError> {
     let mut b = Batch::new();
     for (set, direction, version) in SETS {
-        let of_set: Vec<Vec<u8>> = keys
+        let with_mac = direction == Direction::Sent || hooks.received_has_mac();
+        let mut of_set: Vec<Vec<u8>> = keys
             .iter()
             .filter(|(d, _, ip)| *d == direction && (ip.is_ipv4() == (version == 4)))
-            .map(|(_, mac, ip)| encode_key(mac, ip))
+            .map(|(_, mac, ip)| {
+                let key = encode_key(mac, ip);
+                if with_mac { key } else { key[8..].to_vec() }
+            })
             .collect();
+        // Several devices may share an IP-only key; delete it once.
+        of_set.sort();
+        of_set.dedup();
         if !of_set.is_empty() {
-            b.delete_set_elements(FAMILY, TABLE, set, &of_set);
+            b.delete_set_elements(hooks.family(), TABLE, set, &of_set);
         }
     }
     socket.batch(b.finish(), "deleting idle devices' set elements")
 }
 
-/// Whether netmeter's table exists.
-pub fn table_exists(socket: &mut NetlinkSocket) -> Result<bool, NetlinkError> {
-    let mut found = false;
+/// Which placement's table is installed, if any.
+pub fn installed(socket: &mut NetlinkSocket) -> Result<Option<Hooks>, NetlinkError> {
+    let mut found = None;
     socket.dump(tables_request(), "listing nftables tables", |msg| {
         let (family, name) = parse_table(msg)?;
-        found |= family == FAMILY as u8 && name == TABLE;
+        if name == TABLE {
+            for hooks in [Hooks::Netdev, Hooks::Forward] {
+                if family == hooks.family() as u8 {
+                    found = Some(hooks);
+                }
+            }
+        }
         Ok(())
     })?;
     Ok(found)
+}
+
+/// Whether the kernel refused a netdev egress chain: Linux before 5.16.
+pub fn is_egress_unsupported(e: &NetlinkError) -> bool {
+    e.errno() == Some(libc::EOPNOTSUPP)
 }
 
 /// Every flowtable on the router (flow offloading), from any table.
@@ -465,6 +605,7 @@ mod tests {
     #[test]
     fn the_plan_always_leaves_out_link_local_and_multicast() {
         let plan = Plan::new(
+            Hooks::Netdev,
             vec!["br-lan".into()],
             &["192.168.1.0/24".parse().unwrap()],
             1024,

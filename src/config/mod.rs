@@ -48,6 +48,8 @@ pub struct Config {
     /// Leave the kernel's rules in place on exit, so counting goes on
     /// while netmeter restarts.
     pub keep_rules: bool,
+    /// Where the per-device counters sit in the kernel.
+    pub placement: Placement,
     /// How long an idle device's kernel set element lives.
     pub element_timeout: Duration,
     pub dhcp_leases: PathBuf,
@@ -55,6 +57,19 @@ pub struct Config {
     pub ethers: PathBuf,
     /// From the `config device` sections, in file order; no MAC twice.
     pub devices: Vec<DeviceName>,
+}
+
+/// Where per-device counters sit. `Netdev` (LAN device ingress before any
+/// flowtable, and egress) sees flows a software flowtable offloads;
+/// `Forward` (the forward chain) does not, but works on kernels before 5.16,
+/// which lack the netdev egress hook. `Auto` is netdev where the kernel
+/// offers it, else forward.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    #[default]
+    Auto,
+    Netdev,
+    Forward,
 }
 
 /// A name the admin gave a device; it wins over every name learnt elsewhere.
@@ -78,6 +93,7 @@ impl Default for Config {
             lan_subnet: Vec::new(),
             max_devices: 1024,
             keep_rules: false,
+            placement: Placement::Auto,
             element_timeout: Duration::from_secs(3600),
             dhcp_leases: "/tmp/dhcp.leases".into(),
             odhcpd_hosts: "/tmp/hosts/odhcpd".into(),
@@ -215,6 +231,21 @@ const OPTIONS: &[Known<Config>] = &[
         default: "0",
         set: |c, v| {
             c.keep_rules = last(v, boolean)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "placement",
+        many: false,
+        expected: "auto, netdev or forward",
+        default: "auto",
+        set: |c, v| {
+            c.placement = last(v, |s| match s {
+                "auto" => Some(Placement::Auto),
+                "netdev" => Some(Placement::Netdev),
+                "forward" => Some(Placement::Forward),
+                _ => None,
+            })?;
             Ok(())
         },
     },
@@ -879,6 +910,7 @@ mod tests {
                 ],
                 max_devices: 65536,
                 keep_rules: true,
+                placement: Placement::Auto,
                 element_timeout: Duration::from_secs(604_800),
                 dhcp_leases: "/tmp/dnsmasq.leases".into(),
                 odhcpd_hosts: "/tmp/hosts/v6".into(),
@@ -969,7 +1001,7 @@ mod tests {
             "/etc/config/netmeter:2: unknown option 'colour' in the unnamed 'netmeter' section: \
              known options are refresh_interval, interface, exclude_interface, listen, \
              database_directory, spool_directory, lan_interface, lan_subnet, max_devices, \
-             keep_rules, element_timeout, dhcp_leases, odhcpd_hosts, ethers"
+             keep_rules, placement, element_timeout, dhcp_leases, odhcpd_hosts, ethers"
         );
     }
 

@@ -2,9 +2,12 @@
 //! its reads, pruning of idle elements, and reinstalls after a flush.
 
 use crate::account::{DeviceAccounts, DeviceEvent, Moment};
-use crate::collect::devices::{self, Plan, ReadError};
+use crate::account::{DeviceSample, Direction};
+use crate::collect::devices::{self, Hooks, Plan, ReadError};
 use crate::collect::links::LinkSample;
+use crate::collect::neighbours::NeighbourMacs;
 use crate::config::Config;
+use crate::config::Placement;
 use crate::netlink::socket::NETLINK_NETFILTER;
 use crate::netlink::{NetlinkError, NetlinkSocket};
 use serde::Serialize;
@@ -15,6 +18,8 @@ pub struct PerDeviceStatus {
     pub active: bool,
     /// Where the counters sit, in words.
     pub placement: String,
+    /// "netdev", "forward" or "off".
+    pub placement_kind: String,
     /// Why per-device accounting is off, and what to do.
     pub off_reason: Option<String>,
     /// How many times the table vanished and its traffic since the last
@@ -42,6 +47,9 @@ pub struct PerDevice {
     last_read_unix: u64,
     /// Off for want of privilege: retried only on a config reload.
     refused: bool,
+    /// The kernel refused a netdev egress chain (before Linux 5.16).
+    no_egress: bool,
+    neighbours: NeighbourMacs,
     pub accounts: DeviceAccounts,
     pub status: PerDeviceStatus,
 }
@@ -54,6 +62,8 @@ impl PerDevice {
             generation: 0,
             last_read_unix: 0,
             refused: false,
+            no_egress: false,
+            neighbours: NeighbourMacs::new(4 * config.max_devices as usize + 64),
             accounts: DeviceAccounts::new(config.max_devices as usize),
             status: PerDeviceStatus::default(),
         }
@@ -61,6 +71,7 @@ impl PerDevice {
 
     /// The plan for the current config and interfaces, or why there is none.
     fn plan(
+        &self,
         config: &Config,
         route: &mut NetlinkSocket,
         links: &[LinkSample],
@@ -82,8 +93,20 @@ impl PerDevice {
             config.lan_subnet.clone()
         };
         let timeout_ms = element_timeout(config).as_millis() as u64;
+        let hooks = match config.placement {
+            Placement::Netdev => Hooks::Netdev,
+            Placement::Forward => Hooks::Forward,
+            Placement::Auto if self.no_egress => Hooks::Forward,
+            Placement::Auto => Hooks::Netdev,
+        };
         Ok((
-            Plan::new(present, &prefixes, config.max_devices as usize, timeout_ms),
+            Plan::new(
+                hooks,
+                present,
+                &prefixes,
+                config.max_devices as usize,
+                timeout_ms,
+            ),
             missing,
         ))
     }
@@ -97,16 +120,16 @@ impl PerDevice {
         };
         devices::install(socket, &plan)?;
         self.generation += 1;
-        log.push(format!(
-            "per-device accounting on {}: netdev ingress (priority -500) and egress",
-            plan.lan_devices.join(", ")
-        ));
+        let placement = plan.hooks.describe(&plan.lan_devices);
+        log.push(format!("per-device accounting: {placement}"));
         self.status.active = true;
         self.status.off_reason = None;
-        self.status.placement = format!(
-            "netdev ingress (priority -500, before flowtables) and egress on {}",
-            plan.lan_devices.join(", ")
-        );
+        self.status.placement = placement;
+        self.status.placement_kind = match plan.hooks {
+            Hooks::Netdev => "netdev",
+            Hooks::Forward => "forward",
+        }
+        .into();
         self.installed = Some(plan);
         Ok(())
     }
@@ -117,6 +140,7 @@ impl PerDevice {
         }
         self.status.active = false;
         self.status.placement = "off".into();
+        self.status.placement_kind = "off".into();
         self.status.off_reason = Some(reason);
         self.installed = None;
     }
@@ -135,9 +159,9 @@ impl PerDevice {
             return log;
         }
         if self.installed.is_some() {
-            self.read(now, config, &mut log);
+            self.read(now, config, Some(route), &mut log);
         }
-        let (plan, missing) = match Self::plan(config, route, links) {
+        let (plan, missing) = match self.plan(config, route, links) {
             Ok(p) => p,
             Err(reason) => {
                 self.turn_off(reason, &mut log);
@@ -152,27 +176,65 @@ impl PerDevice {
         }
         self.status.missing_devices = missing;
         if self.installed.as_ref() != Some(&plan) {
-            if let Err(e) = self.install(plan, &mut log) {
-                self.refused = e.is_permission_denied();
-                self.turn_off(e.to_string(), &mut log);
+            match self.install(plan.clone(), &mut log) {
+                Ok(()) => {}
+                Err(e) => match after_refusal(config.placement, plan.hooks, &e) {
+                    Refusal::FallBackToForward => {
+                        log.push(
+                            "this kernel has no netdev egress hook (Linux 5.16+): counting in the forward \
+                             chain instead, which does not see flows a flowtable offloads"
+                                .into(),
+                        );
+                        self.no_egress = true;
+                        let fallback = Plan {
+                            hooks: Hooks::Forward,
+                            ..plan
+                        };
+                        if let Err(e) = self.install(fallback, &mut log) {
+                            self.refused = e.is_permission_denied();
+                            self.turn_off(e.to_string(), &mut log);
+                        }
+                    }
+                    Refusal::Off { reason, retry } => {
+                        self.refused = !retry;
+                        self.turn_off(reason, &mut log);
+                    }
+                },
             }
         }
         log
     }
 
-    fn read(&mut self, now: Moment, config: &Config, log: &mut Vec<String>) {
+    fn read(
+        &mut self,
+        now: Moment,
+        config: &Config,
+        route: Option<&mut NetlinkSocket>,
+        log: &mut Vec<String>,
+    ) {
+        let Some(hooks) = self.installed.as_ref().map(|p| p.hooks) else {
+            return;
+        };
         let Some(socket) = self.netfilter.as_mut() else {
             return;
         };
-        match devices::read(socket) {
+        match devices::read(socket, hooks) {
             Ok(reading) => {
-                self.status.tracked_elements = reading.samples.len();
-                for event in self.accounts.ingest(
-                    now,
-                    self.generation,
-                    &reading.samples,
-                    reading.unattributed,
-                ) {
+                self.status.tracked_elements = reading.samples.len() + reading.by_ip.len();
+                let mut samples = reading.samples;
+                if !reading.by_ip.is_empty() {
+                    if let Some(route) = route
+                        && let Err(e) = self.neighbours.refresh(route)
+                    {
+                        log.push(format!("cannot read the neighbour tables: {e}"));
+                    }
+                    let resolved = resolve(&reading.by_ip, &mut self.neighbours, &samples);
+                    samples.extend(resolved);
+                }
+                for event in
+                    self.accounts
+                        .ingest(now, self.generation, &samples, reading.unattributed)
+                {
                     match event {
                         DeviceEvent::Overflow { mac } => log.push(format!(
                             "more than {} devices: {} is counted as 'other' (raise option max_devices)",
@@ -189,7 +251,7 @@ impl PerDevice {
                 let idle_ms = element_timeout(config).as_millis() as u64 / 2;
                 let idle = self.accounts.idle_elements(now, idle_ms);
                 if !idle.is_empty() {
-                    match devices::delete_elements(socket, &idle) {
+                    match devices::delete_elements(socket, hooks, &idle) {
                         Ok(()) => {}
                         // Expired in the kernel meanwhile: gone either way.
                         Err(e) if e.errno() == Some(libc::ENOENT) => {}
@@ -227,7 +289,7 @@ impl PerDevice {
     pub fn stop(&mut self, now: Moment, config: &Config) -> Vec<String> {
         let mut log = Vec::new();
         if self.installed.is_some() {
-            self.read(now, config, &mut log);
+            self.read(now, config, None, &mut log);
         }
         if config.keep_rules || self.installed.is_none() {
             return log;
@@ -242,10 +304,135 @@ impl PerDevice {
     }
 }
 
+/// What to do when the kernel refused netmeter's table.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    FallBackToForward,
+    /// Per-device accounting off; `retry` on later refreshes (else only
+    /// after a config reload: no privilege will not fix itself).
+    Off {
+        reason: String,
+        retry: bool,
+    },
+}
+
+fn after_refusal(placement: Placement, hooks: Hooks, e: &NetlinkError) -> Refusal {
+    if devices::is_egress_unsupported(e) && hooks == Hooks::Netdev {
+        return match placement {
+            Placement::Auto => Refusal::FallBackToForward,
+            _ => Refusal::Off {
+                reason: "this kernel has no netdev egress hook (Linux 5.16+), which option placement \
+                         'netdev' needs: set it to 'auto' or 'forward' (the forward chain misses offloaded flows)"
+                    .into(),
+                retry: false,
+            },
+        };
+    }
+    Refusal::Off {
+        reason: e.to_string(),
+        retry: !e.is_permission_denied(),
+    }
+}
+
+/// Ties traffic counted by IP alone to MACs: what the sent sets show the
+/// device using, else the neighbour tables. An IP with no MAC yet is left
+/// out of this read; its element's counter keeps everything, so it is
+/// counted in full once the MAC is known.
+pub fn resolve(
+    by_ip: &[(Direction, std::net::IpAddr, u64, u64)],
+    macs: &mut NeighbourMacs,
+    with_mac: &[DeviceSample],
+) -> Vec<DeviceSample> {
+    for s in with_mac {
+        macs.learn(s.ip, s.mac);
+    }
+    by_ip
+        .iter()
+        .filter_map(|&(direction, ip, bytes, packets)| {
+            macs.mac(&ip).map(|mac| DeviceSample {
+                direction,
+                mac,
+                ip,
+                bytes,
+                packets,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn refused(errno: i32) -> NetlinkError {
+        NetlinkError::Kernel {
+            context: "installing".into(),
+            errno,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_kernel_without_netdev_egress_falls_back_to_forward_only_under_auto() {
+        let no_egress = refused(libc::EOPNOTSUPP);
+        assert_eq!(
+            after_refusal(Placement::Auto, Hooks::Netdev, &no_egress),
+            Refusal::FallBackToForward
+        );
+        let Refusal::Off { reason, retry } =
+            after_refusal(Placement::Netdev, Hooks::Netdev, &no_egress)
+        else {
+            panic!("an explicit netdev placement must not silently become forward");
+        };
+        assert!(reason.contains("5.16") && reason.contains("placement") && !retry);
+        // The forward placement itself refused: nothing further to fall back to.
+        assert!(matches!(
+            after_refusal(Placement::Auto, Hooks::Forward, &no_egress),
+            Refusal::Off { .. }
+        ));
+    }
+
+    #[test]
+    fn no_privilege_turns_per_device_off_until_a_reload_and_other_errors_retry() {
+        let eperm = after_refusal(Placement::Auto, Hooks::Netdev, &refused(libc::EPERM));
+        assert!(
+            matches!(eperm, Refusal::Off { retry: false, ref reason } if reason.contains("CAP_NET_ADMIN"))
+        );
+        assert!(matches!(
+            after_refusal(Placement::Auto, Hooks::Netdev, &refused(libc::ENOENT)),
+            Refusal::Off { retry: true, .. }
+        ));
+    }
+
+    #[test]
+    fn ip_only_traffic_takes_the_mac_the_device_was_seen_sending_from_else_stays_out() {
+        let mac = [2, 0, 0, 0, 0, 7];
+        let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+        let other: std::net::IpAddr = "10.0.0.8".parse().unwrap();
+        let sent = [DeviceSample {
+            direction: Direction::Sent,
+            mac,
+            ip,
+            bytes: 10,
+            packets: 1,
+        }];
+        let by_ip = [
+            (Direction::Received, ip, 500, 5),
+            (Direction::Received, other, 9, 1),
+        ];
+        let mut macs = NeighbourMacs::new(8);
+        let resolved = resolve(&by_ip, &mut macs, &sent);
+        assert_eq!(
+            resolved.len(),
+            1,
+            "the unknown IP waits until its MAC is known"
+        );
+        assert_eq!(
+            (resolved[0].mac, resolved[0].bytes, resolved[0].direction),
+            (mac, 500, Direction::Received)
+        );
+    }
 
     #[test]
     fn an_element_timeout_under_three_refreshes_is_raised_to_three_refreshes() {

@@ -4,7 +4,7 @@ mod attribution;
 mod devices;
 
 pub use attribution::Attribution;
-pub use devices::PerDeviceStatus;
+pub use devices::{PerDeviceStatus, resolve};
 
 use crate::account::InterfaceAccounts;
 use crate::cli::CliError;
