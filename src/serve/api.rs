@@ -1,7 +1,7 @@
 //! The JSON API: the shapes the CLI's `--json` shares, and the routes.
 
 use super::http::{Request, Response};
-use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals};
+use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::daemon::{Attribution, PerDeviceStatus};
 use serde::{Deserialize, Serialize};
@@ -100,42 +100,26 @@ impl DeviceView {
     }
 }
 
-/// Traffic counted but not tied to a device: the kernel's sets were full.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unattributed {
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    #[serde(default)]
-    pub rx_packets: u64,
-    #[serde(default)]
-    pub tx_packets: u64,
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevicesReport {
     pub devices: Vec<DeviceView>,
-    pub unattributed: Unattributed,
+    /// Traffic counted but not tied to a device: the kernel's sets were full.
+    pub unattributed: UnattributedTotals,
     /// Devices beyond `max_devices`, folded together; absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other: Option<Unattributed>,
+    pub other: Option<UnattributedTotals>,
 }
 
 impl DevicesReport {
     pub fn new(accounts: &DeviceAccounts, names: &Names) -> DevicesReport {
-        let u = accounts.unattributed();
         let o = accounts.other();
         DevicesReport {
             devices: accounts
                 .devices()
                 .map(|t| DeviceView::new(t, names))
                 .collect(),
-            unattributed: Unattributed {
-                rx_bytes: u.rx_bytes,
-                tx_bytes: u.tx_bytes,
-                rx_packets: u.rx_packets,
-                tx_packets: u.tx_packets,
-            },
-            other: (o.rx_bytes + o.tx_bytes > 0).then_some(Unattributed {
+            unattributed: accounts.unattributed(),
+            other: (o.rx_bytes + o.tx_bytes > 0).then_some(UnattributedTotals {
                 rx_bytes: o.rx_bytes,
                 tx_bytes: o.tx_bytes,
                 rx_packets: o.rx_packets,

@@ -160,24 +160,16 @@ impl Host {
     /// A command that runs inside this host's namespaces, as root of the
     /// test's user namespace (so with CAP_NET_ADMIN over its network).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new(program);
-        let userns = self.userns.as_raw_fd();
-        let netns = self.netns.as_raw_fd();
-        // SAFETY: only async-signal-safe syscalls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                die_with_parent()?;
-                check(libc::setns(userns, libc::CLONE_NEWUSER))?;
-                check(libc::setns(netns, libc::CLONE_NEWNET))?;
-                Ok(())
-            });
-        }
-        cmd
+        self.command_in(program, true)
     }
 
     /// Like `command`, but the program runs with no capabilities at all
     /// (as an ordinary user would on the router), and cannot regain them.
     pub fn command_without_privileges(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.command_in(program, false)
+    }
+
+    fn command_in(&self, program: impl AsRef<std::ffi::OsStr>, privileged: bool) -> Command {
         let mut cmd = Command::new(program);
         let userns = self.userns.as_raw_fd();
         let netns = self.netns.as_raw_fd();
@@ -187,25 +179,8 @@ impl Host {
                 die_with_parent()?;
                 check(libc::setns(userns, libc::CLONE_NEWUSER))?;
                 check(libc::setns(netns, libc::CLONE_NEWNET))?;
-                // uid 0 would get every capability back at exec: forbid it.
-                const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
-                const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
-                check(libc::prctl(
-                    libc::PR_SET_SECUREBITS,
-                    SECBIT_NOROOT | SECBIT_NOROOT_LOCKED,
-                ))?;
-                check(libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                    0,
-                    0,
-                    0,
-                ))?;
-                for cap in 0..64 {
-                    // Drop from the bounding set; EINVAL past the last capability.
-                    if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
-                        break;
-                    }
+                if !privileged {
+                    drop_capabilities()?;
                 }
                 Ok(())
             });
@@ -277,6 +252,33 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Leaves the process with no capability, now or after exec: uid 0 would
+/// get every capability back at exec, so that is forbidden first.
+fn drop_capabilities() -> std::io::Result<()> {
+    const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+    const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+    unsafe {
+        check(libc::prctl(
+            libc::PR_SET_SECUREBITS,
+            SECBIT_NOROOT | SECBIT_NOROOT_LOCKED,
+        ))?;
+        check(libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ))?;
+        for cap in 0..64 {
+            // Drop from the bounding set; EINVAL past the last capability.
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn die_with_parent() -> std::io::Result<()> {
