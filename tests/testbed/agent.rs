@@ -1,7 +1,7 @@
 //! The agent: runs inside its namespaces and obeys one command per line.
 //! Answers `ok [data]` or `err message` on one line.
 
-use super::ops;
+use super::{bench, ops};
 use std::io::{BufRead, Write};
 
 pub fn run(name: &str) -> i32 {
@@ -67,6 +67,12 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "http_get" => ops::http_get(arg(1)?, arg(2)?),
         "received" => Ok(ops::received().to_string()),
         "peers" => Ok(ops::peers().join(",")),
+        "netmeter_install" => done(bench::netmeter_install(arg(1)?, num(2)?, arg(3)?)),
+        "nft_populate" => bench::nft_populate(arg(1)?, num(2)?),
+        "nft_delete" => done(bench::nft_delete(arg(1)?, arg(2)?)),
+        "yamon" => done(bench::yamon(num(1)?, arg(2)?)),
+        "offload" => done(bench::offload(arg(1)?, arg(2)? == "on")),
+        "bench_refresh" => bench::bench_refresh(num(1)?, num(2)?, num(3).unwrap_or(0)),
         other => Err(format!("unknown command '{other}'")),
     }
 }

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 mod agent;
+mod bench;
 pub mod netmeter;
 mod ops;
 pub mod topology;

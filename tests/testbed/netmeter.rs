@@ -2,7 +2,7 @@
 
 use super::Host;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -81,13 +81,27 @@ impl Daemon {
     /// Starts it as root of the test's user namespace, or without any
     /// capability (`privileged` false), as an ordinary user would.
     pub fn start_as(host: &Host, scratch: &Scratch, config_text: &str, privileged: bool) -> Daemon {
-        let config = scratch.file("netmeter.conf", config_text);
-        let log = scratch.0.join("daemon.log");
-        let mut cmd = if privileged {
+        let cmd = if privileged {
             host.command(BINARY)
         } else {
             host.command_without_privileges(BINARY)
         };
+        Self::launch(cmd, host, scratch, config_text)
+    }
+
+    /// Starts another build of netmeter (the benchmark's musl binary).
+    pub fn start_binary(
+        binary: &Path,
+        host: &Host,
+        scratch: &Scratch,
+        config_text: &str,
+    ) -> Daemon {
+        Self::launch(host.command(binary), host, scratch, config_text)
+    }
+
+    fn launch(mut cmd: Command, host: &Host, scratch: &Scratch, config_text: &str) -> Daemon {
+        let config = scratch.file("netmeter.conf", config_text);
+        let log = scratch.0.join("daemon.log");
         let child = cmd
             .args(["daemon", "-c"])
             .arg(&config)

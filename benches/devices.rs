@@ -1,0 +1,478 @@
+//! The per-device benchmark, in one run on the real kernel, inside the
+//! namespace test bed:
+//!
+//! 1. CPU time of one refresh (`collect::devices::read` + `ingest`) at 1,000
+//!    and 10,000 devices, timed in the router namespace by the agent;
+//! 2. the real daemon with 0, 1,000 and 10,000 devices in its sets: peak
+//!    RSS, and CPU time of its whole refresh;
+//! 3. TCP throughput through the router with 1,000 devices: no accounting,
+//!    netmeter's table, and YAMon-style linear per-IP rules; with the
+//!    end hosts' 64 KiB GSO packets and with MTU-sized ones.
+//!
+//! Devices are synthetic set elements (or rules) except the one LAN host
+//! that moves the traffic. Not a test: `cargo bench --bench devices` runs
+//! it in the release profile; under `cargo test` it only says so.
+//! NETMETER_BENCH_ONLY=refresh|daemon|forwarding runs one part;
+//! NETMETER_BENCH_DAEMON=PATH runs another netmeter build as the daemon.
+//! The figures and how to read them: docs/BENCHMARKS.md.
+
+#[path = "../tests/testbed/mod.rs"]
+mod testbed;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use testbed::netmeter::{Daemon, Scratch};
+use testbed::topology::{PORT, WAN_HOST_V4};
+use testbed::{Host, LanHost, Network, Topology};
+
+/// Timed refreshes per size (after 3 warm-up ones).
+const REFRESH_RUNS: u64 = 30;
+/// Sleep before each: the daemon's refresh, too, starts after its thread
+/// slept, with caches gone cold (back to back, a refresh of 1,000 devices
+/// costs ~20% less).
+const REFRESH_PAUSE_MS: u64 = 100;
+/// Rounds of the throughput comparison; each runs every configuration once.
+const ROUNDS: usize = 7;
+/// Refreshes over which the daemon's CPU time is taken.
+const DAEMON_REFRESHES: usize = 20;
+/// The LAN host's side of the router and its subnets.
+const LAN_PORT: &str = "lan0";
+const LAN_PREFIXES: &str = "10.0.1.0/24,fd00:1::/64";
+const LAN_HOST_V4: &str = "10.0.1.2";
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benches/devices.rs is a benchmark, not a test: `cargo bench --bench devices`");
+        return;
+    }
+    let only = std::env::var("NETMETER_BENCH_ONLY").ok();
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let started = Instant::now();
+    let net = Network::build(Topology {
+        lan: vec![LanHost::dual("lan")],
+        bridge: None,
+    });
+    let mut refresh = Vec::new();
+    if run("refresh") {
+        for n in [1_000, 10_000] {
+            refresh.push((n, refresh_cpu(&net.router, n)));
+        }
+    }
+    let mut daemon = Vec::new();
+    if run("daemon") {
+        for n in [0, 1_000, 10_000] {
+            daemon.push(daemon_run(&net.router, n));
+        }
+    }
+    let mut forwarding = Vec::new();
+    if run("forwarding") {
+        for variant in VARIANTS {
+            forwarding.push((variant, forward(&net, &variant)));
+        }
+    }
+    report(&refresh, &daemon, &forwarding, started.elapsed());
+}
+
+type Kv = BTreeMap<String, f64>;
+
+fn parse_kv(line: &str) -> Kv {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect()
+}
+
+fn progress(what: &str) {
+    eprintln!("bench: {what}");
+}
+
+/// Fills netmeter's IPv4 sets with `n` devices, one element sent and one
+/// received each, as a LAN of IPv4 devices talking to the world would.
+fn populate(router: &Host, n: u64) {
+    for set in ["sent4", "received4"] {
+        router.run(&format!("nft_populate {set} {n}"));
+    }
+}
+
+fn refresh_cpu(router: &Host, devices: u64) -> Kv {
+    progress(&format!("refresh CPU time at {devices} devices"));
+    let max = devices.max(1024);
+    router.run(&format!("netmeter_install {LAN_PORT} {max} {LAN_PREFIXES}"));
+    populate(router, devices);
+    let kv = parse_kv(&router.run(&format!(
+        "bench_refresh {REFRESH_RUNS} {max} {REFRESH_PAUSE_MS}"
+    )));
+    router.run("nft_delete netdev netmeter");
+    assert_eq!(kv["elements"], 2.0 * devices as f64, "{kv:?}");
+    assert_eq!(kv["devices"], devices as f64, "{kv:?}");
+    // No traffic reaches them: bytes come from the counters' initial values.
+    assert_eq!(kv["with_bytes"], devices as f64, "{kv:?}");
+    kv
+}
+
+fn status(router: &Host, api: &str) -> serde_json::Value {
+    let answer = router.run(&format!("http_get {api} /api/v1/status"));
+    let (_, body) = answer.split_once(' ').unwrap();
+    serde_json::from_str(body).unwrap()
+}
+
+fn refreshes(router: &Host, api: &str) -> u64 {
+    status(router, api)["refreshes"].as_u64().unwrap()
+}
+
+fn wait_refreshes(router: &Host, api: &str, count: u64) {
+    let target = refreshes(router, api) + count;
+    while refreshes(router, api) < target {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// VmHWM and VmRSS in KiB.
+fn rss(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// CPU time of the daemon's main thread (the one that refreshes), in ms:
+/// the scheduler's own nanosecond sum (`se.sum_exec_runtime`).
+fn main_thread_cpu_ms(pid: u32) -> f64 {
+    let path = format!("/proc/{pid}/task/{pid}/sched");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix("se.sum_exec_runtime"))
+        .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse().ok())
+        .unwrap_or_else(|| panic!("no se.sum_exec_runtime in {path}"))
+}
+
+/// The daemon with `devices` synthetic devices in its sets.
+struct DaemonRun {
+    devices: u64,
+    /// VmHWM and VmRSS, KiB.
+    hwm: u64,
+    rss: u64,
+    /// CPU time of its main thread per refresh, ms: median and p90.
+    cpu_median: f64,
+    cpu_p90: f64,
+}
+
+/// The daemon binary: the release build, or NETMETER_BENCH_DAEMON (such as
+/// the static musl build that OpenWrt ships).
+fn daemon_binary() -> PathBuf {
+    match std::env::var_os("NETMETER_BENCH_DAEMON") {
+        Some(path) => std::fs::canonicalize(&path)
+            .unwrap_or_else(|e| panic!("NETMETER_BENCH_DAEMON={path:?}: {e}")),
+        None => PathBuf::from(testbed::netmeter::BINARY),
+    }
+}
+
+fn daemon_run(router: &Host, devices: u64) -> DaemonRun {
+    progress(&format!("the daemon at {devices} devices"));
+    let scratch = Scratch::new();
+    let config = format!(
+        "config netmeter 'main'\n\toption refresh_interval '1'\n\toption listen '127.0.0.1:9750'\n\
+         \tlist lan_interface '{LAN_PORT}'\n\toption max_devices '{}'\n",
+        devices.max(1024)
+    );
+    let d = Daemon::start_binary(&daemon_binary(), router, &scratch, &config);
+    let pid = d.child.id();
+    // The daemon installed (replaced) its table at start: fill it now.
+    populate(router, devices);
+    let start = Instant::now();
+    while status(router, &d.api)["per_device"]["tracked_elements"] != 2 * devices {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the daemon never read the elements:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_refreshes(router, &d.api, 3);
+    // Between two refreshes the main thread only waits: the CPU time it
+    // gained from one completed refresh to the next is one refresh.
+    let mut cpu = Vec::new();
+    let mut last = (refreshes(router, &d.api), main_thread_cpu_ms(pid));
+    while cpu.len() < DAEMON_REFRESHES {
+        std::thread::sleep(Duration::from_millis(50));
+        let n = refreshes(router, &d.api);
+        if n != last.0 {
+            let now = main_thread_cpu_ms(pid);
+            if n == last.0 + 1 {
+                cpu.push(now - last.1);
+            }
+            last = (n, now);
+        }
+    }
+    let (cpu_median, cpu_p90) = median_p90(cpu);
+    let (hwm, rss) = rss(pid);
+    drop(d);
+    router.run("nft_delete netdev netmeter");
+    DaemonRun {
+        devices,
+        hwm,
+        rss,
+        cpu_median,
+        cpu_p90,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Setup {
+    None,
+    Netmeter,
+    Yamon,
+}
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::None => "no accounting",
+            Setup::Netmeter => "netmeter (netdev sets)",
+            Setup::Yamon => "YAMon-style linear rules",
+        }
+    }
+
+    /// 999 synthetic devices; the LAN host moving the traffic is the 1,000th.
+    fn install(self, router: &Host) {
+        match self {
+            Setup::None => {}
+            Setup::Netmeter => {
+                router.run(&format!("netmeter_install {LAN_PORT} 1024 {LAN_PREFIXES}"));
+                populate(router, 999);
+            }
+            Setup::Yamon => {
+                router.run(&format!("yamon 999 {LAN_HOST_V4}"));
+            }
+        }
+    }
+
+    fn remove(self, router: &Host) {
+        match self {
+            Setup::None => {}
+            Setup::Netmeter => {
+                // The host's own elements joined the 999 synthetic ones.
+                let sent = router.run("nft_elements netmeter sent4");
+                let received = router.run("nft_elements netmeter received4");
+                assert_eq!(sent.matches(';').count(), 1000, "sent4: {sent}");
+                assert_eq!(received.matches(';').count(), 1000, "received4");
+                router.run("nft_delete netdev netmeter");
+            }
+            Setup::Yamon => {
+                router.run("nft_delete inet yamon");
+            }
+        }
+    }
+}
+
+/// Per setup: (upload Gbit/s, download Gbit/s) of every round.
+type Throughput = BTreeMap<Setup, Vec<(f64, f64)>>;
+
+/// How the end hosts send.
+#[derive(Clone, Copy)]
+struct Variant {
+    label: &'static str,
+    /// TSO and GSO on (veth's default): the router forwards 64 KiB packets.
+    gso: bool,
+    /// Payload bytes per transfer, each way.
+    transfer: u64,
+}
+
+const VARIANTS: [Variant; 2] = [
+    Variant {
+        label: "64 KiB GSO packets (veth default)",
+        gso: true,
+        transfer: 1_000_000_000,
+    },
+    Variant {
+        label: "MTU-sized packets (TSO/GSO off on the end hosts)",
+        gso: false,
+        transfer: 200_000_000,
+    },
+];
+
+/// Times one transfer: Gbit/s of payload.
+fn timed(host: &Host, line: &str, bytes: u64) -> f64 {
+    let start = Instant::now();
+    host.run(line);
+    bytes as f64 * 8.0 / start.elapsed().as_secs_f64() / 1e9
+}
+
+fn forward(net: &Network, variant: &Variant) -> Throughput {
+    let setups = [Setup::None, Setup::Netmeter, Setup::Yamon];
+    let lan = &net.lan[0];
+    let offload = if variant.gso { "on" } else { "off" };
+    lan.run(&format!("offload eth0 {offload}"));
+    net.wan.run(&format!("offload eth0 {offload}"));
+    let bytes = variant.transfer;
+    let mut results = Throughput::new();
+    // A first transfer warms up the path (neighbours, conntrack, TCP).
+    lan.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 10000000"));
+    for round in 0..ROUNDS {
+        progress(&format!(
+            "forwarding, {}: round {} of {ROUNDS}",
+            variant.label,
+            round + 1
+        ));
+        // Each round starts with the next setup, cancelling drift.
+        for k in 0..setups.len() {
+            let setup = setups[(round + k) % setups.len()];
+            setup.install(&net.router);
+            let up = timed(
+                lan,
+                &format!("tcp_upload {WAN_HOST_V4} {PORT} {bytes}"),
+                bytes,
+            );
+            let down = timed(
+                lan,
+                &format!("tcp_download {WAN_HOST_V4} {PORT} {bytes}"),
+                bytes,
+            );
+            setup.remove(&net.router);
+            results.entry(setup).or_default().push((up, down));
+        }
+    }
+    lan.run("offload eth0 on");
+    net.wan.run("offload eth0 on");
+    results
+}
+
+fn median(v: Vec<f64>) -> f64 {
+    median_p90(v).0
+}
+
+fn median_p90(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (median, v[(n * 9).div_ceil(10) - 1])
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn report(
+    refresh: &[(u64, Kv)],
+    daemon: &[DaemonRun],
+    forwarding: &[(Variant, Throughput)],
+    took: Duration,
+) {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!();
+    println!(
+        "netmeter per-device benchmark: Linux {}, {cpus} CPUs, {:.0} s",
+        kernel.trim(),
+        took.as_secs_f64()
+    );
+    if !refresh.is_empty() {
+        report_refresh(refresh);
+    }
+    if !daemon.is_empty() {
+        report_daemon(daemon);
+    }
+    for (variant, throughput) in forwarding {
+        report_forwarding(variant, throughput);
+    }
+}
+
+fn report_refresh(refresh: &[(u64, Kv)]) {
+    println!();
+    println!(
+        "Refresh (read + ingest) in the router namespace, CPU time of the thread, {REFRESH_RUNS} runs {REFRESH_PAUSE_MS} ms apart, ms:"
+    );
+    println!(
+        "  {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  target",
+        "devices", "elements", "median", "p90", "read", "ingest", "wall", "wall p90", "first"
+    );
+    for (devices, kv) in refresh {
+        let target = if *devices <= 1_000 { 5.0 } else { 40.0 };
+        println!(
+            "  {devices:>7} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  <= {target} ms: {}",
+            kv["elements"],
+            kv["cpu_med"],
+            kv["cpu_p90"],
+            kv["read_med"],
+            kv["ingest_med"],
+            kv["wall_med"],
+            kv["wall_p90"],
+            kv["first"],
+            met(kv["cpu_med"] <= target),
+        );
+    }
+    println!(
+        "  (read and ingest: medians of each part; first: the first run, which creates every record)"
+    );
+}
+
+fn report_daemon(daemon: &[DaemonRun]) {
+    println!();
+    println!(
+        "The daemon ({}), refresh_interval 1, max_devices max(1024, devices):",
+        daemon_binary().display()
+    );
+    println!(
+        "  {:>7} {:>10} {:>10} {:>12} {:>12}  target",
+        "devices", "VmHWM KiB", "VmRSS KiB", "refresh ms", "refresh p90"
+    );
+    for run in daemon {
+        let target = if run.devices == 1_000 {
+            format!("VmHWM <= 4096 KiB: {}", met(run.hwm <= 4096))
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:>7} {:>10} {:>10} {:>12.2} {:>12.2}  {target}",
+            run.devices, run.hwm, run.rss, run.cpu_median, run.cpu_p90
+        );
+    }
+    println!(
+        "  (refresh: CPU time of the main thread per whole refresh, {DAEMON_REFRESHES} refreshes)"
+    );
+}
+
+fn report_forwarding(variant: &Variant, throughput: &Throughput) {
+    println!();
+    println!(
+        "Forwarding, {}: one TCP flow of {} MB each way, 1,000 devices, {ROUNDS} rounds, median Gbit/s:",
+        variant.label,
+        variant.transfer / 1_000_000
+    );
+    println!(
+        "  {:<26} {:>7} {:>9} {:>9} {:>9}   per round (up/down)",
+        "setup", "upload", "download", "up ratio", "dn ratio"
+    );
+    let medians = |s: &Setup| {
+        let v = &throughput[s];
+        (
+            median(v.iter().map(|r| r.0).collect()),
+            median(v.iter().map(|r| r.1).collect()),
+        )
+    };
+    let (base_up, base_down) = medians(&Setup::None);
+    for (setup, rounds) in throughput {
+        let (up, down) = medians(setup);
+        let each: Vec<String> = rounds
+            .iter()
+            .map(|(u, d)| format!("{u:.1}/{d:.1}"))
+            .collect();
+        println!(
+            "  {:<26} {up:>7.2} {down:>9.2} {:>9.3} {:>9.3}   {}",
+            setup.name(),
+            up / base_up,
+            down / base_down,
+            each.join(" ")
+        );
+    }
+}

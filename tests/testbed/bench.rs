@@ -1,0 +1,291 @@
+//! Agent commands for the per-device benchmark (`benches/devices.rs`):
+//! netmeter's table filled with synthetic devices, the YAMon-style linear
+//! rule chain it is compared with, segmentation offload switched off, and
+//! the refresh timed where it runs.
+
+use netmeter::account::DeviceAccounts;
+use netmeter::collect::devices::{self, Plan};
+use netmeter::config::IpPrefix;
+use netmeter::netlink::NetlinkSocket;
+use netmeter::netlink::nftables::*;
+use netmeter::netlink::socket::NETLINK_NETFILTER;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+type R<T = ()> = Result<T, String>;
+
+fn netfilter() -> R<NetlinkSocket> {
+    NetlinkSocket::open(NETLINK_NETFILTER).map_err(|e| e.to_string())
+}
+
+/// Elements (or rules) per batch: one batch is one datagram, which must fit
+/// the socket's send buffer (about 200 KiB).
+const PER_BATCH: usize = 1000;
+
+/// Synthetic device `i`: a locally administered unicast MAC and an address
+/// in 10.128.0.0/9 or fd99::/64, neither of which the test bed uses.
+pub fn device(i: u32) -> ([u8; 6], Ipv4Addr, Ipv6Addr) {
+    let [_, a, b, c] = i.to_be_bytes();
+    (
+        [0x02, 0x4e, 0x4d, a, b, c],
+        Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + i),
+        Ipv6Addr::from(u128::from(Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0)) + u128::from(i)),
+    )
+}
+
+/// netmeter's own table, as the daemon installs it, on `devs` (comma
+/// separated) with `prefixes` (comma separated) as the LAN.
+pub fn netmeter_install(devs: &str, max_devices: u64, prefixes: &str) -> R {
+    let prefixes: Vec<IpPrefix> = prefixes
+        .split(',')
+        .map(|p| p.parse().map_err(|e| format!("{p}: {e:?}")))
+        .collect::<R<_>>()?;
+    let plan = Plan::new(
+        devs.split(',').map(String::from).collect(),
+        &prefixes,
+        max_devices as usize,
+        3_600_000,
+    );
+    devices::install(&mut netfilter()?, &plan).map_err(|e| e.to_string())
+}
+
+/// Fills netmeter's set `set` (sent4, received4, sent6, received6) with
+/// devices `0..count`, each element's counter starting at `1000 × (i+1)`
+/// bytes and `i+1` packets.
+pub fn nft_populate(set: &str, count: u64) -> R<String> {
+    let v6 = set.ends_with('6');
+    let elements: Vec<(Vec<u8>, u64, u64)> = (0..count as u32)
+        .map(|i| {
+            let (mac, v4, v6addr) = device(i);
+            let mut key = mac.to_vec();
+            key.extend([0, 0]);
+            if v6 {
+                key.extend(v6addr.octets());
+            } else {
+                key.extend(v4.octets());
+            }
+            let packets = u64::from(i) + 1;
+            (key, 1000 * packets, packets)
+        })
+        .collect();
+    let mut socket = netfilter()?;
+    for chunk in elements.chunks(PER_BATCH) {
+        let mut b = Batch::new();
+        b.add_set_elements(Family::Netdev, devices::TABLE, set, chunk);
+        socket
+            .batch(
+                b.finish(),
+                &format!("adding {} elements to {set}", chunk.len()),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(count.to_string())
+}
+
+/// Deletes a table (`inet`, `ip`, `netdev`, `ip6`); no error if it is absent.
+pub fn nft_delete(family: &str, table: &str) -> R {
+    let family = match family {
+        "inet" => Family::Inet,
+        "ip" => Family::Ipv4,
+        "netdev" => Family::Netdev,
+        "ip6" => Family::Ipv6,
+        other => return Err(format!("unknown family {other}")),
+    };
+    let mut b = Batch::new();
+    b.delete_table(family, table);
+    match netfilter()?.batch(b.finish(), &format!("deleting table {table}")) {
+        Err(e) if e.errno() != Some(libc::ENOENT) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// The YAMon way: table `inet yamon`, a forward chain with one linear
+/// `ip saddr A counter` rule per device, then one `ip daddr A counter` per
+/// device, for `others` synthetic devices; `own`'s two rules come last, as
+/// YAMon appends a newly seen device. Every forwarded packet is compared
+/// with every rule.
+pub fn yamon(others: u64, own: &str) -> R {
+    let own: Ipv4Addr = own.parse().map_err(|e| format!("{own}: {e}"))?;
+    const TABLE: &str = "yamon";
+    const CHAIN: &str = "forward";
+    let rule = |offset: u32, ip: Ipv4Addr| {
+        vec![
+            Expr::Meta {
+                key: MetaKey::NfProto,
+                dreg: NFT_REG_1,
+            },
+            Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: CmpOp::Eq,
+                data: vec![Family::Ipv4 as u8],
+            },
+            Expr::Payload {
+                base: PayloadBase::Network,
+                offset,
+                len: 4,
+                dreg: NFT_REG_1,
+            },
+            Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: CmpOp::Eq,
+                data: ip.octets().to_vec(),
+            },
+            Expr::Counter,
+        ]
+    };
+    let others: Vec<Ipv4Addr> = (0..others as u32).map(|i| device(i).1).collect();
+    let mut rules: Vec<Vec<Expr>> = others.iter().map(|ip| rule(12, *ip)).collect();
+    rules.extend(others.iter().map(|ip| rule(16, *ip)));
+    rules.push(rule(12, own));
+    rules.push(rule(16, own));
+
+    let mut socket = netfilter()?;
+    let mut b = Batch::new();
+    b.add_table(Family::Inet, TABLE);
+    b.add_chain(
+        Family::Inet,
+        TABLE,
+        CHAIN,
+        Some(&BaseChain {
+            hook: Hook::Forward as u32,
+            priority: 0,
+            chain_type: "filter",
+            device: None,
+        }),
+    );
+    // A rule is about 250 bytes: a quarter of the element batch size.
+    for chunk in rules.chunks(PER_BATCH / 4) {
+        for r in chunk {
+            b.add_rule(Family::Inet, TABLE, CHAIN, r);
+        }
+        socket
+            .batch(b.finish(), "installing the YAMon-style rules")
+            .map_err(|e| e.to_string())?;
+        b = Batch::new();
+    }
+    Ok(())
+}
+
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: timespec is plain data, filled in by the call.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// (median, p90) of nanosecond figures, in milliseconds.
+fn median_p90(mut v: Vec<u64>) -> (f64, f64) {
+    v.sort_unstable();
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        ms(v[n / 2])
+    } else {
+        (ms(v[n / 2 - 1]) + ms(v[n / 2])) / 2.0
+    };
+    let p90 = ms(v[(n * 9).div_ceil(10) - 1]);
+    (median, p90)
+}
+
+/// What the daemon does with its sets each refresh: `collect::devices::read`
+/// then `DeviceAccounts::ingest`, `runs` times after 3 warm-up runs (the
+/// first creates every record), each after a pause of `pause_ms`. Answers
+/// CPU time of this thread (user + system, so the kernel's dump is
+/// included) and wall time as `key=value …`, in milliseconds.
+pub fn bench_refresh(runs: u64, max_devices: u64, pause_ms: u64) -> R<String> {
+    const WARM_UP: u64 = 3;
+    let mut socket = netfilter()?;
+    let mut accounts = DeviceAccounts::new(max_devices as usize);
+    let (mut cpu, mut read, mut ingest, mut wall) = (vec![], vec![], vec![], vec![]);
+    let (mut elements, mut first_ns) = (0, 0);
+    for run in 0..WARM_UP + runs {
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        let (w0, c0) = (Instant::now(), thread_cpu_ns());
+        let reading = devices::read(&mut socket).map_err(|e| e.to_string())?;
+        let c1 = thread_cpu_ns();
+        let events = accounts.ingest(
+            netmeter::clock::now(),
+            1,
+            &reading.samples,
+            reading.unattributed,
+        );
+        let (c2, w2) = (thread_cpu_ns(), w0.elapsed().as_nanos() as u64);
+        std::hint::black_box(events);
+        elements = reading.samples.len();
+        if run == 0 {
+            first_ns = c2 - c0;
+        }
+        if run >= WARM_UP {
+            cpu.push(c2 - c0);
+            read.push(c1 - c0);
+            ingest.push(c2 - c1);
+            wall.push(w2);
+        }
+    }
+    let devices = accounts.devices().count();
+    let sent = accounts.devices().filter(|d| d.tx_bytes > 0).count();
+    let (cpu_med, cpu_p90) = median_p90(cpu);
+    let (wall_med, wall_p90) = median_p90(wall);
+    let first = first_ns as f64 / 1e6;
+    Ok(format!(
+        "elements={elements} devices={devices} with_bytes={sent} cpu_med={cpu_med:.3} cpu_p90={cpu_p90:.3} \
+         read_med={:.3} ingest_med={:.3} wall_med={wall_med:.3} wall_p90={wall_p90:.3} first={first:.3}",
+        median_p90(read).0,
+        median_p90(ingest).0,
+    ))
+}
+
+/// Turns TCP segmentation and generic segmentation offload on or off on a
+/// device here (the legacy ethtool ioctl). Off on both end hosts, the
+/// router forwards MTU-sized packets instead of 64 KiB GSO packets, as a
+/// router with real NICs and no GRO would.
+pub fn offload(dev: &str, on: bool) -> R {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_STSO: u32 = 0x1f;
+    const ETHTOOL_SGSO: u32 = 0x24;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        data: *mut EthtoolValue,
+        _pad: [u8; 16],
+    }
+    if dev.len() >= 16 {
+        return Err(format!("{dev}: name too long"));
+    }
+    // SAFETY: a plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    let mut result = Ok(());
+    for cmd in [ETHTOOL_STSO, ETHTOOL_SGSO] {
+        let mut value = EthtoolValue {
+            cmd,
+            data: u32::from(on),
+        };
+        let mut req = IfReq {
+            name: [0; 16],
+            data: &mut value,
+            _pad: [0; 16],
+        };
+        req.name[..dev.len()].copy_from_slice(dev.as_bytes());
+        // SAFETY: SIOCETHTOOL takes an ifreq whose data points at the
+        // command; both outlive the call.
+        if unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut req) } < 0 {
+            result = Err(format!(
+                "ethtool {cmd:#x} on {dev}: {}",
+                std::io::Error::last_os_error()
+            ));
+            break;
+        }
+    }
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    result
+}
