@@ -4,7 +4,7 @@
 //! the refresh timed where it runs.
 
 use netmeter::account::DeviceAccounts;
-use netmeter::collect::devices::{self, Plan};
+use netmeter::collect::devices::{self, Hooks, Plan};
 use netmeter::config::IpPrefix;
 use netmeter::netlink::NetlinkSocket;
 use netmeter::netlink::nftables::*;
@@ -41,6 +41,7 @@ pub fn netmeter_install(devs: &str, max_devices: u64, prefixes: &str) -> R {
         .map(|p| p.parse().map_err(|e| format!("{p}: {e:?}")))
         .collect::<R<_>>()?;
     let plan = Plan::new(
+        Hooks::Netdev,
         devs.split(',').map(String::from).collect(),
         &prefixes,
         max_devices as usize,
@@ -202,7 +203,7 @@ pub fn bench_refresh(runs: u64, max_devices: u64, pause_ms: u64) -> R<String> {
     for run in 0..WARM_UP + runs {
         std::thread::sleep(std::time::Duration::from_millis(pause_ms));
         let (w0, c0) = (Instant::now(), thread_cpu_ns());
-        let reading = devices::read(&mut socket).map_err(|e| e.to_string())?;
+        let reading = devices::read(&mut socket, Hooks::Netdev).map_err(|e| e.to_string())?;
         let c1 = thread_cpu_ns();
         let events = accounts.ingest(
             netmeter::clock::now(),
