@@ -102,12 +102,14 @@ impl Daemon {
     fn launch(mut cmd: Command, host: &Host, scratch: &Scratch, config_text: &str) -> Daemon {
         let config = scratch.file("netmeter.conf", config_text);
         let log = scratch.0.join("daemon.log");
+        let log_file = std::fs::File::create(&log).unwrap();
         let child = cmd
             .args(["daemon", "-c"])
             .arg(&config)
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
+            // One open file for both: two would overwrite each other.
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
             .spawn()
             .expect("starting netmeter daemon");
         // The tests' configs set `option listen` at most once.
