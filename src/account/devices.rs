@@ -223,7 +223,7 @@ pub struct DeviceAccounts {
     other: DeviceTotals,
     /// Hashed, not ordered: every read touches every element, and this is
     /// half of a refresh's time at 10,000 devices.
-    #[serde(with = "hashed_pairs")]
+    #[serde(with = "pairs")]
     elements: HashMap<ElementKey, ElementState>,
     /// Reads so far in this process, to stamp elements with.
     #[serde(skip)]
@@ -470,48 +470,25 @@ impl DeviceTotals {
     }
 }
 
-/// A map whose keys JSON cannot use as object keys, stored as a list of pairs.
+/// A map whose keys JSON cannot use as object keys, stored as a list of
+/// pairs; any map type that iterates and collects pairs.
 mod pairs {
-    use std::collections::BTreeMap;
-
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        map: &BTreeMap<K, V>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(map)
-    }
-
-    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    pub fn serialize<'a, M, K, V, S>(map: &'a M, serializer: S) -> Result<S::Ok, S::Error>
     where
-        K: Deserialize<'de> + Ord,
-        V: Deserialize<'de>,
-        D: Deserializer<'de>,
+        &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+        K: Serialize + 'a,
+        V: Serialize + 'a,
+        S: Serializer,
     {
-        Ok(Vec::<(K, V)>::deserialize(deserializer)?
-            .into_iter()
-            .collect())
-    }
-}
-
-/// Like `pairs`, for a hashed map.
-mod hashed_pairs {
-    use std::collections::HashMap;
-    use std::hash::Hash;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        map: &HashMap<K, V>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(map)
     }
 
-    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<HashMap<K, V>, D::Error>
+    pub fn deserialize<'de, M, K, V, D>(deserializer: D) -> Result<M, D::Error>
     where
-        K: Deserialize<'de> + Eq + Hash,
+        M: FromIterator<(K, V)>,
+        K: Deserialize<'de>,
         V: Deserialize<'de>,
         D: Deserializer<'de>,
     {
