@@ -13,3 +13,4 @@ pub mod daemon;
 pub mod mac;
 pub mod netlink;
 pub mod serve;
+pub mod store;

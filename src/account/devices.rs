@@ -933,6 +933,20 @@ mod tests {
         assert_eq!(loaded.other().tx_bytes, 80);
     }
 
+    #[test]
+    fn accounts_survive_a_state_file_round_trip() {
+        use crate::store::format::{FileKind, decode, encode};
+        let mut a = DeviceAccounts::new(1);
+        feed(&mut a, 0, GEN, &[sent(1, 1, 1_000), sent(2, 2, 50)]);
+        let file = encode(FileKind::Snapshot, 1, 0, &a).unwrap();
+        let mut loaded: DeviceAccounts = decode(&file, FileKind::Snapshot).unwrap().payload;
+        assert_eq!(loaded.get(&mac(1)), a.get(&mac(1)));
+        let read = [sent(1, 1, 3_000), sent(2, 2, 80)];
+        assert!(feed(&mut loaded, 1_000, GEN, &read).is_empty());
+        assert_eq!(device(&loaded, 1).tx_bytes, 3_000);
+        assert_eq!(loaded.other().tx_bytes, 80);
+    }
+
     /// Deterministic pseudo-random numbers without a dependency.
     struct XorShift(u64);
 

@@ -738,6 +738,17 @@ mod tests {
         assert_eq!(bytes(&loaded, "wan"), [3_000, 0, 2_000, 0]);
     }
 
+    #[test]
+    fn accounts_survive_a_state_file_round_trip() {
+        use crate::store::format::{FileKind, decode, encode};
+        let mut a = InterfaceAccounts::new(8);
+        feed(&mut a, 0, BOOT, &[link("wan", 3, 1_000, 0)]);
+        let file = encode(FileKind::Snapshot, 1, 0, &a).unwrap();
+        let mut loaded: InterfaceAccounts = decode(&file, FileKind::Snapshot).unwrap().payload;
+        assert!(feed(&mut loaded, 1_000, BOOT, &[link("wan", 3, 3_000, 0)]).is_empty());
+        assert_eq!(bytes(&loaded, "wan"), [3_000, 0, 2_000, 0]);
+    }
+
     /// Deterministic pseudo-random numbers without a dependency.
     struct XorShift(u64);
 
