@@ -18,7 +18,7 @@ fn framed(kind: FileKind, payload: &[u8]) -> Vec<u8> {
     file.extend_from_slice(&[0; 16]);
     file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     file.extend_from_slice(payload);
-    let crc = crc32fast::hash(&file);
+    let crc = netmeter::store::crc32::hash(&file);
     file.extend_from_slice(&crc.to_le_bytes());
     file
 }

@@ -388,7 +388,7 @@ mod tests {
         let mut newer = file(8, 800);
         newer[4..6].copy_from_slice(&2u16.to_le_bytes());
         let end = newer.len() - 4;
-        let crc = crc32fast::hash(&newer[..end]);
+        let crc = crate::store::crc32::hash(&newer[..end]);
         newer[end..].copy_from_slice(&crc.to_le_bytes());
         for (content, says) in [
             (Vec::new(), "empty file"),

@@ -9,7 +9,7 @@
 //!     16     8  saved_unix: wall clock at the save, for people
 //!     24     4  payload length
 //!     28     n  payload (postcard)
-//!   28+n     4  CRC32 (IEEE, crc32fast) of every byte before it
+//!   28+n     4  CRC32 (IEEE, as zlib) of every byte before it
 //! ```
 //!
 //! Portable by construction: the header is written byte by byte in
@@ -200,7 +200,7 @@ pub fn encode<T: Serialize>(
         return Err(FormatError::TooLarge { len });
     }
     out[24..28].copy_from_slice(&(len as u32).to_le_bytes());
-    let crc = crc32fast::hash(&out);
+    let crc = super::crc32::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
 }
@@ -256,7 +256,7 @@ fn decode_v1<T: DeserializeOwned>(
     }
     let body_end = V1_HEADER_LEN + len;
     let stored = le_u32(bytes, body_end).unwrap_or(0);
-    let computed = crc32fast::hash(&bytes[..body_end]);
+    let computed = super::crc32::hash(&bytes[..body_end]);
     if stored != computed {
         return Err(FormatError::Damaged { stored, computed });
     }
@@ -331,7 +331,7 @@ pub(crate) mod tests {
     fn with_version(mut bytes: Vec<u8>, version: u16) -> Vec<u8> {
         bytes[4..6].copy_from_slice(&version.to_le_bytes());
         let end = bytes.len() - CRC_LEN;
-        let crc = crc32fast::hash(&bytes[..end]);
+        let crc = crate::store::crc32::hash(&bytes[..end]);
         bytes[end..].copy_from_slice(&crc.to_le_bytes());
         bytes
     }

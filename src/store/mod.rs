@@ -2,6 +2,7 @@
 //! the atomic, generation-keeping file handling (`files`). Not used by the
 //! daemon yet.
 
+pub mod crc32;
 pub mod files;
 pub mod format;
 
