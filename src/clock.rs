@@ -1,19 +1,30 @@
 //! Reads the clocks once, at the edge: accounting gets time passed in.
 
 use crate::account::Moment;
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-static ORIGIN: OnceLock<Instant> = OnceLock::new();
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as accounting wants it: a monotonic reading for intervals and the
-/// wall clock for first/last seen.
+/// wall clock for first/last seen and history.
 pub fn now() -> Moment {
-    let origin = *ORIGIN.get_or_init(Instant::now);
     Moment {
-        monotonic_ms: origin.elapsed().as_millis() as u64,
+        monotonic_ms: boot_ms(),
         unix_secs: unix_now(),
     }
+}
+
+/// Milliseconds since the kernel booted (CLOCK_BOOTTIME): shared by every
+/// process of one boot, so intervals measured against a reading a previous
+/// daemon saved stay right, and immune to NTP steps.
+pub fn boot_ms() -> u64 {
+    // SAFETY: timespec is plain data; zeroed is valid.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and a valid pointer.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return 0; // every Linux since 2.6.39 has it
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1000)
+        .saturating_add(ts.tv_nsec as u64 / 1_000_000)
 }
 
 pub fn unix_now() -> u64 {

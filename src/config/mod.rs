@@ -39,6 +39,18 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub database_directory: PathBuf,
     pub spool_directory: PathBuf,
+    /// How often the whole state is copied to the spool (tmpfs): the most a
+    /// daemon crash can lose.
+    pub spool_interval: Duration,
+    /// How often changes are committed to flash: the most a power cut can lose.
+    pub commit_interval: Duration,
+    /// The day of the month a billing month starts (1 = calendar months).
+    pub month_rotate: u8,
+    /// Buckets kept per interface, finest first: five-minute, hourly,
+    /// daily, monthly, yearly (0 = not kept).
+    pub interface_history: [u32; 5],
+    /// The same per device.
+    pub device_history: [u32; 5],
     /// Exact interface names (no globs): the devices behind them are the
     /// ones accounted one by one.
     pub lan_interface: Vec<String>,
@@ -89,6 +101,11 @@ impl Default for Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 9750))],
             database_directory: "/etc/netmeter".into(),
             spool_directory: "/var/lib/netmeter".into(),
+            spool_interval: Duration::from_secs(300),
+            commit_interval: Duration::from_secs(3600),
+            month_rotate: 1,
+            interface_history: [48 * 12, 7 * 24, 62, 36, 10],
+            device_history: [0, 72, 62, 24, 10],
             lan_interface: vec!["br-lan".into()],
             lan_subnet: Vec::new(),
             max_devices: 1024,
@@ -101,6 +118,23 @@ impl Default for Config {
             devices: Vec::new(),
         }
     }
+}
+
+/// A history length option: `name` is in coverage units (hours, days, …),
+/// `per` buckets to a unit; 0 turns that rollup off.
+macro_rules! history_option {
+    ($name:literal, $field:ident, $ring:literal, $per:literal, $max:literal, $default:literal) => {
+        Known {
+            name: $name,
+            many: false,
+            expected: concat!("a whole number from 0 (not kept) to ", $max),
+            default: $default,
+            set: |c, v| {
+                c.$field[$ring] = last(v, |s| whole(s, 0..=$max).map(|n| n as u32 * $per))?;
+                Ok(())
+            },
+        }
+    };
 }
 
 /// A row of an option table: adding an option means adding a row. `T` is
@@ -194,6 +228,52 @@ const OPTIONS: &[Known<Config>] = &[
             Ok(())
         },
     },
+    Known {
+        name: "spool_interval",
+        many: false,
+        expected: "whole seconds from 10 to 86400",
+        default: "300",
+        set: |c, v| {
+            c.spool_interval = last(v, |s| whole(s, 10..=86_400).map(Duration::from_secs))?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "commit_interval",
+        many: false,
+        expected: "whole seconds from 60 to 604800 (a week)",
+        default: "3600",
+        set: |c, v| {
+            c.commit_interval = last(v, |s| whole(s, 60..=604_800).map(Duration::from_secs))?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "month_rotate",
+        many: false,
+        expected: "the day a billing month starts, 1 to 28",
+        default: "1",
+        set: |c, v| {
+            c.month_rotate = last(v, |s| whole(s, 1..=28).map(|d| d as u8))?;
+            Ok(())
+        },
+    },
+    history_option!(
+        "history_fiveminute_hours",
+        interface_history,
+        0,
+        12,
+        744,
+        "48"
+    ),
+    history_option!("history_hourly_days", interface_history, 1, 24, 62, "7"),
+    history_option!("history_daily_days", interface_history, 2, 1, 3660, "62"),
+    history_option!("history_monthly_months", interface_history, 3, 1, 600, "36"),
+    history_option!("history_yearly_years", interface_history, 4, 1, 100, "10"),
+    history_option!("device_hourly_hours", device_history, 1, 1, 744, "72"),
+    history_option!("device_daily_days", device_history, 2, 1, 3660, "62"),
+    history_option!("device_monthly_months", device_history, 3, 1, 600, "24"),
+    history_option!("device_yearly_years", device_history, 4, 1, 100, "10"),
     Known {
         name: "lan_interface",
         many: true,
@@ -879,6 +959,13 @@ mod tests {
              \tlist listen '127.0.0.1:9750'\n\tlist listen '[::1]:9751'\n\
              \toption database_directory /srv/nm\n\
              \toption spool_directory '/tmp/nm'\n\
+             \toption spool_interval '60'\n\toption commit_interval '7200'\n\
+             \toption month_rotate '15'\n\
+             \toption history_fiveminute_hours '24'\n\toption history_hourly_days '2'\n\
+             \toption history_daily_days '31'\n\toption history_monthly_months '0'\n\
+             \toption history_yearly_years '5'\n\
+             \toption device_hourly_hours '48'\n\toption device_daily_days '0'\n\
+             \toption device_monthly_months '12'\n\toption device_yearly_years '3'\n\
              \tlist lan_interface 'br-lan'\n\tlist lan_interface 'br-guest'\n\
              \tlist lan_subnet '192.168.1.0/24'\n\tlist lan_subnet 'fd00:1::/64'\n\
              \toption max_devices '65536'\n\
@@ -903,6 +990,11 @@ mod tests {
                 ],
                 database_directory: "/srv/nm".into(),
                 spool_directory: "/tmp/nm".into(),
+                spool_interval: Duration::from_secs(60),
+                commit_interval: Duration::from_secs(7200),
+                month_rotate: 15,
+                interface_history: [288, 48, 31, 0, 5],
+                device_history: [0, 48, 0, 12, 3],
                 lan_interface: vec!["br-lan".into(), "br-guest".into()],
                 lan_subnet: vec![
                     "192.168.1.0/24".parse().unwrap(),
@@ -1000,7 +1092,10 @@ mod tests {
             error("config netmeter\noption colour 'red'\n"),
             "/etc/config/netmeter:2: unknown option 'colour' in the unnamed 'netmeter' section: \
              known options are refresh_interval, interface, exclude_interface, listen, \
-             database_directory, spool_directory, lan_interface, lan_subnet, max_devices, \
+             database_directory, spool_directory, spool_interval, commit_interval, month_rotate, \
+             history_fiveminute_hours, history_hourly_days, history_daily_days, \
+             history_monthly_months, history_yearly_years, device_hourly_hours, device_daily_days, \
+             device_monthly_months, device_yearly_years, lan_interface, lan_subnet, max_devices, \
              keep_rules, placement, element_timeout, dhcp_leases, odhcpd_hosts, ethers"
         );
     }
@@ -1348,6 +1443,12 @@ mod tests {
             ("element_timeout", "1"),
             ("element_timeout", "604801"),
             ("element_timeout", "1h"),
+            ("spool_interval", "9"),
+            ("commit_interval", "59"),
+            ("month_rotate", "0"),
+            ("month_rotate", "29"),
+            ("history_hourly_days", "63"),
+            ("device_yearly_years", "-1"),
         ] {
             let message = error(&format!("config netmeter\noption {option} '{bad}'"));
             assert!(message.contains(&format!(":2: option {option}: expected")));
