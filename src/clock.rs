@@ -33,3 +33,21 @@ pub fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// OpenWrt keeps the time zone as a POSIX TZ string in /etc/TZ, which
+/// upstream musl (this static build's libc) does not read; without it,
+/// days and months would turn over at UTC midnight. Must run while the
+/// process has one thread: it sets an environment variable.
+pub fn adopt_router_timezone() {
+    if std::env::var_os("TZ").is_some() {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string("/etc/TZ") else {
+        return;
+    };
+    let tz = text.trim();
+    if !tz.is_empty() && tz.len() < 256 && !tz.contains('\0') {
+        // SAFETY: called first thing in main, before any thread exists.
+        unsafe { std::env::set_var("TZ", tz) };
+    }
+}

@@ -45,6 +45,15 @@ impl MonotonicCounter {
         Self::default()
     }
 
+    /// A total carried over from storage, with no reading to continue from:
+    /// the source's next reading counts in full (it restarted meanwhile).
+    pub fn carried(total: u64) -> Self {
+        Self {
+            total,
+            last_raw: None,
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.total
     }

@@ -357,6 +357,42 @@ impl DeviceAccounts {
         }
     }
 
+    /// The table generation the element readings belong to.
+    pub fn generation(&self) -> Option<u64> {
+        self.generation
+    }
+
+    /// Totals read back from a journal (a MAC of all zeros is `other`). The
+    /// kernel table is reinstalled after a restore, so element readings are
+    /// dropped: the new table's elements count from zero.
+    pub fn restore(
+        &mut self,
+        generation: Option<u64>,
+        devices: Vec<DeviceTotals>,
+        unattributed: UnattributedTotals,
+    ) {
+        for mut totals in devices {
+            if totals.mac == [0; 6] {
+                self.other = totals;
+                continue;
+            }
+            if totals.ips.is_empty()
+                && let Some(known) = self.devices.get(&totals.mac)
+            {
+                totals.ips.clone_from(&known.ips);
+            }
+            self.devices.insert(totals.mac, totals);
+        }
+        self.unattributed = UnattributedCounters {
+            tx_bytes: MonotonicCounter::carried(unattributed.tx_bytes),
+            tx_packets: MonotonicCounter::carried(unattributed.tx_packets),
+            rx_bytes: MonotonicCounter::carried(unattributed.rx_bytes),
+            rx_packets: MonotonicCounter::carried(unattributed.rx_packets),
+        };
+        self.elements.clear();
+        self.generation = generation.max(self.generation);
+    }
+
     /// A config reload. Shrinking keeps every existing record; new MACs go to
     /// `other` until the count is below the limit again.
     pub fn set_max_devices(&mut self, n: usize) {

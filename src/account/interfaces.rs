@@ -202,6 +202,22 @@ impl InterfaceAccounts {
         events
     }
 
+    /// Records read back from a journal: each replaces the record of its
+    /// name, readings included, so counting continues from that moment.
+    pub fn restore(&mut self, boot_id: Option<String>, records: Vec<InterfaceTotals>) {
+        if boot_id.is_some() {
+            self.boot_id = boot_id;
+        }
+        for record in records {
+            self.records.insert(record.name.clone(), record);
+        }
+    }
+
+    /// The kernel boot the raw readings belong to.
+    pub fn boot_id(&self) -> Option<&str> {
+        self.boot_id.as_deref()
+    }
+
     pub fn get(&self, name: &str) -> Option<&InterfaceTotals> {
         self.records.get(name)
     }

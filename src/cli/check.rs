@@ -73,6 +73,7 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
             }
             check_per_device(&s["per_device"], &mut say);
             check_attribution(&s["attribution"], &mut say);
+            check_store(&s["store"], &s["clock"], &mut say);
         }
     }
     check_kernel(status.is_some(), &mut say);
@@ -141,6 +142,49 @@ fn check_per_device(p: &Value, say: &mut impl FnMut(bool, &'static str, String))
                  reinstalled; traffic between the last read and each reinstall is unknown"
             ),
         );
+    }
+}
+
+/// Whether history is safe: writes working, and the clock set.
+fn check_store(store: &Value, clock: &Value, say: &mut impl FnMut(bool, &'static str, String)) {
+    let mut fine = true;
+    for key in ["last_commit_error", "last_spool_error"] {
+        if let Some(e) = store[key].as_str() {
+            say(false, "storage", e.to_owned());
+            fine = false;
+        }
+    }
+    if fine {
+        let when = |key: &str| {
+            store[key]
+                .as_u64()
+                .map_or("not yet".to_owned(), |t| format!("at {t} (unix)"))
+        };
+        say(
+            true,
+            "storage",
+            format!(
+                "state from {}; last spool {}, last commit to {} {}",
+                store["loaded_from"].as_str().unwrap_or("?"),
+                when("last_spool"),
+                store["database_directory"].as_str().unwrap_or("?"),
+                when("last_commit")
+            ),
+        );
+    }
+    match clock.as_str() {
+        Some("notset") => say(
+            false,
+            "clock",
+            "the system clock is not set (before 2025): history waits for NTP, totals count on".into(),
+        ),
+        Some("behind") => say(
+            false,
+            "clock",
+            "the system clock went back behind saved history: history waits until it catches up (or an hour)"
+                .into(),
+        ),
+        _ => {}
     }
 }
 

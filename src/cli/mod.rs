@@ -2,9 +2,11 @@
 //! never sees the argument parser.
 
 mod check;
+mod commit;
 mod daemon;
 mod devices;
 mod format;
+mod history;
 mod interfaces;
 mod teardown;
 mod version;
@@ -24,8 +26,10 @@ struct Args {
 #[argh(subcommand)]
 enum Command {
     Check(check::CheckArgs),
+    Commit(commit::CommitArgs),
     Daemon(daemon::DaemonArgs),
     Devices(devices::DevicesArgs),
+    History(history::HistoryArgs),
     Interfaces(interfaces::InterfacesArgs),
     Teardown(teardown::TeardownArgs),
     Version(version::VersionArgs),
@@ -57,6 +61,7 @@ impl std::fmt::Display for CliError {
 }
 
 pub fn main() -> ExitCode {
+    crate::clock::adopt_router_timezone();
     let argv: Vec<String> = std::env::args().collect();
     let name = argv
         .first()
@@ -78,8 +83,10 @@ pub fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Check(a) => check::run(a),
+        Command::Commit(a) => commit::run(a),
         Command::Daemon(a) => daemon::run(a),
         Command::Devices(a) => devices::run(a),
+        Command::History(a) => history::run(a),
         Command::Interfaces(a) => interfaces::run(a),
         Command::Teardown(a) => teardown::run(a),
         Command::Version(a) => version::run(a),

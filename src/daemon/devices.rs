@@ -50,7 +50,6 @@ pub struct PerDevice {
     /// The kernel refused a netdev egress chain (before Linux 5.16).
     no_egress: bool,
     neighbours: NeighbourMacs,
-    pub accounts: DeviceAccounts,
     pub status: PerDeviceStatus,
 }
 
@@ -64,9 +63,14 @@ impl PerDevice {
             refused: false,
             no_egress: false,
             neighbours: NeighbourMacs::new(4 * config.max_devices as usize + 64),
-            accounts: DeviceAccounts::new(config.max_devices as usize),
             status: PerDeviceStatus::default(),
         }
+    }
+
+    /// Goes on from restored accounts: the next install must be a newer
+    /// generation than any their readings belong to.
+    pub fn resume(&mut self, accounts: &DeviceAccounts) {
+        self.generation = self.generation.max(accounts.generation().unwrap_or(0));
     }
 
     /// The plan for the current config and interfaces, or why there is none.
@@ -153,13 +157,14 @@ impl PerDevice {
         config: &Config,
         route: &mut NetlinkSocket,
         links: &[LinkSample],
+        accounts: &mut DeviceAccounts,
     ) -> Vec<String> {
         let mut log = Vec::new();
         if self.refused {
             return log;
         }
         if self.installed.is_some() {
-            self.read(now, config, Some(route), &mut log);
+            self.read(now, config, Some(route), accounts, &mut log);
         }
         let (plan, missing) = match self.plan(config, route, links) {
             Ok(p) => p,
@@ -210,6 +215,7 @@ impl PerDevice {
         now: Moment,
         config: &Config,
         route: Option<&mut NetlinkSocket>,
+        accounts: &mut DeviceAccounts,
         log: &mut Vec<String>,
     ) {
         let Some(hooks) = self.installed.as_ref().map(|p| p.hooks) else {
@@ -231,10 +237,7 @@ impl PerDevice {
                     let resolved = resolve(&reading.by_ip, &mut self.neighbours, &samples);
                     samples.extend(resolved);
                 }
-                for event in
-                    self.accounts
-                        .ingest(now, self.generation, &samples, reading.unattributed)
-                {
+                for event in accounts.ingest(now, self.generation, &samples, reading.unattributed) {
                     match event {
                         DeviceEvent::Overflow { mac } => log.push(format!(
                             "more than {} devices: {} is counted as 'other' (raise option max_devices)",
@@ -249,7 +252,7 @@ impl PerDevice {
                 }
                 self.last_read_unix = now.unix_secs;
                 let idle_ms = element_timeout(config).as_millis() as u64 / 2;
-                let idle = self.accounts.idle_elements(now, idle_ms);
+                let idle = accounts.idle_elements(now, idle_ms);
                 if !idle.is_empty() {
                     match devices::delete_elements(socket, hooks, &idle) {
                         Ok(()) => {}
@@ -260,7 +263,7 @@ impl PerDevice {
                             return;
                         }
                     }
-                    self.accounts.forget_elements(&idle);
+                    accounts.forget_elements(&idle);
                 }
             }
             Err(ReadError::TableMissing) => {
@@ -280,16 +283,20 @@ impl PerDevice {
     }
 
     /// A reloaded config may have fixed what refused us.
-    pub fn reconfigure(&mut self, config: &Config) {
+    pub fn reconfigure(&mut self) {
         self.refused = false;
-        self.accounts.set_max_devices(config.max_devices as usize);
     }
 
     /// On stop: read a last time, then remove the table unless told to keep it.
-    pub fn stop(&mut self, now: Moment, config: &Config) -> Vec<String> {
+    pub fn stop(
+        &mut self,
+        now: Moment,
+        config: &Config,
+        accounts: &mut DeviceAccounts,
+    ) -> Vec<String> {
         let mut log = Vec::new();
         if self.installed.is_some() {
-            self.read(now, config, None, &mut log);
+            self.read(now, config, None, accounts, &mut log);
         }
         if config.keep_rules || self.installed.is_none() {
             return log;

@@ -6,7 +6,7 @@ mod devices;
 pub use attribution::Attribution;
 pub use devices::{PerDeviceStatus, resolve};
 
-use crate::account::InterfaceAccounts;
+use crate::account::{InterfaceEvent, Moment};
 use crate::cli::CliError;
 use crate::collect::identity::Names;
 use crate::collect::links::{read_boot_id, read_links, wan_interfaces};
@@ -14,6 +14,11 @@ use crate::config::Config;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
 use crate::serve::api::{self, ApiState, DevicesReport, InterfaceView, InterfacesReport};
 use crate::serve::http::{self, Limits};
+use crate::store::calendar::{Calendar, SystemZone};
+use crate::store::history::RingSizes;
+use crate::store::persist::Store;
+use crate::store::state::State;
+use crate::store::timeline::{OTHER, Observed};
 use devices::PerDevice;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use std::net::TcpListener;
@@ -41,14 +46,14 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     let mut socket =
         NetlinkSocket::open(NETLINK_ROUTE).map_err(|e| CliError::Runtime(e.to_string()))?;
     let listeners = bind_all(&config)?;
-    let state = Arc::new(Mutex::new(ApiState {
+    let api_state = Arc::new(Mutex::new(ApiState {
         started_unix: crate::clock::unix_now(),
         refresh_interval_secs: config.refresh_interval.as_secs(),
         ..ApiState::default()
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
-        let (state, stop) = (state.clone(), stop.clone());
+        let (state, stop) = (api_state.clone(), stop.clone());
         std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
@@ -73,47 +78,95 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
             .join(", ")
     ));
 
-    let mut accounts = InterfaceAccounts::new(MAX_INTERFACES);
+    let mut store = Store::new(&config.spool_directory, &config.database_directory);
+    let (loaded, lines) = store.load(&calendar(&config), history_sizes(&config).pair());
+    for line in lines {
+        log(line);
+    }
+    let mut state =
+        loaded.unwrap_or_else(|| State::new(MAX_INTERFACES, config.max_devices as usize));
     let mut per_device = PerDevice::new(&config);
+    apply_config(&config, &mut state, &mut per_device);
+    let shared = Arc::new(Mutex::new(state));
+    {
+        let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
+        s.store = store.status.clone();
+        s.history = Some(shared.clone());
+        s.month_rotate = config.month_rotate;
+    }
     let mut names = NamesCache::default();
     let mut attribution = attribution::AttributionTracker::default();
     let mut next_refresh = Instant::now();
+    let mut next_spool = Instant::now() + config.spool_interval;
+    let mut next_commit = Instant::now() + config.commit_interval;
+    // A requested commit: after a refresh, so it holds the latest counts.
+    let mut commit_now = false;
     loop {
         if Instant::now() >= next_refresh {
+            let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
             Refresh {
                 socket: &mut socket,
-                accounts: &mut accounts,
+                state: &mut state,
                 per_device: &mut per_device,
                 names: &mut names,
                 attribution: &mut attribution,
             }
-            .run(&config, &state);
+            .run(&config, &api_state);
             next_refresh += config.refresh_interval;
             if next_refresh < Instant::now() {
                 next_refresh = Instant::now() + config.refresh_interval; // we fell behind: skip, don't burst
             }
         }
-        match wait_for_signal(
-            &signals,
-            next_refresh.saturating_duration_since(Instant::now()),
-        ) {
+        let now = Instant::now();
+        if now >= next_commit || commit_now {
+            commit_now = false;
+            persist(&shared, &mut store, &api_state, true);
+            next_commit = now + config.commit_interval;
+            next_spool = now + config.spool_interval;
+        } else if now >= next_spool {
+            persist(&shared, &mut store, &api_state, false);
+            next_spool = now + config.spool_interval;
+        }
+        let wake = next_refresh.min(next_spool).min(next_commit);
+        match wait_for_signal(&signals, wake.saturating_duration_since(Instant::now())) {
             Some(Signal::SIGHUP) => match Config::load(config_path.as_deref()) {
                 Ok(new) => {
                     if new.listen != config.listen {
                         log("new listen addresses take effect when the daemon restarts");
                     }
+                    if (&new.spool_directory, &new.database_directory)
+                        != (&config.spool_directory, &config.database_directory)
+                    {
+                        log(
+                            "new spool or database directories take effect when the daemon restarts",
+                        );
+                    }
                     config = new;
                     warn_about_timeouts(&config);
-                    per_device.reconfigure(&config);
-                    state
+                    per_device.reconfigure();
+                    apply_config(
+                        &config,
+                        &mut shared.lock().unwrap_or_else(|p| p.into_inner()),
+                        &mut per_device,
+                    );
+                    api_state
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .refresh_interval_secs = config.refresh_interval.as_secs();
+                    api_state
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .month_rotate = config.month_rotate;
                     next_refresh = Instant::now();
                     log("configuration reloaded");
                 }
                 Err(e) => log(format!("keeping the old configuration: {e}")),
             },
+            Some(Signal::SIGUSR1) => {
+                log("commit requested");
+                commit_now = true;
+                next_refresh = Instant::now();
+            }
             Some(sig) => {
                 log(format!("{sig} received: stopping"));
                 break;
@@ -121,9 +174,25 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
             None => {}
         }
     }
-    for line in per_device.stop(crate::clock::now(), &config) {
-        log(line);
+    {
+        let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+        // The last counts before they are written.
+        Refresh {
+            socket: &mut socket,
+            state: &mut state,
+            per_device: &mut per_device,
+            names: &mut names,
+            attribution: &mut attribution,
+        }
+        .run(&config, &api_state);
+        let state = &mut *state;
+        let now = crate::clock::now();
+        for line in per_device.stop(now, &config, &mut state.devices) {
+            log(line);
+        }
+        update_timeline(&config, state, now);
     }
+    persist(&shared, &mut store, &api_state, true);
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
     Ok(())
@@ -169,50 +238,65 @@ impl NamesCache {
 /// Everything one refresh touches.
 struct Refresh<'a> {
     socket: &'a mut NetlinkSocket,
-    accounts: &'a mut InterfaceAccounts,
+    state: &'a mut State,
     per_device: &'a mut PerDevice,
     names: &'a mut NamesCache,
     attribution: &'a mut attribution::AttributionTracker,
 }
 
 impl Refresh<'_> {
-    fn run(&mut self, config: &Config, state: &Mutex<ApiState>) {
+    fn run(&mut self, config: &Config, api_state: &Mutex<ApiState>) {
         let boot_id = read_boot_id().unwrap_or_default();
         let now = crate::clock::now();
         let links = read_links(self.socket);
         let mut attribution = None;
+        let mut clock = None;
+        let mut wan = Vec::new();
         if let Ok(links) = &links {
             let tracked: Vec<_> = links
                 .iter()
                 .filter(|s| config.tracks_interface(&s.name))
                 .cloned()
                 .collect();
-            for event in self.accounts.ingest(now, &boot_id, &tracked) {
+            for event in self.state.interfaces.ingest(now, &boot_id, &tracked) {
+                if let InterfaceEvent::Renamed { from, to, .. } = &event {
+                    self.state.timeline.rename_interface(from, to);
+                }
                 log(event);
             }
-            for line in self.per_device.refresh(now, config, self.socket, links) {
+            for line in
+                self.per_device
+                    .refresh(now, config, self.socket, links, &mut self.state.devices)
+            {
                 log(line);
             }
-            let wan = wan_interfaces(self.socket, links).unwrap_or_default();
+            clock = Some(update_timeline(config, self.state, now));
+            wan = wan_interfaces(self.socket, links).unwrap_or_default();
             attribution = self.attribution.update(
                 now.unix_secs,
                 self.per_device.status.active,
-                wan,
-                self.accounts,
+                wan.clone(),
+                &self.state.interfaces,
                 links,
-                &self.per_device.accounts,
+                &self.state.devices,
             );
         }
-        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
         match links {
             Ok(_) => {
                 s.interfaces = InterfacesReport {
-                    interfaces: self.accounts.iter().map(InterfaceView::from).collect(),
+                    interfaces: self
+                        .state
+                        .interfaces
+                        .iter()
+                        .map(InterfaceView::from)
+                        .collect(),
                 };
-                s.devices =
-                    DevicesReport::new(&self.per_device.accounts, self.names.current(config));
+                s.devices = DevicesReport::new(&self.state.devices, self.names.current(config));
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
+                s.clock = clock;
+                s.wan = wan;
                 s.last_refresh_unix = Some(crate::clock::unix_now());
                 s.refreshes += 1;
                 s.last_error = None;
@@ -225,6 +309,106 @@ impl Refresh<'_> {
             }
         }
     }
+}
+
+/// Credits the growth of every total to history.
+fn update_timeline(
+    config: &Config,
+    state: &mut State,
+    now: Moment,
+) -> crate::store::timeline::ClockState {
+    let sizes = history_sizes(config);
+    let observed = Observed {
+        interfaces: state
+            .interfaces
+            .iter()
+            .map(|t| (t.name.as_str(), [t.rx_bytes.total(), t.tx_bytes.total()]))
+            .collect(),
+        devices: state
+            .devices
+            .devices()
+            .chain(std::iter::once(state.devices.other()))
+            .filter(|t| t.mac != OTHER || t.first_seen != 0)
+            .map(|t| (t.mac, [t.rx_bytes, t.tx_bytes]))
+            .collect(),
+    };
+    let clock = state.timeline.update(
+        &calendar(config),
+        sizes.pair(),
+        now.unix_secs,
+        now.monotonic_ms,
+        &observed,
+    );
+    if clock != crate::store::timeline::ClockState::Trusted {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            log(format!(
+                "the system clock ({}) is not set yet or went back: history waits for NTP; totals count on",
+                crate::store::files::utc(now.unix_secs)
+            ));
+        }
+    }
+    clock
+}
+
+/// Spools, and commits to flash when `commit` (stop, schedule, request).
+fn persist(shared: &Mutex<State>, store: &mut Store, api_state: &Mutex<ApiState>, commit: bool) {
+    let now = crate::clock::unix_now();
+    let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let before = store.status.clone();
+    // Flash first: the spool copy then records that the commit happened.
+    // A failure is logged once, not every interval until it is fixed.
+    if commit
+        && let Err(e) = store.commit(&mut state, now)
+        && before.last_commit_error.is_none()
+    {
+        log(store.status.last_commit_error.as_deref().unwrap_or(&e));
+    }
+    if let Err(e) = store.spool(&state, now)
+        && before.last_spool_error.is_none()
+    {
+        log(store.status.last_spool_error.as_deref().unwrap_or(&e));
+    }
+    drop(state);
+    api_state.lock().unwrap_or_else(|p| p.into_inner()).store = store.status.clone();
+}
+
+/// History lengths: per interface, per device.
+pub struct HistorySizes(pub RingSizes, pub RingSizes);
+
+impl HistorySizes {
+    pub fn pair(&self) -> (&RingSizes, &RingSizes) {
+        (&self.0, &self.1)
+    }
+}
+
+pub fn history_sizes(config: &Config) -> HistorySizes {
+    let sizes = |[five_minute, hour, day, month, year]: [u32; 5]| RingSizes {
+        five_minute,
+        hour,
+        day,
+        month,
+        year,
+    };
+    HistorySizes(
+        sizes(config.interface_history),
+        sizes(config.device_history),
+    )
+}
+
+pub fn calendar(config: &Config) -> Calendar<SystemZone> {
+    Calendar {
+        zone: SystemZone,
+        month_rotate: config.month_rotate,
+    }
+}
+
+/// Settings that reach into loaded or running state.
+fn apply_config(config: &Config, state: &mut State, per_device: &mut PerDevice) {
+    state.devices.set_max_devices(config.max_devices as usize);
+    let sizes = history_sizes(config);
+    state.timeline.resize(&sizes.0, &sizes.1);
+    per_device.resume(&state.devices);
 }
 
 fn bind_all(config: &Config) -> Result<Vec<TcpListener>, CliError> {
@@ -251,7 +435,12 @@ fn bind_all(config: &Config) -> Result<Vec<TcpListener>, CliError> {
 
 fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
         set.add(s);
     }
     set

@@ -1,11 +1,16 @@
 //! The JSON API: the shapes the CLI's `--json` shares, and the routes.
 
+use super::history;
 use super::http::{Request, Response};
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::daemon::{Attribution, PerDeviceStatus};
+use crate::store::calendar::{Calendar, SystemZone};
+use crate::store::persist::StoreStatus;
+use crate::store::state::State;
+use crate::store::timeline::ClockState;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// One interface in `netmeter interfaces --json` and `/api/v1/interfaces`.
 /// Field names are a contract with scripts and Home Assistant: only add.
@@ -144,11 +149,23 @@ pub struct ApiState {
     pub attribution: Option<Attribution>,
     /// The last refresh's error, if it failed.
     pub last_error: Option<String>,
+    /// Spool and flash writes.
+    pub store: StoreStatus,
+    /// Whether history trusts the wall clock (None before the first refresh).
+    pub clock: Option<ClockState>,
+    /// The live state, for history queries (locked only while answering one).
+    pub history: Option<Arc<Mutex<State>>>,
+    /// The WAN-facing interfaces, shown first in history.
+    pub wan: Vec<String>,
+    /// The config's month_rotate, for history periods.
+    pub month_rotate: u8,
 }
 
 #[derive(Serialize)]
 struct Status<'a> {
     version: &'a str,
+    /// For `netmeter commit`, which signals the daemon.
+    pid: u32,
     started: u64,
     uptime: u64,
     refresh_interval: u64,
@@ -157,6 +174,8 @@ struct Status<'a> {
     last_error: Option<&'a str>,
     per_device: &'a PerDeviceStatus,
     attribution: Option<&'a Attribution>,
+    store: &'a StoreStatus,
+    clock: Option<ClockState>,
 }
 
 fn json<T: Serialize>(value: &T) -> Response {
@@ -178,6 +197,7 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
     match req.path.as_str() {
         "/api/v1/status" => json(&Status {
             version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
             started: state.started_unix,
             uptime: now_unix.saturating_sub(state.started_unix),
             refresh_interval: state.refresh_interval_secs,
@@ -186,6 +206,8 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             last_error: state.last_error.as_deref(),
             per_device: &state.per_device,
             attribution: state.attribution.as_ref(),
+            store: &state.store,
+            clock: state.clock,
         }),
         "/api/v1/interfaces" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
@@ -195,6 +217,36 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/api/v1/devices" => json(&state.devices),
+        "/api/v1/history" if state.last_refresh_unix.is_none() => {
+            Response::error(503, "starting: the first refresh has not finished")
+        }
+        "/api/v1/history" => {
+            let query = match history::parse_query(req.query.as_deref()) {
+                Ok(q) => q,
+                Err(e) => return Response::error(400, &e),
+            };
+            let Some(shared) = state.history.clone() else {
+                return Response::error(503, "history is not available yet");
+            };
+            let wan = state.wan.clone();
+            let names: std::collections::HashMap<String, String> = state
+                .devices
+                .devices
+                .iter()
+                .filter_map(|d| Some((d.mac.clone(), d.hostname.clone()?)))
+                .collect();
+            let cal = Calendar {
+                zone: SystemZone,
+                month_rotate: state.month_rotate,
+            };
+            drop(state); // never hold both locks
+            let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let hostname = |mac: &[u8; 6]| names.get(&crate::mac::format_mac(mac)).cloned();
+            match history::report(&saved, &cal, &query, &wan, &hostname, now_unix) {
+                Ok(report) => json(&report),
+                Err(e) => Response::error(404, &e),
+            }
+        }
         _ => Response::error(404, &format!("no such endpoint: {}", req.path)),
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod api;
 pub mod client;
+pub mod history;
 pub mod http;

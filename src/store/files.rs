@@ -121,6 +121,55 @@ pub fn load<T: DeserializeOwned>(dirs: &[&Path], name: &str, kind: FileKind) -> 
     LoadOutcome { loaded, problems }
 }
 
+/// Appends `bytes` to `dir/name` and syncs it (and the directory, when the
+/// file is new). An append a crash cuts short leaves a torn last record,
+/// which readers detect by its checksum and length.
+pub fn append(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let path = dir.join(name);
+    fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| at(&path, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| at(&path, e))?;
+    if !existed {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| at(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Renames `dir/name` to `dir/name.prev` (replacing it), if it exists.
+pub fn rotate(dir: &Path, name: &str) -> io::Result<()> {
+    let path = dir.join(name);
+    match fs::rename(&path, sibling(&path, ".prev")) {
+        Ok(()) => File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| at(dir, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(at(&path, e)),
+    }
+}
+
+/// Keeps a copy of a damaged file as `<file>.bad-<now>` and says where,
+/// for files netmeter goes on using (the journal's valid start).
+pub fn copy_aside(path: &Path) -> String {
+    let target = free_name(&sibling(
+        path,
+        &format!(".bad-{}", crate::clock::unix_now()),
+    ));
+    match fs::copy(path, &target) {
+        Ok(_) => format!("a copy is in {}", target.display()),
+        Err(e) => format!("could not keep a copy ({e})"),
+    }
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     // 0600: the state lists the household's devices.
     let mut file = OpenOptions::new()
@@ -133,22 +182,30 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-/// The file's bytes; `None` when it does not exist.
-fn read_bounded(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let len = match fs::metadata(path) {
-        Ok(meta) => meta.len(),
+/// The file's bytes; `None` when it does not exist. Reads at most
+/// `MAX_FILE_LEN` + 1 bytes whatever the file claims (a device or a file
+/// still growing must not exhaust memory), and refuses what is not a
+/// regular file.
+pub fn read_bounded(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if len > MAX_FILE_LEN {
-        // Reported through the format's own check, without reading it.
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_LEN {
+        // Reported through the format's own check.
         return Ok(Some(too_large_marker()));
     }
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(Some(bytes))
 }
 
 /// A header that `decode` refuses as too large, standing in for a file too
@@ -164,21 +221,26 @@ fn too_large_marker() -> Vec<u8> {
 
 /// Renames a bad file to `<file>.bad-<now>` (or `.bad-<now>-<n>` if taken)
 /// and says where it went.
-fn move_aside(path: &Path, now: u64) -> String {
-    let base = sibling(path, &format!(".bad-{now}"));
-    let mut target = base.clone();
-    let mut n = 0u32;
-    while fs::symlink_metadata(&target).is_ok() && n < u32::MAX {
-        n += 1;
-        target = sibling(&base, &format!("-{n}"));
-    }
+pub fn move_aside(path: &Path, now: u64) -> String {
+    let target = free_name(&sibling(path, &format!(".bad-{now}")));
     match fs::rename(path, &target) {
         Ok(()) => format!("moved to {}", target.display()),
         Err(e) => format!("could not move it aside ({e}); left in place"),
     }
 }
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
+/// `base`, or `base-<n>` for the first n not taken.
+fn free_name(base: &Path) -> PathBuf {
+    let mut target = base.to_path_buf();
+    let mut n = 0u32;
+    while fs::symlink_metadata(&target).is_ok() && n < u32::MAX {
+        n += 1;
+        target = sibling(base, &format!("-{n}"));
+    }
+    target
+}
+
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
@@ -189,7 +251,7 @@ fn at(path: &Path, e: io::Error) -> io::Error {
 }
 
 /// `2026-11-19 08:53:20 UTC`: routers log in UTC and have no tz database.
-fn utc(unix: u64) -> String {
+pub fn utc(unix: u64) -> String {
     let days = (unix / 86_400) as i64;
     let secs = unix % 86_400;
     // Howard Hinnant's days-to-civil.

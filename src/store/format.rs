@@ -227,6 +227,25 @@ pub fn decode<T: DeserializeOwned>(
     }
 }
 
+/// Decodes the first of several files laid end to end (the journal's
+/// records) and says how many bytes it took. A record cut short by the end
+/// of `bytes` is `Truncated`: an append a crash interrupted.
+pub fn decode_first<T: DeserializeOwned>(
+    bytes: &[u8],
+    expected: FileKind,
+) -> Result<(Decoded<T>, usize), FormatError> {
+    let declared = match (bytes.get(0..4), le_u16(bytes, 4), le_u32(bytes, 24)) {
+        (Some(magic), Some(1), Some(len)) if magic == MAGIC => len as usize,
+        // Too short for a header, or not version 1: `decode` says which.
+        _ => return decode(bytes, expected).map(|d| (d, bytes.len())),
+    };
+    if declared > MAX_PAYLOAD_LEN {
+        return Err(FormatError::TooLarge { len: declared });
+    }
+    let end = (V1_HEADER_LEN + declared + CRC_LEN).min(bytes.len());
+    decode(&bytes[..end], expected).map(|d| (d, end))
+}
+
 fn decode_v1<T: DeserializeOwned>(
     bytes: &[u8],
     expected: FileKind,

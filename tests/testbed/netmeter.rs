@@ -100,6 +100,7 @@ impl Daemon {
     }
 
     fn launch(mut cmd: Command, host: &Host, scratch: &Scratch, config_text: &str) -> Daemon {
+        let config_text = &with_scratch_directories(config_text, scratch);
         let config = scratch.file("netmeter.conf", config_text);
         let log = scratch.0.join("daemon.log");
         let log_file = std::fs::File::create(&log).unwrap();
@@ -130,7 +131,7 @@ impl Daemon {
         d
     }
 
-    fn refreshes(&self, host: &Host) -> u64 {
+    pub fn refreshes(&self, host: &Host) -> u64 {
         assert_eq!(host.pid(), self.host_pid, "ask the daemon's own host");
         let answer = host
             .call(&format!("http_get {} /api/v1/status", self.api))
@@ -140,7 +141,7 @@ impl Daemon {
         v["refreshes"].as_u64().unwrap_or(0)
     }
 
-    fn wait_for_refreshes(&self, host: &Host, target: u64) {
+    pub fn wait_for_refreshes(&self, host: &Host, target: u64) {
         let start = Instant::now();
         while self.refreshes(host) < target {
             assert!(
@@ -182,6 +183,33 @@ impl Daemon {
     pub fn config_path(&self) -> &Path {
         &self.config
     }
+}
+
+/// The config with the spool and database in `scratch` (unless it sets
+/// them): a test daemon must never write the host's /etc/netmeter.
+pub fn with_scratch_directories(config_text: &str, scratch: &Scratch) -> String {
+    if config_text.contains("database_directory") {
+        return config_text.to_owned();
+    }
+    let options = format!(
+        "\toption database_directory '{}'\n\toption spool_directory '{}'\n",
+        scratch.0.join("flash").display(),
+        scratch.0.join("spool").display()
+    );
+    let mut out = String::new();
+    let mut placed = false;
+    for line in config_text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !placed && line.trim_start().starts_with("config netmeter") {
+            out.push_str(&options);
+            placed = true;
+        }
+    }
+    if !placed {
+        out = format!("config netmeter\n{options}{out}");
+    }
+    out
 }
 
 impl Drop for Daemon {

@@ -1,0 +1,349 @@
+use super::{CliError, format};
+use crate::config::Config;
+use crate::serve::history::{self, BucketView, HistoryQuery, HistoryReport, Series, SeriesReport};
+use crate::store::calendar::{Granularity, SystemZone, UtcOffset};
+use crate::store::persist::Store;
+use argh::FromArgs;
+use std::path::PathBuf;
+
+/// Show traffic per period, like vnStat: an interface, a device (MAC or
+/// name), or without one the WAN interfaces and the busiest devices.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "history")]
+pub struct HistoryArgs {
+    /// interface name, device MAC or device name
+    #[argh(positional)]
+    series: Option<String>,
+    /// five-minute periods
+    #[argh(switch)]
+    fiveminute: bool,
+    /// hourly periods
+    #[argh(switch)]
+    hourly: bool,
+    /// daily periods (the default)
+    #[argh(switch)]
+    daily: bool,
+    /// monthly periods
+    #[argh(switch)]
+    monthly: bool,
+    /// yearly periods
+    #[argh(switch)]
+    yearly: bool,
+    /// periods shown, newest last (default 24 five-minute or hourly, 30
+    /// daily, 12 monthly, every year); 0 shows all kept
+    #[argh(option)]
+    limit: Option<usize>,
+    /// print JSON instead of tables
+    #[argh(switch)]
+    json: bool,
+    /// ask the daemon at this address (http://HOST:PORT)
+    #[argh(option)]
+    url: Option<String>,
+    /// configuration file (default /etc/config/netmeter)
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+}
+
+pub fn run(args: HistoryArgs) -> Result<(), CliError> {
+    let picked: Vec<Granularity> = [
+        (args.fiveminute, Granularity::FiveMinute),
+        (args.hourly, Granularity::Hour),
+        (args.daily, Granularity::Day),
+        (args.monthly, Granularity::Month),
+        (args.yearly, Granularity::Year),
+    ]
+    .into_iter()
+    .filter_map(|(on, g)| on.then_some(g))
+    .collect();
+    let period = match picked[..] {
+        [] => Granularity::Day,
+        [g] => g,
+        _ => {
+            return Err(CliError::Usage(
+                "give one of --fiveminute, --hourly, --daily, --monthly, --yearly".into(),
+            ));
+        }
+    };
+    let config = Config::load(args.config.as_deref())?;
+    let mut path = format!("/api/v1/history?period={}", period.name());
+    if let Some(series) = &args.series {
+        path.push_str(&format!("&name={}", percent_encode(series)));
+    }
+    let report = match super::ask_daemon::<HistoryReport>(&config, args.url.as_deref(), &path)? {
+        Some(r) => r,
+        None => read_saved(&config, args.series.as_deref(), period)?,
+    };
+    if args.json {
+        return super::print_json(&report);
+    }
+    let limit = args.limit.unwrap_or(match period {
+        Granularity::FiveMinute | Granularity::Hour => 24,
+        Granularity::Day => 30,
+        Granularity::Month => 12,
+        Granularity::Year => 0,
+    });
+    if report.series.is_empty() {
+        println!("no history yet");
+    }
+    for (i, series) in report.series.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print!("{}", render(series, period, report.now, limit, &SystemZone));
+    }
+    Ok(())
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Without a daemon: the newest saved state, read without touching the files.
+fn read_saved(
+    config: &Config,
+    series: Option<&str>,
+    period: Granularity,
+) -> Result<HistoryReport, CliError> {
+    let cal = crate::daemon::calendar(config);
+    let sizes = crate::daemon::history_sizes(config);
+    let mut store = Store::new(&config.spool_directory, &config.database_directory).read_only();
+    let (state, problems) = store.load(&cal, sizes.pair());
+    for p in problems {
+        eprintln!("netmeter: {p}");
+    }
+    let state = state.ok_or_else(|| {
+        CliError::Runtime(format!(
+            "no daemon is running and no saved state is in {} or {}",
+            config.spool_directory.display(),
+            config.database_directory.display()
+        ))
+    })?;
+    eprintln!(
+        "netmeter: no daemon answers: showing the state saved in {}",
+        store.status.loaded_from
+    );
+    let query = HistoryQuery {
+        series: series.map(|s| Series::Any(s.to_owned())),
+        period,
+    };
+    let (names, _) = crate::collect::identity::Names::load(config);
+    let wan: Vec<String> = Vec::new();
+    let hostname = |mac: &[u8; 6]| names.hostname(mac, &[]).map(str::to_owned);
+    history::report(
+        &state,
+        &cal,
+        &query,
+        &wan,
+        &hostname,
+        crate::clock::unix_now(),
+    )
+    .map_err(CliError::Runtime)
+}
+
+fn render(
+    series: &SeriesReport,
+    period: Granularity,
+    now: u64,
+    limit: usize,
+    zone: &dyn UtcOffset,
+) -> String {
+    let title = match &series.hostname {
+        Some(h) => format!("{} ({h})", series.name),
+        None => series.name.clone(),
+    };
+    let mut out = format!("{title}  {} traffic\n", adjective(period));
+    let skip = if limit == 0 {
+        0
+    } else {
+        series.buckets.len().saturating_sub(limit)
+    };
+    let shown = &series.buckets[skip..];
+    if shown.is_empty() {
+        out.push_str("  no data for this period length (see the history_* options)\n");
+        return out;
+    }
+    let mut rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|b| {
+            let elapsed = (now as i64).clamp(b.start, b.end) - b.start;
+            vec![
+                label(b.start, period, zone),
+                format::bytes(b.rx_bytes),
+                format::bytes(b.tx_bytes),
+                format::bytes(b.rx_bytes.saturating_add(b.tx_bytes)),
+                average(b, elapsed),
+            ]
+        })
+        .collect();
+    if let Some(current) = shown.last()
+        && matches!(period, Granularity::Day | Granularity::Month)
+        && let Some([rx, tx]) = estimate(current, now)
+    {
+        rows.push(vec![
+            "estimated".into(),
+            format::bytes(rx),
+            format::bytes(tx),
+            format::bytes(rx.saturating_add(tx)),
+            String::new(),
+        ]);
+    }
+    out.push_str(&format::table(
+        &[period_heading(period), "rx", "tx", "total", "avg. rate"],
+        &rows,
+    ));
+    out
+}
+
+fn adjective(period: Granularity) -> &'static str {
+    match period {
+        Granularity::FiveMinute => "five-minute",
+        Granularity::Hour => "hourly",
+        Granularity::Day => "daily",
+        Granularity::Month => "monthly",
+        Granularity::Year => "yearly",
+    }
+}
+
+fn period_heading(period: Granularity) -> &'static str {
+    match period {
+        Granularity::FiveMinute | Granularity::Hour => "time",
+        Granularity::Day => "day",
+        Granularity::Month => "month",
+        Granularity::Year => "year",
+    }
+}
+
+fn average(b: &BucketView, elapsed: i64) -> String {
+    if elapsed <= 0 {
+        return String::new();
+    }
+    format::rate(b.rx_bytes.saturating_add(b.tx_bytes) / elapsed as u64)
+}
+
+/// The running period's totals at its current pace, as vnStat estimates;
+/// None until an hour of it has passed (too early to say anything).
+fn estimate(b: &BucketView, now: u64) -> Option<[u64; 2]> {
+    let now = now as i64;
+    if now <= b.start || now >= b.end {
+        return None;
+    }
+    let (elapsed, length) = ((now - b.start) as u128, (b.end - b.start) as u128);
+    if elapsed < 3600 {
+        return None;
+    }
+    let scale = |v: u64| (u128::from(v) * length / elapsed).min(u128::from(u64::MAX)) as u64;
+    Some([scale(b.rx_bytes), scale(b.tx_bytes)])
+}
+
+/// The period's start in local time: `2026-11-22 14:05`, `2026-11-22`,
+/// `2026-11`, `2026`.
+fn label(start: i64, period: Granularity, zone: &dyn UtcOffset) -> String {
+    let local = start.saturating_add(i64::from(zone.utc_offset(start)));
+    let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm) = (secs / 3600, secs % 3600 / 60);
+    match period {
+        Granularity::FiveMinute | Granularity::Hour => {
+            format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+        }
+        Granularity::Day => format!("{y:04}-{m:02}-{d:02}"),
+        // A billing month (month_rotate) starts mid-month: show the date.
+        Granularity::Month if d != 1 => format!("{y:04}-{m:02}-{d:02}"),
+        Granularity::Month => format!("{y:04}-{m:02}"),
+        Granularity::Year => format!("{y:04}"),
+    }
+}
+
+/// Howard Hinnant's days-to-civil.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::calendar::FixedOffset;
+
+    fn bucket(start: i64, end: i64, rx: u64, tx: u64) -> BucketView {
+        BucketView {
+            start,
+            end,
+            rx_bytes: rx,
+            tx_bytes: tx,
+        }
+    }
+
+    #[test]
+    fn labels_are_local_time() {
+        // 2026-11-22 23:30 UTC is the 23rd at +01:00.
+        let t = 1_795_390_200;
+        assert_eq!(label(t, Granularity::Day, &FixedOffset(0)), "2026-11-22");
+        assert_eq!(label(t, Granularity::Day, &FixedOffset(3600)), "2026-11-23");
+        assert_eq!(
+            label(t, Granularity::Hour, &FixedOffset(19_800)),
+            "2026-11-23 05:00"
+        );
+        assert_eq!(label(t, Granularity::Year, &FixedOffset(0)), "2026");
+    }
+
+    #[test]
+    fn a_day_is_estimated_at_its_pace_after_an_hour() {
+        let day = bucket(0, 86_400, 1000, 100);
+        assert_eq!(estimate(&day, 1800), None);
+        assert_eq!(estimate(&day, 21_600), Some([4000, 400]));
+        assert_eq!(estimate(&day, 86_400), None);
+    }
+
+    #[test]
+    fn a_table_has_one_row_per_period_and_an_estimate() {
+        let series = SeriesReport {
+            name: "wan".into(),
+            kind: "interface".into(),
+            hostname: None,
+            buckets: vec![
+                bucket(0, 86_400, 1 << 30, 1 << 20),
+                bucket(86_400, 172_800, 1 << 20, 0),
+            ],
+        };
+        let text = render(
+            &series,
+            Granularity::Day,
+            86_400 + 43_200,
+            0,
+            &FixedOffset(0),
+        );
+        assert!(text.starts_with("wan  daily traffic\n"), "{text}");
+        assert!(text.contains("1970-01-01"), "{text}");
+        assert!(text.contains("1970-01-02"), "{text}");
+        assert!(text.contains("estimated"), "{text}");
+        assert!(text.contains("2.00 MiB"), "{text}");
+        let one = render(
+            &series,
+            Granularity::Day,
+            86_400 + 43_200,
+            1,
+            &FixedOffset(0),
+        );
+        assert!(!one.contains("1970-01-01"), "{one}");
+    }
+
+    #[test]
+    fn names_are_escaped_for_the_query() {
+        assert_eq!(percent_encode("Kid's pc"), "Kid%27s%20pc");
+    }
+}

@@ -1,0 +1,422 @@
+//! When and where state is written, and which copy is loaded.
+//!
+//! - Spool (`spool_directory`, tmpfs on OpenWrt): the whole state every
+//!   `spool_interval`, atomically, the previous copy kept. Survives a daemon
+//!   crash; costs no flash.
+//! - Flash (`database_directory`): a checkpoint of the whole state, plus a
+//!   journal of commits appended every `commit_interval`, on stop and on
+//!   `netmeter commit`. Each commit records only what changed, so an hour's
+//!   commit is a few KB where a checkpoint would be hundreds. A checkpoint is
+//!   written again once the journal has grown as large as the checkpoint
+//!   (so the daily volume is at most about twice the journal's), after a
+//!   damaged file, and on the first commit.
+//! - Load: the newest valid of the spool copies and of each flash
+//!   checkpoint with its journal replayed. Every file carries its sequence
+//!   number; the highest wins.
+//!
+//! Order makes crashes harmless: a checkpoint first appends a last record to
+//! the old journal, so the previous checkpoint plus that journal (kept as
+//! `.prev`) is the new checkpoint again; the journal is then rotated. A
+//! commit is appended to flash before the spool copy that says it happened.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::calendar::{Calendar, UtcOffset};
+use super::files::{self, sibling, utc};
+use super::format::{self, Decoded, FileKind, FormatError};
+use super::history::RingSizes;
+use super::state::{Commit, State};
+
+pub const SPOOL_FILE: &str = "netmeter.spool";
+pub const CHECKPOINT_FILE: &str = "netmeter.state";
+pub const JOURNAL_FILE: &str = "netmeter.journal";
+
+/// How the last writes went, for `netmeter check` and the status API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStatus {
+    pub spool_directory: PathBuf,
+    pub database_directory: PathBuf,
+    /// Where the state came from at start, or why nothing was.
+    pub loaded_from: String,
+    pub last_spool: Option<u64>,
+    pub last_spool_error: Option<String>,
+    pub last_commit: Option<u64>,
+    pub last_commit_error: Option<String>,
+    pub last_checkpoint: Option<u64>,
+    /// Commits attempted since start (a client waits for it to grow).
+    pub commits: u64,
+    /// Checkpoints written since start.
+    pub checkpoints: u64,
+    /// Bytes written to the database directory since start.
+    pub flash_bytes_written: u64,
+    pub journal_bytes: u64,
+    pub checkpoint_bytes: u64,
+}
+
+/// Files on disk for one daemon. Pure file policy: the caller decides when.
+pub struct Store {
+    spool: PathBuf,
+    flash: PathBuf,
+    /// Look, don't touch: bad files stay where they are (the CLI reading
+    /// saved state while no daemon runs).
+    read_only: bool,
+    /// The highest sequence used or seen.
+    sequence: u64,
+    /// The next commit must be a checkpoint (first commit, damage found,
+    /// the journal's position unknown).
+    checkpoint_due: bool,
+    pub status: StoreStatus,
+}
+
+/// A state found on disk, with the sequence it stands at.
+struct Candidate {
+    state: State,
+    sequence: u64,
+    from: String,
+}
+
+impl Store {
+    pub fn new(spool: &Path, flash: &Path) -> Self {
+        Self {
+            spool: spool.to_path_buf(),
+            flash: flash.to_path_buf(),
+            read_only: false,
+            sequence: 0,
+            checkpoint_due: true,
+            status: StoreStatus {
+                spool_directory: spool.to_path_buf(),
+                database_directory: flash.to_path_buf(),
+                ..StoreStatus::default()
+            },
+        }
+    }
+
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// The newest valid state, with log lines for everything not used.
+    /// Bad files are moved aside (never deleted); nothing found is a first start.
+    pub fn load<Z: UtcOffset>(
+        &mut self,
+        cal: &Calendar<Z>,
+        sizes: (&RingSizes, &RingSizes),
+    ) -> (Option<State>, Vec<String>) {
+        let mut log = Vec::new();
+        let mut candidates = Vec::new();
+        let now = crate::clock::unix_now();
+        let spool = self.spool.join(SPOOL_FILE);
+        for path in [spool.clone(), sibling(&spool, ".prev")] {
+            if let Some(d) = read_snapshot(&path, now, self.read_only, &mut log) {
+                self.sequence = self.sequence.max(d.sequence);
+                candidates.push(Candidate {
+                    from: describe(&path, &d),
+                    sequence: d.sequence,
+                    state: d.payload,
+                });
+            }
+        }
+        let checkpoint = self.flash.join(CHECKPOINT_FILE);
+        let journal_path = self.flash.join(JOURNAL_FILE);
+        let journals = [
+            read_journal(&journal_path, self.read_only),
+            read_journal(&sibling(&journal_path, ".prev"), self.read_only),
+        ];
+        for journal in &journals {
+            log.extend(journal.problem.clone());
+        }
+        // Where flash stands: the current checkpoint and the last record of
+        // the current journal that extends it. Appends may go on only there.
+        let mut tip = None;
+        for (n, path) in [checkpoint.clone(), sibling(&checkpoint, ".prev")]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(d) = read_snapshot(&path, now, self.read_only, &mut log) else {
+                continue;
+            };
+            let mut from = describe(&path, &d);
+            let (mut state, base) = (d.payload, d.sequence);
+            let mut sequence = base;
+            for (j, journal) in journals.iter().enumerate() {
+                let mine: Vec<&(u64, u64, Commit)> = journal
+                    .records
+                    .iter()
+                    .filter(|(_, _, c)| c.checkpoint == base)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                for (record_sequence, end, commit) in &mine {
+                    if *record_sequence <= sequence {
+                        continue; // contained in what came before
+                    }
+                    commit.clone().apply(&mut state, cal, sizes);
+                    sequence = *record_sequence;
+                    state.flash.last_record = sequence;
+                    state.flash.journal_bytes = *end;
+                }
+                from = format!(
+                    "{from} + {} commit(s) from {}",
+                    mine.len(),
+                    journal.path.display()
+                );
+                if n == 0 && j == 0 && journal.problem.is_none() {
+                    tip = Some((base, sequence));
+                }
+                break;
+            }
+            if n == 0
+                && tip.is_none()
+                && journals[0].records.is_empty()
+                && journals[0].problem.is_none()
+            {
+                tip = Some((base, sequence)); // a checkpoint with no journal yet
+            }
+            self.sequence = self.sequence.max(sequence);
+            candidates.push(Candidate {
+                state,
+                sequence,
+                from,
+            });
+        }
+        for journal in &journals {
+            if let Some((s, _, _)) = journal.records.last() {
+                self.sequence = self.sequence.max(*s);
+            }
+        }
+        let Some(best) = candidates.into_iter().max_by_key(|c| c.sequence) else {
+            self.status.loaded_from = "nothing saved yet: starting from zero".into();
+            return (None, log);
+        };
+        // The journal goes on only where the chosen state says flash stands;
+        // anything else (flash older, damaged, or elsewhere) starts afresh.
+        let position = (best.state.flash.checkpoint, best.state.flash.last_record);
+        self.checkpoint_due = tip != Some(position);
+        self.status.loaded_from = best.from.clone();
+        self.status.journal_bytes = best.state.flash.journal_bytes;
+        self.status.checkpoint_bytes = best.state.flash.checkpoint_bytes;
+        log.push(format!("loaded {}", best.from));
+        (Some(best.state), log)
+    }
+
+    fn next_sequence(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence
+    }
+
+    /// The whole state to the spool.
+    pub fn spool(&mut self, state: &State, now_unix: u64) -> Result<(), String> {
+        let sequence = self.next_sequence();
+        let result = format::encode(FileKind::Snapshot, sequence, now_unix, state)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                files::save(&self.spool, SPOOL_FILE, &bytes).map_err(|e| e.to_string())
+            });
+        match &result {
+            Ok(()) => {
+                self.status.last_spool = Some(now_unix);
+                self.status.last_spool_error = None;
+            }
+            Err(e) => self.status.last_spool_error = Some(spool_error(e)),
+        }
+        result
+    }
+
+    /// Commits to flash: a journal record of what changed, or a checkpoint
+    /// when one is due. On success the state's changes are marked committed.
+    /// On failure (no space, read-only) the old files stay as they were and
+    /// the next commit retries with a checkpoint.
+    pub fn commit(&mut self, state: &mut State, now_unix: u64) -> Result<(), String> {
+        let grown = state.flash.journal_bytes >= state.flash.checkpoint_bytes;
+        self.status.commits += 1;
+        let result = if self.checkpoint_due || grown {
+            self.checkpoint(state, now_unix)
+        } else {
+            self.append(state, now_unix)
+        };
+        match &result {
+            Ok(()) => {
+                state.timeline.mark_committed();
+                self.status.last_commit = Some(now_unix);
+                self.status.last_commit_error = None;
+            }
+            Err(e) => {
+                self.checkpoint_due = true;
+                self.status.last_commit_error = Some(flash_error(e));
+            }
+        }
+        self.status.journal_bytes = state.flash.journal_bytes;
+        self.status.checkpoint_bytes = state.flash.checkpoint_bytes;
+        result
+    }
+
+    fn append(&mut self, state: &mut State, now_unix: u64) -> Result<(), String> {
+        let commit = Commit::of(state);
+        if commit.is_empty() {
+            return Ok(());
+        }
+        let sequence = self.next_sequence();
+        let bytes = format::encode(FileKind::Journal, sequence, now_unix, &commit)
+            .map_err(|e| e.to_string())?;
+        let written = files::append(&self.flash, JOURNAL_FILE, &bytes);
+        // Counted even when it failed: it may have reached the flash in part.
+        self.status.flash_bytes_written += bytes.len() as u64;
+        written.map_err(|e| e.to_string())?;
+        state.flash.last_record = sequence;
+        state.flash.journal_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, state: &mut State, now_unix: u64) -> Result<(), String> {
+        // The old checkpoint plus its journal must equal the new one, for
+        // when the new one turns out damaged.
+        if !self.checkpoint_due && state.flash.checkpoint != 0 {
+            self.append(state, now_unix)?;
+        }
+        let sequence = self.next_sequence();
+        let before = state.flash;
+        state.flash.checkpoint = sequence;
+        state.flash.last_record = sequence;
+        state.flash.journal_bytes = 0;
+        let encoded = format::encode(FileKind::Snapshot, sequence, now_unix, &*state);
+        let result = encoded.map_err(|e| e.to_string()).and_then(|bytes| {
+            self.status.flash_bytes_written += bytes.len() as u64;
+            files::save(&self.flash, CHECKPOINT_FILE, &bytes)
+                .map(|()| bytes.len() as u64)
+                .map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(len) => {
+                state.flash.checkpoint_bytes = len;
+                // A journal of the older checkpoint stays as .prev, with it.
+                if let Err(e) = files::rotate(&self.flash, JOURNAL_FILE) {
+                    // Harmless to loading (its records name the old
+                    // checkpoint), but appends must not follow them.
+                    self.checkpoint_due = true;
+                    return Err(e.to_string());
+                }
+                self.checkpoint_due = false;
+                self.status.last_checkpoint = Some(now_unix);
+                self.status.checkpoints += 1;
+                Ok(())
+            }
+            Err(e) => {
+                state.flash = before;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A snapshot file's valid contents; a bad file is moved aside and logged.
+fn read_snapshot(
+    path: &Path,
+    now: u64,
+    read_only: bool,
+    log: &mut Vec<String>,
+) -> Option<Decoded<State>> {
+    let bytes = match files::read_bounded(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return None,
+        Err(e) => {
+            log.push(format!(
+                "{}: cannot read: {e}; left in place",
+                path.display()
+            ));
+            return None;
+        }
+    };
+    match format::decode::<State>(&bytes, FileKind::Snapshot) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let moved = if read_only {
+                "left in place".to_owned()
+            } else {
+                files::move_aside(path, now)
+            };
+            log.push(format!("{}: {e}; {moved}", path.display()));
+            None
+        }
+    }
+}
+
+fn describe(path: &Path, d: &Decoded<State>) -> String {
+    format!(
+        "{} (saved {}, sequence {})",
+        path.display(),
+        utc(d.saved_unix),
+        d.sequence
+    )
+}
+
+/// A journal's valid records (sequence, end offset, record) up to the
+/// first invalid one, and what was wrong after them.
+struct Journal {
+    path: PathBuf,
+    records: Vec<(u64, u64, Commit)>,
+    problem: Option<String>,
+}
+
+fn read_journal(path: &Path, read_only: bool) -> Journal {
+    let mut journal = Journal {
+        path: path.to_path_buf(),
+        records: Vec::new(),
+        problem: None,
+    };
+    let bytes = match files::read_bounded(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return journal,
+        Err(e) => {
+            journal.problem = Some(format!("{}: cannot read: {e}", path.display()));
+            return journal;
+        }
+    };
+    let mut at = 0;
+    while at < bytes.len() {
+        match format::decode_first::<Commit>(&bytes[at..], FileKind::Journal) {
+            Ok((record, used)) => {
+                at += used;
+                journal
+                    .records
+                    .push((record.sequence, at as u64, record.payload));
+            }
+            Err(e) => {
+                let left = bytes.len() - at;
+                journal.problem = Some(if matches!(e, FormatError::Truncated { .. }) {
+                    format!(
+                        "{}: the last {left} bytes are a commit a crash or power cut \
+                         interrupted; ignored",
+                        path.display()
+                    )
+                } else {
+                    format!(
+                        "{}: {e} at byte {at}; the {left} bytes from there are ignored ({})",
+                        path.display(),
+                        if read_only {
+                            "left in place".to_owned()
+                        } else {
+                            files::copy_aside(path)
+                        }
+                    )
+                });
+                break;
+            }
+        }
+    }
+    journal
+}
+
+fn spool_error(e: &str) -> String {
+    format!("cannot write the spool copy ({e}): a crash now loses data since the last commit")
+}
+
+fn flash_error(e: &str) -> String {
+    format!(
+        "cannot commit to flash ({e}): counting goes on in RAM and the old files are kept; \
+         free space on the overlay or fix option database_directory"
+    )
+}
