@@ -7,7 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::account::{DeviceAccounts, InterfaceAccounts};
+use netmeter::store::format::decode_first;
+use netmeter::store::state::{Commit, State};
 use netmeter::store::{FileKind, decode, encode};
 
 /// `payload` behind a correct version 1 header and checksum.
@@ -24,14 +25,20 @@ fn framed(kind: FileKind, payload: &[u8]) -> Vec<u8> {
 }
 
 fn check(data: &[u8], kind: FileKind) {
-    if let Ok(d) = decode::<DeviceAccounts>(data, kind) {
+    if let Ok(d) = decode::<State>(data, kind) {
         // Whatever was accepted can be saved again and read back.
         let again = encode(kind, d.sequence, d.saved_unix, &d.payload).unwrap();
-        decode::<DeviceAccounts>(&again, kind).unwrap();
+        decode::<State>(&again, kind).unwrap();
     }
-    if let Ok(d) = decode::<InterfaceAccounts>(data, kind) {
+    // A journal: records end to end, read until the first bad one.
+    let mut rest = data;
+    while let Ok((d, used)) = decode_first::<Commit>(rest, kind) {
         let again = encode(kind, d.sequence, d.saved_unix, &d.payload).unwrap();
-        decode::<InterfaceAccounts>(&again, kind).unwrap();
+        decode::<Commit>(&again, kind).unwrap();
+        if used == 0 {
+            break;
+        }
+        rest = &rest[used..];
     }
 }
 

@@ -7,9 +7,9 @@
 //!   journal of commits appended every `commit_interval`, on stop and on
 //!   `netmeter commit`. Each commit records only what changed, so an hour's
 //!   commit is a few KB where a checkpoint would be hundreds. A checkpoint is
-//!   written again once the journal has grown as large as the checkpoint
-//!   (so the daily volume is at most about twice the journal's), after a
-//!   damaged file, and on the first commit.
+//!   written again once the journal has grown to twice the checkpoint (so
+//!   the daily volume is about 1.5 times the journal's), after a damaged
+//!   file, and on the first commit.
 //! - Load: the newest valid of the spool copies and of each flash
 //!   checkpoint with its journal replayed. Every file carries its sequence
 //!   number; the highest wins.
@@ -32,6 +32,11 @@ use super::state::{Commit, State};
 pub const SPOOL_FILE: &str = "netmeter.spool";
 pub const CHECKPOINT_FILE: &str = "netmeter.state";
 pub const JOURNAL_FILE: &str = "netmeter.journal";
+
+/// A checkpoint is written once the journal is this many times its size:
+/// then flash takes the journal plus half as much again in checkpoints,
+/// and a load replays at most a couple of days of records.
+const JOURNAL_PER_CHECKPOINT: u64 = 2;
 
 /// How the last writes went, for `netmeter check` and the status API.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -231,7 +236,8 @@ impl Store {
     /// On failure (no space, read-only) the old files stay as they were and
     /// the next commit retries with a checkpoint.
     pub fn commit(&mut self, state: &mut State, now_unix: u64) -> Result<(), String> {
-        let grown = state.flash.journal_bytes >= state.flash.checkpoint_bytes;
+        let grown =
+            state.flash.journal_bytes >= JOURNAL_PER_CHECKPOINT * state.flash.checkpoint_bytes;
         self.status.commits += 1;
         let result = if self.checkpoint_due || grown {
             self.checkpoint(state, now_unix)
@@ -419,4 +425,180 @@ fn flash_error(e: &str) -> String {
         "cannot commit to flash ({e}): counting goes on in RAM and the old files are kept; \
          free space on the overlay or fix option database_directory"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{DeviceSample, Direction, Moment, UnattributedSample};
+    use crate::store::calendar::FixedOffset;
+    use crate::store::timeline::Observed;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const CAL: Calendar<FixedOffset> = Calendar {
+        zone: FixedOffset(3600),
+        month_rotate: 1,
+    };
+    const SIZES: (&RingSizes, &RingSizes) =
+        (&RingSizes::INTERFACE_DEFAULT, &RingSizes::DEVICE_DEFAULT);
+    const T0: u64 = 1_790_000_000;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("netmeter-persist-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// One refresh in which device `n` has sent and received `bytes` in all.
+    fn refresh(state: &mut State, at: u64, bytes: u64) {
+        let now = Moment {
+            monotonic_ms: at * 1000,
+            unix_secs: at,
+        };
+        let samples: Vec<DeviceSample> = (0..3u8)
+            .flat_map(|n| {
+                [Direction::Sent, Direction::Received].map(|direction| DeviceSample {
+                    direction,
+                    mac: [2, 0, 0, 0, 0, n],
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
+                    bytes: bytes * u64::from(n + 1),
+                    packets: bytes / 100,
+                })
+            })
+            .collect();
+        state
+            .devices
+            .ingest(now, 1, &samples, UnattributedSample::default());
+        let devices = state
+            .devices
+            .devices()
+            .map(|d| (d.mac, [d.rx_bytes, d.tx_bytes]))
+            .collect();
+        state.timeline.update(
+            &CAL,
+            SIZES,
+            at,
+            at * 1000,
+            &Observed {
+                interfaces: vec![("wan", [bytes * 7, bytes * 3])],
+                devices,
+            },
+        );
+    }
+
+    fn summary(state: &State) -> Vec<(u64, u64, Vec<(i64, [u64; 2])>)> {
+        state
+            .devices
+            .devices()
+            .map(|d| {
+                let track = &state.timeline.devices[&d.mac];
+                let hours = track
+                    .history
+                    .ring(crate::store::calendar::Granularity::Day)
+                    .unwrap()
+                    .buckets()
+                    .collect();
+                (d.rx_bytes, d.tx_bytes, hours)
+            })
+            .collect()
+    }
+
+    fn load(spool: &Path, flash: &Path) -> (Option<State>, Vec<String>, bool) {
+        let mut store = Store::new(spool, flash).read_only();
+        let (state, log) = store.load(&CAL, SIZES);
+        (state, log, store.checkpoint_due)
+    }
+
+    #[test]
+    fn a_checkpoint_and_its_journal_give_back_the_state_and_appends_continue() {
+        let dir = scratch("replay");
+        let (spool, flash) = (dir.join("spool"), dir.join("flash"));
+        let mut store = Store::new(&spool, &flash);
+        let mut state = State::new(16, 16);
+        refresh(&mut state, T0, 1000);
+        store.commit(&mut state, T0).unwrap();
+        assert_eq!(store.status.checkpoints, 1);
+        for hour in 1..5 {
+            refresh(&mut state, T0 + hour * 3600, 1000 + hour * 5_000_000);
+            store.commit(&mut state, T0 + hour * 3600).unwrap();
+        }
+        assert_eq!(store.status.checkpoints, 1, "records, not checkpoints");
+        // Flash alone (a reboot emptied the spool) is the state exactly.
+        let (loaded, log, due) = load(&dir.join("nothing"), &flash);
+        let loaded = loaded.unwrap();
+        assert_eq!(summary(&loaded), summary(&state), "{log:?}");
+        assert!(!due, "the journal goes on where it stood: {log:?}");
+        assert!(log.iter().any(|l| l.contains("+ 4 commit(s)")), "{log:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_the_newest_checkpoint_falls_back_to_the_previous() {
+        let dir = scratch("damage");
+        let (spool, flash) = (dir.join("spool"), dir.join("flash"));
+        let mut store = Store::new(&spool, &flash);
+        let mut state = State::new(16, 16);
+        // Hourly commits until the journal outgrew the first checkpoint.
+        let mut hour = 0;
+        while store.status.checkpoints < 2 {
+            let at = T0 + hour * 3600;
+            refresh(&mut state, at, 1000 + hour * 9_000_000);
+            store.commit(&mut state, at).unwrap();
+            hour += 1;
+            assert!(hour < 10_000);
+        }
+        let expected = summary(&state);
+        let newest = flash.join(CHECKPOINT_FILE);
+        let good = std::fs::read(&newest).unwrap();
+        let spool_none = dir.join("none");
+        let mut damaged = |bytes: &[u8]| {
+            std::fs::write(&newest, bytes).unwrap();
+            let (loaded, log, due) = load(&spool_none, &flash);
+            let loaded = loaded.unwrap_or_else(|| panic!("nothing loaded: {log:?}"));
+            // The older checkpoint plus its journal is the newer one again.
+            assert_eq!(summary(&loaded), expected, "{log:?}");
+            assert!(due, "appends must not follow a damaged checkpoint");
+        };
+        for len in 0..good.len() {
+            damaged(&good[..len]);
+        }
+        for bit in 0..good.len() * 8 {
+            let mut bytes = good.clone();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            damaged(&bytes);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_journal_cut_anywhere_keeps_the_whole_records_before_the_cut() {
+        let dir = scratch("torn");
+        let (spool, flash) = (dir.join("spool"), dir.join("flash"));
+        let mut store = Store::new(&spool, &flash);
+        let mut state = State::new(16, 16);
+        refresh(&mut state, T0, 1000);
+        store.commit(&mut state, T0).unwrap();
+        let mut after_each = vec![(0, summary(&state))];
+        for hour in 1..4 {
+            refresh(&mut state, T0 + hour * 3600, hour * 3_000_000);
+            store.commit(&mut state, T0 + hour * 3600).unwrap();
+            after_each.push((state.flash.journal_bytes, summary(&state)));
+        }
+        let journal = flash.join(JOURNAL_FILE);
+        let full = std::fs::read(&journal).unwrap();
+        for len in 0..=full.len() {
+            std::fs::write(&journal, &full[..len]).unwrap();
+            let (loaded, log, due) = load(&dir.join("none"), &flash);
+            let want = after_each
+                .iter()
+                .rev()
+                .find(|(end, _)| *end as usize <= len)
+                .unwrap();
+            assert_eq!(summary(&loaded.unwrap()), want.1, "cut at {len}: {log:?}");
+            let torn = !after_each.iter().any(|(end, _)| *end as usize == len);
+            assert_eq!(due, torn, "cut at {len}: a torn tail forces a checkpoint");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

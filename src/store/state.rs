@@ -84,8 +84,11 @@ impl Commit {
                 } else {
                     state.devices.get(mac)?
                 };
+                // Addresses and rates are of the moment: not worth the flash.
                 Some(DeviceTotals {
                     ips: Vec::new(),
+                    rx_rate: 0,
+                    tx_rate: 0,
                     ..totals.clone()
                 })
             })
