@@ -487,7 +487,10 @@ mod tests {
         );
     }
 
-    fn summary(state: &State) -> Vec<(u64, u64, Vec<(i64, [u64; 2])>)> {
+    /// Per device: rx, tx and the daily buckets.
+    type Summary = Vec<(u64, u64, Vec<(i64, [u64; 2])>)>;
+
+    fn summary(state: &State) -> Summary {
         state
             .devices
             .devices()
@@ -552,7 +555,7 @@ mod tests {
         let newest = flash.join(CHECKPOINT_FILE);
         let good = std::fs::read(&newest).unwrap();
         let spool_none = dir.join("none");
-        let mut damaged = |bytes: &[u8]| {
+        let damaged = |bytes: &[u8]| {
             std::fs::write(&newest, bytes).unwrap();
             let (loaded, log, due) = load(&spool_none, &flash);
             let loaded = loaded.unwrap_or_else(|| panic!("nothing loaded: {log:?}"));
