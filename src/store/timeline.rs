@@ -313,3 +313,132 @@ impl Timeline {
             .apply(cal, change);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::calendar::FixedOffset;
+
+    const CAL: Calendar<FixedOffset> = Calendar {
+        zone: FixedOffset(0),
+        month_rotate: 1,
+    };
+    const SIZES: (&RingSizes, &RingSizes) =
+        (&RingSizes::INTERFACE_DEFAULT, &RingSizes::DEVICE_DEFAULT);
+    /// 2026-11-22 12:00 UTC.
+    const NOON: u64 = 1_795_348_800;
+    /// Closed buckets are kept in KiB: whole ones keep these exact.
+    const K: u64 = 1024;
+
+    fn observe(t: &mut Timeline, unix: u64, boot_ms: u64, total: u64) -> ClockState {
+        t.update(
+            &CAL,
+            SIZES,
+            unix,
+            boot_ms,
+            &Observed {
+                interfaces: vec![("wan", [total, 0])],
+                devices: vec![],
+            },
+        )
+    }
+
+    fn days(t: &Timeline) -> Vec<(i64, u64)> {
+        t.interfaces["wan"]
+            .history
+            .ring(Granularity::Day)
+            .unwrap()
+            .buckets()
+            .map(|(i, [rx, _])| (i, rx))
+            .collect()
+    }
+
+    fn day_of(unix: u64) -> i64 {
+        CAL.period(Granularity::Day, unix as i64)
+    }
+
+    #[test]
+    fn a_clock_not_yet_set_holds_history_until_ntp_and_nothing_lands_in_1970() {
+        let mut t = Timeline::default();
+        // A router without RTC boots at 1970; traffic flows before NTP.
+        assert_eq!(observe(&mut t, 5, 1_000, 1_000), ClockState::NotSet);
+        assert_eq!(observe(&mut t, 65, 61_000, 5_000), ClockState::NotSet);
+        assert_eq!(t.interfaces["wan"].held, [5_000, 0]);
+        assert!(days(&t).is_empty(), "nothing in 1970");
+        // NTP steps the clock to today: all of it goes to today.
+        assert_eq!(observe(&mut t, NOON, 121_000, 6_000), ClockState::Trusted);
+        assert_eq!(days(&t), vec![(day_of(NOON), 6_000)]);
+        assert_eq!(t.interfaces["wan"].held, [0, 0]);
+    }
+
+    #[test]
+    fn a_stale_boot_time_behind_saved_history_is_held_until_the_clock_catches_up() {
+        let mut t = Timeline::default();
+        observe(&mut t, NOON, 0, 1_000);
+        // Reboot: the clock starts at last night's file timestamp.
+        let stale = NOON - 15 * 3600;
+        assert_eq!(observe(&mut t, stale, 10_000, 3_000), ClockState::Behind);
+        assert_eq!(days(&t), vec![(day_of(NOON), 1_000)]);
+        // Within the tolerance of the newest time: credited again.
+        assert_eq!(
+            observe(&mut t, NOON - 300, 20_000, 4_000),
+            ClockState::Trusted
+        );
+        assert_eq!(days(&t), vec![(day_of(NOON), 4_000)]);
+    }
+
+    #[test]
+    fn a_clock_set_back_on_purpose_is_accepted_after_an_hour_without_losing_bytes() {
+        let mut t = Timeline::default();
+        let later = NOON + 3 * 86_400;
+        observe(&mut t, later, 0, K);
+        let back = NOON; // three days back, and it stays there
+        assert_eq!(observe(&mut t, back, 1_000, 2 * K), ClockState::Behind);
+        assert_eq!(
+            observe(&mut t, back + 1800, 1_800_000, 3 * K),
+            ClockState::Behind
+        );
+        assert_eq!(
+            observe(&mut t, back + 3600, 3_601_000, 4 * K),
+            ClockState::Trusted
+        );
+        let total: u64 = days(&t).iter().map(|(_, rx)| rx).sum();
+        assert_eq!(total, 4 * K, "every byte is somewhere");
+        assert!(days(&t).contains(&(day_of(back), 3 * K)), "{:?}", days(&t));
+    }
+
+    #[test]
+    fn a_forward_step_leaves_empty_days_between() {
+        let mut t = Timeline::default();
+        observe(&mut t, NOON, 0, K);
+        observe(&mut t, NOON + 2 * 86_400, 10_000, 2 * K);
+        assert_eq!(
+            days(&t),
+            vec![
+                (day_of(NOON), K),
+                (day_of(NOON) + 1, 0),
+                (day_of(NOON) + 2, K)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_renamed_interface_keeps_its_history_and_nothing_is_credited_twice() {
+        let mut t = Timeline::default();
+        observe(&mut t, NOON, 0, 1_000);
+        t.rename_interface("wan", "wan0");
+        t.update(
+            &CAL,
+            SIZES,
+            NOON + 60,
+            60_000,
+            &Observed {
+                interfaces: vec![("wan0", [1_200, 0])],
+                devices: vec![],
+            },
+        );
+        let ring = t.interfaces["wan0"].history.ring(Granularity::Day).unwrap();
+        assert_eq!(ring.get(day_of(NOON)), Some([1_200, 0]));
+        assert!(!t.interfaces.contains_key("wan"));
+    }
+}
