@@ -1,0 +1,81 @@
+//! A state file written by netmeter's own code on big-endian MIPS loads on
+//! this machine, and is byte for byte what this machine writes for the
+//! same state: the format has no endianness or word size in it.
+//!
+//! `src/store/fixtures/state-v1-mips.bin` was made by
+//! `examples/state_fixture.rs` built for `mips-unknown-linux-musl` and run
+//! under qemu-user:
+//!
+//! ```sh
+//! python3 -m venv /tmp/zig && /tmp/zig/bin/pip install ziglang cargo-zigbuild
+//! PATH=/tmp/zig/bin:$PATH RUSTFLAGS="-C relocation-model=static" \
+//!   cargo +nightly zigbuild --release --example state_fixture \
+//!   --target mips-unknown-linux-musl -Zbuild-std=std,panic_abort
+//! qemu-mips target/mips-unknown-linux-musl/release/examples/state_fixture \
+//!   src/store/fixtures/state-v1-mips.bin
+//! ```
+//!
+//! (A static-pie build crashes at start under qemu-mips, hence the static
+//! relocation model.) Should the sample state change, regenerate it so;
+//! should the format change, keep this file and add a reader, as for
+//! `state-v1.bin`.
+
+#[path = "fixtures/sample_state.rs"]
+mod sample_state;
+
+use netmeter::store::state::State;
+use netmeter::store::{FileKind, decode, encode};
+
+const FROM_MIPS: &[u8] = include_bytes!("../src/store/fixtures/state-v1-mips.bin");
+
+#[test]
+fn a_state_file_written_on_big_endian_mips_loads_here_and_is_the_same_bytes() {
+    let decoded = decode::<State>(FROM_MIPS, FileKind::Snapshot)
+        .unwrap_or_else(|e| panic!("the MIPS file does not load: {e}"));
+    assert_eq!(decoded.version, 1);
+    assert_eq!(decoded.sequence, sample_state::SEQUENCE);
+    assert_eq!(decoded.saved_unix, sample_state::SAVED_UNIX);
+    let here = encode(
+        FileKind::Snapshot,
+        sample_state::SEQUENCE,
+        sample_state::SAVED_UNIX,
+        &sample_state::sample_state(),
+    )
+    .unwrap();
+    assert!(
+        here == FROM_MIPS,
+        "x86_64 writes {} bytes for the sample state, MIPS wrote {}: first difference at byte {:?}",
+        here.len(),
+        FROM_MIPS.len(),
+        here.iter().zip(FROM_MIPS).position(|(a, b)| a != b)
+    );
+    // What was loaded saves to the same bytes again.
+    let again = encode(
+        FileKind::Snapshot,
+        decoded.sequence,
+        decoded.saved_unix,
+        &decoded.payload,
+    )
+    .unwrap();
+    assert!(again == FROM_MIPS, "a loaded state re-encodes differently");
+    // And it carries the data: the interfaces and devices it was built with.
+    let state = decoded.payload;
+    assert_eq!(
+        state
+            .interfaces
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["br-lan", "wan"]
+    );
+    assert_eq!(
+        state.devices.devices().count(),
+        2,
+        "max_devices 2, the third is other"
+    );
+    assert!(state.devices.other().tx_bytes > 0);
+    assert!(
+        state.timeline.interfaces["wan"].held[0] > 0,
+        "held growth kept"
+    );
+}
