@@ -134,7 +134,7 @@ fn read_saved(
         period,
     };
     let (names, _) = crate::collect::identity::Names::load(config);
-    let wan: Vec<String> = Vec::new();
+    let wan = wan_now().unwrap_or_default();
     let hostname = |mac: &[u8; 6]| names.hostname(mac, &[]).map(str::to_owned);
     history::report(
         &state,
@@ -145,6 +145,14 @@ fn read_saved(
         crate::clock::unix_now(),
     )
     .map_err(CliError::Runtime)
+}
+
+/// The WAN interfaces by today's default routes, for the summary.
+fn wan_now() -> Option<Vec<String>> {
+    use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
+    let mut socket = NetlinkSocket::open(NETLINK_ROUTE).ok()?;
+    let links = crate::collect::links::read_links(&mut socket).ok()?;
+    crate::collect::links::wan_interfaces(&mut socket, &links).ok()
 }
 
 fn render(

@@ -381,6 +381,22 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_state_makes_the_next_install_a_newer_generation() {
+        use crate::account::{DeviceAccounts, Moment, UnattributedSample};
+        let mut accounts = DeviceAccounts::new(4);
+        let now = Moment {
+            monotonic_ms: 0,
+            unix_secs: 0,
+        };
+        accounts.ingest(now, 7, &[], UnattributedSample::default());
+        let mut per_device = PerDevice::new(&Config::default());
+        per_device.resume(&accounts);
+        // install() bumps before use: the kernel's fresh table is generation 8,
+        // so every element restored from generation 7 counts as restarted.
+        assert_eq!(per_device.generation + 1, 8);
+    }
+
+    #[test]
     fn a_kernel_without_netdev_egress_falls_back_to_forward_only_under_auto() {
         let no_egress = refused(libc::EOPNOTSUPP);
         assert_eq!(

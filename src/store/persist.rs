@@ -575,6 +575,48 @@ mod tests {
     }
 
     #[test]
+    fn after_a_reboot_totals_continue_from_the_saved_state_and_nothing_is_counted_twice() {
+        use crate::collect::links::{CounterWidth, LinkCounters, LinkSample};
+        let link = |rx: u64| LinkSample {
+            ifindex: 2,
+            name: "wan".into(),
+            width: CounterWidth::Bits64,
+            header_bytes: 14,
+            counters: LinkCounters {
+                rx_bytes: rx,
+                ..LinkCounters::default()
+            },
+        };
+        let dir = scratch("reboot");
+        let (spool, flash) = (dir.join("spool"), dir.join("flash"));
+        let mut store = Store::new(&spool, &flash);
+        let mut state = State::new(16, 16);
+        let at = |unix: u64| Moment {
+            monotonic_ms: (unix - T0) * 1000,
+            unix_secs: unix,
+        };
+        state.interfaces.ingest(at(T0), "boot-a", &[link(1_000)]);
+        state
+            .interfaces
+            .ingest(at(T0 + 10), "boot-a", &[link(5_000)]);
+        store.commit(&mut state, T0 + 10).unwrap();
+        // Power cut: the spool (tmpfs) is gone, the kernel counts from zero.
+        let (loaded, log, _) = load(&dir.join("tmpfs-after-reboot"), &flash);
+        let mut state = loaded.unwrap_or_else(|| panic!("{log:?}"));
+        assert_eq!(state.interfaces.get("wan").unwrap().rx_bytes.total(), 5_000);
+        let events = state
+            .interfaces
+            .ingest(at(T0 + 100), "boot-b", &[link(300)]);
+        assert!(events.contains(&crate::account::InterfaceEvent::BootChanged));
+        assert_eq!(
+            state.interfaces.get("wan").unwrap().rx_bytes.total(),
+            5_300,
+            "the saved 5,000 and the new boot's 300, nothing twice"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_journal_cut_anywhere_keeps_the_whole_records_before_the_cut() {
         let dir = scratch("torn");
         let (spool, flash) = (dir.join("spool"), dir.join("flash"));
