@@ -47,6 +47,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// More header lines (name, value), after the standard ones.
+    pub headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Response {
@@ -55,7 +57,14 @@ impl Response {
             status,
             content_type: "application/json",
             body,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a header line.
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Response {
+        self.headers.push((name, value));
+        self
     }
 
     /// A JSON error body: `{"error":"…"}`.
@@ -66,14 +75,18 @@ impl Response {
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
             self.status,
             reason(self.status),
             self.content_type,
             self.body.len()
-        )
-        .into_bytes();
+        );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
         out.extend_from_slice(&self.body);
         out
     }
@@ -335,5 +348,15 @@ mod tests {
         ));
         let post = b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
         assert!(matches!(parse_request(post, 8192), Parsed::Invalid(413, _)));
+    }
+
+    #[test]
+    fn added_headers_follow_the_standard_ones_before_the_body() {
+        let r = Response::json(200, b"{}".to_vec()).with_header("X-Test", "yes");
+        let text = String::from_utf8(r.to_bytes()).unwrap();
+        assert!(
+            text.ends_with("Cache-Control: no-store\r\nX-Test: yes\r\n\r\n{}"),
+            "{text}"
+        );
     }
 }
