@@ -195,6 +195,7 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
         Err(poisoned) => poisoned.into_inner(),
     };
     match req.path.as_str() {
+        "/" | "/index.html" => super::page::response(),
         "/api/v1/status" => json(&Status {
             version: env!("CARGO_PKG_VERSION"),
             pid: std::process::id(),
