@@ -65,6 +65,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "nft_tables" => ops::nft_tables(),
         "nft_flush" => done(ops::nft_flush()),
         "http_get" => ops::http_get(arg(1)?, arg(2)?),
+        "http" => ops::http_request(arg(1)?, arg(2)?, arg(3)?, arg(4)?),
         "received" => Ok(ops::received().to_string()),
         "peers" => Ok(ops::peers().join(",")),
         "netmeter_install" => done(bench::netmeter_install(arg(1)?, num(2)?, arg(3)?)),

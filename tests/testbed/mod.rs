@@ -43,6 +43,16 @@ extern "C" fn agent_entry() {
     }
 }
 
+/// Bytes as lower-case hex, for agent commands that carry arbitrary bytes (`http`).
+pub fn hex(bytes: &[u8]) -> String {
+    ops::to_hex(bytes)
+}
+
+/// The bytes of an agent's hex answer.
+pub fn unhex(text: &str) -> Vec<u8> {
+    ops::from_hex(text).unwrap_or_else(|e| panic!("an agent's hex answer: {e}"))
+}
+
 /// Says loudly why the test bed cannot run here; in CI that is a failure.
 pub fn require_namespaces() {
     if let Err(e) = probe_user_namespace() {
