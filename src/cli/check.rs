@@ -158,7 +158,9 @@ fn check_store(store: &Value, clock: &Value, say: &mut impl FnMut(bool, &'static
         let when = |key: &str| {
             store[key]
                 .as_u64()
-                .map_or("not yet".to_owned(), |t| format!("at {t} (unix)"))
+                .map_or("not yet".to_owned(), |t| {
+                    format!("at {}", crate::store::files::utc(t))
+                })
         };
         say(
             true,

@@ -195,6 +195,11 @@ impl Store {
         }
         let Some(best) = candidates.into_iter().max_by_key(|c| c.sequence) else {
             self.status.loaded_from = "nothing saved yet: starting from zero".into();
+            log.push(format!(
+                "no saved state in {} or {}: starting from zero",
+                self.spool.display(),
+                self.flash.display()
+            ));
             return (None, log);
         };
         // The journal goes on only where the chosen state says flash stands;
