@@ -1,6 +1,6 @@
 //! The JSON API: the shapes the CLI's `--json` shares, and the routes.
 
-use super::http::{Request, Response};
+use super::http::{self, Request, Response};
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::daemon::{Attribution, PerDeviceStatus};
@@ -166,10 +166,45 @@ fn json<T: Serialize>(value: &T) -> Response {
     }
 }
 
+/// Routes without query parameters.
+const PLAIN: &[&str] = &["/api/v1/status", "/api/v1/interfaces", "/api/v1/devices"];
+
+/// For the [`PLAIN`] routes a malformed query string or any parameter is a
+/// 400 that names it, so a typo is not silently ignored.
+fn no_parameters(req: &Request) -> Result<(), Response> {
+    match req.query_pairs() {
+        Err(why) => Err(Response::error(400, &why)),
+        Ok(pairs) => match pairs.first() {
+            None => Ok(()),
+            Some((name, _)) => Err(Response::error(
+                400,
+                &format!(
+                    "unknown query parameter '{}': {} takes none",
+                    shorten(name),
+                    shorten(&req.path)
+                ),
+            )),
+        },
+    }
+}
+
+/// Client text quoted in an error, cut short.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 /// Answers one request from the published state; `now_unix` is passed in.
 pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
-        return Response::error(405, "the API is read-only: use GET");
+        return Response::error(405, "the API is read-only: use GET").with_headers(&[http::ALLOW]);
+    }
+    if PLAIN.contains(&req.path.as_str())
+        && let Err(bad) = no_parameters(req)
+    {
+        return bad;
     }
     let state = match state.lock() {
         Ok(s) => s,
@@ -195,6 +230,6 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/api/v1/devices" => json(&state.devices),
-        _ => Response::error(404, &format!("no such endpoint: {}", req.path)),
+        _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),
     }
 }
