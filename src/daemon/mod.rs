@@ -44,6 +44,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     let state = Arc::new(Mutex::new(ApiState {
         started_unix: crate::clock::unix_now(),
         refresh_interval_secs: config.refresh_interval.as_secs(),
+        token: config.token.clone(),
         ..ApiState::default()
     }));
     let stop = Arc::new(AtomicBool::new(false));
@@ -63,14 +64,19 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     };
     warn_about_timeouts(&config);
     log(format!(
-        "started: refresh every {} s, API on {}",
+        "started: refresh every {} s, API on {}{}",
         config.refresh_interval.as_secs(),
         config
             .listen
             .iter()
             .map(|a| a.to_string())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        if config.token.is_some() {
+            " (token required)"
+        } else {
+            ""
+        }
     ));
 
     let mut accounts = InterfaceAccounts::new(MAX_INTERFACES);
@@ -105,10 +111,11 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
                     config = new;
                     warn_about_timeouts(&config);
                     per_device.reconfigure(&config);
-                    state
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .refresh_interval_secs = config.refresh_interval.as_secs();
+                    {
+                        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                        s.refresh_interval_secs = config.refresh_interval.as_secs();
+                        s.token = config.token.clone();
+                    }
                     next_refresh = Instant::now();
                     log("configuration reloaded");
                 }

@@ -3,6 +3,7 @@
 use super::http::{self, Request, Response};
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
+use crate::config::Secret;
 use crate::daemon::{Attribution, PerDeviceStatus};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -144,6 +145,8 @@ pub struct ApiState {
     pub attribution: Option<Attribution>,
     /// The last refresh's error, if it failed.
     pub last_error: Option<String>,
+    /// `option token`: when set, every request must present it.
+    pub token: Option<Secret>,
 }
 
 #[derive(Serialize)]
@@ -196,8 +199,46 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// The 401 challenges (RFC 6750): no usable credentials, and a wrong token.
+const CHALLENGE: &[(&str, &str)] = &[("WWW-Authenticate", "Bearer realm=\"netmeter\"")];
+const WRONG_TOKEN: &[(&str, &str)] = &[(
+    "WWW-Authenticate",
+    "Bearer realm=\"netmeter\", error=\"invalid_token\"",
+)];
+
+/// With a token configured, the request must carry `Authorization: Bearer
+/// <token>`. Nothing the client sent is quoted back.
+fn authorize(token: Option<&Secret>, req: &Request) -> Result<(), Response> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    let presented = req.authorization.as_deref().and_then(|h| {
+        let (scheme, credentials) = h.trim().split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| credentials.trim())
+    });
+    match presented {
+        Some(t) if token.matches(t.as_bytes()) => Ok(()),
+        Some(_) => Err(Response::error(401, "wrong token").with_headers(WRONG_TOKEN)),
+        None => Err(Response::error(
+            401,
+            "this API needs a token: send the header 'Authorization: Bearer <token>' with the \
+             daemon's option token",
+        )
+        .with_headers(CHALLENGE)),
+    }
+}
+
 /// Answers one request from the published state; `now_unix` is passed in.
 pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response {
+    let state = match state.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Err(refused) = authorize(state.token.as_ref(), req) {
+        return refused;
+    }
     if req.method != "GET" && req.method != "HEAD" {
         return Response::error(405, "the API is read-only: use GET").with_headers(&[http::ALLOW]);
     }
@@ -206,10 +247,6 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
     {
         return bad;
     }
-    let state = match state.lock() {
-        Ok(s) => s,
-        Err(poisoned) => poisoned.into_inner(),
-    };
     match req.path.as_str() {
         "/api/v1/status" => json(&Status {
             version: env!("CARGO_PKG_VERSION"),

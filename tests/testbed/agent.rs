@@ -64,7 +64,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "mac" => ops::mac(arg(1)?),
         "nft_tables" => ops::nft_tables(),
         "nft_flush" => done(ops::nft_flush()),
-        "http_get" => ops::http_get(arg(1)?, arg(2)?),
+        "http_get" => ops::http_get(arg(1)?, arg(2)?, arg(3).ok()),
         "received" => Ok(ops::received().to_string()),
         "peers" => Ok(ops::peers().join(",")),
         "netmeter_install" => done(bench::netmeter_install(arg(1)?, num(2)?, arg(3)?)),
