@@ -1,6 +1,7 @@
 //! The JSON API: the shapes the CLI's `--json` shares, and the routes.
 
 use super::http::{self, Request, Response};
+use super::metrics;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::config::Secret;
@@ -170,7 +171,12 @@ fn json<T: Serialize>(value: &T) -> Response {
 }
 
 /// Routes without query parameters.
-const PLAIN: &[&str] = &["/api/v1/status", "/api/v1/interfaces", "/api/v1/devices"];
+const PLAIN: &[&str] = &[
+    "/api/v1/status",
+    "/api/v1/interfaces",
+    "/api/v1/devices",
+    "/metrics",
+];
 
 /// For the [`PLAIN`] routes a malformed query string or any parameter is a
 /// 400 that names it, so a typo is not silently ignored.
@@ -267,6 +273,14 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/api/v1/devices" => json(&state.devices),
+        "/metrics" if state.last_refresh_unix.is_none() => {
+            Response::error(503, "starting: the first refresh has not finished")
+        }
+        "/metrics" => Response::new(
+            200,
+            metrics::CONTENT_TYPE,
+            metrics::render(&state).into_bytes(),
+        ),
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),
     }
 }
