@@ -345,8 +345,12 @@ where
                     && !shed(&mut conns, &handler, limits, &mut scratch)
                 {
                     // Every slot is busy answering: the newcomer may retry.
+                    // What it already sent is read first, so that closing
+                    // does not reset the connection and lose the 503.
                     let _ = stream.set_nonblocking(true);
+                    let _ = (&stream).read(&mut scratch);
                     let _ = (&stream).write(&busy().to_bytes(false));
+                    let _ = stream.shutdown(std::net::Shutdown::Write);
                     continue;
                 }
                 if stream.set_nonblocking(true).is_err() {
