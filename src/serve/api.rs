@@ -178,22 +178,20 @@ const PLAIN: &[&str] = &[
     "/metrics",
 ];
 
-/// For the [`PLAIN`] routes a malformed query string or any parameter is a
-/// 400 that names it, so a typo is not silently ignored.
+/// For the [`PLAIN`] routes any query parameter is a 400 that names it,
+/// so a typo is not silently ignored.
 fn no_parameters(req: &Request) -> Result<(), Response> {
-    match req.query_pairs() {
-        Err(why) => Err(Response::error(400, &why)),
-        Ok(pairs) => match pairs.first() {
-            None => Ok(()),
-            Some((name, _)) => Err(Response::error(
-                400,
-                &format!(
-                    "unknown query parameter '{}': {} takes none",
-                    shorten(name),
-                    shorten(&req.path)
-                ),
-            )),
-        },
+    let query = req.query.as_deref().unwrap_or("");
+    match query.split('&').find(|pair| !pair.is_empty()) {
+        None => Ok(()),
+        Some(pair) => Err(Response::error(
+            400,
+            &format!(
+                "unknown query parameter '{}': {} takes none",
+                shorten(pair.split('=').next().unwrap_or(pair)),
+                shorten(&req.path)
+            ),
+        )),
     }
 }
 

@@ -6,157 +6,148 @@
 //! are counters in Prometheus' sense: they never go backwards while the
 //! kernel's counters wrap, reset, or interfaces come and go.
 
-use super::api::ApiState;
+use super::api::{ApiState, DeviceView, InterfaceView};
 use std::fmt::Write;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Counter,
-    Gauge,
-}
+type Field<T> = fn(&T) -> u64;
+type Labels<'a> = &'a [(&'a str, &'a str)];
 
-/// One sample: its label pairs and value.
-type Sample<'a> = (Vec<(&'static str, &'a str)>, u64);
+/// Name, HELP text and value of the families with a sample per interface.
+const INTERFACE_FAMILIES: [(&str, &str, Field<InterfaceView>); 4] = [
+    (
+        "netmeter_interface_receive_bytes_total",
+        "Bytes the interface received, as the kernel counts them (link layer included).",
+        |i| i.rx_bytes,
+    ),
+    (
+        "netmeter_interface_transmit_bytes_total",
+        "Bytes the interface sent, as the kernel counts them (link layer included).",
+        |i| i.tx_bytes,
+    ),
+    (
+        "netmeter_interface_receive_packets_total",
+        "Packets the interface received.",
+        |i| i.rx_packets,
+    ),
+    (
+        "netmeter_interface_transmit_packets_total",
+        "Packets the interface sent.",
+        |i| i.tx_packets,
+    ),
+];
+
+/// The same for the families with a sample per device.
+const DEVICE_FAMILIES: [(&str, &str, Field<DeviceView>); 4] = [
+    (
+        "netmeter_device_receive_bytes_total",
+        "IP bytes the LAN device received from beyond the router (its download).",
+        |d| d.rx_bytes,
+    ),
+    (
+        "netmeter_device_transmit_bytes_total",
+        "IP bytes the LAN device sent beyond the router (its upload).",
+        |d| d.tx_bytes,
+    ),
+    (
+        "netmeter_device_receive_packets_total",
+        "Packets the LAN device received from beyond the router.",
+        |d| d.rx_packets,
+    ),
+    (
+        "netmeter_device_transmit_packets_total",
+        "Packets the LAN device sent beyond the router.",
+        |d| d.tx_packets,
+    ),
+];
 
 /// The exposition of `state`. Called only once the first refresh is done.
 pub fn render(state: &ApiState) -> String {
-    let mut out = String::with_capacity(
-        2048 + 160 * (state.interfaces.interfaces.len() + 2 * state.devices.devices.len()),
-    );
-    let unlabelled = |value: u64| vec![(Vec::new(), value)];
-    family(
-        &mut out,
-        "netmeter_build_info",
-        Kind::Gauge,
-        "netmeter's version; always 1.",
-        vec![(vec![("version", env!("CARGO_PKG_VERSION"))], 1)],
-    );
-    family(
-        &mut out,
-        "netmeter_up",
-        Kind::Gauge,
-        "1 when the last refresh read the kernel's counters, 0 when it failed (the totals are then \
-         those of the refresh before).",
-        unlabelled(state.last_error.is_none() as u64),
-    );
-    family(
-        &mut out,
-        "netmeter_refreshes_total",
-        Kind::Counter,
-        "Refreshes completed since the daemon started.",
-        unlabelled(state.refreshes),
-    );
-    family(
-        &mut out,
-        "netmeter_last_refresh_timestamp_seconds",
-        Kind::Gauge,
-        "Unix time of the last completed refresh.",
-        unlabelled(state.last_refresh_unix.unwrap_or(0)),
-    );
-    family(
-        &mut out,
-        "netmeter_per_device_active",
-        Kind::Gauge,
-        "1 when per-device accounting runs; /api/v1/status says why when it does not.",
-        unlabelled(state.per_device.active as u64),
-    );
-
     let interfaces = &state.interfaces.interfaces;
-    let per_interface = |value: fn(&super::api::InterfaceView) -> u64| -> Vec<Sample<'_>> {
-        interfaces
-            .iter()
-            .map(|i| (vec![("interface", i.name.as_str())], value(i)))
-            .collect()
-    };
-    for (name, help, value) in [
-        (
-            "netmeter_interface_receive_bytes_total",
-            "Bytes the interface received, as the kernel counts them (link layer included).",
-            (|i| i.rx_bytes) as fn(&super::api::InterfaceView) -> u64,
-        ),
-        (
-            "netmeter_interface_transmit_bytes_total",
-            "Bytes the interface sent, as the kernel counts them (link layer included).",
-            |i| i.tx_bytes,
-        ),
-        (
-            "netmeter_interface_receive_packets_total",
-            "Packets the interface received.",
-            |i| i.rx_packets,
-        ),
-        (
-            "netmeter_interface_transmit_packets_total",
-            "Packets the interface sent.",
-            |i| i.tx_packets,
-        ),
-    ] {
-        family(&mut out, name, Kind::Counter, help, per_interface(value));
-    }
-
     let devices = &state.devices.devices;
-    let per_device = |value: fn(&super::api::DeviceView) -> u64| -> Vec<Sample<'_>> {
-        devices
-            .iter()
-            .map(|d| {
-                let hostname = d.hostname.as_deref().unwrap_or("");
-                (
-                    vec![("mac", d.mac.as_str()), ("hostname", hostname)],
-                    value(d),
-                )
-            })
-            .collect()
-    };
-    for (name, help, value) in [
+    let mut text = String::with_capacity(2048 + 160 * (interfaces.len() + 2 * devices.len()));
+    let out = &mut text;
+    let version = env!("CARGO_PKG_VERSION");
+    let single: [(&str, &str, &str, Labels, u64); 5] = [
         (
-            "netmeter_device_receive_bytes_total",
-            "IP bytes the LAN device received from beyond the router (its download).",
-            (|d| d.rx_bytes) as fn(&super::api::DeviceView) -> u64,
+            "netmeter_build_info",
+            "gauge",
+            "netmeter's version; always 1.",
+            &[("version", version)],
+            1,
         ),
         (
-            "netmeter_device_transmit_bytes_total",
-            "IP bytes the LAN device sent beyond the router (its upload).",
-            |d| d.tx_bytes,
+            "netmeter_up",
+            "gauge",
+            "1 when the last refresh read the kernel's counters, 0 when it failed (the totals \
+             are then those of the refresh before).",
+            &[],
+            state.last_error.is_none() as u64,
         ),
         (
-            "netmeter_device_receive_packets_total",
-            "Packets the LAN device received from beyond the router.",
-            |d| d.rx_packets,
+            "netmeter_refreshes_total",
+            "counter",
+            "Refreshes completed since the daemon started.",
+            &[],
+            state.refreshes,
         ),
         (
-            "netmeter_device_transmit_packets_total",
-            "Packets the LAN device sent beyond the router.",
-            |d| d.tx_packets,
+            "netmeter_last_refresh_timestamp_seconds",
+            "gauge",
+            "Unix time of the last completed refresh.",
+            &[],
+            state.last_refresh_unix.unwrap_or(0),
         ),
-    ] {
-        family(&mut out, name, Kind::Counter, help, per_device(value));
+        (
+            "netmeter_per_device_active",
+            "gauge",
+            "1 when per-device accounting runs; /api/v1/status says why when it does not.",
+            &[],
+            state.per_device.active as u64,
+        ),
+    ];
+    for (name, kind, help, labels, value) in single {
+        head(out, name, kind, help);
+        sample(out, name, labels, value);
     }
-    out
+    for (name, help, value) in INTERFACE_FAMILIES {
+        head(out, name, "counter", help);
+        for i in interfaces {
+            sample(out, name, &[("interface", &i.name)], value(i));
+        }
+    }
+    for (name, help, value) in DEVICE_FAMILIES {
+        head(out, name, "counter", help);
+        for d in devices {
+            let hostname = d.hostname.as_deref().unwrap_or("");
+            sample(
+                out,
+                name,
+                &[("mac", &d.mac), ("hostname", hostname)],
+                value(d),
+            );
+        }
+    }
+    text
 }
 
-/// HELP and TYPE once, then every sample of the family.
-fn family(out: &mut String, name: &str, kind: Kind, help: &str, samples: Vec<Sample<'_>>) {
-    let kind = match kind {
-        Kind::Counter => "counter",
-        Kind::Gauge => "gauge",
-    };
+/// A family's HELP and TYPE lines, written once before its samples.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {}", escape(help, false));
     let _ = writeln!(out, "# TYPE {name} {kind}");
-    for (labels, value) in samples {
-        out.push_str(name);
-        if !labels.is_empty() {
-            out.push('{');
-            for (i, (label, text)) in labels.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{label}=\"{}\"", escape(text, true));
-            }
-            out.push('}');
-        }
-        let _ = writeln!(out, " {value}");
+}
+
+fn sample(out: &mut String, name: &str, labels: Labels, value: u64) {
+    out.push_str(name);
+    for (i, (label, text)) in labels.iter().enumerate() {
+        out.push(if i == 0 { '{' } else { ',' });
+        let _ = write!(out, "{label}=\"{}\"", escape(text, true));
     }
+    if !labels.is_empty() {
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
 }
 
 /// The format's escapes: backslash and line feed in HELP text, and double
@@ -180,7 +171,7 @@ fn escape(text: &str, label_value: bool) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::api::{DeviceView, DevicesReport, InterfaceView, InterfacesReport};
+    use crate::serve::api::{DevicesReport, InterfacesReport};
 
     fn interface(name: &str, rx: u64, tx: u64) -> InterfaceView {
         InterfaceView {
