@@ -429,3 +429,17 @@ fn renamed_fields_changed_types_and_new_fields_fail_validation() {
     assert!(!mutate_status(&|v| v["refreshes"] = Value::Null).is_empty());
     assert!(mutate_status(&|v| v["attribution"] = Value::Null).is_empty());
 }
+
+#[test]
+fn the_examples_in_api_md_match_the_schemas() {
+    let text = include_str!("../docs/API.md");
+    let examples: Vec<Value> = text
+        .split("```json\n")
+        .skip(1)
+        .map(|block| serde_json::from_str(block.split("```").next().unwrap()).unwrap())
+        .collect();
+    assert_eq!(examples.len(), 3, "status, interfaces, devices");
+    for (path, example) in PATHS.iter().zip(&examples) {
+        assert_valid(&schema_of(path), example);
+    }
+}
