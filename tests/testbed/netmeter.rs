@@ -116,10 +116,11 @@ impl Daemon {
             .expect("starting netmeter daemon");
         // The tests' configs set `option listen` and `option token` at most once.
         let option = |name: &str| {
-            config_text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix(&format!("option {name} ")))
-                .map(|v| v.trim().trim_matches('\'').to_string())
+            config_text.lines().find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some("option") && words.next() == Some(name))
+                    .then(|| words.next().unwrap_or("").trim_matches('\'').to_string())
+            })
         };
         let api = option("listen").unwrap_or_else(|| "127.0.0.1:9750".into());
         let d = Daemon {
