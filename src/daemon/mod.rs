@@ -49,6 +49,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     let api_state = Arc::new(Mutex::new(ApiState {
         started_unix: crate::clock::unix_now(),
         refresh_interval_secs: config.refresh_interval.as_secs(),
+        token: config.token.clone(),
         ..ApiState::default()
     }));
     let stop = Arc::new(AtomicBool::new(false));
@@ -68,14 +69,19 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     };
     warn_about_timeouts(&config);
     log(format!(
-        "started: refresh every {} s, API on {}",
+        "started: refresh every {} s, API on {}{}",
         config.refresh_interval.as_secs(),
         config
             .listen
             .iter()
             .map(|a| a.to_string())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        if config.token.is_some() {
+            " (token required)"
+        } else {
+            ""
+        }
     ));
 
     let mut store = Store::new(&config.spool_directory, &config.database_directory);
@@ -149,14 +155,12 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
                         &mut shared.lock().unwrap_or_else(|p| p.into_inner()),
                         &mut per_device,
                     );
-                    api_state
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .refresh_interval_secs = config.refresh_interval.as_secs();
-                    api_state
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .month_rotate = config.month_rotate;
+                    {
+                        let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
+                        s.refresh_interval_secs = config.refresh_interval.as_secs();
+                        s.month_rotate = config.month_rotate;
+                        s.token = config.token.clone();
+                    }
                     next_refresh = Instant::now();
                     log("configuration reloaded");
                 }

@@ -1,7 +1,8 @@
-//! The HTTP side: a bounded server, the JSON API, and the small client the
-//! CLI uses to ask a running daemon.
+//! The HTTP side: a bounded server, the JSON API, Prometheus metrics, and
+//! the small client the CLI uses to ask a running daemon.
 
 pub mod api;
 pub mod client;
 pub mod history;
 pub mod http;
+pub mod metrics;

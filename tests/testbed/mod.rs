@@ -16,6 +16,7 @@
 
 mod agent;
 mod bench;
+pub mod http;
 pub mod netmeter;
 mod ops;
 pub mod topology;

@@ -386,9 +386,10 @@ pub fn udp_download(addr: &str, port: u16, count: u64, size: usize) -> R<String>
 
 /// GETs `path` from `addr` (IP:PORT) with netmeter's own client; answers
 /// `STATUS BODY` on one line.
-pub fn http_get(addr: &str, path: &str) -> R<String> {
+/// `token`: sent as `Authorization: Bearer <token>`.
+pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> R<String> {
     let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let (status, body) = netmeter::serve::client::get(addr, path, Duration::from_secs(3))
+    let (status, body) = netmeter::serve::client::get(addr, path, token, Duration::from_secs(3))
         .map_err(|e| e.to_string())?;
     Ok(format!(
         "{status} {}",
