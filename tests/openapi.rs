@@ -203,14 +203,7 @@ fn a_running_daemons_answers_match_the_documented_schemas() {
         lan: vec![LanHost::dual("laptop"), LanHost::dual("tv")],
         bridge: Some("br-lan".into()),
     });
-    let mac = |host: &testbed::Host| {
-        let hex = host.run("mac eth0");
-        (0..6)
-            .map(|i| &hex[2 * i..2 * i + 2])
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    let tv = mac(&net.lan[1]);
+    let tv = net.lan[1].mac();
     let scratch = Scratch::new();
     let config = format!(
         "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n\

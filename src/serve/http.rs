@@ -64,7 +64,7 @@ impl Request {
 }
 
 /// `%XX` and `+` decoding of one query component; UTF-8 required.
-fn decode_component(text: &str) -> Result<String, String> {
+pub fn decode_component(text: &str) -> Result<String, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -190,6 +190,16 @@ impl Host {
         cmd
     }
 
+    /// `eth0`'s MAC as netmeter prints it: `aa:bb:cc:dd:ee:ff`.
+    pub fn mac(&self) -> String {
+        let hex = self.run("mac eth0");
+        hex.as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap_or("??"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
     /// The kernel's own counters of every interface here, from /proc/net/dev
     /// (read inside the namespace: an independent path from netmeter's netlink).
     pub fn counters(&self) -> BTreeMap<String, Counters> {
