@@ -48,12 +48,7 @@ fn device<'a>(report: &'a Value, mac: &str) -> &'a Value {
 }
 
 fn mac_of(host: &Host) -> String {
-    let hex = host.run("mac eth0");
-    hex.as_bytes()
-        .chunks(2)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join(":")
+    host.mac()
 }
 
 /// `netmeter check --json` in the router: (exit code, report).

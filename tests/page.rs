@@ -20,6 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use testbed::http;
 use testbed::netmeter::{Daemon, Scratch};
 use testbed::topology::{PORT, WAN_HOST_V4};
 use testbed::{Host, LanHost, Network, Topology};
@@ -162,13 +163,13 @@ impl<'a> Browser<'a> {
         path: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value), String> {
-        let hex = body.map_or("-".into(), |b| testbed::hex(b.to_string().as_bytes()));
+        let hex = body.map_or("-".into(), |b| http::hex(b.to_string().as_bytes()));
         let answer = self
             .host
             .call(&format!("http {method} {DRIVER} {path} {hex}"))
             .map_err(|e| e.to_string())?;
         let (status, hex) = answer.split_once(' ').unwrap_or((&answer, ""));
-        let text = testbed::unhex(hex);
+        let text = http::unhex(hex)?;
         let value = serde_json::from_slice(&text).map_err(|e| {
             format!(
                 "{method} {path}: not JSON ({e}): {}",
@@ -341,13 +342,7 @@ fn the_page_in_headless_chromium_shows_tables_sorts_and_charts_without_errors() 
         .map(|i| i["name"].as_str().unwrap().to_string())
         .collect();
     assert!(names.iter().any(|n| n == "wan"), "{names:?}");
-    let mac = net.lan[0].run("mac eth0");
-    let mac: String = mac
-        .as_bytes()
-        .chunks(2)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join(":");
+    let mac = net.lan[0].mac();
 
     let b = Browser::start(&net.router, &chromium, &chromedriver, &scratch);
     b.call(

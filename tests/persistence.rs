@@ -53,15 +53,6 @@ fn totals(net: &Network) -> (u64, u64) {
     (tx, br)
 }
 
-fn host_mac(host: &testbed::Host) -> String {
-    let hex = host.run("mac eth0");
-    hex.as_bytes()
-        .chunks(2)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 fn commits(net: &Network) -> u64 {
     status(net)["store"]["commits"].as_u64().unwrap_or(0)
 }
@@ -326,7 +317,7 @@ fn history_survives_a_restart_and_commit_says_where_it_wrote() {
     );
     let first_series = text.lines().next().unwrap_or("");
     assert!(first_series.starts_with("wan "), "{text}");
-    let mac = host_mac(host);
+    let mac = host.mac();
     assert!(text.contains(&mac), "{mac} missing: {text}");
     drop(d);
     let d = Daemon::start(&net.router, &scratch, CONFIG);

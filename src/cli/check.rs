@@ -76,6 +76,7 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
             check_store(&s["store"], &s["clock"], &mut say);
         }
     }
+    check_token(&config, &mut say);
     check_kernel(status.is_some(), &mut say);
     if status.is_some()
         && let Some(d) =
@@ -156,9 +157,9 @@ fn check_store(store: &Value, clock: &Value, say: &mut impl FnMut(bool, &'static
     }
     if fine {
         let when = |key: &str| {
-            store[key]
-                .as_u64()
-                .map_or("not yet".to_owned(), |t| format!("at {t} (unix)"))
+            store[key].as_u64().map_or("not yet".to_owned(), |t| {
+                format!("at {}", crate::store::files::utc(t))
+            })
         };
         say(
             true,
@@ -227,6 +228,30 @@ fn check_attribution(a: &Value, say: &mut impl FnMut(bool, &'static str, String)
             say(true, "attribution", text);
         }
     }
+}
+
+/// Whether the API asks for a token (never the token itself). Either way
+/// is a choice, so neither is a warning.
+fn check_token(config: &Config, say: &mut impl FnMut(bool, &'static str, String)) {
+    if config.token.is_some() {
+        return say(
+            true,
+            "token",
+            "set: API clients must send it as Authorization: Bearer".into(),
+        );
+    }
+    let beyond: Vec<String> = config
+        .listen
+        .iter()
+        .filter(|a| !a.ip().is_loopback())
+        .map(|a| a.to_string())
+        .collect();
+    let who = if beyond.is_empty() {
+        "programs on the router itself (the API listens on loopback only)".to_string()
+    } else {
+        format!("anyone who reaches {}", beyond.join(", "))
+    };
+    say(true, "token", format!("not set: {who} can read the API"));
 }
 
 /// What the kernel itself says: netmeter's table and any flowtables.

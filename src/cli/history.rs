@@ -255,7 +255,7 @@ fn estimate(b: &BucketView, now: u64) -> Option<[u64; 2]> {
 fn label(start: i64, period: Granularity, zone: &dyn UtcOffset) -> String {
     let local = start.saturating_add(i64::from(zone.utc_offset(start)));
     let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::store::calendar::civil_from_days(days);
     let (hh, mm) = (secs / 3600, secs % 3600 / 60);
     match period {
         Granularity::FiveMinute | Granularity::Hour => {
@@ -267,19 +267,6 @@ fn label(start: i64, period: Granularity, zone: &dyn UtcOffset) -> String {
         Granularity::Month => format!("{y:04}-{m:02}"),
         Granularity::Year => format!("{y:04}"),
     }
-}
-
-/// Howard Hinnant's days-to-civil.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

@@ -119,7 +119,8 @@ fn ask_daemon<T: serde::de::DeserializeOwned>(
             None => return Ok(None),
         },
     };
-    let answer = client::get(addr, path, std::time::Duration::from_secs(3));
+    let token = config.token.as_ref().map(crate::config::Secret::expose);
+    let answer = client::get(addr, path, token, std::time::Duration::from_secs(3));
     let (status, body) = match answer {
         Ok(a) => a,
         Err(ClientError::NoDaemon(why)) if url.is_none() => {

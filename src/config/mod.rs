@@ -4,6 +4,7 @@
 //! someone at a router's shell with `vi` and no documentation at hand.
 
 pub mod prefix;
+pub mod secret;
 pub mod uci;
 
 use std::collections::{HashMap, hash_map};
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use crate::mac::{format_mac, parse_mac};
 pub use prefix::{IpPrefix, PrefixError};
+pub use secret::Secret;
 
 pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
 
@@ -23,6 +25,8 @@ pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
 const SETTINGS: &str = "netmeter";
 /// Names a device by its MAC address; one section per device.
 const DEVICE: &str = "device";
+/// Options whose values no message may quote.
+pub(crate) const SECRET_OPTIONS: &[&str] = &["token"];
 /// Kept for a later feature: accepted now so that a file written for a
 /// newer netmeter still loads.
 const UPSTREAM: &str = "upstream";
@@ -69,6 +73,8 @@ pub struct Config {
     pub ethers: PathBuf,
     /// From the `config device` sections, in file order; no MAC twice.
     pub devices: Vec<DeviceName>,
+    /// When set, every API request needs `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
 }
 
 /// Where per-device counters sit. `Netdev` (LAN device ingress before any
@@ -116,6 +122,7 @@ impl Default for Config {
             odhcpd_hosts: "/tmp/hosts/odhcpd".into(),
             ethers: "/etc/ethers".into(),
             devices: Vec::new(),
+            token: None,
         }
     }
 }
@@ -366,6 +373,27 @@ const OPTIONS: &[Known<Config>] = &[
         default: "/etc/ethers",
         set: |c, v| {
             c.ethers = last(v, absolute)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "token",
+        many: false,
+        expected: "a bearer token",
+        default: "",
+        // A secret: the message never quotes the value.
+        set: |c, v| {
+            let at = v.len() - 1;
+            c.token = Some(Secret::token(v[at]).ok_or_else(|| Bad {
+                at,
+                why: Some(format!(
+                    "expected {} to {} characters of A-Z a-z 0-9 - . _ ~ + / (and = only at the \
+                     end), such as the output of 'head -c 24 /dev/urandom | base64'; the value is \
+                     not shown here because it is a secret",
+                    Secret::MIN_LEN,
+                    Secret::MAX_LEN
+                )),
+            })?);
             Ok(())
         },
     },
@@ -974,6 +1002,7 @@ mod tests {
              \toption dhcp_leases '/tmp/dnsmasq.leases'\n\
              \toption odhcpd_hosts '/tmp/hosts/v6'\n\
              \toption ethers '/etc/ethers.local'\n\
+             \toption token '0123456789abcdef'\n\
              config device\n\toption mac 'AA-BB-CC-DD-EE-FF'\n\toption name ' Kid laptop '\n\
              \toption group 'kids'\n\
              config device 'tv'\n\toption name 'TV'\n\toption mac '00:1b:21:3a:4b:5c'\n",
@@ -1007,6 +1036,7 @@ mod tests {
                 dhcp_leases: "/tmp/dnsmasq.leases".into(),
                 odhcpd_hosts: "/tmp/hosts/v6".into(),
                 ethers: "/etc/ethers.local".into(),
+                token: Secret::token("0123456789abcdef"),
                 devices: vec![
                     DeviceName {
                         mac: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
@@ -1096,7 +1126,7 @@ mod tests {
              history_fiveminute_hours, history_hourly_days, history_daily_days, \
              history_monthly_months, history_yearly_years, device_hourly_hours, device_daily_days, \
              device_monthly_months, device_yearly_years, lan_interface, lan_subnet, max_devices, \
-             keep_rules, placement, element_timeout, dhcp_leases, odhcpd_hosts, ethers"
+             keep_rules, placement, element_timeout, dhcp_leases, odhcpd_hosts, ethers, token"
         );
     }
 
@@ -1459,6 +1489,34 @@ mod tests {
             !["0", "False", "no", "OFF", "disabled"]
                 .into_iter()
                 .any(keep)
+        );
+    }
+
+    #[test]
+    fn a_token_is_kept_secret_in_every_message() {
+        let token = "q83vEjRWeJq83vEjRWeJ+/==";
+        let config = settings(&format!("option token '{token}'\n"));
+        assert_eq!(config.token.as_ref().map(Secret::expose), Some(token));
+        assert!(!format!("{config:?}").contains("q83v"));
+        assert_eq!(Config::default().token, None);
+        let secret_bits = ["hunter2", "tiny", "q83vEjRWeJq83vEjRWeJ"];
+        for text in [
+            "config netmeter\noption token 'hunter2'\n".to_string(),
+            "config netmeter\noption token 'q83vEjRWeJq83vEjRWeJ tiny'\n".into(),
+            "config netmeter\noption token q83vEjRWeJq83vEjRWeJ tiny\n".into(),
+            "config netmeter\nlist token q83vEjRWeJq83vEjRWeJ hunter2\n".into(),
+            format!("config netmeter\noption token '{token}\u{7}hunter2'\n"),
+        ] {
+            let message = error(&text);
+            assert!(message.starts_with("/etc/config/netmeter:2: "), "{message}");
+            assert!(message.contains("token"), "{message}");
+            for bit in secret_bits {
+                assert!(!message.contains(bit), "{message} quotes the secret");
+            }
+        }
+        assert!(
+            error("config netmeter\noption token 'hunter2'\n")
+                .contains("expected 16 to 256 characters")
         );
     }
 

@@ -93,6 +93,12 @@ pub fn parse(text: &str) -> Result<Vec<Section>, ParseError> {
                     return Err(error(format!("expected a value after '{keyword} {name}'")));
                 };
                 let is_list = keyword == "list";
+                if super::SECRET_OPTIONS.contains(&name.as_str()) && words.next().is_some() {
+                    return Err(error(format!(
+                        "expected the end of the line after the value of {keyword} {name} \
+                         (not shown: it is a secret): quote values that contain spaces"
+                    )));
+                }
                 section.options.push(Entry {
                     name,
                     value,

@@ -43,12 +43,13 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(|e| CliError::Runtime(format!("cannot block signals: {e}")))?;
 
-    let mut socket =
+    let socket =
         NetlinkSocket::open(NETLINK_ROUTE).map_err(|e| CliError::Runtime(e.to_string()))?;
     let listeners = bind_all(&config)?;
     let api_state = Arc::new(Mutex::new(ApiState {
         started_unix: crate::clock::unix_now(),
         refresh_interval_secs: config.refresh_interval.as_secs(),
+        token: config.token.clone(),
         ..ApiState::default()
     }));
     let stop = Arc::new(AtomicBool::new(false));
@@ -68,14 +69,19 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     };
     warn_about_timeouts(&config);
     log(format!(
-        "started: refresh every {} s, API on {}",
+        "started: refresh every {} s, API on {}{}",
         config.refresh_interval.as_secs(),
         config
             .listen
             .iter()
             .map(|a| a.to_string())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        if config.token.is_some() {
+            " (token required)"
+        } else {
+            ""
+        }
     ));
 
     let mut store = Store::new(&config.spool_directory, &config.database_directory);
@@ -94,8 +100,12 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
         s.history = Some(shared.clone());
         s.month_rotate = config.month_rotate;
     }
-    let mut names = NamesCache::default();
-    let mut attribution = attribution::AttributionTracker::default();
+    let mut refresher = Refresher {
+        socket,
+        per_device,
+        names: NamesCache::default(),
+        attribution: attribution::AttributionTracker::default(),
+    };
     let mut next_refresh = Instant::now();
     let mut next_spool = Instant::now() + config.spool_interval;
     let mut next_commit = Instant::now() + config.commit_interval;
@@ -104,14 +114,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     loop {
         if Instant::now() >= next_refresh {
             let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
-            Refresh {
-                socket: &mut socket,
-                state: &mut state,
-                per_device: &mut per_device,
-                names: &mut names,
-                attribution: &mut attribution,
-            }
-            .run(&config, &api_state);
+            refresher.run(&mut state, &config, &api_state);
             next_refresh += config.refresh_interval;
             if next_refresh < Instant::now() {
                 next_refresh = Instant::now() + config.refresh_interval; // we fell behind: skip, don't burst
@@ -143,20 +146,18 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
                     }
                     config = new;
                     warn_about_timeouts(&config);
-                    per_device.reconfigure();
+                    refresher.per_device.reconfigure();
                     apply_config(
                         &config,
                         &mut shared.lock().unwrap_or_else(|p| p.into_inner()),
-                        &mut per_device,
+                        &mut refresher.per_device,
                     );
-                    api_state
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .refresh_interval_secs = config.refresh_interval.as_secs();
-                    api_state
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .month_rotate = config.month_rotate;
+                    {
+                        let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
+                        s.refresh_interval_secs = config.refresh_interval.as_secs();
+                        s.month_rotate = config.month_rotate;
+                        s.token = config.token.clone();
+                    }
                     next_refresh = Instant::now();
                     log("configuration reloaded");
                 }
@@ -177,17 +178,10 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     {
         let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
         // The last counts before they are written.
-        Refresh {
-            socket: &mut socket,
-            state: &mut state,
-            per_device: &mut per_device,
-            names: &mut names,
-            attribution: &mut attribution,
-        }
-        .run(&config, &api_state);
+        refresher.run(&mut state, &config, &api_state);
         let state = &mut *state;
         let now = crate::clock::now();
-        for line in per_device.stop(now, &config, &mut state.devices) {
+        for line in refresher.per_device.stop(now, &config, &mut state.devices) {
             log(line);
         }
         update_timeline(&config, state, now);
@@ -235,20 +229,19 @@ impl NamesCache {
     }
 }
 
-/// Everything one refresh touches.
-struct Refresh<'a> {
-    socket: &'a mut NetlinkSocket,
-    state: &'a mut State,
-    per_device: &'a mut PerDevice,
-    names: &'a mut NamesCache,
-    attribution: &'a mut attribution::AttributionTracker,
+/// What a refresh works with, besides the state it updates.
+struct Refresher {
+    socket: NetlinkSocket,
+    per_device: PerDevice,
+    names: NamesCache,
+    attribution: attribution::AttributionTracker,
 }
 
-impl Refresh<'_> {
-    fn run(&mut self, config: &Config, api_state: &Mutex<ApiState>) {
+impl Refresher {
+    fn run(&mut self, state: &mut State, config: &Config, api_state: &Mutex<ApiState>) {
         let boot_id = read_boot_id().unwrap_or_default();
         let now = crate::clock::now();
-        let links = read_links(self.socket);
+        let links = read_links(&mut self.socket);
         let mut attribution = None;
         let mut clock = None;
         let mut wan = Vec::new();
@@ -258,41 +251,36 @@ impl Refresh<'_> {
                 .filter(|s| config.tracks_interface(&s.name))
                 .cloned()
                 .collect();
-            for event in self.state.interfaces.ingest(now, &boot_id, &tracked) {
+            for event in state.interfaces.ingest(now, &boot_id, &tracked) {
                 if let InterfaceEvent::Renamed { from, to, .. } = &event {
-                    self.state.timeline.rename_interface(from, to);
+                    state.timeline.rename_interface(from, to);
                 }
                 log(event);
             }
             for line in
                 self.per_device
-                    .refresh(now, config, self.socket, links, &mut self.state.devices)
+                    .refresh(now, config, &mut self.socket, links, &mut state.devices)
             {
                 log(line);
             }
-            clock = Some(update_timeline(config, self.state, now));
-            wan = wan_interfaces(self.socket, links).unwrap_or_default();
+            clock = Some(update_timeline(config, state, now));
+            wan = wan_interfaces(&mut self.socket, links).unwrap_or_default();
             attribution = self.attribution.update(
                 now.unix_secs,
                 self.per_device.status.active,
                 wan.clone(),
-                &self.state.interfaces,
+                &state.interfaces,
                 links,
-                &self.state.devices,
+                &state.devices,
             );
         }
         let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
         match links {
             Ok(_) => {
                 s.interfaces = InterfacesReport {
-                    interfaces: self
-                        .state
-                        .interfaces
-                        .iter()
-                        .map(InterfaceView::from)
-                        .collect(),
+                    interfaces: state.interfaces.iter().map(InterfaceView::from).collect(),
                 };
-                s.devices = DevicesReport::new(&self.state.devices, self.names.current(config));
+                s.devices = DevicesReport::new(&state.devices, self.names.current(config));
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
                 s.clock = clock;

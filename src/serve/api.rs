@@ -1,9 +1,11 @@
 //! The JSON API: the shapes the CLI's `--json` shares, and the routes.
 
 use super::history;
-use super::http::{Request, Response};
+use super::http::{self, Request, Response};
+use super::metrics;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
+use crate::config::Secret;
 use crate::daemon::{Attribution, PerDeviceStatus};
 use crate::store::calendar::{Calendar, SystemZone};
 use crate::store::persist::StoreStatus;
@@ -159,6 +161,8 @@ pub struct ApiState {
     pub wan: Vec<String>,
     /// The config's month_rotate, for history periods.
     pub month_rotate: u8,
+    /// `option token`: when set, every request must present it.
+    pub token: Option<Secret>,
 }
 
 #[derive(Serialize)]
@@ -185,17 +189,92 @@ fn json<T: Serialize>(value: &T) -> Response {
     }
 }
 
+/// Routes without query parameters.
+const PLAIN: &[&str] = &[
+    "/api/v1/status",
+    "/api/v1/interfaces",
+    "/api/v1/devices",
+    "/metrics",
+];
+
+/// For the [`PLAIN`] routes any query parameter is a 400 that names it,
+/// so a typo is not silently ignored.
+fn no_parameters(req: &Request) -> Result<(), Response> {
+    let query = req.query.as_deref().unwrap_or("");
+    match query.split('&').find(|pair| !pair.is_empty()) {
+        None => Ok(()),
+        Some(pair) => Err(Response::error(
+            400,
+            &format!(
+                "unknown query parameter '{}': {} takes none",
+                shorten(pair.split('=').next().unwrap_or(pair)),
+                shorten(&req.path)
+            ),
+        )),
+    }
+}
+
+/// Client text quoted in an error, cut short.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// The 401 challenges (RFC 6750): no usable credentials, and a wrong token.
+const CHALLENGE: &[(&str, &str)] = &[("WWW-Authenticate", "Bearer realm=\"netmeter\"")];
+const WRONG_TOKEN: &[(&str, &str)] = &[(
+    "WWW-Authenticate",
+    "Bearer realm=\"netmeter\", error=\"invalid_token\"",
+)];
+
+/// With a token configured, the request must carry `Authorization: Bearer
+/// <token>`. Nothing the client sent is quoted back.
+fn authorize(token: Option<&Secret>, req: &Request) -> Result<(), Response> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    let presented = req.authorization.as_deref().and_then(|h| {
+        let (scheme, credentials) = h.trim().split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| credentials.trim())
+    });
+    match presented {
+        Some(t) if token.matches(t.as_bytes()) => Ok(()),
+        Some(_) => Err(Response::error(401, "wrong token").with_headers(WRONG_TOKEN)),
+        None => Err(Response::error(
+            401,
+            "this API needs a token: send the header 'Authorization: Bearer <token>' with the \
+             daemon's option token",
+        )
+        .with_headers(CHALLENGE)),
+    }
+}
+
 /// Answers one request from the published state; `now_unix` is passed in.
 pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response {
-    if req.method != "GET" && req.method != "HEAD" {
-        return Response::error(405, "the API is read-only: use GET");
-    }
     let state = match state.lock() {
         Ok(s) => s,
         Err(poisoned) => poisoned.into_inner(),
     };
+    // The page holds no data, and must load to ask for the token.
+    if let Some(page) = super::page::route(req) {
+        return page;
+    }
+    if let Err(refused) = authorize(state.token.as_ref(), req) {
+        return refused;
+    }
+    if req.method != "GET" && req.method != "HEAD" {
+        return Response::error(405, "the API is read-only: use GET").with_headers(&[http::ALLOW]);
+    }
+    if PLAIN.contains(&req.path.as_str())
+        && let Err(bad) = no_parameters(req)
+    {
+        return bad;
+    }
     match req.path.as_str() {
-        "/" | "/index.html" => super::page::response(),
         "/api/v1/status" => json(&Status {
             version: env!("CARGO_PKG_VERSION"),
             pid: std::process::id(),
@@ -248,6 +327,14 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 Err(e) => Response::error(404, &e),
             }
         }
-        _ => Response::error(404, &format!("no such endpoint: {}", req.path)),
+        "/metrics" if state.last_refresh_unix.is_none() => {
+            Response::error(503, "starting: the first refresh has not finished")
+        }
+        "/metrics" => Response::new(
+            200,
+            metrics::CONTENT_TYPE,
+            metrics::render(&state).into_bytes(),
+        ),
+        _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),
     }
 }

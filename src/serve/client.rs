@@ -41,8 +41,24 @@ pub fn parse_url(url: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{url}': no address"))
 }
 
-/// GETs `path`; the status and body.
-pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), ClientError> {
+/// GETs `path`, with `Authorization: Bearer <token>` when a token is
+/// given; the status and body.
+pub fn get(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), ClientError> {
+    let authorization = match token {
+        // A configured token is checked at load; this guards other callers.
+        Some(t) if t.contains(|c: char| c.is_control()) => {
+            return Err(ClientError::Failed(
+                "the token contains control characters".into(),
+            ));
+        }
+        Some(t) => format!("Authorization: Bearer {t}\r\n"),
+        None => String::new(),
+    };
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| ClientError::NoDaemon(format!("no daemon answers at {addr}: {e}")))?;
     let failed = |e: std::io::Error| ClientError::Failed(format!("asking {addr}: {e}"));
@@ -51,7 +67,7 @@ pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, Vec<
     let host = addr.to_string();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{authorization}Connection: close\r\n\r\n"
     )
     .map_err(failed)?;
     let mut raw = Vec::new();

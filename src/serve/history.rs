@@ -66,7 +66,7 @@ pub fn parse_query(query: Option<&str>) -> Result<HistoryQuery, String> {
     };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value).ok_or_else(|| format!("bad escape in '{pair}'"))?;
+        let value = super::http::decode_component(value)?;
         match key {
             "interface" | "device" | "name" if out.series.is_some() => {
                 return Err("give one of interface=, device= or name=, once".into());
@@ -87,30 +87,6 @@ pub fn parse_query(query: Option<&str>) -> Result<HistoryQuery, String> {
         }
     }
     Ok(out)
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Builds the report. `wan` names the WAN interfaces (shown without a

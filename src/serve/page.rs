@@ -1,7 +1,7 @@
 //! The built-in page at `/`: one file with its CSS, script and SVG charts
 //! inline, no external assets. It reads the JSON API like any client.
 
-use super::http::Response;
+use super::http::{Request, Response};
 
 /// The page, as served.
 pub const PAGE: &str = include_str!("page.html");
@@ -15,24 +15,30 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsaf
      style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
-/// `GET /` and `/index.html`.
+/// What the page is sent with.
+const HEADERS: &[(&str, &str)] = &[
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+/// The page.
 pub fn response() -> Response {
-    Response {
-        status: 200,
-        content_type: "text/html; charset=utf-8",
-        body: PAGE.as_bytes().to_vec(),
-        headers: Vec::new(),
-    }
-    .with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    .with_header("X-Content-Type-Options", "nosniff")
-    .with_header("Referrer-Policy", "no-referrer")
+    Response::new(200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec()).with_headers(HEADERS)
+}
+
+/// `GET` (or `HEAD`) `/` and `/index.html`; None for anything else. Asked
+/// before the token check: the page carries no data, and asks for the
+/// token itself when the API answers 401.
+pub fn route(req: &Request) -> Option<Response> {
+    let page = matches!(req.path.as_str(), "/" | "/index.html");
+    (page && matches!(req.method.as_str(), "GET" | "HEAD")).then(response)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::api::{ApiState, route};
-    use crate::serve::http::Request;
+    use crate::serve::api::ApiState;
     use std::sync::Mutex;
 
     #[test]
@@ -80,15 +86,18 @@ mod tests {
         assert!(values(&lower, "src=").is_empty());
     }
 
-    fn get(path: &str) -> Response {
-        let state = Mutex::new(ApiState::default());
+    fn get_with(state: ApiState, path: &str) -> Response {
         let req = Request {
             method: "GET".into(),
             path: path.into(),
             query: None,
             authorization: None,
         };
-        route(&state, &req, 0)
+        crate::serve::api::route(&Mutex::new(state), &req, 0)
+    }
+
+    fn get(path: &str) -> Response {
+        get_with(ApiState::default(), path)
     }
 
     #[test]
@@ -111,6 +120,17 @@ mod tests {
         // Only those two: the API's 404 stays JSON.
         let r = get("/index.htm");
         assert_eq!((r.status, r.content_type), (404, "application/json"));
+    }
+
+    #[test]
+    fn with_a_token_the_page_still_loads_and_the_api_answers_401() {
+        let with_token = || ApiState {
+            token: crate::config::secret::Secret::token("0123456789abcdef0123"),
+            ..ApiState::default()
+        };
+        assert!(with_token().token.is_some());
+        assert_eq!(get_with(with_token(), "/").status, 200);
+        assert_eq!(get_with(with_token(), "/api/v1/status").status, 401);
     }
 
     #[test]

@@ -255,7 +255,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// (year, month 1..=12, day 1..=31) of days since 1970-01-01 (Hinnant).
 /// Exact for any day count `i64` seconds can express.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let days = days.clamp(i64::MIN / 2, i64::MAX / 2) + 719_468;
     let era = days.div_euclid(146_097);
     let day_of_era = days - era * 146_097;

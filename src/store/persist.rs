@@ -195,6 +195,11 @@ impl Store {
         }
         let Some(best) = candidates.into_iter().max_by_key(|c| c.sequence) else {
             self.status.loaded_from = "nothing saved yet: starting from zero".into();
+            log.push(format!(
+                "no saved state in {} or {}: starting from zero",
+                self.spool.display(),
+                self.flash.display()
+            ));
             return (None, log);
         };
         // The journal goes on only where the chosen state says flash stands;
@@ -289,11 +294,15 @@ impl Store {
         state.flash.last_record = sequence;
         state.flash.journal_bytes = 0;
         let encoded = format::encode(FileKind::Snapshot, sequence, now_unix, &*state);
+        let first = !sibling(&self.flash.join(CHECKPOINT_FILE), ".prev").exists();
         let result = encoded.map_err(|e| e.to_string()).and_then(|bytes| {
-            self.status.flash_bytes_written += bytes.len() as u64;
-            files::save(&self.flash, CHECKPOINT_FILE, &bytes)
-                .map(|()| bytes.len() as u64)
-                .map_err(|e| e.to_string())
+            // The very first checkpoint is saved twice, so that it, too, has
+            // a previous generation (the same state; its journal fits both).
+            for _ in 0..if first { 2 } else { 1 } {
+                self.status.flash_bytes_written += bytes.len() as u64;
+                files::save(&self.flash, CHECKPOINT_FILE, &bytes).map_err(|e| e.to_string())?;
+            }
+            Ok(bytes.len() as u64)
         });
         match result {
             Ok(len) => {
@@ -613,6 +622,26 @@ mod tests {
             5_300,
             "the saved 5,000 and the new boot's 300, nothing twice"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn even_the_first_checkpoint_has_a_previous_generation_its_journal_extends() {
+        let dir = scratch("first");
+        let (spool, flash) = (dir.join("spool"), dir.join("flash"));
+        let mut store = Store::new(&spool, &flash);
+        let mut state = State::new(16, 16);
+        refresh(&mut state, T0, 1000);
+        store.commit(&mut state, T0).unwrap();
+        refresh(&mut state, T0 + 3600, 7_000_000);
+        store.commit(&mut state, T0 + 3600).unwrap();
+        assert_eq!(store.status.checkpoints, 1);
+        let newest = flash.join(CHECKPOINT_FILE);
+        let mut bytes = std::fs::read(&newest).unwrap();
+        bytes[40] ^= 1;
+        std::fs::write(&newest, &bytes).unwrap();
+        let (loaded, log, _) = load(&dir.join("none"), &flash);
+        assert_eq!(summary(&loaded.unwrap()), summary(&state), "{log:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,7 +1,7 @@
 //! The agent: runs inside its namespaces and obeys one command per line.
 //! Answers `ok [data]` or `err message` on one line.
 
-use super::{bench, ops};
+use super::{bench, http, ops};
 use std::io::{BufRead, Write};
 
 pub fn run(name: &str) -> i32 {
@@ -64,8 +64,16 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "mac" => ops::mac(arg(1)?),
         "nft_tables" => ops::nft_tables(),
         "nft_flush" => done(ops::nft_flush()),
-        "http_get" => ops::http_get(arg(1)?, arg(2)?),
-        "http" => ops::http_request(arg(1)?, arg(2)?, arg(3)?, arg(4)?),
+        "http_get" => ops::http_get(arg(1)?, arg(2)?, arg(3).ok()),
+        "http_raw" => http::http_raw(arg(1)?, arg(2)?),
+        "http_hammer" => http::http_hammer(
+            arg(1)?,
+            num(2)? as usize,
+            num(3)? as usize,
+            arg(4)?,
+            arg(5)?,
+        ),
+        "http" => http::http_request(arg(1)?, arg(2)?, arg(3)?, arg(4)?),
         "received" => Ok(ops::received().to_string()),
         "peers" => Ok(ops::peers().join(",")),
         "netmeter_install" => done(bench::netmeter_install(arg(1)?, num(2)?, arg(3)?)),

@@ -16,6 +16,7 @@
 
 mod agent;
 mod bench;
+pub mod http;
 pub mod netmeter;
 mod ops;
 pub mod topology;
@@ -41,16 +42,6 @@ extern "C" fn agent_entry() {
         let code = agent::run(&name.to_string_lossy());
         std::process::exit(code);
     }
-}
-
-/// Bytes as lower-case hex, for agent commands that carry arbitrary bytes (`http`).
-pub fn hex(bytes: &[u8]) -> String {
-    ops::to_hex(bytes)
-}
-
-/// The bytes of an agent's hex answer.
-pub fn unhex(text: &str) -> Vec<u8> {
-    ops::from_hex(text).unwrap_or_else(|e| panic!("an agent's hex answer: {e}"))
 }
 
 /// Says loudly why the test bed cannot run here; in CI that is a failure.
@@ -197,6 +188,16 @@ impl Host {
             });
         }
         cmd
+    }
+
+    /// `eth0`'s MAC as netmeter prints it: `aa:bb:cc:dd:ee:ff`.
+    pub fn mac(&self) -> String {
+        let hex = self.run("mac eth0");
+        hex.as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap_or("??"))
+            .collect::<Vec<_>>()
+            .join(":")
     }
 
     /// The kernel's own counters of every interface here, from /proc/net/dev

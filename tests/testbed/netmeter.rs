@@ -69,6 +69,8 @@ pub struct Daemon {
     pub config: PathBuf,
     /// IP:PORT of its API inside the namespace.
     pub api: String,
+    /// Its `option token`, sent when the harness asks the API.
+    pub token: Option<String>,
     host_pid: u32,
 }
 
@@ -113,17 +115,21 @@ impl Daemon {
             .stderr(log_file)
             .spawn()
             .expect("starting netmeter daemon");
-        // The tests' configs set `option listen` at most once.
-        let api = config_text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("option listen"))
-            .map(|v| v.trim().trim_matches('\'').to_string())
-            .unwrap_or_else(|| "127.0.0.1:9750".into());
+        // The tests' configs set `option listen` and `option token` at most once.
+        let option = |name: &str| {
+            config_text.lines().find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some("option") && words.next() == Some(name))
+                    .then(|| words.next().unwrap_or("").trim_matches('\'').to_string())
+            })
+        };
+        let api = option("listen").unwrap_or_else(|| "127.0.0.1:9750".into());
         let d = Daemon {
             child,
             log,
             config,
             api,
+            token: option("token"),
             host_pid: host.pid(),
         };
         d.wait_for_log("started:", Duration::from_secs(10));
@@ -133,8 +139,9 @@ impl Daemon {
 
     pub fn refreshes(&self, host: &Host) -> u64 {
         assert_eq!(host.pid(), self.host_pid, "ask the daemon's own host");
+        let token = self.token.as_deref().unwrap_or("");
         let answer = host
-            .call(&format!("http_get {} /api/v1/status", self.api))
+            .call(&format!("http_get {} /api/v1/status {token}", self.api))
             .unwrap_or_default();
         let body = answer.split_once(' ').map_or("", |(_, b)| b);
         let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();

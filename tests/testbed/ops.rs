@@ -386,96 +386,15 @@ pub fn udp_download(addr: &str, port: u16, count: u64, size: usize) -> R<String>
 
 /// GETs `path` from `addr` (IP:PORT) with netmeter's own client; answers
 /// `STATUS BODY` on one line.
-pub fn http_get(addr: &str, path: &str) -> R<String> {
+/// `token`: sent as `Authorization: Bearer <token>`.
+pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> R<String> {
     let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let (status, body) = netmeter::serve::client::get(addr, path, Duration::from_secs(3))
+    let (status, body) = netmeter::serve::client::get(addr, path, token, Duration::from_secs(3))
         .map_err(|e| e.to_string())?;
     Ok(format!(
         "{status} {}",
         String::from_utf8_lossy(&body).replace('\n', " ")
     ))
-}
-
-/// One HTTP/1.1 request from inside the namespace (the page test's
-/// WebDriver calls to a chromedriver running here). `body_hex` is the
-/// request body in hex, or `-`; answers `STATUS HEXBODY`.
-pub fn http_request(method: &str, addr: &str, path: &str, body_hex: &str) -> R<String> {
-    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let body = if body_hex == "-" {
-        Vec::new()
-    } else {
-        from_hex(body_hex)?
-    };
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
-    // Starting a browser takes seconds; nothing the tests ask takes a minute.
-    let limit = Some(Duration::from_secs(60));
-    let io = |e: std::io::Error| format!("{method} {path} at {addr}: {e}");
-    stream.set_read_timeout(limit).map_err(io)?;
-    stream.set_write_timeout(limit).map_err(io)?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty() {
-        request.push_str("Content-Type: application/json; charset=utf-8\r\n");
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    stream.write_all(&body).map_err(io)?;
-    // chromedriver keeps the connection open: read the head, then the
-    // body by its length (or to the end).
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16384];
-    let head_end = loop {
-        if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-        match stream.read(&mut buf).map_err(io)? {
-            0 => return Err(format!("{method} {path}: the answer ended in its head")),
-            n => raw.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| format!("{method} {path}: no status in '{head}'"))?
-        .to_string();
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim_start().strip_prefix(':'))
-            .map(|v| v.trim().to_string())
-    };
-    let mut answer = raw.split_off(head_end + 4);
-    if let Some(length) = header("content-length") {
-        let length: usize = length.parse().map_err(|e| format!("content-length: {e}"))?;
-        while answer.len() < length {
-            match stream.read(&mut buf).map_err(io)? {
-                0 => return Err(format!("{method} {path}: the body ended early")),
-                n => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-        answer.truncate(length);
-    } else {
-        stream.read_to_end(&mut answer).map_err(io)?;
-    }
-    Ok(format!("{status} {}", to_hex(&answer)))
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn from_hex(text: &str) -> R<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad hex at {i}"))
-        })
-        .collect()
 }
 
 /// A netdev table `probe` counting per (MAC, IP) on `dev`: ingress at
