@@ -249,6 +249,24 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// Types `text` into the (emptied) field `css` selects.
+    fn type_into(&self, css: &str, text: &str) {
+        let el = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        let id = el[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element for {css}: {el}"));
+        self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
     /// The browser console's errors so far (chromedriver's "browser" log).
     fn console_errors(&self) -> Vec<String> {
         let v = self.call("POST", "/se/log", Some(json!({"type": "browser"})));
@@ -496,4 +514,75 @@ fn base64(text: &str) -> Vec<u8> {
             bytes[1..c.len()].to_vec()
         })
         .collect()
+}
+
+#[test]
+fn the_page_in_headless_chromium_asks_for_the_token_and_keeps_it_for_the_tab() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    const TOKEN: &str = "page-test-token-0123456789";
+    let net = Network::with_lan_hosts(&[]);
+    let scratch = Scratch::new();
+    let _d = Daemon::start(
+        &net.router,
+        &scratch,
+        &format!(
+            "config netmeter 'main'\n\toption refresh_interval '1'\n\toption token '{TOKEN}'\n"
+        ),
+    );
+    let b = Browser::start(&net.router, &chromium, &chromedriver, &scratch);
+    b.call(
+        "POST",
+        "/url",
+        Some(json!({"url": format!("http://{API}/")})),
+    );
+    // The page itself needs no token; the API answers 401 and the page asks.
+    b.wait_for(
+        "the token field",
+        "return !document.getElementById('auth').hidden",
+    );
+    assert_eq!(
+        b.execute("return document.querySelectorAll('#interfaces tbody tr').length"),
+        0
+    );
+
+    b.type_into("#token", "not-the-token-0123456789");
+    b.click("#auth button");
+    b.wait_for(
+        "the page to say the token was refused",
+        "return !document.getElementById('auth').hidden \
+         && document.getElementById('authwhy').textContent.includes('refused')",
+    );
+
+    b.type_into("#token", TOKEN);
+    b.click("#auth button");
+    let tables = "return document.getElementById('auth').hidden \
+         && document.querySelectorAll('#interfaces tbody tr').length > 0 \
+         && document.getElementById('version').textContent !== ''";
+    b.wait_for("the tables, with the token", tables);
+    assert_eq!(
+        b.execute("return sessionStorage.getItem('netmeter-token')"),
+        TOKEN
+    );
+
+    // A reload in the same tab keeps it: no question asked again.
+    b.call("POST", "/refresh", Some(json!({})));
+    b.wait_for("the tables after a reload", tables);
+    b.wait_for(
+        "the chart after a reload",
+        "return document.querySelectorAll('#chart svg rect.bar').length > 0",
+    );
+
+    // Only the expected refusals: the browser logs every 401 it receives.
+    let errors: Vec<String> = b
+        .console_errors()
+        .into_iter()
+        .filter(|e| !e.contains("status of 401"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the browser console has errors:\n{}",
+        errors.join("\n")
+    );
 }
