@@ -490,6 +490,7 @@ mod tests {
             ifindex,
             name,
             width,
+            master: None,
             counters,
         }
     }

@@ -550,6 +550,35 @@ pub fn flowtables(socket: &mut NetlinkSocket) -> Result<Vec<Flowtable>, NetlinkE
 }
 
 /// The prefixes of the addresses on these devices (the LAN's subnets).
+/// The devices the netdev hooks go on: a bridge's ports rather than the
+/// bridge. A software flowtable is bound to the ports (fw4 lists them), so
+/// offloaded packets go port ⇄ WAN and never pass the bridge's own hooks;
+/// the ports see them, and every bridged packet crosses exactly one port
+/// in each direction. A bridge without ports is hooked itself.
+pub fn hook_devices(lan: &[String], links: &[crate::collect::links::LinkSample]) -> Vec<String> {
+    let mut hooked = Vec::new();
+    for name in lan {
+        let Some(bridge) = links.iter().find(|l| &l.name == name) else {
+            continue;
+        };
+        let mut ports: Vec<String> = links
+            .iter()
+            .filter(|l| l.master == Some(bridge.ifindex))
+            .map(|l| l.name.clone())
+            .collect();
+        ports.sort();
+        if ports.is_empty() {
+            ports.push(name.clone());
+        }
+        for port in ports {
+            if !hooked.contains(&port) {
+                hooked.push(port);
+            }
+        }
+    }
+    hooked
+}
+
 pub fn lan_prefixes(
     route: &mut NetlinkSocket,
     links: &[crate::collect::links::LinkSample],
@@ -577,6 +606,51 @@ pub fn lan_prefixes(
     prefixes.sort_by_key(|p| (p.addr, p.len));
     prefixes.dedup();
     Ok(prefixes)
+}
+
+#[cfg(test)]
+mod bridge_tests {
+    use super::hook_devices;
+    use crate::collect::links::{CounterWidth, LinkCounters, LinkSample};
+
+    fn link(name: &str, ifindex: u32, master: Option<u32>) -> LinkSample {
+        LinkSample {
+            ifindex,
+            name: name.into(),
+            width: CounterWidth::Bits64,
+            header_bytes: 14,
+            master,
+            counters: LinkCounters::default(),
+        }
+    }
+
+    #[test]
+    fn a_bridge_is_counted_on_its_ports_and_a_plain_device_on_itself() {
+        let links = [
+            link("br-lan", 5, None),
+            link("lan2", 7, Some(5)),
+            link("lan1", 6, Some(5)),
+            link("wlan0", 8, Some(5)),
+            link("eth1", 9, None),
+            link("br-guest", 10, None),
+            link("wan", 2, None),
+        ];
+        let lan = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            hook_devices(&lan(&["br-lan", "eth1"]), &links),
+            ["lan1", "lan2", "wlan0", "eth1"]
+        );
+        // An empty bridge is hooked itself; a missing name is skipped.
+        assert_eq!(
+            hook_devices(&lan(&["br-guest", "nope"]), &links),
+            ["br-guest"]
+        );
+        // A port listed as well as its bridge is hooked once.
+        assert_eq!(
+            hook_devices(&lan(&["lan1", "br-lan"]), &links),
+            ["lan1", "lan2", "wlan0"]
+        );
+    }
 }
 
 #[cfg(test)]

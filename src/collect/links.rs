@@ -43,6 +43,8 @@ pub struct LinkSample {
     /// Ethernet-like links, 0 on PPP, WireGuard, tunnels): IP bytes are
     /// bytes − this × packets.
     pub header_bytes: u8,
+    /// The bridge this interface is a port of (its ifindex).
+    pub master: Option<u32>,
     pub counters: LinkCounters,
 }
 
@@ -87,6 +89,7 @@ pub fn read_links(
                 } else {
                     0
                 },
+                master: link.master,
                 counters,
             });
             Ok(())

@@ -103,10 +103,16 @@ impl PerDevice {
             Placement::Auto if self.no_egress => Hooks::Forward,
             Placement::Auto => Hooks::Netdev,
         };
+        // Netdev hooks go on a bridge's ports; the forward chain names the
+        // bridge itself (it is the packets' iif/oif there).
+        let hooked = match hooks {
+            Hooks::Netdev => devices::hook_devices(&present, links),
+            Hooks::Forward => present,
+        };
         Ok((
             Plan::new(
                 hooks,
-                present,
+                hooked,
                 &prefixes,
                 config.max_devices as usize,
                 timeout_ms,
@@ -191,9 +197,14 @@ impl PerDevice {
                                 .into(),
                         );
                         self.no_egress = true;
-                        let fallback = Plan {
-                            hooks: Hooks::Forward,
-                            ..plan
+                        // Planned again: the forward chain names the bridge,
+                        // not its ports.
+                        let fallback = match self.plan(config, route, links) {
+                            Ok((fallback, _)) => fallback,
+                            Err(reason) => {
+                                self.turn_off(reason, &mut log);
+                                return log;
+                            }
                         };
                         if let Err(e) = self.install(fallback, &mut log) {
                             self.refused = e.is_permission_denied();

@@ -20,6 +20,7 @@ pub const NDA_LLADDR: u16 = 2;
 pub const IFLA_ADDRESS: u16 = 1;
 pub const IFLA_IFNAME: u16 = 3;
 pub const IFLA_MTU: u16 = 4;
+pub const IFLA_MASTER: u16 = 10;
 pub const IFLA_STATS: u16 = 7;
 pub const IFLA_OPERSTATE: u16 = 16;
 pub const IFLA_LINKINFO: u16 = 18;
@@ -151,6 +152,8 @@ pub struct LinkMessage {
     pub mac: Option<Vec<u8>>,
     pub mtu: Option<u32>,
     pub oper_state: Option<u8>,
+    /// The bridge (or bond) this interface is a port of.
+    pub master: Option<u32>,
     pub stats: Option<LinkStatsWidth>,
 }
 
@@ -185,6 +188,7 @@ impl LinkMessage {
             mac: None,
             mtu: None,
             oper_state: None,
+            master: None,
             stats: None,
         };
         let mut stats32 = None;
@@ -194,6 +198,7 @@ impl LinkMessage {
                 IFLA_IFNAME => link.name = attr.str()?.to_string(),
                 IFLA_ADDRESS => link.mac = Some(attr.payload.to_vec()),
                 IFLA_MTU => link.mtu = Some(attr.u32()?),
+                IFLA_MASTER => link.master = Some(attr.u32()?),
                 IFLA_OPERSTATE => link.oper_state = Some(attr.u8()?),
                 IFLA_STATS64 => {
                     link.stats = Some(LinkStatsWidth::Bits64(LinkStats::parse64(attr.payload)?))

@@ -591,6 +591,7 @@ mod tests {
             name: "wan".into(),
             width: CounterWidth::Bits64,
             header_bytes: 14,
+            master: None,
             counters: LinkCounters {
                 rx_bytes: rx,
                 ..LinkCounters::default()
