@@ -1,0 +1,239 @@
+//! The program a VM scenario runs inside the guest (see tests/vm.rs and
+//! tests/vm/harness.rs): built static for the guest's architecture as the
+//! example `vm_scenario`, started by the guest's `/init` with the cases to
+//! run, it builds the namespace test bed (this binary is its own agent),
+//! drives netmeter (`NETMETER_BINARY`) and prints one
+//! `NETMETER-VM-RESULT {json}` line per case: measurements only. The
+//! assertions live in the host-side test, which reads them from the
+//! serial console.
+//!
+//! A case is `FIREWALL-PLACEMENT[-bridge]`: FIREWALL `offload` (fw4-like:
+//! masquerade, a flowtable with `counter`, `flow add @ft` in forward) or
+//! `plain` (masquerade only); PLACEMENT netmeter's `option placement`
+//! (`auto`, `netdev`, `forward`); `-bridge` puts the LAN ports in `br-lan`.
+//!
+//! Outside a VM it does nothing unless given cases; it needs root (or
+//! user namespaces) and a kernel with the features the case uses.
+
+#[path = "../testbed/mod.rs"]
+mod testbed;
+
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use testbed::netmeter::{self, Daemon, Scratch};
+use testbed::topology::{PORT, WAN_HOST_V4, WAN_HOST_V6};
+use testbed::{Counters, Host, LanHost, Network, Topology};
+
+/// TCP bytes of the smallest transfer; host i moves (i + 1) times this
+/// up and down over each IP version.
+const TCP_UNIT: u64 = 8 << 20;
+const UDP_DATAGRAMS: u64 = 300;
+
+fn main() {
+    let cases: Vec<String> = std::env::args().skip(1).collect();
+    if cases.is_empty() {
+        eprintln!(
+            "vm_scenario CASE…: run inside a VM by tests/vm.rs (CASE e.g. offload-auto, offload-forward, plain-auto)"
+        );
+        return;
+    }
+    for case in &cases {
+        let started = Instant::now();
+        let mut result = match run_case(case) {
+            Ok(v) => v,
+            Err(e) => json!({ "error": e }),
+        };
+        result["case"] = json!(case);
+        result["seconds"] = json!(started.elapsed().as_secs_f64());
+        println!("NETMETER-VM-RESULT {result}");
+    }
+}
+
+fn progress(what: &str) {
+    println!("NETMETER-VM-PROGRESS {what}");
+}
+
+struct Case {
+    offload: bool,
+    placement: String,
+    bridge: bool,
+}
+
+fn parse_case(case: &str) -> Result<Case, String> {
+    let parts: Vec<&str> = case.split('-').collect();
+    let offload = match parts.first() {
+        Some(&"offload") => true,
+        Some(&"plain") => false,
+        _ => return Err(format!("{case}: expected offload-… or plain-…")),
+    };
+    let placement = match parts.get(1) {
+        Some(p @ (&"auto" | &"netdev" | &"forward")) => p.to_string(),
+        _ => return Err(format!("{case}: placement auto, netdev or forward")),
+    };
+    let bridge = match parts.get(2) {
+        None => false,
+        Some(&"bridge") => true,
+        Some(other) => return Err(format!("{case}: unknown part {other}")),
+    };
+    Ok(Case {
+        offload,
+        placement,
+        bridge,
+    })
+}
+
+fn run_case(name: &str) -> Result<Value, String> {
+    let case = parse_case(name)?;
+    progress(&format!("{name}: building the network"));
+    let net = Network::build(Topology {
+        lan: vec![LanHost::dual("laptop"), LanHost::dual("tv")],
+        bridge: case.bridge.then(|| "br-lan".to_string()),
+    });
+    let ports: Vec<String> = (0..net.lan.len()).map(|i| format!("lan{i}")).collect();
+    if case.offload {
+        // fw4 lists the LAN's lower devices (bridge ports), never br-lan.
+        net.router
+            .call(&format!("fw4_offload {},wan", ports.join(",")))
+            .map_err(|e| e.to_string())?;
+    }
+    let lan_interfaces: Vec<String> = if case.bridge {
+        vec!["br-lan".into()]
+    } else {
+        ports.clone()
+    };
+    let mut config = format!(
+        "config netmeter 'main'\n\toption refresh_interval '1'\n\toption placement '{}'\n",
+        case.placement
+    );
+    for dev in &lan_interfaces {
+        config.push_str(&format!("\tlist lan_interface '{dev}'\n"));
+    }
+    let scratch = Scratch::new();
+    let d = Daemon::start_binary(&netmeter::binary(), &net.router, &scratch, &config);
+    let cfg = d.config_path().to_str().unwrap().to_string();
+    let before: Vec<Counters> = net.lan.iter().map(|h| h.counters()["eth0"]).collect();
+    let forward_before = forward_counter(&net.router, case.offload)?;
+
+    progress(&format!("{name}: traffic"));
+    let traffic_started = Instant::now();
+    let offloaded_max = traffic(&net, case.offload)?;
+    let traffic_seconds = traffic_started.elapsed().as_secs_f64();
+    d.wait_refreshed(&net.router);
+
+    let report = netmeter::json(&net.router, &["devices", "--json", "-c", &cfg]);
+    let check = netmeter::run(&net.router, &["check", "--json", "-c", &cfg]);
+    let check_report: Value = serde_json::from_slice(&check.stdout).unwrap_or_else(
+        |e| json!({ "unparsed": format!("{e}: {}", String::from_utf8_lossy(&check.stderr)) }),
+    );
+    let forward_after = forward_counter(&net.router, case.offload)?;
+
+    let mut hosts = Vec::new();
+    for (i, host) in net.lan.iter().enumerate() {
+        let after = host.counters()["eth0"];
+        let mac = mac_of(host);
+        let dev = report["devices"]
+            .as_array()
+            .and_then(|all| all.iter().find(|d| d["mac"] == mac.as_str()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        hosts.push(json!({
+            "name": host.name,
+            "mac": mac,
+            "tx_truth": after.tx_l3_bytes() - before[i].tx_l3_bytes(),
+            "rx_truth": after.rx_l3_bytes() - before[i].rx_l3_bytes(),
+            "tx_packets": after.tx_packets - before[i].tx_packets,
+            "rx_packets": after.rx_packets - before[i].rx_packets,
+            "tx_counted": dev["tx_bytes"],
+            "rx_counted": dev["rx_bytes"],
+        }));
+    }
+    let forward = match (forward_before, forward_after) {
+        (Some(b), Some(a)) => json!({ "bytes": a.0 - b.0, "packets": a.1 - b.1 }),
+        _ => Value::Null,
+    };
+    Ok(json!({
+        "kernel": kernel_release(),
+        "offload": case.offload,
+        "placement": case.placement,
+        "bridge": case.bridge,
+        "hosts": hosts,
+        "unattributed": report["unattributed"],
+        "forward_chain": forward,
+        "conntrack_offloaded_max": offloaded_max,
+        "traffic_seconds": traffic_seconds,
+        "check_exit": check.status.code(),
+        "check": check_report,
+        "daemon_log": d.log_text(),
+    }))
+}
+
+/// Every LAN host uploads and downloads over TCP and UDP, IPv4 and IPv6.
+/// While the TCP transfers run, the router's conntrack table is sampled:
+/// the most entries marked `[OFFLOAD]` at once (None: no flowtable).
+fn traffic(net: &Network, offload: bool) -> Result<Option<u64>, String> {
+    let done = AtomicBool::new(false);
+    let mut most = 0u64;
+    let mut failure = None;
+    std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut most = 0u64;
+            while offload && !done.load(Ordering::SeqCst) {
+                if let Ok(answer) = net.router.call("conntrack_offloaded") {
+                    let n = answer.split(',').next().unwrap_or("0");
+                    most = most.max(n.parse().unwrap_or(0));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            most
+        });
+        for (i, host) in net.lan.iter().enumerate() {
+            let n = TCP_UNIT * (i as u64 + 1);
+            for (wan, size) in [(WAN_HOST_V4, 1200), (WAN_HOST_V6, 1100)] {
+                for line in [
+                    format!("tcp_upload {wan} {PORT} {n}"),
+                    format!("tcp_download {wan} {PORT} {}", 2 * n),
+                    format!("udp_upload {wan} {PORT} {UDP_DATAGRAMS} {size}"),
+                    format!("udp_download {wan} {PORT} {UDP_DATAGRAMS} {}", size - 100),
+                ] {
+                    if let Err(e) = host.call(&line) {
+                        failure.get_or_insert(e.to_string());
+                    }
+                }
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+        most = sampler.join().unwrap();
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(offload.then_some(most)),
+    }
+}
+
+fn forward_counter(router: &Host, offload: bool) -> Result<Option<(u64, u64)>, String> {
+    if !offload {
+        return Ok(None);
+    }
+    let answer = router.call("forward_counter").map_err(|e| e.to_string())?;
+    let (b, p) = answer.split_once(',').ok_or("bad forward_counter answer")?;
+    Ok(Some((
+        b.parse().map_err(|e| format!("{e}"))?,
+        p.parse().map_err(|e| format!("{e}"))?,
+    )))
+}
+
+fn mac_of(host: &Host) -> String {
+    let hex = host.run("mac eth0");
+    hex.as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
