@@ -152,7 +152,12 @@ fn summary(result: &Value) -> String {
 #[test]
 #[ignore = "boots a VM: cargo test --test vm -- --ignored (CI runs it)"]
 fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kernel() {
-    let cases = ["offload-auto", "offload-forward", "plain-auto"];
+    let cases = [
+        "offload-auto",
+        "offload-forward",
+        "plain-auto",
+        "offload-auto-bridge",
+    ];
     let vm = Vm {
         arch: Arch::X86_64,
         modules: OFFLOAD_MODULES,
@@ -222,6 +227,29 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
     let plain = run.result("plain-auto");
     assert!(plain["forward_chain"].is_null());
     assert_accurate(plain);
+
+    // OpenWrt's usual LAN: the ports in br-lan, netmeter on br-lan, and
+    // fw4's flowtable on the ports (it lists lower devices). Offloaded
+    // packets go port ⇄ WAN and never pass br-lan's hooks, so today
+    // netmeter misses them (docs/ARCHITECTURE.md, known limits). What
+    // must hold meanwhile: the loss is never silent — `check` fails on
+    // the WAN's bytes that no device accounts for.
+    let bridged = run.result("offload-auto-bridge");
+    assert_offloaded(bridged);
+    let missed = accuracy_failures(bridged);
+    if !missed.is_empty() {
+        let bar = "!".repeat(72);
+        eprintln!(
+            "\n{bar}\n!!! KNOWN GAP: netmeter on br-lan misses flows offloaded on its ports:\n!!!   {}\n{bar}\n",
+            missed.join("\n!!!   ")
+        );
+        assert_eq!(bridged["check_exit"], 1, "check: {}", bridged["check"]);
+        let attribution = findings(bridged, "attribution");
+        assert!(
+            attribution.iter().any(|f| f["ok"] == false),
+            "check must say that the WAN carries traffic no device accounts for: {attribution:?}"
+        );
+    }
 }
 
 #[test]
