@@ -11,6 +11,13 @@
 //! while the flows really are offloaded, and with `placement 'forward'`
 //! it must miss them and `netmeter check` must say so.
 //!
+//! The mipsel scenario boots Debian's mipsel `4kc-malta` kernel on qemu's
+//! Malta board with a 24Kc CPU and runs the mipsel router build there
+//! (nightly build-std, panic=immediate-abort, cargo-zigbuild): netmeter
+//! installs its netdev tables, counts the same kind of traffic within
+//! 0.5 %, answers its API and /metrics on loopback, and after a stop
+//! (commit) and a start from flash alone its totals continue exactly.
+//!
 //! The VM tests boot a kernel (about a minute with the first build), so
 //! they are ignored by plain `cargo test`: `cargo test --test vm --
 //! --ignored` runs them, and so does `.ci/run`, where a missing qemu or
@@ -250,6 +257,100 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
             "check must say that the WAN carries traffic no device accounts for: {attribution:?}"
         );
     }
+}
+
+/// What the router scenario loads in the guest (dependencies follow).
+const ROUTER_MODULES: &[&str] = &[
+    "veth",
+    "nf_tables",
+    "nft_objref",
+    "nft_chain_nat",
+    "nft_masq",
+];
+
+/// One device's (tx, rx) totals in a `restart` list.
+fn totals(list: &Value, mac: &str) -> (u64, u64) {
+    let d = list
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["mac"] == mac))
+        .unwrap_or_else(|| panic!("no {mac} in {list}"));
+    (u(d, "tx"), u(d, "rx"))
+}
+
+#[test]
+#[ignore = "boots a VM: cargo test --test vm -- --ignored (CI runs it)"]
+fn the_mipsel_router_build_counts_persists_and_answers_on_a_mips_kernel() {
+    let case = "plain-auto-small-restart";
+    let vm = Vm {
+        arch: Arch::Mipsel,
+        modules: ROUTER_MODULES,
+        cases: &[case],
+        limit: Duration::from_secs(900),
+    };
+    let run = match vm.run() {
+        Ok(run) => run,
+        Err(why) => return harness::unavailable("mipsel scenario", why),
+    };
+    eprintln!(
+        "booted {} ({}); timings {:?}",
+        run.kernel_package,
+        run.log_path.display(),
+        run.timings
+    );
+    let result = run.result(case);
+    assert!(
+        result["error"].is_null(),
+        "{case} failed in the guest: {}\nconsole:\n{}",
+        result["error"],
+        run.log
+    );
+    eprintln!("{}", summary(result));
+    // Its tables installed at netdev ingress/egress, and exact.
+    let placement = findings(result, "placement");
+    assert!(
+        placement[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("priority -500"),
+        "{placement:?}"
+    );
+    assert_accurate(result);
+    assert_eq!(result["check_exit"], 0, "check: {}", result["check"]);
+
+    // The API on loopback, the state on flash, and totals that continue
+    // across a stop and a start.
+    let restart = &result["restart"];
+    assert_eq!(restart["api"]["status_code"], "200", "{restart}");
+    assert_eq!(restart["api"]["metrics_code"], "200", "{restart}");
+    assert_eq!(restart["api"]["metrics_up"], true, "{restart}");
+    let flash: Vec<&str> = restart["flash_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(flash.contains(&"netmeter.state"), "flash holds {flash:?}");
+    let log = restart["log"].as_str().unwrap();
+    assert!(
+        log.contains("loaded") && log.contains("flash"),
+        "the restarted daemon loaded its state from flash:\n{log}"
+    );
+    for host in result["hosts"].as_array().unwrap() {
+        let mac = host["mac"].as_str().unwrap();
+        assert_eq!(
+            totals(&restart["after_start"], mac),
+            totals(&restart["before_stop"], mac),
+            "{mac}: totals after the restart"
+        );
+    }
+    let mac = restart["upload_host_mac"].as_str().unwrap();
+    let grew = totals(&restart["after_upload"], mac).0 - totals(&restart["after_start"], mac).0;
+    let truth = u(restart, "upload_truth");
+    assert!(
+        error(grew, truth) <= TOLERANCE,
+        "after the restart netmeter counted {grew} of an upload of {truth} bytes\n{}",
+        restart["log"]
+    );
 }
 
 #[test]

@@ -5,12 +5,14 @@
 //! 1. Packages: the kernel (`linux-image-<flavour>` resolved to its
 //!    versioned package with `apt-cache depends`) and `busybox-static` are
 //!    fetched with `apt-get download` and unpacked with `dpkg-deb -x`,
-//!    never installed. Everything lands in `target/vm-cache/<arch>/`, so a
-//!    re-run downloads nothing.
+//!    never installed. Everything lands in `target/vm-cache/<arch>/` (or
+//!    `$NETMETER_VM_CACHE`), so a re-run downloads nothing; a foreign
+//!    architecture's apt lists are kept there too, so the machine's apt
+//!    and dpkg configuration are never changed.
 //! 2. Builds: netmeter and the scenario program (`tests/vm/scenario.rs`,
 //!    the example `vm_scenario`, which includes the namespace test bed)
-//!    static for the guest (`Arch::build`), in their own target directory
-//!    (`target/vm-cache/cargo`) so the outer `cargo test` keeps its lock.
+//!    static for the guest (`Arch::build`), in their own target directories
+//!    under the cache, so the outer `cargo test` keeps its lock.
 //! 3. Initramfs: a newc cpio written here (`Cpio`): busybox, the modules
 //!    the scenario needs with their dependencies (read from each module's
 //!    own `.modinfo`, so no depmod), the two binaries, and a `/init`
@@ -40,7 +42,11 @@ const MODULE_FAILED: &str = "NETMETER-VM-MODULE-FAILED ";
 /// A guest architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
+    /// Debian's amd64 kernel on qemu's q35 PC.
     X86_64,
+    /// Debian's mipsel `4kc-malta` kernel on qemu's MIPS Malta board with
+    /// a 24Kc CPU (OpenWrt's mipsel_24kc routers' core).
+    Mipsel,
 }
 
 impl Arch {
@@ -48,6 +54,7 @@ impl Arch {
     pub fn debian(self) -> &'static str {
         match self {
             Arch::X86_64 => "amd64",
+            Arch::Mipsel => "mipsel",
         }
     }
 
@@ -55,21 +62,14 @@ impl Arch {
     fn kernel_metapackage(self) -> &'static str {
         match self {
             Arch::X86_64 => "linux-image-amd64",
-        }
-    }
-
-    /// A package of this architecture, as apt names it.
-    fn package(self, name: &str) -> String {
-        if self.debian() == host_debian_arch() {
-            name.to_string()
-        } else {
-            format!("{name}:{}", self.debian())
+            Arch::Mipsel => "linux-image-4kc-malta",
         }
     }
 
     pub fn qemu(self) -> &'static str {
         match self {
             Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Mipsel => "qemu-system-mipsel",
         }
     }
 
@@ -77,28 +77,26 @@ impl Arch {
     pub fn rust_target(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Mipsel => "mipsel-unknown-linux-musl",
         }
     }
 
-    /// The Debian package(s) that provide `qemu()`.
+    /// The Debian package that provides `qemu()`.
     fn qemu_package(self) -> &'static str {
         match self {
             Arch::X86_64 => "qemu-system-x86",
+            Arch::Mipsel => "qemu-system-mips",
         }
     }
 
     fn console(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "ttyS0",
-        }
+        "ttyS0"
     }
 
-    /// qemu's machine arguments. x86_64 boots the uncompressed `vmlinux`
-    /// through the PVH entry when it could be extracted (2–3 s faster).
+    /// qemu's machine arguments.
     fn machine_args(self) -> Vec<String> {
-        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect();
-        match self {
-            Arch::X86_64 => s(&[
+        let args: &[&str] = match self {
+            Arch::X86_64 => &[
                 "-M",
                 "q35",
                 "-accel",
@@ -109,34 +107,122 @@ impl Arch {
                 "2",
                 "-m",
                 "1024",
-            ]),
+            ],
+            // The Malta kernel addresses 256 MB without highmem.
+            Arch::Mipsel => &["-M", "malta", "-cpu", "24Kc", "-m", "256"],
+        };
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// apt options for this architecture's packages: none for the
+    /// machine's own; for a foreign one, apt's lists and cache kept under
+    /// the VM cache with this as the only architecture, so the machine's
+    /// dpkg and apt configuration stay as they are.
+    fn apt_options(self, cache: &Path) -> Vec<String> {
+        if self.debian() == host_debian_arch() {
+            return Vec::new();
         }
+        let apt = cache.join("apt");
+        vec![
+            format!("APT::Architecture={}", self.debian()),
+            format!("APT::Architectures={}", self.debian()),
+            format!("Dir::State::Lists={}", apt.join("lists").display()),
+            format!("Dir::Cache={}", apt.join("cache").display()),
+            "Dir::State::status=/dev/null".to_string(),
+        ]
+        .into_iter()
+        .flat_map(|o| ["-o".to_string(), o])
+        .collect()
     }
 
     /// Builds netmeter and the scenario program static for the guest:
     /// (netmeter, vm_scenario).
     fn build(self, cache: &Path) -> Result<(PathBuf, PathBuf), Unavailable> {
-        let target_dir = cache.join("cargo");
         let target = self.rust_target();
-        let log = cache.join(format!("build-{}.log", self.debian()));
-        let mut cmd = Command::new(cargo());
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .args(["build", "--release", "--target", target])
-            .args(["--bin", "netmeter", "--example", "vm_scenario"]);
-        logged(&mut cmd, &log).map_err(|e| {
-            Unavailable(format!(
-                "the static {target} build failed ({e}); is the target installed \
-                 (rustup target add {target})? Log: {}",
-                log.display()
-            ))
-        })?;
-        let dir = target_dir.join(target).join("release");
-        Ok((
-            dir.join("netmeter"),
-            dir.join("examples").join("vm_scenario"),
-        ))
+        match self {
+            Arch::X86_64 => {
+                let dir = cache.join("cargo");
+                let mut cmd = Command::new(cargo());
+                cmd.env("CARGO_TARGET_DIR", &dir)
+                    .args(["build", "--release", "--target", target])
+                    .args(["--bin", "netmeter", "--example", "vm_scenario"]);
+                build(
+                    &mut cmd,
+                    &cache.join("build-amd64.log"),
+                    &format!("is the target installed (rustup target add {target})?"),
+                )?;
+                let out = dir.join(target).join("release");
+                Ok((out.join("netmeter"), out.join("examples/vm_scenario")))
+            }
+            Arch::Mipsel => {
+                // The router build (cross/, README "Size"): nightly with std
+                // rebuilt, panic=immediate-abort, through cargo-zigbuild for
+                // the musl C parts. relocation-model=static: static-PIE
+                // MIPS binaries crash under qemu. The scenario program is
+                // built beside it with panic=abort, so its panics explain.
+                let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin");
+                let path = std::env::join_paths(std::iter::once(venv.clone()).chain(
+                    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+                ))
+                .unwrap();
+                if which_in(&path, "cargo-zigbuild").is_none() {
+                    return Err(Unavailable(format!(
+                        "cargo-zigbuild is not installed (python3 -m venv .venv && \
+                         .venv/bin/pip install ziglang cargo-zigbuild; looked in {} and PATH)",
+                        venv.display()
+                    )));
+                }
+                let mut out = Vec::new();
+                for (what, extra_flags, artifact) in [
+                    (
+                        "router",
+                        " -Zunstable-options -Cpanic=immediate-abort",
+                        ["--bin", "netmeter"],
+                    ),
+                    ("scenario", "", ["--example", "vm_scenario"]),
+                ] {
+                    let dir = cache.join(format!("cargo-mipsel-{what}"));
+                    let mut cmd = Command::new("cargo");
+                    cmd.env("PATH", &path)
+                        .env("CARGO_TARGET_DIR", &dir)
+                        .env(
+                            "RUSTFLAGS",
+                            format!("-C relocation-model=static{extra_flags}"),
+                        )
+                        .args(["+nightly", "zigbuild", "--release", "--target", target])
+                        .arg("-Zbuild-std=std,panic_abort")
+                        .args(artifact);
+                    build(
+                        &mut cmd,
+                        &cache.join(format!("build-mipsel-{what}.log")),
+                        "needs the nightly toolchain with rust-src \
+                         (rustup component add rust-src --toolchain nightly)",
+                    )?;
+                    let built = dir.join(target).join("release");
+                    out.push(if what == "router" {
+                        built.join("netmeter")
+                    } else {
+                        built.join("examples/vm_scenario")
+                    });
+                }
+                Ok((out[0].clone(), out[1].clone()))
+            }
+        }
     }
+}
+
+/// Runs a build in the project; Unavailable with `hint` and the log if it fails.
+fn build(cmd: &mut Command, log: &Path, hint: &str) -> Result<(), Unavailable> {
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC");
+    logged(cmd, log).map_err(|e| {
+        Unavailable(format!(
+            "a static guest build failed ({e}); {hint} Log: {}",
+            log.display()
+        ))
+    })
 }
 
 /// Why a VM cannot be had on this machine (no qemu, no package, …).
@@ -219,7 +305,8 @@ impl Vm<'_> {
         let release = kernel_release(&kernel_dir)?;
         let modules_root = kernel_dir.join("lib/modules").join(&release);
         let modules = load_order(&modules_root, self.modules).map_err(Unavailable)?;
-        let run_dir = arch_cache.join(format!("run-{}", std::process::id()));
+        // One directory per scenario, replaced by its next run.
+        let run_dir = arch_cache.join(format!("run-{}", self.cases.join("+")));
         let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(&run_dir).unwrap();
         let initrd = run_dir.join("initramfs.cpio");
@@ -331,7 +418,7 @@ impl Vm<'_> {
 pub fn unavailable(test: &str, why: Unavailable) {
     let msg = format!(
         "{test}: cannot boot a VM here: {}. On Debian: apt-get update && \
-         apt-get install --no-install-recommends qemu-system-x86 (.ci/run does this).",
+         apt-get install --no-install-recommends qemu-system-x86 qemu-system-mips (.ci/run does this).",
         why.0
     );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -341,8 +428,13 @@ pub fn unavailable(test: &str, why: Unavailable) {
     eprintln!("\n{bar}\n!!! SKIPPED (CI is not true): {msg}\n{bar}\n");
 }
 
-/// `target/vm-cache`, beside the test's own target directory.
+/// `target/vm-cache`, beside the test's own target directory, or
+/// `NETMETER_VM_CACHE` (CI keeps one across clones: the packages and the
+/// guest builds' dependencies and std are reused, the crate rebuilt).
 pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NETMETER_VM_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("CARGO_TARGET_TMPDIR is target/tmp")
@@ -354,11 +446,13 @@ fn cargo() -> String {
 }
 
 fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
+    which_in(&std::env::var_os("PATH")?, program)
+}
+
+fn which_in(paths: &std::ffi::OsStr, program: &str) -> Option<PathBuf> {
+    std::env::split_paths(paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 fn host_debian_arch() -> String {
@@ -399,9 +493,14 @@ fn logged(cmd: &mut Command, log: &Path) -> Result<(), String> {
 /// The versioned kernel package the metapackage depends on now; offline,
 /// the newest one already in the cache.
 fn kernel_package(arch: Arch, cache: &Path) -> Result<String, Unavailable> {
+    let options = arch.apt_options(cache);
+    if !options.is_empty() {
+        refresh_private_lists(&options, cache);
+    }
     let out = Command::new("apt-cache")
+        .args(&options)
         .args(["depends", "--no-recommends", "--no-suggests"])
-        .arg(arch.package(arch.kernel_metapackage()))
+        .arg(arch.kernel_metapackage())
         .output();
     let named = out.ok().and_then(|o| {
         String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
@@ -428,10 +527,35 @@ fn kernel_package(arch: Arch, cache: &Path) -> Result<String, Unavailable> {
     cached.sort();
     cached.pop().ok_or_else(|| {
         Unavailable(format!(
-            "apt-cache does not know {} and nothing is cached (run apt-get update)",
-            arch.package(arch.kernel_metapackage())
+            "apt-cache does not know {} ({}) and nothing is cached (run apt-get update)",
+            arch.kernel_metapackage(),
+            arch.debian()
         ))
     })
+}
+
+/// A foreign architecture's package lists, fetched into the cache when
+/// missing or a day old. A failure leaves the old lists (or the cached
+/// packages) to be used.
+fn refresh_private_lists(options: &[String], cache: &Path) {
+    let apt = cache.join("apt");
+    let stamp = apt.join("updated");
+    let fresh = std::fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| {
+            t.elapsed()
+                .is_ok_and(|age| age < Duration::from_secs(86_400))
+        });
+    if fresh {
+        return;
+    }
+    for dir in ["lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(apt.join(dir)).unwrap();
+    }
+    let log = cache.join("apt-update.log");
+    if logged(Command::new("apt-get").args(options).arg("update"), &log).is_ok() {
+        std::fs::write(&stamp, b"").unwrap();
+    }
 }
 
 /// The package fetched (once) and unpacked (once) under the cache.
@@ -459,7 +583,8 @@ fn unpacked(arch: Arch, package: &str, cache: &Path) -> Result<PathBuf, Unavaila
             logged(
                 Command::new("apt-get")
                     .current_dir(&debs)
-                    .args(["download", &arch.package(package)]),
+                    .args(arch.apt_options(cache))
+                    .args(["download", package]),
                 &log,
             )
             .map_err(|e| Unavailable(format!("apt-get download {package} failed: {e}")))?;

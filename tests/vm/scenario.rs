@@ -7,10 +7,15 @@
 //! assertions live in the host-side test, which reads them from the
 //! serial console.
 //!
-//! A case is `FIREWALL-PLACEMENT[-bridge]`: FIREWALL `offload` (fw4-like:
+//! A case is `FIREWALL-PLACEMENT[-FLAG…]`: FIREWALL `offload` (fw4-like:
 //! masquerade, a flowtable with `counter`, `flow add @ft` in forward) or
 //! `plain` (masquerade only); PLACEMENT netmeter's `option placement`
-//! (`auto`, `netdev`, `forward`); `-bridge` puts the LAN ports in `br-lan`.
+//! (`auto`, `netdev`, `forward`). Flags: `bridge` puts the LAN ports in
+//! `br-lan`; `small` moves an eighth of the traffic (slow guests);
+//! `restart` then asks the API on loopback, stops the daemon (which
+//! commits its state to flash), removes the spool (tmpfs, gone after a
+//! reboot), starts it again and measures one more upload: totals must
+//! continue.
 //!
 //! Outside a VM it does nothing unless given cases; it needs root (or
 //! user namespaces) and a kernel with the features the case uses.
@@ -58,6 +63,8 @@ struct Case {
     offload: bool,
     placement: String,
     bridge: bool,
+    small: bool,
+    restart: bool,
 }
 
 fn parse_case(case: &str) -> Result<Case, String> {
@@ -71,15 +78,19 @@ fn parse_case(case: &str) -> Result<Case, String> {
         Some(p @ (&"auto" | &"netdev" | &"forward")) => p.to_string(),
         _ => return Err(format!("{case}: placement auto, netdev or forward")),
     };
-    let bridge = match parts.get(2) {
-        None => false,
-        Some(&"bridge") => true,
-        Some(other) => return Err(format!("{case}: unknown part {other}")),
-    };
+    let flags = parts.get(2..).unwrap_or_default();
+    if let Some(other) = flags
+        .iter()
+        .find(|f| !["bridge", "small", "restart"].contains(f))
+    {
+        return Err(format!("{case}: unknown flag {other}"));
+    }
     Ok(Case {
         offload,
         placement,
-        bridge,
+        bridge: flags.contains(&"bridge"),
+        small: flags.contains(&"small"),
+        restart: flags.contains(&"restart"),
     })
 }
 
@@ -117,7 +128,7 @@ fn run_case(name: &str) -> Result<Value, String> {
 
     progress(&format!("{name}: traffic"));
     let traffic_started = Instant::now();
-    let offloaded_max = traffic(&net, case.offload)?;
+    let offloaded_max = traffic(&net, case.offload, case.small)?;
     let traffic_seconds = traffic_started.elapsed().as_secs_f64();
     d.wait_refreshed(&net.router);
 
@@ -127,6 +138,7 @@ fn run_case(name: &str) -> Result<Value, String> {
         |e| json!({ "unparsed": format!("{e}: {}", String::from_utf8_lossy(&check.stderr)) }),
     );
     let forward_after = forward_counter(&net.router, case.offload)?;
+    let daemon_log = d.log_text();
 
     let mut hosts = Vec::new();
     for (i, host) in net.lan.iter().enumerate() {
@@ -148,6 +160,11 @@ fn run_case(name: &str) -> Result<Value, String> {
             "rx_counted": dev["rx_bytes"],
         }));
     }
+    let restart = if case.restart {
+        restart(&net, d, &scratch, &config, &report)?
+    } else {
+        Value::Null
+    };
     let forward = match (forward_before, forward_after) {
         (Some(b), Some(a)) => json!({ "bytes": a.0 - b.0, "packets": a.1 - b.1 }),
         _ => Value::Null,
@@ -164,14 +181,82 @@ fn run_case(name: &str) -> Result<Value, String> {
         "traffic_seconds": traffic_seconds,
         "check_exit": check.status.code(),
         "check": check_report,
-        "daemon_log": d.log_text(),
+        "daemon_log": daemon_log,
+        "restart": restart,
+    }))
+}
+
+/// The API on loopback, then a stop (the daemon commits), a start on the
+/// same files, and one more upload by the first LAN host: what each
+/// device had before the stop, after the start, and after the upload,
+/// with the upload's ground truth.
+fn restart(
+    net: &Network,
+    d: Daemon,
+    scratch: &Scratch,
+    config: &str,
+    before: &Value,
+) -> Result<Value, String> {
+    progress("restart: API, stop, start, upload");
+    let ask = |path: &str| net.router.call(&format!("http_get {} {path}", d.api));
+    let status = ask("/api/v1/status").map_err(|e| e.to_string())?;
+    let metrics = ask("/metrics").map_err(|e| e.to_string())?;
+    let api = json!({
+        "status_code": status.split(' ').next(),
+        "metrics_code": metrics.split(' ').next(),
+        "metrics_up": metrics.contains("netmeter_up 1"),
+    });
+    drop(d); // SIGTERM: a last refresh, then a commit to flash
+    let flash: Vec<String> = std::fs::read_dir(scratch.0.join("flash"))
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    // As after a reboot: the spool lived in tmpfs, only flash is left.
+    let _ = std::fs::remove_dir_all(scratch.0.join("spool"));
+    let d = Daemon::start_binary(&netmeter::binary(), &net.router, scratch, config);
+    let cfg = d.config_path().to_str().unwrap().to_string();
+    let reloaded = netmeter::json(&net.router, &["devices", "--json", "-c", &cfg]);
+    let host = &net.lan[0];
+    let sent_before = host.counters()["eth0"];
+    host.call(&format!("tcp_upload {WAN_HOST_V4} {PORT} {}", 2 << 20))
+        .map_err(|e| e.to_string())?;
+    d.wait_refreshed(&net.router);
+    let after = netmeter::json(&net.router, &["devices", "--json", "-c", &cfg]);
+    let sent = host.counters()["eth0"].tx_l3_bytes() - sent_before.tx_l3_bytes();
+    let totals = |report: &Value| -> Value {
+        report["devices"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|d| json!({ "mac": d["mac"], "tx": d["tx_bytes"], "rx": d["rx_bytes"] }))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(json!({
+        "api": api,
+        "flash_files": flash,
+        "before_stop": totals(before),
+        "after_start": totals(&reloaded),
+        "after_upload": totals(&after),
+        "upload_host_mac": mac_of(host),
+        "upload_truth": sent,
+        "log": d.log_text(),
     }))
 }
 
 /// Every LAN host uploads and downloads over TCP and UDP, IPv4 and IPv6.
 /// While the TCP transfers run, the router's conntrack table is sampled:
 /// the most entries marked `[OFFLOAD]` at once (None: no flowtable).
-fn traffic(net: &Network, offload: bool) -> Result<Option<u64>, String> {
+fn traffic(net: &Network, offload: bool, small: bool) -> Result<Option<u64>, String> {
+    let (tcp_unit, datagrams) = if small {
+        (TCP_UNIT / 8, UDP_DATAGRAMS / 3)
+    } else {
+        (TCP_UNIT, UDP_DATAGRAMS)
+    };
     let done = AtomicBool::new(false);
     let mut most = 0u64;
     let mut failure = None;
@@ -188,13 +273,13 @@ fn traffic(net: &Network, offload: bool) -> Result<Option<u64>, String> {
             most
         });
         for (i, host) in net.lan.iter().enumerate() {
-            let n = TCP_UNIT * (i as u64 + 1);
+            let n = tcp_unit * (i as u64 + 1);
             for (wan, size) in [(WAN_HOST_V4, 1200), (WAN_HOST_V6, 1100)] {
                 for line in [
                     format!("tcp_upload {wan} {PORT} {n}"),
                     format!("tcp_download {wan} {PORT} {}", 2 * n),
-                    format!("udp_upload {wan} {PORT} {UDP_DATAGRAMS} {size}"),
-                    format!("udp_download {wan} {PORT} {UDP_DATAGRAMS} {}", size - 100),
+                    format!("udp_upload {wan} {PORT} {datagrams} {size}"),
+                    format!("udp_download {wan} {PORT} {datagrams} {}", size - 100),
                 ] {
                     if let Err(e) = host.call(&line) {
                         failure.get_or_insert(e.to_string());
