@@ -424,8 +424,15 @@ pub fn unavailable(test: &str, why: Unavailable) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{msg}");
     }
+    loud(&format!("SKIPPED (CI is not true): {msg}"));
+}
+
+/// A banner straight to stderr: the test harness captures eprintln! of
+/// tests that pass, and this must be seen.
+pub fn loud(text: &str) {
     let bar = "!".repeat(72);
-    eprintln!("\n{bar}\n!!! SKIPPED (CI is not true): {msg}\n{bar}\n");
+    let body: Vec<String> = text.lines().map(|l| format!("!!! {l}")).collect();
+    let _ = writeln!(std::io::stderr(), "\n{bar}\n{}\n{bar}\n", body.join("\n"));
 }
 
 /// `target/vm-cache`, beside the test's own target directory, or
