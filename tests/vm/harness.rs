@@ -436,8 +436,7 @@ pub fn loud(text: &str) {
 }
 
 /// `target/vm-cache`, beside the test's own target directory, or
-/// `NETMETER_VM_CACHE` (CI keeps one across clones: the packages and the
-/// guest builds' dependencies and std are reused, the crate rebuilt).
+/// `NETMETER_VM_CACHE` (to share the downloads between clones).
 pub fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("NETMETER_VM_CACHE").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
