@@ -164,6 +164,7 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
         "offload-forward",
         "plain-auto",
         "offload-auto-bridge",
+        "offload-auto-bridge-ports",
     ];
     let vm = Vm {
         arch: Arch::X86_64,
@@ -239,8 +240,9 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
     // fw4's flowtable on the ports (it lists lower devices). Offloaded
     // packets go port ⇄ WAN and never pass br-lan's hooks, so today
     // netmeter misses them (docs/ARCHITECTURE.md, known limits). What
-    // must hold meanwhile: the loss is never silent — `check` fails on
-    // the WAN's bytes that no device accounts for.
+    // must hold meanwhile: the loss is never silent — `check` says why
+    // (offload) and sees the WAN's bytes no device accounts for
+    // (attribution).
     let bridged = run.result("offload-auto-bridge");
     assert_offloaded(bridged);
     let missed = accuracy_failures(bridged);
@@ -255,7 +257,23 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
             attribution.iter().any(|f| f["ok"] == false),
             "check must say that the WAN carries traffic no device accounts for: {attribution:?}"
         );
+        let offload = findings(bridged, "offload");
+        assert!(
+            offload.iter().any(|f| f["ok"] == false
+                && f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("lan0, lan1, ports of br-lan")),
+            "check must say that the flowtable offloads below br-lan: {offload:?}"
+        );
     }
+
+    // What check recommends there: count on the bridge's ports, with the
+    // LAN's subnets given. Exact again.
+    let on_ports = run.result("offload-auto-bridge-ports");
+    assert_offloaded(on_ports);
+    assert_accurate(on_ports);
+    assert_eq!(on_ports["check_exit"], 0, "check: {}", on_ports["check"]);
 }
 
 /// What the router scenario loads in the guest (dependencies follow).

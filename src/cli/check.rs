@@ -2,7 +2,11 @@ use super::CliError;
 use crate::collect::devices::{self, Hooks};
 use crate::config::Config;
 use crate::netlink::nftables::NF_FLOWTABLE_HW_OFFLOAD;
-use crate::netlink::{NetlinkSocket, socket::NETLINK_NETFILTER};
+use crate::netlink::route::{LinkMessage, link_dump_request};
+use crate::netlink::{
+    NetlinkSocket,
+    socket::{NETLINK_NETFILTER, NETLINK_ROUTE},
+};
 use argh::FromArgs;
 use serde::Serialize;
 use serde_json::Value;
@@ -77,7 +81,7 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         }
     }
     check_token(&config, &mut say);
-    check_kernel(status.is_some(), &mut say);
+    check_kernel(status.is_some(), &config.lan_interface, &mut say);
     if status.is_some()
         && let Some(d) =
             super::ask_daemon::<Value>(&config, args.url.as_deref(), "/api/v1/devices")?
@@ -255,7 +259,11 @@ fn check_token(config: &Config, say: &mut impl FnMut(bool, &'static str, String)
 }
 
 /// What the kernel itself says: netmeter's table and any flowtables.
-fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, String)) {
+fn check_kernel(
+    daemon_running: bool,
+    lan_devices: &[String],
+    say: &mut impl FnMut(bool, &'static str, String),
+) {
     let mut socket = match NetlinkSocket::open(NETLINK_NETFILTER) {
         Ok(s) => s,
         Err(e) => return say(false, "firewall", format!("cannot inspect nftables: {e}")),
@@ -320,6 +328,24 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
                             ft.name, ft.table
                         ),
                     );
+                } else if let Some((bridge, ports)) =
+                    bridge_ports_offloaded(&ft.devices, lan_devices)
+                {
+                    say(
+                        false,
+                        "offload",
+                        format!(
+                            "flowtable {} (table {}) offloads in software on {}, ports of {bridge}, where \
+                             netmeter counts: offloaded packets go between those ports and the WAN without \
+                             passing {bridge}, so per-device counts miss them. Count on the ports instead \
+                             (list lan_interface for each of {}, and list lan_subnet for {bridge}'s subnets), \
+                             or turn flow offloading off (firewall: option flow_offloading '0')",
+                            ft.name,
+                            ft.table,
+                            ports.join(", "),
+                            ports.join(", ")
+                        ),
+                    );
                 } else {
                     say(
                         true,
@@ -335,6 +361,32 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
         }
         Err(e) => say(false, "offload", format!("cannot list flowtables: {e}")),
     }
+}
+
+/// The first LAN device netmeter counts on that is a bridge with ports in
+/// the flowtable, and those ports: flows offloaded there never pass the
+/// bridge's own hooks. None when there is none (or the links cannot be read).
+fn bridge_ports_offloaded(
+    flowtable_devices: &[String],
+    lan_devices: &[String],
+) -> Option<(String, Vec<String>)> {
+    let mut links = Vec::new();
+    let mut socket = NetlinkSocket::open(NETLINK_ROUTE).ok()?;
+    socket
+        .dump(link_dump_request(), "reading links", |msg| {
+            links.push(LinkMessage::parse(msg)?);
+            Ok(())
+        })
+        .ok()?;
+    lan_devices.iter().find_map(|lan| {
+        let index = links.iter().find(|l| &l.name == lan)?.index;
+        let ports: Vec<String> = links
+            .iter()
+            .filter(|l| l.master == Some(index) && flowtable_devices.contains(&l.name))
+            .map(|l| l.name.clone())
+            .collect();
+        (!ports.is_empty()).then(|| (lan.clone(), ports))
+    })
 }
 
 fn check_overflow(d: &Value, config: &Config, say: &mut impl FnMut(bool, &'static str, String)) {

@@ -21,6 +21,8 @@ pub const IFLA_ADDRESS: u16 = 1;
 pub const IFLA_IFNAME: u16 = 3;
 pub const IFLA_MTU: u16 = 4;
 pub const IFLA_STATS: u16 = 7;
+/// The bridge (or bond) a port is enslaved to, by ifindex.
+pub const IFLA_MASTER: u16 = 10;
 pub const IFLA_OPERSTATE: u16 = 16;
 pub const IFLA_LINKINFO: u16 = 18;
 pub const IFLA_NET_NS_PID: u16 = 19;
@@ -152,6 +154,8 @@ pub struct LinkMessage {
     pub mtu: Option<u32>,
     pub oper_state: Option<u8>,
     pub stats: Option<LinkStatsWidth>,
+    /// The ifindex of the bridge this link is a port of.
+    pub master: Option<u32>,
 }
 
 impl LinkMessage {
@@ -186,6 +190,7 @@ impl LinkMessage {
             mtu: None,
             oper_state: None,
             stats: None,
+            master: None,
         };
         let mut stats32 = None;
         for attr in AttrIter::new(&payload[IFINFOMSG_LEN..]) {
@@ -195,6 +200,7 @@ impl LinkMessage {
                 IFLA_ADDRESS => link.mac = Some(attr.payload.to_vec()),
                 IFLA_MTU => link.mtu = Some(attr.u32()?),
                 IFLA_OPERSTATE => link.oper_state = Some(attr.u8()?),
+                IFLA_MASTER => link.master = Some(attr.u32()?),
                 IFLA_STATS64 => {
                     link.stats = Some(LinkStatsWidth::Bits64(LinkStats::parse64(attr.payload)?))
                 }
@@ -393,6 +399,16 @@ mod tests {
             tx_dropped: 1 << 40,
         };
         assert_eq!(l.stats, Some(LinkStatsWidth::Bits64(expected)));
+    }
+
+    #[test]
+    fn a_bridge_port_names_its_bridge_by_ifindex() {
+        let port = parse(&link(4, "lan0", |m| {
+            m.attr_u32(IFLA_MASTER, 3);
+        }))
+        .unwrap();
+        assert_eq!(port.master, Some(3));
+        assert_eq!(parse(&link(3, "br-lan", |_| {})).unwrap().master, None);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! masquerade, a flowtable with `counter`, `flow add @ft` in forward) or
 //! `plain` (masquerade only); PLACEMENT netmeter's `option placement`
 //! (`auto`, `netdev`, `forward`). Flags: `bridge` puts the LAN ports in
-//! `br-lan`; `small` moves an eighth of the traffic (slow guests);
+//! `br-lan`; `ports` (with `bridge`) has netmeter count on the bridge's
+//! ports instead of br-lan, with the LAN's subnets given; `small` moves an eighth of the traffic (slow guests);
 //! `restart` then asks the API on loopback, stops the daemon (which
 //! commits its state to flash), removes the spool (tmpfs, gone after a
 //! reboot), starts it again and measures one more upload: totals must
@@ -65,6 +66,9 @@ struct Case {
     bridge: bool,
     small: bool,
     restart: bool,
+    /// With `bridge`: netmeter counts on the bridge's ports (lan0, lan1,
+    /// the LAN's subnets given), not on br-lan.
+    ports: bool,
 }
 
 fn parse_case(case: &str) -> Result<Case, String> {
@@ -81,7 +85,7 @@ fn parse_case(case: &str) -> Result<Case, String> {
     let flags = parts.get(2..).unwrap_or_default();
     if let Some(other) = flags
         .iter()
-        .find(|f| !["bridge", "small", "restart"].contains(f))
+        .find(|f| !["bridge", "small", "restart", "ports"].contains(f))
     {
         return Err(format!("{case}: unknown flag {other}"));
     }
@@ -91,6 +95,7 @@ fn parse_case(case: &str) -> Result<Case, String> {
         bridge: flags.contains(&"bridge"),
         small: flags.contains(&"small"),
         restart: flags.contains(&"restart"),
+        ports: flags.contains(&"ports"),
     })
 }
 
@@ -108,7 +113,7 @@ fn run_case(name: &str) -> Result<Value, String> {
             .call(&format!("fw4_offload {},wan", ports.join(",")))
             .map_err(|e| e.to_string())?;
     }
-    let lan_interfaces: Vec<String> = if case.bridge {
+    let lan_interfaces: Vec<String> = if case.bridge && !case.ports {
         vec!["br-lan".into()]
     } else {
         ports.clone()
@@ -119,6 +124,10 @@ fn run_case(name: &str) -> Result<Value, String> {
     );
     for dev in &lan_interfaces {
         config.push_str(&format!("\tlist lan_interface '{dev}'\n"));
+    }
+    if case.bridge && case.ports {
+        // Bridge ports have no addresses: the LAN's subnets are br-lan's.
+        config.push_str("\tlist lan_subnet '10.0.0.0/24'\n\tlist lan_subnet 'fd00::/64'\n");
     }
     let scratch = Scratch::new();
     let d = Daemon::start_binary(&netmeter::binary(), &net.router, &scratch, &config);
