@@ -169,7 +169,7 @@ fn daemon_binary() -> PathBuf {
     match std::env::var_os("NETMETER_BENCH_DAEMON") {
         Some(path) => std::fs::canonicalize(&path)
             .unwrap_or_else(|e| panic!("NETMETER_BENCH_DAEMON={path:?}: {e}")),
-        None => PathBuf::from(testbed::netmeter::BINARY),
+        None => testbed::netmeter::binary(),
     }
 }
 

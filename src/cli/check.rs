@@ -326,7 +326,8 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
                         "offload",
                         format!(
                             "flowtable {} (table {}) offloads in software on {on}: netmeter counts at netdev \
-                             ingress before it and at egress, so offloaded flows are counted",
+                             ingress before it and at egress (a bridge on its ports, where the flowtable is), \
+                             so offloaded flows are counted",
                             ft.name, ft.table
                         ),
                     );

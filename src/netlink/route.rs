@@ -22,6 +22,7 @@ pub const IFLA_IFNAME: u16 = 3;
 pub const IFLA_MTU: u16 = 4;
 pub const IFLA_MASTER: u16 = 10;
 pub const IFLA_STATS: u16 = 7;
+/// The bridge (or bond) a port is enslaved to, by ifindex.
 pub const IFLA_OPERSTATE: u16 = 16;
 pub const IFLA_LINKINFO: u16 = 18;
 pub const IFLA_NET_NS_PID: u16 = 19;
@@ -398,6 +399,16 @@ mod tests {
             tx_dropped: 1 << 40,
         };
         assert_eq!(l.stats, Some(LinkStatsWidth::Bits64(expected)));
+    }
+
+    #[test]
+    fn a_bridge_port_names_its_bridge_by_ifindex() {
+        let port = parse(&link(4, "lan0", |m| {
+            m.attr_u32(IFLA_MASTER, 3);
+        }))
+        .unwrap();
+        assert_eq!(port.master, Some(3));
+        assert_eq!(parse(&link(3, "br-lan", |_| {})).unwrap().master, None);
     }
 
     #[test]

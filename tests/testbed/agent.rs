@@ -1,7 +1,7 @@
 //! The agent: runs inside its namespaces and obeys one command per line.
 //! Answers `ok [data]` or `err message` on one line.
 
-use super::{bench, http, ops};
+use super::{bench, fw4, http, ops};
 use std::io::{BufRead, Write};
 
 pub fn run(name: &str) -> i32 {
@@ -54,6 +54,9 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "sysctl" => done(ops::sysctl(arg(1)?, arg(2)?)),
         "masquerade" => done(ops::masquerade(arg(1)?)),
         "counters" => ops::counters(),
+        "fw4_offload" => done(fw4::install(arg(1)?)),
+        "forward_counter" => fw4::forward_counter(),
+        "conntrack_offloaded" => fw4::conntrack_offloaded(),
         "serve" => done(ops::serve(num(1)? as u16)),
         "tcp_upload" => ops::tcp_transfer(arg(1)?, num(2)? as u16, b'U', num(3)?),
         "tcp_download" => ops::tcp_transfer(arg(1)?, num(2)? as u16, b'D', num(3)?),

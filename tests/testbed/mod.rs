@@ -16,6 +16,7 @@
 
 mod agent;
 mod bench;
+mod fw4;
 pub mod http;
 pub mod netmeter;
 mod ops;

@@ -6,7 +6,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub const BINARY: &str = env!("CARGO_BIN_EXE_netmeter");
+/// The netmeter binary the tests run: `NETMETER_BINARY` when set (the VM
+/// scenarios' static build, tests/vm/), else the one cargo built for
+/// this test. Examples get no `CARGO_BIN_EXE_*`, so it is optional.
+pub fn binary() -> PathBuf {
+    match (std::env::var_os("NETMETER_BINARY"), BUILT) {
+        (Some(path), _) => PathBuf::from(path),
+        (None, Some(path)) => PathBuf::from(path),
+        (None, None) => panic!("set NETMETER_BINARY to the netmeter binary to test"),
+    }
+}
+
+const BUILT: Option<&str> = option_env!("CARGO_BIN_EXE_netmeter");
 
 /// A scratch directory for one test's files, removed on drop.
 pub struct Scratch(pub PathBuf);
@@ -39,7 +50,7 @@ impl Drop for Scratch {
 
 /// Runs `netmeter ARGS…` in `host`'s namespaces to completion.
 pub fn run(host: &Host, args: &[&str]) -> Output {
-    host.command(BINARY)
+    host.command(binary())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -84,9 +95,9 @@ impl Daemon {
     /// capability (`privileged` false), as an ordinary user would.
     pub fn start_as(host: &Host, scratch: &Scratch, config_text: &str, privileged: bool) -> Daemon {
         let cmd = if privileged {
-            host.command(BINARY)
+            host.command(binary())
         } else {
-            host.command_without_privileges(BINARY)
+            host.command_without_privileges(binary())
         };
         Self::launch(cmd, host, scratch, config_text)
     }
