@@ -1,0 +1,623 @@
+//! The OpenWrt package: `openwrt-package/build-ipk` packs this build's
+//! binary (any binary will do; routers get cross/build's), and the .ipk is
+//! taken apart here with a tar reader of its own (gzip -dc decompresses):
+//! every member, mode, owner and time, every control field, `conffiles`,
+//! `Installed-Size`; two builds must be the same bytes. The packaged
+//! config, init script and maintainer scripts are checked too.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use netmeter::config::Config;
+
+const ARCH: &str = "x86_64";
+/// 2023-11-14 22:13:20 UTC.
+const EPOCH: u64 = 1_700_000_000;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn package_dir() -> PathBuf {
+    root().join("openwrt-package")
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn read_text(path: &Path) -> String {
+    String::from_utf8(read(path)).unwrap()
+}
+
+/// A fresh empty directory under the system's temporary directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netmeter-package-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `VAR:=value` from the package Makefile.
+fn make_var(name: &str) -> String {
+    let makefile = read_text(&package_dir().join("Makefile"));
+    let prefix = format!("{name}:=");
+    makefile
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{name} is not in openwrt-package/Makefile"))
+        .to_string()
+}
+
+fn package_version() -> String {
+    format!("{}-r{}", make_var("PKG_VERSION"), make_var("PKG_RELEASE"))
+}
+
+/// Runs build-ipk on this build's binary into `out`; returns the package path.
+fn build_ipk(out: &Path, epoch: Option<u64>) -> PathBuf {
+    let mut cmd = Command::new(package_dir().join("build-ipk"));
+    cmd.args(["--binary", env!("CARGO_BIN_EXE_netmeter"), "--out"])
+        .arg(out)
+        .arg(ARCH);
+    match epoch {
+        Some(e) => cmd.env("SOURCE_DATE_EPOCH", e.to_string()),
+        None => cmd.env_remove("SOURCE_DATE_EPOCH"),
+    };
+    let output = cmd.output().expect("run openwrt-package/build-ipk");
+    assert!(
+        output.status.success(),
+        "build-ipk failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let path = PathBuf::from(printed.trim());
+    assert_eq!(
+        path,
+        out.join(format!("netmeter_{}_{ARCH}.ipk", package_version())),
+        "build-ipk names its package netmeter_<version>_<arch>.ipk and prints the path"
+    );
+    path
+}
+
+/// gzip as `gzip -n` writes it (no name, no time), decompressed by gzip -dc.
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    assert!(
+        bytes.len() > 18 && bytes[..3] == [0x1f, 0x8b, 8],
+        "not gzip"
+    );
+    assert_eq!(bytes[3], 0, "gzip flags: no file name or comment (gzip -n)");
+    assert_eq!(bytes[4..8], [0, 0, 0, 0], "gzip mtime is zero (gzip -n)");
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success(), "gzip -dc failed");
+    output.stdout
+}
+
+#[derive(Debug)]
+struct Member {
+    name: String,
+    mode: u32,
+    /// b'0' a file, b'5' a directory.
+    kind: u8,
+    mtime: u64,
+    data: Vec<u8>,
+}
+
+fn octal(field: &[u8]) -> u64 {
+    let text = std::str::from_utf8(field).unwrap();
+    let digits = text.trim_matches(|c| c == '\0' || c == ' ');
+    u64::from_str_radix(digits, 8).unwrap_or_else(|_| panic!("bad octal field {text:?}"))
+}
+
+fn text_field(field: &[u8]) -> &str {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    std::str::from_utf8(&field[..end]).unwrap()
+}
+
+/// A GNU-format tar as OpenWrt's ipkg-build writes it: every header's
+/// checksum, GNU magic, owner 0:0 by number without names; ends with two
+/// zero blocks, padded to whole 10 KiB records.
+fn untar(tar: &[u8]) -> Vec<Member> {
+    assert_eq!(tar.len() % 10240, 0, "GNU tar pads to 20-block records");
+    let mut members = Vec::new();
+    let mut at = 0;
+    loop {
+        let header = &tar[at..at + 512];
+        if header.iter().all(|&b| b == 0) {
+            assert!(
+                tar[at..].iter().all(|&b| b == 0),
+                "only zeros after the end blocks"
+            );
+            break;
+        }
+        let name = text_field(&header[0..100]).to_string();
+        let sum: u64 = header
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(b)
+                }
+            })
+            .sum();
+        assert_eq!(octal(&header[148..156]), sum, "{name}: header checksum");
+        assert_eq!(&header[257..265], b"ustar  \0", "{name}: GNU tar magic");
+        assert_eq!(octal(&header[108..116]), 0, "{name}: uid 0");
+        assert_eq!(octal(&header[116..124]), 0, "{name}: gid 0");
+        assert_eq!(
+            text_field(&header[265..297]),
+            "",
+            "{name}: numeric owner only"
+        );
+        assert_eq!(
+            text_field(&header[297..329]),
+            "",
+            "{name}: numeric group only"
+        );
+        let size = octal(&header[124..136]) as usize;
+        let kind = header[156];
+        assert!(
+            kind == b'0' || kind == b'5',
+            "{name}: only files and directories, not type {}",
+            kind as char
+        );
+        let start = at + 512;
+        members.push(Member {
+            name,
+            mode: octal(&header[100..108]) as u32,
+            kind,
+            mtime: octal(&header[136..148]),
+            data: tar[start..start + size].to_vec(),
+        });
+        at = start + size.div_ceil(512) * 512;
+    }
+    members
+}
+
+/// Name → member, after checking the names come in exactly this order.
+fn expect_members<'a>(
+    what: &str,
+    members: &'a [Member],
+    names: &[&str],
+) -> BTreeMap<&'a str, &'a Member> {
+    let got: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(got, names, "the members of {what}, in order");
+    members.iter().map(|m| (m.name.as_str(), m)).collect()
+}
+
+fn file<'a>(map: &BTreeMap<&str, &'a Member>, name: &str, mode: u32) -> &'a [u8] {
+    let m = map[name];
+    assert_eq!(m.kind, b'0', "{name} is a file");
+    assert_eq!(m.mode, mode, "{name} has mode {mode:o}, not {:o}", m.mode);
+    &m.data
+}
+
+/// The fields of a control file in order; continuation lines joined by '\n'.
+fn control_fields(text: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(more) = line.strip_prefix(' ') {
+            let last = fields
+                .last_mut()
+                .expect("a continuation line after a field");
+            last.1.push('\n');
+            last.1.push_str(more);
+        } else {
+            let (key, value) = line
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("line {line:?}"));
+            fields.push((key.to_string(), value.to_string()));
+        }
+    }
+    fields
+}
+
+#[test]
+fn the_ipk_is_what_opkg_expects_member_by_member_and_field_by_field() {
+    let dir = scratch("members");
+    let ipk = build_ipk(&dir, Some(EPOCH));
+    let files = package_dir().join("files");
+
+    let outer = untar(&gunzip(&read(&ipk)));
+    let outer = expect_members(
+        "the .ipk",
+        &outer,
+        &["./debian-binary", "./data.tar.gz", "./control.tar.gz"],
+    );
+    assert_eq!(file(&outer, "./debian-binary", 0o644), b"2.0\n");
+
+    let data_tar = gunzip(file(&outer, "./data.tar.gz", 0o644));
+    let data = untar(&data_tar);
+    for m in &data {
+        assert_eq!(m.mtime, EPOCH, "{}: the fixed time", m.name);
+        if m.kind == b'5' {
+            assert_eq!(m.mode, 0o755, "{}: directories 0755", m.name);
+        }
+    }
+    let data = expect_members(
+        "data.tar.gz",
+        &data,
+        &[
+            "./",
+            "./etc/",
+            "./etc/config/",
+            "./etc/config/netmeter",
+            "./etc/init.d/",
+            "./etc/init.d/netmeter",
+            "./etc/uci-defaults/",
+            "./etc/uci-defaults/90-netmeter",
+            "./lib/",
+            "./lib/upgrade/",
+            "./lib/upgrade/keep.d/",
+            "./lib/upgrade/keep.d/netmeter",
+            "./usr/",
+            "./usr/bin/",
+            "./usr/bin/netmeter",
+        ],
+    );
+    assert!(
+        file(&data, "./usr/bin/netmeter", 0o755) == read(Path::new(env!("CARGO_BIN_EXE_netmeter"))),
+        "the binary is packed unchanged"
+    );
+    assert_eq!(
+        file(&data, "./etc/config/netmeter", 0o644),
+        read(&files.join("netmeter.config"))
+    );
+    assert_eq!(
+        file(&data, "./etc/init.d/netmeter", 0o755),
+        read(&files.join("netmeter.init"))
+    );
+    assert_eq!(
+        file(&data, "./etc/uci-defaults/90-netmeter", 0o755),
+        read(&files.join("netmeter.uci-defaults"))
+    );
+    assert_eq!(
+        file(&data, "./lib/upgrade/keep.d/netmeter", 0o644),
+        b"/etc/netmeter/\n",
+        "sysupgrade keeps the database directory"
+    );
+
+    let control = untar(&gunzip(file(&outer, "./control.tar.gz", 0o644)));
+    for m in &control {
+        assert_eq!(m.mtime, EPOCH, "{}: the fixed time", m.name);
+    }
+    let control = expect_members(
+        "control.tar.gz",
+        &control,
+        &["./", "./conffiles", "./control", "./postinst", "./prerm"],
+    );
+    assert_eq!(control["./"].mode, 0o755);
+    assert_eq!(
+        file(&control, "./conffiles", 0o644),
+        b"/etc/config/netmeter\n",
+        "opkg keeps a changed config across upgrades"
+    );
+    assert_eq!(
+        file(&control, "./postinst", 0o755),
+        read(&files.join("netmeter.postinst"))
+    );
+    assert_eq!(
+        file(&control, "./prerm", 0o755),
+        read(&files.join("netmeter.prerm"))
+    );
+
+    let text = String::from_utf8(file(&control, "./control", 0o644).to_vec()).unwrap();
+    assert!(text.ends_with('\n') && !text.ends_with("\n\n"), "{text:?}");
+    let fields = control_fields(&text);
+    let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "Package",
+            "Version",
+            "Depends",
+            "Source",
+            "SourceName",
+            "License",
+            "Section",
+            "URL",
+            "Maintainer",
+            "Architecture",
+            "Installed-Size",
+            "Description"
+        ],
+        "OpenWrt's fields in OpenWrt's order"
+    );
+    let field: BTreeMap<&str, &str> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(field["Package"], "netmeter");
+    assert_eq!(
+        field["Version"],
+        format!("{}-r{}", env!("CARGO_PKG_VERSION"), make_var("PKG_RELEASE"))
+    );
+    assert_eq!(field["Depends"], "libc");
+    assert_eq!(field["Source"], "feeds/netmeter/openwrt-package");
+    assert_eq!(field["SourceName"], "netmeter");
+    assert_eq!(field["License"], env!("CARGO_PKG_LICENSE"));
+    assert_eq!(field["Section"], "net");
+    assert!(field["URL"].starts_with("https://"), "{}", field["URL"]);
+    assert_eq!(field["Maintainer"], make_var("PKG_MAINTAINER"));
+    assert!(field["Maintainer"].contains('@'));
+    assert_eq!(field["Architecture"], ARCH);
+    assert_eq!(
+        field["Installed-Size"],
+        data_tar.len().to_string(),
+        "Installed-Size is the uncompressed data tar's length, as ipkg-build counts it"
+    );
+    // OpenWrt writes "Description: " and then every line indented by one space.
+    assert!(text.contains("\nDescription:  netmeter counts"), "{text}");
+    assert!(field["Description"].lines().count() >= 2);
+    assert!(field["Description"].lines().all(|l| !l.trim().is_empty()));
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn two_builds_of_the_package_are_the_same_bytes() {
+    let first = build_ipk(&scratch("first"), Some(EPOCH));
+    // Another directory, another moment: nothing of either may show.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = build_ipk(&scratch("second"), Some(EPOCH));
+    assert!(
+        read(&first) == read(&second),
+        "{} and {} differ",
+        first.display(),
+        second.display()
+    );
+    // Another time gives other bytes: the time really is the one given.
+    let other = build_ipk(&scratch("other"), Some(EPOCH + 1));
+    assert!(read(&first) != read(&other));
+    for p in [&first, &second, &other] {
+        std::fs::remove_dir_all(p.parent().unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn without_source_date_epoch_the_time_is_the_last_commits() {
+    let Ok(output) = Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(root())
+        .output()
+    else {
+        eprintln!("no git here: skipped");
+        return;
+    };
+    let Ok(commit_time) = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse::<u64>()
+    else {
+        eprintln!("not a git checkout: skipped");
+        return;
+    };
+    let dir = scratch("git-time");
+    let ipk = build_ipk(&dir, None);
+    let outer = untar(&gunzip(&read(&ipk)));
+    assert!(outer.iter().all(|m| m.mtime == commit_time));
+    let data = untar(&gunzip(&outer[1].data));
+    assert!(data.iter().all(|m| m.mtime == commit_time));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_makefile_and_the_crate_agree() {
+    assert_eq!(make_var("PKG_NAME"), "netmeter");
+    assert_eq!(make_var("PKG_VERSION"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(make_var("PKG_LICENSE"), env!("CARGO_PKG_LICENSE"));
+    let makefile = read_text(&package_dir().join("Makefile"));
+    for line in [
+        "PKG_BUILD_DEPENDS:=rust/host",
+        "  DEPENDS:=$(RUST_ARCH_DEPENDS)",
+        "$(eval $(call RustBinPackage,netmeter))",
+        "$(eval $(call BuildPackage,netmeter))",
+        "\t$(INSTALL_DATA) ./files/netmeter.config $(1)/etc/config/netmeter",
+        "\t$(INSTALL_BIN) ./files/netmeter.init $(1)/etc/init.d/netmeter",
+        "\t$(INSTALL_DATA) ./files/netmeter.keep $(1)/lib/upgrade/keep.d/netmeter",
+    ] {
+        assert!(
+            makefile.lines().any(|l| l == line),
+            "the Makefile lacks {line:?}"
+        );
+    }
+}
+
+#[test]
+fn the_packaged_config_listens_on_loopback_and_the_lan_and_keeps_every_other_default() {
+    let path = package_dir().join("files/netmeter.config");
+    let text = read_text(&path);
+    let config = Config::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    let expected = Config {
+        listen: vec![
+            "127.0.0.1:9750".parse().unwrap(),
+            "192.168.1.1:9750".parse().unwrap(),
+        ],
+        lan_interface: vec!["br-lan".into()],
+        database_directory: "/etc/netmeter".into(),
+        spool_directory: "/var/lib/netmeter".into(),
+        ..Config::default()
+    };
+    assert_eq!(config, expected);
+
+    // "A commented option shows its built-in default": each one uncommented
+    // changes nothing.
+    let mut commented = 0;
+    for (i, line) in text.lines().enumerate() {
+        let Some(option) = line.strip_prefix("\t#") else {
+            continue;
+        };
+        if !(option.starts_with("option ") || option.starts_with("list ")) {
+            continue;
+        }
+        commented += 1;
+        let mut lines: Vec<&str> = text.lines().collect();
+        let uncommented = format!("\t{option}");
+        lines[i] = &uncommented;
+        let changed = Config::parse(&lines.join("\n"), &path)
+            .unwrap_or_else(|e| panic!("line {}: {option}: {e}", i + 1));
+        assert_eq!(
+            changed,
+            expected,
+            "line {}: {option} is not the default",
+            i + 1
+        );
+    }
+    assert!(commented >= 20, "only {commented} commented options");
+}
+
+fn shellcheck_available() -> bool {
+    Command::new("shellcheck")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn the_init_and_maintainer_scripts_pass_sh_n_and_shellcheck() {
+    let files = package_dir().join("files");
+    let scripts = [
+        "netmeter.init",
+        "netmeter.uci-defaults",
+        "netmeter.postinst",
+        "netmeter.prerm",
+    ]
+    .map(|f| files.join(f));
+    let shellcheck = shellcheck_available();
+    if !shellcheck {
+        eprintln!("shellcheck is not installed: sh -n only");
+    }
+    for script in &scripts {
+        let status = Command::new("sh").arg("-n").arg(script).status().unwrap();
+        assert!(status.success(), "sh -n {}", script.display());
+        if shellcheck {
+            let out = Command::new("shellcheck")
+                .args(["--shell=sh", "--severity=style"])
+                .arg(script)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "shellcheck {}:\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_init_script_runs_the_daemon_under_procd_as_the_issue_asks() {
+    let init = read_text(&package_dir().join("files/netmeter.init"));
+    assert!(init.starts_with("#!/bin/sh /etc/rc.common\n"));
+    for line in [
+        "USE_PROCD=1",
+        "PROG=/usr/bin/netmeter",
+        "CONFIG=/etc/config/netmeter",
+        "\tprocd_set_param command \"$PROG\" daemon -c \"$CONFIG\"",
+        "\tprocd_set_param respawn",
+        "\tprocd_set_param stdout 1",
+        "\tprocd_set_param stderr 1",
+        "\tprocd_add_reload_trigger \"netmeter\"",
+        "\tprocd_send_signal netmeter '*' HUP",
+    ] {
+        assert!(
+            init.lines().any(|l| l == line),
+            "the init script lacks {line:?}"
+        );
+    }
+    let timeout: u32 = init
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("procd_set_param term_timeout "))
+        .expect("a term_timeout")
+        .parse()
+        .unwrap();
+    assert!(
+        timeout >= 20,
+        "procd's 5 s default may kill the daemon during its last commit"
+    );
+}
+
+/// Runs the uci-defaults script with a stand-in `uci` holding the LAN
+/// address and the listen list; returns the listen list after it.
+fn run_uci_defaults(lan: &str, listen: &str, name: &str) -> String {
+    let dir = scratch(name);
+    std::fs::write(dir.join("listen"), listen).unwrap();
+    let fake_uci = dir.join("uci");
+    std::fs::write(
+        &fake_uci,
+        format!(
+            r#"#!/bin/sh
+[ "$1" = -q ] && shift
+state={dir}/listen
+case "$1 $2" in
+"get network.lan.ipaddr") [ -n "{lan}" ] && echo "{lan}" || exit 1 ;;
+"get netmeter.main.listen") cat "$state" ;;
+"del_list netmeter.main.listen="*)
+	v=${{2#netmeter.main.listen=}}
+	echo $(for w in $(cat "$state"); do [ "$w" = "$v" ] || echo "$w"; done) >"$state" ;;
+"add_list netmeter.main.listen="*) echo $(cat "$state") "${{2#netmeter.main.listen=}}" >"$state" ;;
+"commit netmeter") touch {dir}/committed ;;
+*) echo "unexpected: uci $*" >&2; exit 1 ;;
+esac
+"#,
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&fake_uci)
+        .status()
+        .unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("sh")
+        .arg(package_dir().join("files/netmeter.uci-defaults"))
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = read_text(&dir.join("listen")).trim().to_string();
+    let committed = dir.join("committed").exists();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        committed,
+        result != listen.trim(),
+        "commits when it changes"
+    );
+    result
+}
+
+#[test]
+fn after_install_the_daemon_listens_on_the_routers_own_lan_address() {
+    let packaged = "127.0.0.1:9750 192.168.1.1:9750";
+    assert_eq!(run_uci_defaults("192.168.1.1", packaged, "same"), packaged);
+    assert_eq!(
+        run_uci_defaults("10.0.0.1/24 10.0.1.1/24", packaged, "other"),
+        "127.0.0.1:9750 10.0.0.1:9750"
+    );
+    // No static LAN address (a DHCP client): left for the admin.
+    assert_eq!(run_uci_defaults("", packaged, "none"), packaged);
+    // The admin's own choice is left alone.
+    assert_eq!(
+        run_uci_defaults("10.0.0.1", "0.0.0.0:9750", "edited"),
+        "0.0.0.0:9750"
+    );
+}
