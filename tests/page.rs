@@ -233,14 +233,7 @@ impl<'a> Browser<'a> {
     fn click(&self, css: &str) {
         let mut tries = 0;
         loop {
-            let el = self.call(
-                "POST",
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            );
-            let id = el[ELEMENT]
-                .as_str()
-                .unwrap_or_else(|| panic!("no element for {css}: {el}"));
+            let id = self.element(css);
             match self.try_call("POST", &format!("/element/{id}/click"), Some(json!({}))) {
                 Ok(_) => return,
                 Err(e) if e.contains("stale element") && tries < 5 => tries += 1,
@@ -249,16 +242,22 @@ impl<'a> Browser<'a> {
         }
     }
 
-    /// Types `text` into the (emptied) field `css` selects.
-    fn type_into(&self, css: &str, text: &str) {
+    /// The WebDriver id of the element `css` selects.
+    fn element(&self, css: &str) -> String {
         let el = self.call(
             "POST",
             "/element",
             Some(json!({"using": "css selector", "value": css})),
         );
-        let id = el[ELEMENT]
+        el[ELEMENT]
             .as_str()
-            .unwrap_or_else(|| panic!("no element for {css}: {el}"));
+            .unwrap_or_else(|| panic!("no element for {css}: {el}"))
+            .to_owned()
+    }
+
+    /// Types `text` into the (emptied) field `css` selects.
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
         self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
         self.call(
             "POST",

@@ -183,14 +183,7 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
         run.timings
     );
     for case in cases {
-        let result = run.result(case);
-        assert!(
-            result["error"].is_null(),
-            "{case} failed in the guest: {}\nconsole:\n{}",
-            result["error"],
-            run.log
-        );
-        eprintln!("{}", summary(result));
+        case_result(&run, case);
     }
 
     // Netdev placement (what `auto` picks on 5.16+): exact while offloaded.
@@ -253,6 +246,19 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
     assert_eq!(on_ports["check_exit"], 0, "check: {}", on_ports["check"]);
 }
 
+/// A case's verdict, which must carry no error; its summary goes to stderr.
+fn case_result<'a>(run: &'a harness::Run, case: &str) -> &'a Value {
+    let result = run.result(case);
+    assert!(
+        result["error"].is_null(),
+        "{case} failed in the guest: {}\nconsole:\n{}",
+        result["error"],
+        run.log
+    );
+    eprintln!("{}", summary(result));
+    result
+}
+
 /// What the router scenario loads in the guest (dependencies follow).
 const ROUTER_MODULES: &[&str] = &[
     "veth",
@@ -291,14 +297,7 @@ fn the_mipsel_router_build_counts_persists_and_answers_on_a_mips_kernel() {
         run.log_path.display(),
         run.timings
     );
-    let result = run.result(case);
-    assert!(
-        result["error"].is_null(),
-        "{case} failed in the guest: {}\nconsole:\n{}",
-        result["error"],
-        run.log
-    );
-    eprintln!("{}", summary(result));
+    let result = case_result(&run, case);
     // Its tables installed at netdev ingress/egress, and exact.
     let placement = findings(result, "placement");
     assert!(
