@@ -4,3 +4,4 @@ pub mod devices;
 pub mod identity;
 pub mod links;
 pub mod neighbours;
+pub mod upstream;

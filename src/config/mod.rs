@@ -6,6 +6,7 @@
 pub mod prefix;
 pub mod secret;
 pub mod uci;
+pub mod upstream;
 
 use std::collections::{HashMap, hash_map};
 use std::fmt;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use crate::mac::{format_mac, parse_mac};
 pub use prefix::{IpPrefix, PrefixError};
 pub use secret::Secret;
+pub use upstream::{UpstreamConfig, UpstreamKind};
 
 pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
 
@@ -26,9 +28,8 @@ const SETTINGS: &str = "netmeter";
 /// Names a device by its MAC address; one section per device.
 const DEVICE: &str = "device";
 /// Options whose values no message may quote.
-pub(crate) const SECRET_OPTIONS: &[&str] = &["token"];
-/// Kept for a later feature: accepted now so that a file written for a
-/// newer netmeter still loads.
+pub(crate) const SECRET_OPTIONS: &[&str] = &["token", "password", "community"];
+/// An upstream router to scrape; one section per router.
 const UPSTREAM: &str = "upstream";
 
 /// The validated `config netmeter` section; anything the file leaves out
@@ -75,6 +76,8 @@ pub struct Config {
     pub devices: Vec<DeviceName>,
     /// When set, every API request needs `Authorization: Bearer <token>`.
     pub token: Option<Secret>,
+    /// From the `config upstream` sections, in file order; names unique.
+    pub upstream: Vec<UpstreamConfig>,
 }
 
 /// Where per-device counters sit. `Netdev` (LAN device ingress before any
@@ -123,6 +126,7 @@ impl Default for Config {
             ethers: "/etc/ethers".into(),
             devices: Vec::new(),
             token: None,
+            upstream: Vec::new(),
         }
     }
 }
@@ -618,7 +622,22 @@ impl Config {
                         }
                     }
                 }
-                UPSTREAM => {}
+                UPSTREAM => {
+                    let Some(source) = upstream::section(section, &mut problems) else {
+                        continue;
+                    };
+                    match config.upstream.iter().find(|u| u.name == source.name) {
+                        Some(first) => problems.push((
+                            section.line,
+                            format!(
+                                "a second upstream section named '{}' (the first is at line {}): \
+                                 give each upstream router its own name",
+                                source.name, first.line
+                            ),
+                        )),
+                        None => config.upstream.push(source),
+                    }
+                }
                 kind => {
                     let known = [SETTINGS, DEVICE, UPSTREAM];
                     let hint = match closest(kind, known) {
@@ -1049,6 +1068,7 @@ mod tests {
                         group: None,
                     },
                 ],
+                upstream: Vec::new(),
             }
         );
     }
@@ -1066,8 +1086,11 @@ mod tests {
     fn an_empty_file_or_one_without_settings_gives_the_defaults() {
         assert_eq!(parse(""), Config::default());
         assert_eq!(
-            parse("# nothing\n\nconfig upstream\n\toption mac 'x'\n"),
-            Config::default()
+            parse(
+                "# nothing\n\nconfig device\n\toption mac '00:11:22:33:44:55'\noption name 'a'\n"
+            )
+            .refresh_interval,
+            Config::default().refresh_interval
         );
     }
 
@@ -1100,11 +1123,98 @@ mod tests {
     }
 
     #[test]
-    fn upstream_sections_are_accepted_and_ignored() {
+    fn upstream_sections_take_their_protocol_defaults() {
         let config = parse(
-            "config upstream 'isp'\n\toption anything 'x'\nconfig upstream\nconfig netmeter 'main'\n",
+            "config upstream 'isp'\n\toption type 'fritzbox'\n\toption host '192.168.178.1'\n\
+             \toption username 'admin'\n\toption password 'pa ss'\n\
+             config upstream 'ap'\n\toption type 'tplink'\n\toption host 'ap.lan'\n\
+             \toption username 'admin'\n\toption password_file '/etc/netmeter/ap.pass'\n\
+             config upstream 'nas'\n\toption type 'vnstat'\n\toption file '/tmp/vnstat.json'\n",
         );
-        assert_eq!(config, Config::default());
+        let [isp, ap, nas] = &config.upstream[..] else {
+            panic!("{:?}", config.upstream)
+        };
+        assert_eq!(
+            (isp.kind, isp.port, isp.interval.as_secs()),
+            (UpstreamKind::Fritzbox, 49000, 60)
+        );
+        assert_eq!(isp.password.as_ref().map(Secret::expose), Some("pa ss"));
+        assert_eq!(isp.line, 1);
+        assert_eq!(
+            (ap.kind, ap.port, ap.interval.as_secs()),
+            (UpstreamKind::Tplink, 80, 30)
+        );
+        assert_eq!(
+            ap.password_file.as_deref(),
+            Some(Path::new("/etc/netmeter/ap.pass"))
+        );
+        assert_eq!(
+            (nas.kind, nas.host.as_deref()),
+            (UpstreamKind::Vnstat, None)
+        );
+    }
+
+    #[test]
+    fn upstream_sections_say_what_is_missing() {
+        for (text, message) in [
+            (
+                "config upstream\n\toption type 'igd'\n",
+                ":1: an upstream section needs a name",
+            ),
+            (
+                "config upstream 'a23456789012345678901234567890123'\n",
+                ":1: upstream name 'a23456789012345678901234567890123': expected",
+            ),
+            (
+                "config upstream 'isp'\n\toption host 'x'\n",
+                "missing option type: add a line such as",
+            ),
+            (
+                "config upstream 'isp'\n\toption type 'fritz'\n",
+                ":2: option type: expected igd, fritzbox",
+            ),
+            (
+                "config upstream 'isp'\n\toption type 'igd'\n",
+                "missing option host",
+            ),
+            (
+                "config upstream 'isp'\n\toption type 'asus'\n\toption host 'r'\n\toption username 'u'\n",
+                "missing option password or option password_file",
+            ),
+            (
+                "config upstream 'p'\n\toption type 'prometheus'\n\toption url 'https://r/m'\n",
+                "https:// is not supported yet",
+            ),
+            (
+                "config upstream 'p'\n\toption type 'prometheus'\n\toption url 'http://r/m'\n\
+                 \toption interval '10'\n\toption timeout '10'\n",
+                "option timeout (10 s) must be shorter than option interval (10 s)",
+            ),
+            (
+                "config upstream 'a'\n\toption type 'igd'\n\toption host 'r'\n\
+                 config upstream 'a'\n\toption type 'igd'\n\toption host 'r'\n",
+                ":4: a second upstream section named 'a' (the first is at line 1)",
+            ),
+        ] {
+            let got = error(text);
+            assert!(got.contains(message), "{text:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn upstream_secrets_are_never_quoted() {
+        for text in [
+            &format!(
+                "config upstream 'a'\n\toption password '{}'\n",
+                "hunter2".repeat(150)
+            ),
+            "config upstream 'a'\n\toption type 'snmp'\n\toption community 'hunter2' extra\n",
+            "config upstream 'a'\n\toption type 'snmp'\n\toption password 'hunter2' extra\n",
+        ] {
+            let got = error(text);
+            assert!(!got.contains("hunter2"), "{got}");
+            assert!(got.contains("secret"), "{got}");
+        }
     }
 
     #[test]
@@ -1613,6 +1723,7 @@ mod tests {
         assert_eq!(parse(examples[1]).devices[0].name, "Kids laptop");
         let seed = include_str!("../../fuzz/seeds/config/documented_example.conf");
         assert_eq!(parse(seed).devices[0].group.as_deref(), Some("kids"));
+        assert_eq!(parse(seed).upstream[0].kind, UpstreamKind::Fritzbox);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! A configured secret (the API's bearer token): never shown, compared in
-//! constant time.
+//! A configured secret (the API's bearer token, an upstream router's
+//! password or SNMP community): never shown, compared in constant time.
 
 use std::fmt;
 
@@ -26,6 +26,13 @@ impl Secret {
         let fits = (Self::MIN_LEN..=Self::MAX_LEN).contains(&text.len());
         (fits && !body.is_empty() && body.chars().all(is_token_char))
             .then(|| Secret(text.to_owned()))
+    }
+
+    /// A password as the admin wrote it: 1 to 1024 bytes, no line breaks
+    /// or NUL (they cannot be sent in a login form or a header).
+    pub fn password(text: &str) -> Option<Secret> {
+        let fits = (1..=1024).contains(&text.len());
+        (fits && !text.contains(['\n', '\r', '\0'])).then(|| Secret(text.to_owned()))
     }
 
     /// The value itself, to send it; never format it into text shown anywhere.

@@ -1,0 +1,537 @@
+//! `config upstream 'name'` sections: the routers above this one to scrape.
+//!
+//! One option table serves every protocol; which options a protocol needs
+//! is checked after the table, so a missing password is reported on the
+//! section line with an example to add.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Bad, Known, Secret, absolute, boolean, describe, every, last, uci, whole};
+
+/// The protocol an upstream router is read with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// UPnP IGD WANCommonInterfaceConfig:1, no auth.
+    Igd,
+    /// FRITZ!Box TR-064 with Digest auth.
+    Fritzbox,
+    /// ASUS stock or Merlin web API.
+    Asus,
+    /// OpenWrt rpcd over uhttpd-mod-ubus.
+    Ubus,
+    /// Any Prometheus text endpoint (node_exporter style).
+    Prometheus,
+    /// TP-Link legacy web UI statistics.
+    Tplink,
+    /// SNMP v2c IF-MIB.
+    Snmp,
+    /// DrayTek telnet line statistics.
+    Draytek,
+    /// `vnstat --json` output from a URL or file.
+    Vnstat,
+}
+
+impl UpstreamKind {
+    pub const ALL: [UpstreamKind; 9] = [
+        Self::Igd,
+        Self::Fritzbox,
+        Self::Asus,
+        Self::Ubus,
+        Self::Prometheus,
+        Self::Tplink,
+        Self::Snmp,
+        Self::Draytek,
+        Self::Vnstat,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Igd => "igd",
+            Self::Fritzbox => "fritzbox",
+            Self::Asus => "asus",
+            Self::Ubus => "ubus",
+            Self::Prometheus => "prometheus",
+            Self::Tplink => "tplink",
+            Self::Snmp => "snmp",
+            Self::Draytek => "draytek",
+            Self::Vnstat => "vnstat",
+        }
+    }
+
+    fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == text)
+    }
+
+    /// The port the protocol's routers answer on out of the box.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Igd | Self::Fritzbox => 49000,
+            Self::Snmp => 161,
+            Self::Draytek => 23,
+            Self::Asus | Self::Ubus | Self::Prometheus | Self::Tplink | Self::Vnstat => 80,
+        }
+    }
+
+    fn default_interval(self) -> Duration {
+        match self {
+            // 32-bit per-host counters: poll well inside a wrap.
+            Self::Tplink => Duration::from_secs(30),
+            _ => Duration::from_secs(60),
+        }
+    }
+}
+
+/// The TP-Link web UI generation, when detection is to be skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TplinkVariant {
+    #[default]
+    Auto,
+    /// Cookie `Authorization=Basic base64(user:pass)` on every request.
+    Basic,
+    /// Cookie with the MD5 of the password and a session token in the path.
+    Md5,
+    /// TD-W/Archer `/cgi?1&5` STAT_ENTRY.
+    Cgi,
+}
+
+/// One `config upstream` section, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// The section name: how the source is named in the API, the CLI and
+    /// history (`isp/wan`).
+    pub name: String,
+    pub kind: UpstreamKind,
+    /// Host name or IP address; None for URL- or file-based sources.
+    pub host: Option<String>,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Read when the source starts, so the secret stays out of the config.
+    pub password_file: Option<PathBuf>,
+    pub interval: Duration,
+    /// The hard limit of one scrape, connect to last byte.
+    pub timeout: Duration,
+    /// A path on the router overriding the protocol's (IGD control URL,
+    /// ubus endpoint).
+    pub path: Option<String>,
+    /// `http://host:port/path` for Prometheus and vnStat.
+    pub url: Option<String>,
+    /// A local file instead of a URL (vnStat).
+    pub file: Option<PathBuf>,
+    /// The router's WAN device by its name on the router (ubus, SNMP,
+    /// Prometheus, vnStat).
+    pub device: Option<String>,
+    /// Further interfaces to report by name; empty means every one.
+    pub interfaces: Vec<String>,
+    pub community: Option<Secret>,
+    pub variant: TplinkVariant,
+    /// netmeter's own interfaces on the same link as the upstream WAN, for
+    /// the double-NAT difference; empty means netmeter's WAN (default routes).
+    pub compare_interface: Vec<String>,
+    /// Whether to report the double-NAT difference at all.
+    pub compare: bool,
+    /// The line of the `config upstream` statement, for messages.
+    pub line: usize,
+}
+
+impl UpstreamConfig {
+    /// A source of `kind` with every option at its default.
+    pub fn new(name: &str, kind: UpstreamKind) -> Self {
+        UpstreamConfig {
+            name: name.to_owned(),
+            kind,
+            host: None,
+            port: kind.default_port(),
+            username: None,
+            password: None,
+            password_file: None,
+            interval: kind.default_interval(),
+            timeout: Duration::from_secs(10),
+            path: None,
+            url: None,
+            file: None,
+            device: None,
+            interfaces: Vec::new(),
+            community: None,
+            variant: TplinkVariant::Auto,
+            compare_interface: Vec::new(),
+            compare: true,
+            line: 0,
+        }
+    }
+}
+
+const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
+    Known {
+        name: "type",
+        many: false,
+        expected: "igd, fritzbox, asus, ubus, prometheus, tplink, snmp, draytek or vnstat",
+        default: "",
+        set: |u, v| {
+            u.kind = last(v, UpstreamKind::from_name)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "host",
+        many: false,
+        expected: "a host name or IP address such as 192.168.178.1 or fritz.box (no http://)",
+        default: "",
+        set: |u, v| {
+            u.host = Some(last(v, host)?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "port",
+        many: false,
+        expected: "a port from 1 to 65535",
+        default: "the protocol's",
+        set: |u, v| {
+            u.port = last(v, |s| whole(s, 1..=65535).map(|p| p as u16))?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "username",
+        many: false,
+        expected: "a user name of 1 to 256 characters without line breaks",
+        default: "",
+        set: |u, v| {
+            u.username = Some(last(v, |s| {
+                let fits = (1..=256).contains(&s.len()) && !s.contains(char::is_control);
+                fits.then(|| s.to_owned())
+            })?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "password",
+        many: false,
+        expected: "a password",
+        default: "",
+        // A secret: the message never quotes the value.
+        set: |u, v| {
+            let at = v.len() - 1;
+            u.password = Some(Secret::password(v[at]).ok_or_else(|| {
+                Bad {
+                    at,
+                    why: Some(
+                        "expected 1 to 1024 characters without line breaks; the value is not \
+                     shown here because it is a secret"
+                            .into(),
+                    ),
+                }
+            })?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "password_file",
+        many: false,
+        expected: super::PATH,
+        default: "",
+        set: |u, v| {
+            u.password_file = Some(last(v, absolute)?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "interval",
+        many: false,
+        expected: "whole seconds from 5 to 86400",
+        default: "60 (tplink: 30)",
+        set: |u, v| {
+            u.interval = last(v, |s| whole(s, 5..=86_400).map(Duration::from_secs))?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "timeout",
+        many: false,
+        expected: "whole seconds from 1 to 300",
+        default: "10",
+        set: |u, v| {
+            u.timeout = last(v, |s| whole(s, 1..=300).map(Duration::from_secs))?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "path",
+        many: false,
+        expected: "a path on the router starting with /, such as /ctl/CmnIfCfg",
+        default: "",
+        set: |u, v| {
+            u.path = Some(last(v, |s| {
+                let ok = s.starts_with('/') && !s.contains(|c: char| c.is_whitespace());
+                ok.then(|| s.to_owned())
+            })?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "url",
+        many: false,
+        expected: "an http:// URL such as http://192.168.1.1:9100/metrics",
+        default: "",
+        set: |u, v| {
+            let at = v.len() - 1;
+            u.url = Some(url(v[at]).map_err(|why| Bad { at, why })?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "file",
+        many: false,
+        expected: super::PATH,
+        default: "",
+        set: |u, v| {
+            u.file = Some(last(v, absolute)?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "device",
+        many: false,
+        expected: "the router's WAN device name, such as eth1 or pppoe-wan",
+        default: "",
+        set: |u, v| {
+            u.device = Some(last(v, name)?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "interface",
+        many: true,
+        expected: "an interface name on the router, such as eth0",
+        default: "",
+        set: |u, v| {
+            u.interfaces = every(v, name)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "community",
+        many: false,
+        expected: "an SNMP community",
+        default: "public",
+        set: |u, v| {
+            let at = v.len() - 1;
+            u.community = Some(Secret::password(v[at]).ok_or_else(|| {
+                Bad {
+                    at,
+                    why: Some(
+                        "expected 1 to 1024 characters without line breaks; the value is not \
+                     shown here because it is a secret"
+                            .into(),
+                    ),
+                }
+            })?);
+            Ok(())
+        },
+    },
+    Known {
+        name: "variant",
+        many: false,
+        expected: "auto, basic, md5 or cgi",
+        default: "auto",
+        set: |u, v| {
+            u.variant = last(v, |s| match s {
+                "auto" => Some(TplinkVariant::Auto),
+                "basic" => Some(TplinkVariant::Basic),
+                "md5" => Some(TplinkVariant::Md5),
+                "cgi" => Some(TplinkVariant::Cgi),
+                _ => None,
+            })?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "compare_interface",
+        many: true,
+        expected: "a local interface name such as wan or eth1",
+        default: "",
+        set: |u, v| {
+            u.compare_interface = every(v, name)?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "compare",
+        many: false,
+        expected: "1 or 0 (or true/false, yes/no, on/off)",
+        default: "1",
+        set: |u, v| {
+            u.compare = last(v, boolean)?;
+            Ok(())
+        },
+    },
+];
+
+/// A host name or IP literal (IPv6 without brackets); no scheme, port or path.
+fn host(text: &str) -> Option<String> {
+    if text.parse::<std::net::IpAddr>().is_ok() {
+        return Some(text.to_owned());
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let fits = (1..=253).contains(&text.len());
+    (fits && text.trim_end_matches('.').split('.').all(label_ok)).then(|| text.to_owned())
+}
+
+/// A name on the router: printable, no spaces, at most 64 characters.
+fn name(text: &str) -> Option<String> {
+    let fits = (1..=64).contains(&text.len());
+    (fits && !text.contains(|c: char| c.is_control() || c.is_whitespace())).then(|| text.to_owned())
+}
+
+/// A plain-HTTP URL; https gets its own message, since it is the likely
+/// mistake.
+fn url(text: &str) -> Result<String, Option<String>> {
+    if text.starts_with("https://") {
+        return Err(Some(
+            "https:// is not supported yet: use the router's http:// address on the LAN".into(),
+        ));
+    }
+    let rest = text.strip_prefix("http://").ok_or(None)?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let ok = !authority.is_empty()
+        && !authority.contains('@')
+        && !text.contains(|c: char| c.is_control() || c.is_whitespace());
+    ok.then(|| text.to_owned()).ok_or(None)
+}
+
+/// Source names become parts of history names (`isp/wan`) and URLs.
+fn section_name(text: &str) -> bool {
+    (1..=32).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A `config upstream` section; None when it has problems, which are pushed.
+pub(super) fn section(
+    section: &uci::Section,
+    problems: &mut Vec<(usize, String)>,
+) -> Option<UpstreamConfig> {
+    let before = problems.len();
+    let Some(name) = section.name.as_deref() else {
+        problems.push((
+            section.line,
+            "an upstream section needs a name, used in the API and history: write \
+             config upstream 'isp'"
+                .into(),
+        ));
+        return None;
+    };
+    if !section_name(name) {
+        problems.push((
+            section.line,
+            format!(
+                "upstream name '{}': expected 1 to 32 of A-Z a-z 0-9 _ -, such as 'isp'",
+                super::shown(name)
+            ),
+        ));
+        return None;
+    }
+    // The type decides the defaults, so it is read first.
+    let kind = section
+        .options
+        .iter()
+        .rev()
+        .find(|e| e.name == "type")
+        .and_then(|e| UpstreamKind::from_name(&e.value));
+    let mut source = UpstreamConfig::new(name, kind.unwrap_or(UpstreamKind::Igd));
+    source.line = section.line;
+    let given = super::apply(&mut source, UPSTREAM_OPTIONS, section, problems);
+    if problems.len() != before {
+        return None;
+    }
+    let is_given = |option: &str| {
+        UPSTREAM_OPTIONS
+            .iter()
+            .zip(&given)
+            .any(|(o, &given)| o.name == option && given)
+    };
+    let missing = |what: &str| {
+        (
+            section.line,
+            format!("{} is missing {what}", describe(section)),
+        )
+    };
+    if kind.is_none() {
+        problems.push(missing(
+            "option type: add a line such as option type 'fritzbox'",
+        ));
+        return None;
+    }
+    let uses_url = matches!(source.kind, UpstreamKind::Prometheus | UpstreamKind::Vnstat);
+    if uses_url {
+        let allowed = if source.kind == UpstreamKind::Vnstat {
+            source.url.is_some() as u8 + source.file.is_some() as u8
+        } else {
+            source.url.is_some() as u8
+        };
+        if allowed == 0 {
+            problems.push(missing(match source.kind {
+                UpstreamKind::Vnstat => {
+                    "option url or option file: add a line such as \
+                     option url 'http://192.168.1.10/cgi-bin/vnstat.cgi'"
+                }
+                _ => "option url: add a line such as option url 'http://192.168.1.1:9100/metrics'",
+            }));
+        } else if allowed == 2 {
+            problems.push((
+                section.line,
+                format!(
+                    "{} has both option url and option file: keep one",
+                    describe(section)
+                ),
+            ));
+        }
+    } else if source.host.is_none() {
+        problems.push(missing(
+            "option host: add a line such as option host '192.168.1.1'",
+        ));
+    }
+    let needs_login = matches!(
+        source.kind,
+        UpstreamKind::Fritzbox | UpstreamKind::Asus | UpstreamKind::Ubus | UpstreamKind::Tplink
+    );
+    if needs_login && source.username.is_none() {
+        problems.push(missing(
+            "option username: add a line such as option username 'admin'",
+        ));
+    }
+    let needs_password = needs_login || source.kind == UpstreamKind::Draytek;
+    match (is_given("password"), is_given("password_file")) {
+        (true, true) => problems.push((
+            section.line,
+            format!(
+                "{} has both option password and option password_file: keep one",
+                describe(section)
+            ),
+        )),
+        (false, false) if needs_password => problems.push(missing(
+            "option password or option password_file: add a line such as \
+             option password_file '/etc/netmeter/isp.pass'",
+        )),
+        _ => {}
+    }
+    if source.timeout >= source.interval {
+        problems.push((
+            section.line,
+            format!(
+                "{}: option timeout ({} s) must be shorter than option interval ({} s)",
+                describe(section),
+                source.timeout.as_secs(),
+                source.interval.as_secs()
+            ),
+        ));
+    }
+    (problems.len() == before).then_some(source)
+}
