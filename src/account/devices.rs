@@ -563,6 +563,8 @@ mod by_mac {
 mod tests {
     use super::Direction::{Received, Sent};
     use super::*;
+
+    impl crate::store::format::Payload for DeviceAccounts {}
     use std::collections::BTreeSet;
     use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -465,6 +465,8 @@ fn rate(seen: Observation, elapsed_ms: Option<u64>) -> u64 {
 mod tests {
     use super::InterfaceEvent::{Evicted, Renamed};
     use super::*;
+
+    impl crate::store::format::Payload for InterfaceAccounts {}
     use crate::collect::links::CounterWidth;
 
     const BOOT: &str = "7a3c0e1e-0b4f-4a53-9f0e-2d8f9f2c1a01\n";

@@ -135,7 +135,8 @@ impl Bypass {
             let balance = (self.balance[i] as i128 + step).clamp(i64::MIN.into(), i64::MAX.into());
             self.balance[i] = balance as i64;
             let new_total = (balance.max(0) as u64).max(totals[i]);
-            rates[i] = (step.max(0) as u64 * 1000)
+            rates[i] = (step.max(0) as u64)
+                .saturating_mul(1000)
                 .checked_div(elapsed_ms)
                 .unwrap_or(0);
             totals[i] = new_total;
@@ -178,11 +179,23 @@ struct Elapsed {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamAccounts {
     sources: Vec<UpstreamTotals>,
+    /// Something was ingested since the last commit.
+    #[serde(skip)]
+    changed: bool,
 }
 
 impl UpstreamAccounts {
     pub fn iter(&self) -> impl Iterator<Item = &UpstreamTotals> {
         self.sources.iter()
+    }
+
+    /// Whether a reading came in since [`Self::mark_committed`].
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    pub fn mark_committed(&mut self) {
+        self.changed = false;
     }
 
     pub fn get(&self, name: &str) -> Option<&UpstreamTotals> {
@@ -225,6 +238,7 @@ impl UpstreamAccounts {
         reading: &Reading,
         local_wan: Option<[u64; 2]>,
     ) {
+        self.changed = true;
         let source = match self.sources.iter().position(|s| s.name == name) {
             Some(at) => &mut self.sources[at],
             None => {

@@ -7,8 +7,6 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-
 use super::format::{self, Decoded, FileKind};
 
 /// Files above this are not read at all: a 64 MB router must not try.
@@ -68,7 +66,7 @@ pub struct LoadOutcome<T> {
 /// file from a newer netmeter is still good to that netmeter), and out of
 /// the way of the next save's rotation. Missing directories and files are
 /// a first start, not a problem.
-pub fn load<T: DeserializeOwned>(dirs: &[&Path], name: &str, kind: FileKind) -> LoadOutcome<T> {
+pub fn load<T: format::Payload>(dirs: &[&Path], name: &str, kind: FileKind) -> LoadOutcome<T> {
     let now = crate::clock::unix_now();
     let mut loaded: Option<(PathBuf, Decoded<T>)> = None;
     // (file, what is wrong with it, where it went)
@@ -438,7 +436,7 @@ mod tests {
     fn empty_foreign_and_newer_files_are_reported_and_kept() {
         let d = TempDir::new("odd");
         let mut newer = file(8, 800);
-        newer[4..6].copy_from_slice(&2u16.to_le_bytes());
+        newer[4..6].copy_from_slice(&3u16.to_le_bytes());
         let end = newer.len() - 4;
         let crc = crate::store::crc32::hash(&newer[..end]);
         newer[end..].copy_from_slice(&crc.to_le_bytes());
@@ -450,7 +448,7 @@ mod tests {
             ),
             (
                 newer,
-                "written by a newer netmeter (format 2, this one reads up to 1)",
+                "written by a newer netmeter (format 3, this one reads up to 2)",
             ),
         ] {
             fs::write(d.0.join("state"), &content).unwrap();

@@ -20,6 +20,12 @@
 //! Only magic and version have a fixed place forever: everything after them
 //! belongs to the version, so a later version may change the header too. The
 //! reader keeps a branch for every format version ever written.
+//!
+//! Versions:
+//! - 1: the first.
+//! - 2: the same header; the state and the journal record each gained a
+//!   last field (upstream routers' totals). A version 1 payload is read as
+//!   version 2 with that field empty ([`Payload::V1_SUFFIX`]).
 
 use std::fmt;
 
@@ -30,9 +36,17 @@ pub const MAGIC: [u8; 4] = *b"NMST";
 
 /// The format this netmeter writes. Bump it, and add a reader branch in
 /// `decode`, whenever the bytes of a saved file would change meaning.
-pub const CURRENT_VERSION: u16 = 1;
+pub const CURRENT_VERSION: u16 = 2;
 
-/// Bytes before the payload in version 1.
+/// What a file can hold, and how its version 1 payload becomes today's.
+pub trait Payload: Serialize + DeserializeOwned {
+    /// Appended to a version 1 payload before decoding it: the encoding of
+    /// the fields version 2 added at the end, empty. Nothing for a type
+    /// whose encoding did not change.
+    const V1_SUFFIX: &'static [u8] = &[];
+}
+
+/// Bytes before the payload in versions 1 and 2.
 const V1_HEADER_LEN: usize = 28;
 const CRC_LEN: usize = 4;
 
@@ -181,7 +195,7 @@ impl fmt::Display for FormatError {
 impl std::error::Error for FormatError {}
 
 /// The bytes of a complete file in the current format.
-pub fn encode<T: Serialize>(
+pub fn encode<T: Payload>(
     kind: FileKind,
     sequence: u64,
     saved_unix: u64,
@@ -206,10 +220,7 @@ pub fn encode<T: Serialize>(
 }
 
 /// Checks a file and decodes its payload. Never panics, whatever the bytes.
-pub fn decode<T: DeserializeOwned>(
-    bytes: &[u8],
-    expected: FileKind,
-) -> Result<Decoded<T>, FormatError> {
+pub fn decode<T: Payload>(bytes: &[u8], expected: FileKind) -> Result<Decoded<T>, FormatError> {
     if bytes.is_empty() {
         return Err(FormatError::Empty);
     }
@@ -220,8 +231,7 @@ pub fn decode<T: DeserializeOwned>(
         return Err(FormatError::NotStateFile);
     }
     match version {
-        1 => decode_v1(bytes, expected),
-        // A version 2 adds `2 => decode_v2(…)` here and keeps `decode_v1`.
+        1 | 2 => decode_v1(bytes, expected),
         v if v > CURRENT_VERSION => Err(FormatError::NewerVersion { version: v }),
         v => Err(FormatError::UnknownVersion { version: v }),
     }
@@ -230,13 +240,13 @@ pub fn decode<T: DeserializeOwned>(
 /// Decodes the first of several files laid end to end (the journal's
 /// records) and says how many bytes it took. A record cut short by the end
 /// of `bytes` is `Truncated`: an append a crash interrupted.
-pub fn decode_first<T: DeserializeOwned>(
+pub fn decode_first<T: Payload>(
     bytes: &[u8],
     expected: FileKind,
 ) -> Result<(Decoded<T>, usize), FormatError> {
     let declared = match (bytes.get(0..4), le_u16(bytes, 4), le_u32(bytes, 24)) {
-        (Some(magic), Some(1), Some(len)) if magic == MAGIC => len as usize,
-        // Too short for a header, or not version 1: `decode` says which.
+        (Some(magic), Some(1 | 2), Some(len)) if magic == MAGIC => len as usize,
+        // Too short for a header, or an unknown version: `decode` says which.
         _ => return decode(bytes, expected).map(|d| (d, bytes.len())),
     };
     if declared > MAX_PAYLOAD_LEN {
@@ -246,10 +256,8 @@ pub fn decode_first<T: DeserializeOwned>(
     decode(&bytes[..end], expected).map(|d| (d, end))
 }
 
-fn decode_v1<T: DeserializeOwned>(
-    bytes: &[u8],
-    expected: FileKind,
-) -> Result<Decoded<T>, FormatError> {
+/// Versions 1 and 2, which share the header.
+fn decode_v1<T: Payload>(bytes: &[u8], expected: FileKind) -> Result<Decoded<T>, FormatError> {
     if bytes.len() < V1_HEADER_LEN {
         return Err(FormatError::ShorterThanHeader { len: bytes.len() });
     }
@@ -286,13 +294,22 @@ fn decode_v1<T: DeserializeOwned>(
             found: kind,
         });
     }
-    let (payload, rest) = postcard::take_from_bytes::<T>(&bytes[V1_HEADER_LEN..body_end])
-        .map_err(FormatError::PayloadInvalid)?;
+    let version = le_u16(bytes, 4).unwrap_or(0);
+    let body = &bytes[V1_HEADER_LEN..body_end];
+    let migrated;
+    let body = if version == 1 && !T::V1_SUFFIX.is_empty() {
+        migrated = [body, T::V1_SUFFIX].concat();
+        &migrated[..]
+    } else {
+        body
+    };
+    let (payload, rest) =
+        postcard::take_from_bytes::<T>(body).map_err(FormatError::PayloadInvalid)?;
     if !rest.is_empty() {
         return Err(FormatError::PayloadTrailing { unread: rest.len() });
     }
     Ok(Decoded {
-        version: 1,
+        version,
         sequence,
         saved_unix,
         payload,
@@ -327,6 +344,10 @@ pub(crate) mod tests {
         pub generation: Option<u64>,
         pub pairs: Vec<(u32, u64)>,
     }
+
+    impl Payload for Sample {}
+    impl Payload for (u8, u8, u8) {}
+    impl Payload for (u8, u8) {}
 
     pub(crate) fn sample(bytes: u64) -> Sample {
         Sample {
@@ -368,7 +389,7 @@ pub(crate) mod tests {
     fn the_header_is_little_endian_at_fixed_offsets() {
         let bytes = encoded();
         assert_eq!(&bytes[0..4], b"NMST");
-        assert_eq!(&bytes[4..6], &[1, 0]);
+        assert_eq!(&bytes[4..6], &[2, 0]);
         assert_eq!(&bytes[6..8], &[1, 0]);
         assert_eq!(&bytes[8..16], &[42, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
@@ -450,7 +471,7 @@ pub(crate) mod tests {
         let e = decode::<Sample>(&newer, FileKind::Snapshot).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "written by a newer netmeter (format 2, this one reads up to 1): \
+            "written by a newer netmeter (format 3, this one reads up to 2): \
              upgrade netmeter to use it"
         );
     }
@@ -519,7 +540,8 @@ pub(crate) mod tests {
         assert_eq!(decoded.sequence, 42);
         assert_eq!(decoded.saved_unix, 1_795_000_000);
         assert_eq!(decoded.payload, sample(123_456_789));
-        // Encoding is deterministic, so today's writer still produces them.
-        assert_eq!(encoded(), bytes);
+        // Encoding is deterministic, so today's writer still produces them
+        // but for the version (this payload's encoding did not change in 2).
+        assert_eq!(encoded(), with_version(bytes.to_vec(), 2));
     }
 }

@@ -252,6 +252,7 @@ impl Store {
         match &result {
             Ok(()) => {
                 state.timeline.mark_committed();
+                state.upstream.mark_committed();
                 self.status.last_commit = Some(now_unix);
                 self.status.last_commit_error = None;
             }

@@ -4,10 +4,18 @@
 use serde::{Deserialize, Serialize};
 
 use super::calendar::{Calendar, UtcOffset};
+use super::format::Payload;
 use super::history::RingSizes;
 use super::timeline::{OTHER, Timeline, TrackChange};
 use crate::account::devices::UnattributedTotals;
-use crate::account::{DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals};
+use crate::account::{
+    DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals, UpstreamAccounts,
+    UpstreamTotals,
+};
+
+/// The encoding of an empty list: the upstream totals a version 1 file
+/// never had.
+const NO_UPSTREAM: &[u8] = &[0];
 
 /// Everything netmeter keeps across restarts and reboots.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -18,6 +26,16 @@ pub struct State {
     /// Where the flash copy stood when this state was taken, so a state
     /// loaded from the spool goes on with the same journal.
     pub flash: FlashPosition,
+    /// Upstream routers' totals (format version 2).
+    pub upstream: UpstreamAccounts,
+}
+
+impl Payload for State {
+    const V1_SUFFIX: &'static [u8] = NO_UPSTREAM;
+}
+
+impl Payload for Commit {
+    const V1_SUFFIX: &'static [u8] = NO_UPSTREAM;
 }
 
 /// The flash journal's position: the checkpoint it extends and the last
@@ -37,6 +55,7 @@ impl State {
             devices: DeviceAccounts::new(max_devices),
             timeline: Timeline::default(),
             flash: FlashPosition::default(),
+            upstream: UpstreamAccounts::default(),
         }
     }
 }
@@ -46,7 +65,7 @@ impl State {
 /// recorded whole, raw readings included, so counting goes on exactly
 /// within a boot; devices only when they changed, without their element
 /// readings (their kernel table is reinstalled on start anyway).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Commit {
     /// The checkpoint (sequence) this record extends: records of any other
     /// checkpoint are ignored.
@@ -60,6 +79,9 @@ pub struct Commit {
     pub unattributed: UnattributedTotals,
     pub generation: Option<u64>,
     pub high_water: u64,
+    /// Every upstream source whole, when any changed (format version 2):
+    /// they are few, and their raw readings let counting go on exactly.
+    pub upstream: Vec<UpstreamTotals>,
 }
 
 impl Commit {
@@ -103,12 +125,18 @@ impl Commit {
             unattributed: state.devices.unattributed(),
             generation: state.devices.generation(),
             high_water: timeline.high_water,
+            upstream: match state.upstream.changed() {
+                true => state.upstream.iter().cloned().collect(),
+                false => Vec::new(),
+            },
         }
     }
 
     /// Whether there is anything worth a record.
     pub fn is_empty(&self) -> bool {
-        self.interface_tracks.is_empty() && self.device_tracks.is_empty()
+        self.interface_tracks.is_empty()
+            && self.device_tracks.is_empty()
+            && self.upstream.is_empty()
     }
 
     /// Replays this record onto the state it followed.
@@ -129,5 +157,46 @@ impl Commit {
             state.timeline.apply_device(cal, sizes.1, *mac, change);
         }
         state.timeline.high_water = state.timeline.high_water.max(self.high_water);
+        for totals in self.upstream {
+            state.upstream.restore(totals);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::format::{FileKind, decode, encode};
+
+    /// A version 1 file of `payload`: today's encoding without the upstream
+    /// list's byte at the end, with version, length and checksum to match.
+    fn as_version_1(file: &[u8]) -> Vec<u8> {
+        let mut v1 = file[..file.len() - 5].to_vec();
+        assert_eq!(
+            file[file.len() - 5],
+            0,
+            "an empty upstream list ends the payload"
+        );
+        v1[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let len = (v1.len() - 28) as u32;
+        v1[24..28].copy_from_slice(&len.to_le_bytes());
+        let crc = crate::store::crc32::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        v1
+    }
+
+    #[test]
+    fn version_1_states_and_records_load_with_no_upstream_totals() {
+        let state = State::new(4, 4);
+        let file = encode(FileKind::Snapshot, 7, 0, &state).unwrap();
+        let old: State = decode(&as_version_1(&file), FileKind::Snapshot)
+            .unwrap()
+            .payload;
+        assert_eq!(encode(FileKind::Snapshot, 7, 0, &old).unwrap(), file);
+
+        let commit = Commit::of(&state);
+        let file = encode(FileKind::Journal, 8, 0, &commit).unwrap();
+        let old = decode::<Commit>(&as_version_1(&file), FileKind::Journal).unwrap();
+        assert_eq!((old.version, old.payload), (1, commit));
     }
 }
