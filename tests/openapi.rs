@@ -352,6 +352,7 @@ fn full_state() -> ApiState {
         ))),
         wan: vec!["wan".into()],
         month_rotate: 1,
+        upstream: Vec::new(),
     }
 }
 

@@ -9,6 +9,7 @@ mod format;
 mod history;
 mod interfaces;
 mod teardown;
+mod upstream;
 mod version;
 
 use crate::config::ConfigError;
@@ -32,6 +33,7 @@ enum Command {
     History(history::HistoryArgs),
     Interfaces(interfaces::InterfacesArgs),
     Teardown(teardown::TeardownArgs),
+    Upstream(upstream::UpstreamArgs),
     Version(version::VersionArgs),
 }
 
@@ -89,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::History(a) => history::run(a),
         Command::Interfaces(a) => interfaces::run(a),
         Command::Teardown(a) => teardown::run(a),
+        Command::Upstream(a) => upstream::run(a),
         Command::Version(a) => version::run(a),
     };
     match result {

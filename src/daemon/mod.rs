@@ -2,6 +2,7 @@
 
 mod attribution;
 mod devices;
+pub mod upstream;
 
 pub use attribution::Attribution;
 pub use devices::{PerDeviceStatus, resolve};
@@ -94,6 +95,8 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     let mut per_device = PerDevice::new(&config);
     apply_config(&config, &mut state, &mut per_device);
     let shared = Arc::new(Mutex::new(state));
+    let mut upstream = upstream::UpstreamRunner::default();
+    upstream.start(&config.upstream, &shared, &api_state);
     {
         let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
         s.store = store.status.clone();
@@ -144,6 +147,8 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
                             "new spool or database directories take effect when the daemon restarts",
                         );
                     }
+                    // Always: a fixed password_file changes no config line.
+                    upstream.start(&new.upstream, &shared, &api_state);
                     config = new;
                     warn_about_timeouts(&config);
                     refresher.per_device.reconfigure();
@@ -175,6 +180,8 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
             None => {}
         }
     }
+    // No upstream reading lands after the final commit.
+    upstream.signal_stop();
     {
         let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
         // The last counts before they are written.
@@ -189,6 +196,8 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     persist(&shared, &mut store, &api_state, true);
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
+    // Each source ends its router session within its own timeout.
+    upstream.stop();
     Ok(())
 }
 
@@ -306,11 +315,19 @@ fn update_timeline(
     now: Moment,
 ) -> crate::store::timeline::ClockState {
     let sizes = history_sizes(config);
+    // Upstream series (`isp/wan`) have history like local interfaces.
+    let upstream: Vec<(String, [u64; 2])> =
+        state.upstream.iter().flat_map(|s| s.series()).collect();
     let observed = Observed {
         interfaces: state
             .interfaces
             .iter()
             .map(|t| (t.name.as_str(), [t.rx_bytes.total(), t.tx_bytes.total()]))
+            .chain(
+                upstream
+                    .iter()
+                    .map(|(name, totals)| (name.as_str(), *totals)),
+            )
             .collect(),
         devices: state
             .devices

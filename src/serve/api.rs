@@ -163,6 +163,8 @@ pub struct ApiState {
     pub month_rotate: u8,
     /// `option token`: when set, every request must present it.
     pub token: Option<Secret>,
+    /// Each upstream source's health, in configuration order.
+    pub upstream: Vec<crate::daemon::upstream::SourceStatus>,
 }
 
 #[derive(Serialize)]
@@ -194,6 +196,7 @@ const PLAIN: &[&str] = &[
     "/api/v1/status",
     "/api/v1/interfaces",
     "/api/v1/devices",
+    "/api/v1/upstream",
     "/metrics",
 ];
 
@@ -327,14 +330,35 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 Err(e) => Response::error(404, &e),
             }
         }
+        "/api/v1/upstream" => {
+            let status = state.upstream.clone();
+            let Some(shared) = state.history.clone() else {
+                return Response::error(503, "starting: the state is not loaded yet");
+            };
+            drop(state); // never hold both locks
+            let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
+            json(&super::upstream::UpstreamReport::new(
+                &status,
+                &saved.upstream,
+            ))
+        }
         "/metrics" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
-        "/metrics" => Response::new(
-            200,
-            metrics::CONTENT_TYPE,
-            metrics::render(&state).into_bytes(),
-        ),
+        "/metrics" => {
+            let mut text = metrics::render(&state);
+            if !state.upstream.is_empty()
+                && let Some(shared) = state.history.clone()
+            {
+                let status = state.upstream.clone();
+                drop(state); // never hold both locks
+                let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
+                let report = super::upstream::UpstreamReport::new(&status, &saved.upstream);
+                drop(saved);
+                text += &metrics::render_upstream(&report);
+            }
+            Response::new(200, metrics::CONTENT_TYPE, text.into_bytes())
+        }
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),
     }
 }

@@ -1,0 +1,161 @@
+//! `/api/v1/upstream` and `netmeter upstream --json`: each upstream
+//! router's health, counters and devices, and the double-NAT difference.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::upstream::{SeriesTotals, UpstreamAccounts, UpstreamTotals};
+use crate::collect::upstream::LineKind;
+use crate::daemon::upstream::SourceStatus;
+
+/// Field names are a contract with scripts: only add.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamReport {
+    pub sources: Vec<SourceView>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ok: bool,
+    pub last_success: Option<u64>,
+    pub last_error: Option<String>,
+    /// dns, connect, timeout, protocol, auth, parse or local.
+    pub error_stage: Option<String>,
+    pub next_attempt: Option<u64>,
+    /// Stopped until the configuration changes (wrong credentials).
+    pub stopped: bool,
+    /// The router's Internet side, from the router's view: rx = download.
+    pub wan: Option<TrafficView>,
+    pub interfaces: Vec<NamedTraffic>,
+    pub devices: Vec<UpstreamDeviceView>,
+    /// Traffic the upstream WAN carried beyond netmeter's own WAN: devices
+    /// that bypass netmeter (double NAT).
+    pub bypass: Option<TrafficView>,
+    /// Line statistics (DrayTek), as of the last reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub line: Vec<LineView>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficView {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_rate: u64,
+    pub tx_rate: u64,
+}
+
+impl From<&SeriesTotals> for TrafficView {
+    fn from(t: &SeriesTotals) -> Self {
+        TrafficView {
+            rx_bytes: t.rx_bytes(),
+            tx_bytes: t.tx_bytes(),
+            rx_rate: t.rx_rate,
+            tx_rate: t.tx_rate,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedTraffic {
+    pub name: String,
+    #[serde(flatten)]
+    pub traffic: TrafficView,
+}
+
+/// rx is what the device downloaded, as for netmeter's own devices.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamDeviceView {
+    pub mac: String,
+    pub ip: Option<String>,
+    pub hostname: Option<String>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_rate: u64,
+    pub tx_rate: u64,
+    pub last_seen: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LineView {
+    pub name: String,
+    /// "near" or "far" end of the line, where the statistic has two.
+    pub end: Option<String>,
+    pub value: f64,
+    /// "counter" (only grows) or "gauge".
+    pub kind: String,
+}
+
+impl UpstreamReport {
+    /// Status and accounts joined by source name, in configuration order.
+    pub fn new(status: &[SourceStatus], accounts: &UpstreamAccounts) -> Self {
+        let sources = status
+            .iter()
+            .map(|s| {
+                let mut view = SourceView {
+                    name: s.name.clone(),
+                    kind: s.kind.clone(),
+                    ok: s.ok,
+                    last_success: s.last_success,
+                    last_error: s.last_error.clone(),
+                    error_stage: s.error_stage.clone(),
+                    next_attempt: s.next_attempt,
+                    stopped: s.stopped,
+                    ..SourceView::default()
+                };
+                if let Some(t) = accounts.get(&s.name) {
+                    fill(&mut view, t);
+                }
+                view
+            })
+            .collect();
+        UpstreamReport { sources }
+    }
+}
+
+fn fill(view: &mut SourceView, t: &UpstreamTotals) {
+    view.wan = t.wan.as_ref().map(TrafficView::from);
+    view.interfaces = t
+        .interfaces
+        .iter()
+        .map(|(name, totals)| NamedTraffic {
+            name: name.clone(),
+            traffic: totals.into(),
+        })
+        .collect();
+    view.devices = t
+        .devices
+        .iter()
+        .map(|d| UpstreamDeviceView {
+            mac: crate::mac::format_mac(&d.mac),
+            ip: d.ip.map(|ip| ip.to_string()),
+            hostname: d.hostname.clone(),
+            rx_bytes: d.totals.rx_bytes(),
+            tx_bytes: d.totals.tx_bytes(),
+            rx_rate: d.totals.rx_rate,
+            tx_rate: d.totals.tx_rate,
+            last_seen: d.last_seen,
+        })
+        .collect();
+    view.bypass = t.bypass.as_ref().map(|b| TrafficView {
+        rx_bytes: b.rx_bytes,
+        tx_bytes: b.tx_bytes,
+        rx_rate: b.rx_rate,
+        tx_rate: b.tx_rate,
+    });
+    view.line = t
+        .line
+        .iter()
+        .map(|l| LineView {
+            name: l.name.clone(),
+            end: l.end.map(str::to_owned),
+            value: l.value,
+            kind: match l.kind {
+                LineKind::Counter => "counter",
+                LineKind::Gauge => "gauge",
+            }
+            .into(),
+        })
+        .collect();
+}
