@@ -196,8 +196,9 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     persist(&shared, &mut store, &api_state, true);
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
-    // Each source ends its router session within its own timeout.
-    upstream.stop();
+    // Sources end their router sessions (TP-Link allows one admin at a
+    // time); procd's kill comes 5 s after its TERM, and the state is saved.
+    upstream.stop_within(Duration::from_secs(3));
     Ok(())
 }
 

@@ -115,22 +115,25 @@ impl UpstreamRunner {
         }
     }
 
-    /// Stops every thread and waits for each to end its router session,
-    /// which takes at most its timeout.
-    pub fn stop(&mut self) {
+    /// Stops every thread and waits up to `limit` for them to end their
+    /// router sessions; a thread still in a scrape is left to the exit.
+    pub fn stop_within(&mut self, limit: Duration) {
         self.signal_stop();
+        let until = Instant::now() + limit;
+        while Instant::now() < until
+            && self
+                .workers
+                .iter()
+                .any(|w| w.handle.as_ref().is_some_and(|h| !h.is_finished()))
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for worker in &mut self.workers {
-            if let Some(handle) = worker.handle.take() {
+            if let Some(handle) = worker.handle.take_if(|h| h.is_finished()) {
                 let _ = handle.join();
             }
         }
         self.workers.clear();
-    }
-}
-
-impl Drop for UpstreamRunner {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -1,7 +1,7 @@
 //! The agent: runs inside its namespaces and obeys one command per line.
 //! Answers `ok [data]` or `err message` on one line.
 
-use super::{bench, fw4, http, ops};
+use super::{bench, fw4, http, ops, upstream};
 use std::io::{BufRead, Write};
 
 pub fn run(name: &str) -> i32 {
@@ -78,6 +78,11 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         ),
         "http" => http::http_request(arg(1)?, arg(2)?, arg(3)?, arg(4)?),
         "received" => Ok(ops::received().to_string()),
+        "exporter" => done(upstream::exporter(num(1)? as u16)),
+        "bypass" => done(upstream::bypass(num(1)?, num(2)?)),
+        "scrapes" => Ok(upstream::scrapes().to_string()),
+        "silent" => done(upstream::silent(num(1)? as u16)),
+        "silent_accepted" => Ok(upstream::silent_accepted().to_string()),
         "peers" => Ok(ops::peers().join(",")),
         "netmeter_install" => done(bench::netmeter_install(arg(1)?, num(2)?, arg(3)?)),
         "nft_populate" => bench::nft_populate(arg(1)?, num(2)?),

@@ -21,6 +21,7 @@ pub mod http;
 pub mod netmeter;
 mod ops;
 pub mod topology;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -1,0 +1,104 @@
+//! An upstream router inside a namespace (the WAN host), for end-to-end
+//! upstream tests: a node_exporter-style endpoint whose WAN counters are
+//! this namespace's real eth0 counters, mirrored (what the router forwards
+//! to and from netmeter goes on to the ISP), plus bytes of devices that
+//! bypass netmeter, set by the test. And a port that accepts connections
+//! and never answers.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+type R<T = ()> = Result<T, String>;
+
+static BYPASS_RX: AtomicU64 = AtomicU64::new(0);
+static BYPASS_TX: AtomicU64 = AtomicU64::new(0);
+static SCRAPES: AtomicUsize = AtomicUsize::new(0);
+static SILENT: AtomicUsize = AtomicUsize::new(0);
+/// Accepted and held open, never answered.
+static HELD: Mutex<Vec<std::net::TcpStream>> = Mutex::new(Vec::new());
+
+/// `exporter PORT`: serves `/metrics` with `isp0` as the WAN.
+pub fn exporter(port: u16) -> R {
+    let listener = TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("bind {port}: {e}"))?;
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = match eth0() {
+                Ok((rx, tx)) => {
+                    SCRAPES.fetch_add(1, Ordering::SeqCst);
+                    // Download from the ISP is what went on to netmeter, and more.
+                    let isp_rx = tx + BYPASS_RX.load(Ordering::SeqCst);
+                    let isp_tx = rx + BYPASS_TX.load(Ordering::SeqCst);
+                    format!(
+                        "# HELP node_network_receive_bytes_total Network device statistic receive_bytes.\n\
+                         # TYPE node_network_receive_bytes_total counter\n\
+                         node_network_receive_bytes_total{{device=\"isp0\"}} {isp_rx}\n\
+                         node_network_receive_bytes_total{{device=\"eth0\"}} {rx}\n\
+                         # HELP node_network_transmit_bytes_total Network device statistic transmit_bytes.\n\
+                         # TYPE node_network_transmit_bytes_total counter\n\
+                         node_network_transmit_bytes_total{{device=\"isp0\"}} {isp_tx}\n\
+                         node_network_transmit_bytes_total{{device=\"eth0\"}} {tx}\n"
+                    )
+                }
+                Err(e) => e,
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Ok(())
+}
+
+/// `bypass RX TX`: bytes that devices beside netmeter moved so far.
+pub fn bypass(rx: u64, tx: u64) -> R {
+    BYPASS_RX.store(rx, Ordering::SeqCst);
+    BYPASS_TX.store(tx, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Scrapes the exporter answered.
+pub fn scrapes() -> usize {
+    SCRAPES.load(Ordering::SeqCst)
+}
+
+/// `silent PORT`: accepts, never reads or answers.
+pub fn silent(port: u16) -> R {
+    let listener = TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("bind {port}: {e}"))?;
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            SILENT.fetch_add(1, Ordering::SeqCst);
+            HELD.lock().unwrap().push(conn);
+        }
+    });
+    Ok(())
+}
+
+/// Connections the silent port accepted.
+pub fn silent_accepted() -> usize {
+    SILENT.load(Ordering::SeqCst)
+}
+
+/// This namespace's eth0 byte counters (rx, tx).
+fn eth0() -> Result<(u64, u64), String> {
+    let text = std::fs::read_to_string("/proc/self/net/dev").map_err(|e| e.to_string())?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("eth0:"))
+        .ok_or("no eth0")?;
+    let f: Vec<&str> = line.split_once(':').unwrap().1.split_whitespace().collect();
+    let num = |i: usize| f[i].parse::<u64>().map_err(|e| e.to_string());
+    Ok((num(0)?, num(8)?))
+}
