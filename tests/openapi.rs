@@ -190,11 +190,12 @@ fn schema_of(path: &str) -> String {
         .to_string()
 }
 
-const PATHS: [&str; 4] = [
+const PATHS: [&str; 5] = [
     "/api/v1/status",
     "/api/v1/interfaces",
     "/api/v1/devices",
     "/api/v1/history",
+    "/api/v1/upstream",
 ];
 
 #[test]
@@ -282,7 +283,53 @@ fn device(mac: &str, hostname: Option<&str>, group: Option<&str>) -> DeviceView 
         tx_rate: 6,
         first_seen: 1_795_000_000,
         last_seen: 1_795_000_010,
+        upstream: vec![netmeter::serve::api::UpstreamFigure {
+            source: "isp".into(),
+            rx_bytes: 7,
+            tx_bytes: 8,
+        }],
     }
+}
+
+/// Upstream accounts with every part filled: WAN, interfaces, a device,
+/// the double-NAT difference and line statistics.
+fn upstream_state() -> netmeter::store::state::State {
+    use netmeter::collect::links::CounterWidth::Bits64;
+    use netmeter::collect::upstream::{Counters, DeviceReading, LineKind, LineValue, Reading};
+    let mut state = netmeter::store::state::State::new(16, 16);
+    for step in 0..2u64 {
+        let c = |n: u64| Counters {
+            rx_bytes: n * (step + 1),
+            tx_bytes: n * (step + 1),
+            width: Bits64,
+        };
+        let reading = Reading {
+            wan: Some(c(1000)),
+            interfaces: vec![("WIRED".into(), c(100))],
+            devices: vec![DeviceReading {
+                mac: [2, 0, 0, 0, 0, 9],
+                ip: Some("192.168.1.9".parse().unwrap()),
+                hostname: Some("nas".into()),
+                rx_bytes: 10 * (step + 1),
+                tx_bytes: 20 * (step + 1),
+                width: Bits64,
+            }],
+            line: vec![LineValue {
+                name: "crc".into(),
+                end: Some("near"),
+                value: 12.0,
+                kind: LineKind::Counter,
+            }],
+        };
+        let now = netmeter::account::Moment {
+            monotonic_ms: step * 60_000,
+            unix_secs: 1_795_000_000 + step * 60,
+        };
+        state
+            .upstream
+            .ingest("isp", "fritzbox", now, &reading, Some([100, 100]));
+    }
+    state
 }
 
 /// Every optional field present, every nullable one non-null.
@@ -308,6 +355,17 @@ fn full_state() -> ApiState {
             ],
             unattributed: totals,
             other: Some(totals),
+            upstream_only: vec![netmeter::serve::api::UpstreamOnlyDevice {
+                mac: "aa:bb:cc:dd:ee:09".into(),
+                ip: Some("192.168.178.20".into()),
+                hostname: Some("printer".into()),
+                source: "isp".into(),
+                rx_bytes: 1,
+                tx_bytes: 2,
+                rx_rate: 3,
+                tx_rate: 4,
+                last_seen: 1_795_000_010,
+            }],
         },
         per_device: PerDeviceStatus {
             active: false,
@@ -347,12 +405,20 @@ fn full_state() -> ApiState {
             checkpoint_bytes: 10_345,
         },
         clock: Some(netmeter::store::timeline::ClockState::Behind),
-        history: Some(std::sync::Arc::new(Mutex::new(
-            netmeter::store::state::State::new(16, 16),
-        ))),
+        history: Some(std::sync::Arc::new(Mutex::new(upstream_state()))),
         wan: vec!["wan".into()],
         month_rotate: 1,
-        upstream: Vec::new(),
+        upstream: vec![netmeter::daemon::upstream::SourceStatus {
+            name: "isp".into(),
+            kind: "fritzbox".into(),
+            ok: false,
+            last_success: Some(1_795_000_060),
+            last_error: Some("auth: the router answered 401".into()),
+            error_stage: Some("auth".into()),
+            failures: 1,
+            next_attempt: Some(1_795_000_120),
+            stopped: false,
+        }],
     }
 }
 
@@ -382,6 +448,16 @@ fn every_optional_and_nullable_field_filled_matches_too() {
     assert!(devices["other"].is_object() && devices["devices"][0]["group"].is_string());
     let status = answer(full_state(), "/api/v1/status");
     assert!(status["per_device"]["last_gap"].is_array() && status["last_error"].is_string());
+    let upstream = answer(full_state(), "/api/v1/upstream");
+    let isp = &upstream["sources"][0];
+    assert!(
+        isp["bypass"].is_object()
+            && isp["wan"].is_object()
+            && isp["line"][0]["end"] == "near"
+            && isp["devices"][0]["hostname"] == "nas"
+            && isp["interfaces"][0]["name"] == "WIRED",
+        "{upstream}"
+    );
     // And with every nullable field null, before the first refresh.
     let starting = ApiState {
         started_unix: 1_795_000_000,
@@ -458,7 +534,11 @@ fn the_examples_in_api_md_match_the_schemas() {
         .skip(1)
         .map(|block| serde_json::from_str(block.split("```").next().unwrap()).unwrap())
         .collect();
-    assert_eq!(examples.len(), 4, "status, interfaces, devices, history");
+    assert_eq!(
+        examples.len(),
+        5,
+        "status, interfaces, devices, history, upstream"
+    );
     for (path, example) in PATHS.iter().zip(&examples) {
         assert_valid(&schema_of(path), example);
     }

@@ -121,9 +121,23 @@ fn render(report: &DevicesReport) -> String {
                 format::bytes(d.rx_bytes),
                 format::bytes(d.tx_bytes),
                 format::bytes(d.rx_bytes + d.tx_bytes),
+                upstream_cell(&d.upstream),
             ]
         })
         .collect();
+    // Devices only an upstream router counts: their own rows, not in the total.
+    for d in &report.upstream_only {
+        let name = d.hostname.clone().unwrap_or_else(|| "-".into());
+        rows.push(vec![
+            d.mac.clone(),
+            d.ip.clone().unwrap_or_default(),
+            format!("{name} (only via {})", d.source),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            format::bytes(d.rx_bytes + d.tx_bytes),
+        ]);
+    }
     for (label, u) in [
         ("other devices", report.other.as_ref()),
         ("unattributed", Some(&report.unattributed)),
@@ -136,6 +150,7 @@ fn render(report: &DevicesReport) -> String {
                 format::bytes(u.rx_bytes),
                 format::bytes(u.tx_bytes),
                 format::bytes(u.rx_bytes + u.tx_bytes),
+                String::new(),
             ]);
         }
     }
@@ -154,6 +169,91 @@ fn render(report: &DevicesReport) -> String {
         format::bytes(rx),
         format::bytes(tx),
         format::bytes(rx + tx),
+        String::new(),
     ]);
-    format::table(&["MAC", "IP(s)", "hostname", "rx", "tx", "total"], &rows)
+    let mut header = vec!["MAC", "IP(s)", "hostname", "rx", "tx", "total"];
+    let upstream =
+        report.devices.iter().any(|d| !d.upstream.is_empty()) || !report.upstream_only.is_empty();
+    if upstream {
+        header.push("upstream total");
+    } else {
+        for row in &mut rows {
+            row.pop();
+        }
+    }
+    format::table(&header, &rows)
+}
+
+/// What upstream routers counted for a device, rx + tx, by source.
+fn upstream_cell(figures: &[crate::serve::api::UpstreamFigure]) -> String {
+    figures
+        .iter()
+        .map(|f| format!("{} ({})", format::bytes(f.rx_bytes + f.tx_bytes), f.source))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::Moment;
+    use crate::account::UpstreamAccounts;
+    use crate::collect::links::CounterWidth::Bits64;
+    use crate::collect::upstream::{DeviceReading, Reading};
+
+    fn local(mac: [u8; 6], rx: u64) -> DeviceAccounts {
+        let mut accounts = DeviceAccounts::new(8);
+        let sample = crate::account::DeviceSample {
+            direction: crate::account::Direction::Received,
+            mac,
+            ip: "10.0.0.2".parse().unwrap(),
+            bytes: rx,
+            packets: 1,
+        };
+        let now = Moment {
+            monotonic_ms: 0,
+            unix_secs: 1_795_000_000,
+        };
+        accounts.ingest(now, 1, &[sample], Default::default());
+        accounts
+    }
+
+    #[test]
+    fn upstream_figures_join_by_mac_and_upstream_only_devices_get_rows() {
+        let (laptop, printer) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let mut upstream = UpstreamAccounts::default();
+        for (step, bytes) in [(0u64, 0u64), (1, 3 << 20)] {
+            let device = |mac| DeviceReading {
+                mac,
+                ip: None,
+                hostname: Some("printer".into()),
+                rx_bytes: bytes,
+                tx_bytes: 0,
+                width: Bits64,
+            };
+            let reading = Reading {
+                devices: vec![device(laptop), device(printer)],
+                ..Reading::default()
+            };
+            let now = Moment {
+                monotonic_ms: step * 30_000,
+                unix_secs: 1_795_000_000 + step * 30,
+            };
+            upstream.ingest("ap", "tplink", now, &reading, None);
+        }
+        let mut report = DevicesReport::new(&local(laptop, 5000), &Names::default());
+        report.join_upstream(&upstream);
+        assert_eq!(report.devices.len(), 1);
+        let figure = &report.devices[0].upstream[0];
+        assert_eq!((figure.source.as_str(), figure.rx_bytes), ("ap", 3 << 20));
+        assert_eq!(report.upstream_only.len(), 1);
+        assert_eq!(report.upstream_only[0].mac, "02:00:00:00:00:02");
+        let text = render(&report);
+        assert!(text.contains("upstream total"), "{text}");
+        assert!(text.contains("3.00 MiB (ap)"), "{text}");
+        assert!(text.contains("printer (only via ap)"), "{text}");
+        // Not part of netmeter's own total.
+        let total = text.lines().find(|l| l.starts_with("total")).unwrap();
+        assert!(total.contains("4.88 KiB"), "{total}");
+    }
 }

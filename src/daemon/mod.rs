@@ -291,6 +291,7 @@ impl Refresher {
                     interfaces: state.interfaces.iter().map(InterfaceView::from).collect(),
                 };
                 s.devices = DevicesReport::new(&state.devices, self.names.current(config));
+                s.devices.join_upstream(&state.upstream);
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
                 s.clock = clock;

@@ -3,7 +3,9 @@
 use super::history;
 use super::http::{self, Request, Response};
 use super::metrics;
-use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
+use crate::account::{
+    DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals, UpstreamAccounts,
+};
 use crate::collect::identity::Names;
 use crate::config::Secret;
 use crate::daemon::{Attribution, PerDeviceStatus};
@@ -85,6 +87,32 @@ pub struct DeviceView {
     pub tx_rate: u64,
     pub first_seen: u64,
     pub last_seen: u64,
+    /// What upstream routers counted for this device (joined by MAC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<UpstreamFigure>,
+}
+
+/// One upstream router's totals for a device netmeter counts too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamFigure {
+    /// The upstream section's name.
+    pub source: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// A device only an upstream router sees (it bypasses netmeter).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamOnlyDevice {
+    pub mac: String,
+    pub ip: Option<String>,
+    pub hostname: Option<String>,
+    pub source: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_rate: u64,
+    pub tx_rate: u64,
+    pub last_seen: u64,
 }
 
 impl DeviceView {
@@ -103,6 +131,7 @@ impl DeviceView {
             tx_rate: t.tx_rate,
             first_seen: t.first_seen,
             last_seen: t.last_seen,
+            upstream: Vec::new(),
         }
     }
 }
@@ -115,6 +144,9 @@ pub struct DevicesReport {
     /// Devices beyond `max_devices`, folded together; absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other: Option<UnattributedTotals>,
+    /// Devices only upstream routers count; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream_only: Vec<UpstreamOnlyDevice>,
 }
 
 impl DevicesReport {
@@ -132,6 +164,36 @@ impl DevicesReport {
                 rx_packets: o.rx_packets,
                 tx_packets: o.tx_packets,
             }),
+            upstream_only: Vec::new(),
+        }
+    }
+
+    /// Upstream routers' per-device figures: beside netmeter's own for the
+    /// same MAC, else as devices of their own.
+    pub fn join_upstream(&mut self, upstream: &UpstreamAccounts) {
+        for source in upstream.iter() {
+            for d in &source.devices {
+                let mac = crate::mac::format_mac(&d.mac);
+                let (rx_bytes, tx_bytes) = (d.totals.rx_bytes(), d.totals.tx_bytes());
+                match self.devices.iter_mut().find(|v| v.mac == mac) {
+                    Some(view) => view.upstream.push(UpstreamFigure {
+                        source: source.name.clone(),
+                        rx_bytes,
+                        tx_bytes,
+                    }),
+                    None => self.upstream_only.push(UpstreamOnlyDevice {
+                        mac,
+                        ip: d.ip.map(|ip| ip.to_string()),
+                        hostname: d.hostname.clone(),
+                        source: source.name.clone(),
+                        rx_bytes,
+                        tx_bytes,
+                        rx_rate: d.totals.rx_rate,
+                        tx_rate: d.totals.tx_rate,
+                        last_seen: d.last_seen,
+                    }),
+                }
+            }
         }
     }
 }

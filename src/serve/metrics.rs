@@ -340,6 +340,7 @@ mod tests {
             tx_rate: 0,
             first_seen: 1_795_000_000,
             last_seen: 1_795_000_010,
+            upstream: Vec::new(),
         }
     }
 
