@@ -1718,9 +1718,10 @@ mod tests {
             .step_by(2)
             .filter(|block| block.trim_start().starts_with("config "))
             .collect();
-        assert_eq!(examples.len(), 2);
-        assert_eq!(parse(examples[0]), Config::default());
-        assert_eq!(parse(examples[1]).devices[0].name, "Kids laptop");
+        assert_eq!(examples.len(), 3);
+        assert_eq!(parse(examples[0]).upstream[0].kind, UpstreamKind::Fritzbox);
+        assert_eq!(parse(examples[1]), Config::default());
+        assert_eq!(parse(examples[2]).devices[0].name, "Kids laptop");
         let seed = include_str!("../../fuzz/seeds/config/documented_example.conf");
         assert_eq!(parse(seed).devices[0].group.as_deref(), Some("kids"));
         assert_eq!(parse(seed).upstream[0].kind, UpstreamKind::Fritzbox);
