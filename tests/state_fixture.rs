@@ -2,7 +2,9 @@
 //! this machine, and is byte for byte what this machine writes for the
 //! same state: the format has no endianness or word size in it.
 //!
-//! `src/store/fixtures/state-v1-mips.bin` was made by
+//! `src/store/fixtures/state-v2-mips.bin` (format 2, with upstream totals;
+//! `state-v1-mips.bin` is the same for format 1, kept to prove old files
+//! load) was made by
 //! `examples/state_fixture.rs` built for `mips-unknown-linux-musl` and run
 //! under qemu-user:
 //!
@@ -12,7 +14,7 @@
 //!   cargo +nightly zigbuild --release --example state_fixture \
 //!   --target mips-unknown-linux-musl -Zbuild-std=std,panic_abort
 //! qemu-mips target/mips-unknown-linux-musl/release/examples/state_fixture \
-//!   src/store/fixtures/state-v1-mips.bin
+//!   src/store/fixtures/state-v2-mips.bin
 //! ```
 //!
 //! (A static-pie build crashes at start under qemu-mips, hence the static
@@ -27,6 +29,37 @@ use netmeter::store::state::State;
 use netmeter::store::{FileKind, decode, encode};
 
 const FROM_MIPS: &[u8] = include_bytes!("../src/store/fixtures/state-v1-mips.bin");
+const FROM_MIPS_V2: &[u8] = include_bytes!("../src/store/fixtures/state-v2-mips.bin");
+
+#[test]
+fn a_version_2_state_written_on_big_endian_mips_is_the_same_bytes_here() {
+    let decoded = decode::<State>(FROM_MIPS_V2, FileKind::Snapshot)
+        .unwrap_or_else(|e| panic!("the MIPS file does not load: {e}"));
+    assert_eq!(decoded.version, 2);
+    let here = encode(
+        FileKind::Snapshot,
+        sample_state::SEQUENCE,
+        sample_state::SAVED_UNIX,
+        &sample_state::sample_state(),
+    )
+    .unwrap();
+    assert!(
+        here == FROM_MIPS_V2,
+        "x86_64 writes {} bytes for the sample state, MIPS wrote {}: first difference at byte {:?}",
+        here.len(),
+        FROM_MIPS_V2.len(),
+        here.iter().zip(FROM_MIPS_V2).position(|(a, b)| a != b)
+    );
+    let isp = decoded
+        .payload
+        .upstream
+        .get("isp")
+        .expect("the upstream source");
+    let wan = isp.wan.as_ref().unwrap();
+    assert_eq!(wan.rx_bytes(), 3_000_000_007, "the second reading's growth");
+    assert_eq!(isp.devices[0].hostname.as_deref(), Some("tv"));
+    assert!(isp.bypass.as_ref().unwrap().rx_bytes > 0);
+}
 
 #[test]
 fn a_state_file_written_on_big_endian_mips_loads_here_and_is_the_same_bytes() {
@@ -41,7 +74,7 @@ fn a_state_file_written_on_big_endian_mips_loads_here_and_is_the_same_bytes() {
         FileKind::Snapshot,
         sample_state::SEQUENCE,
         sample_state::SAVED_UNIX,
-        &sample_state::sample_state(),
+        &sample_state::sample_state_v1(),
     )
     .unwrap();
     // Today's writer makes the same bytes but for the version, the empty
