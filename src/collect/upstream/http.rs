@@ -258,7 +258,9 @@ pub fn parse_digest_challenge(value: &str) -> Option<DigestChallenge> {
     let mut in_digest = false;
     let (mut realm, mut nonce, mut opaque, mut qop, mut algorithm) = (None, None, None, None, None);
     loop {
-        rest = rest.trim_start_matches([' ', '\t', ',']);
+        // Whitespace of any kind: the token below then is never empty, so
+        // every turn consumes input.
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
         if rest.is_empty() {
             break;
         }
@@ -266,11 +268,11 @@ pub fn parse_digest_challenge(value: &str) -> Option<DigestChallenge> {
             .find(|c: char| c == '=' || c == ',' || c.is_ascii_whitespace())
             .unwrap_or(rest.len());
         let (token, after) = rest.split_at(token_end);
-        let after_ws = after.trim_start_matches([' ', '\t']);
+        let after_ws = after.trim_start();
         if let Some(value_text) = after_ws.strip_prefix('=') {
             // A token68 (`Basic abc==`) ends in '=' with nothing after it;
             // treat what follows as a parameter value either way.
-            let (value, remaining) = param_value(value_text.trim_start_matches([' ', '\t']))?;
+            let (value, remaining) = param_value(value_text.trim_start())?;
             rest = remaining;
             if in_digest {
                 let slot = match token.to_ascii_lowercase().as_str() {
@@ -1217,6 +1219,8 @@ mod tests {
         // Stops at the next scheme: its parameters are not Digest's.
         let next = parse_digest_challenge(r#"Digest realm="r", nonce="n", Bearer realm="other""#);
         assert_eq!(next.unwrap().realm, "r");
+        let folded = parse_digest_challenge("Digest\r\n realm=r,\r\n\tnonce=\"n\"\r\n").unwrap();
+        assert_eq!((folded.realm.as_str(), folded.nonce.as_str()), ("r", "n"));
         for unusable in [
             r#"Basic realm="router""#,
             r#"Digest realm="r", nonce="n", algorithm=SHA-256"#,
@@ -1224,6 +1228,7 @@ mod tests {
             r#"Digest realm="r""#,
             r#"Digest realm="r", nonce="n"#,
             r#"Bearer realm="r", nonce="n""#,
+            "Basic\r\n\x0bx\x0c=",
             "",
             "Digest",
         ] {
