@@ -8,7 +8,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, Thread};
 
 use super::{Deadline, ScrapeError, md5};
 use crate::config::Secret;
@@ -471,8 +472,7 @@ fn encode_request(host: &str, port: u16, request: &Request) -> Result<Vec<u8>, S
         if !name_ok || value.contains(['\r', '\n', '\0']) {
             // The value is not quoted: it may be a session token.
             return Err(ScrapeError::Protocol(format!(
-                "cannot send header '{}': a line break or invalid character in it",
-                name.escape_debug()
+                "cannot send header '{name}': a line break or invalid character in it"
             )));
         }
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -521,28 +521,41 @@ fn connect_error(addr: SocketAddr, e: std::io::Error) -> ScrapeError {
 
 /// Looks `host` up on a short-lived thread, so a resolver that hangs
 /// cannot hold the scrape past its deadline (the thread ends on its own).
+/// Parking rather than a channel: it is already in the binary.
 fn resolve(host: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>, ScrapeError> {
-    let left = deadline.remaining("dns")?;
-    let (tx, rx) = mpsc::channel();
-    let name = host.to_owned();
-    std::thread::Builder::new()
+    type Found = std::io::Result<Vec<SocketAddr>>;
+    deadline.remaining("dns")?;
+    // The answer, and the thread to wake when it is in.
+    let slot: Arc<(Mutex<Option<Found>>, Thread)> = Arc::new((Mutex::new(None), thread::current()));
+    let (theirs, name) = (Arc::clone(&slot), host.to_owned());
+    thread::Builder::new()
         .name("netmeter-dns".into())
         .spawn(move || {
             let found = (name.as_str(), port)
                 .to_socket_addrs()
-                .map(|addrs| addrs.collect::<Vec<_>>());
-            let _ = tx.send(found);
+                .map(|addrs| addrs.collect());
+            *theirs.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(found);
+            theirs.1.unpark();
         })
         .map_err(|e| ScrapeError::Local(format!("cannot start a DNS lookup: {e}")))?;
-    match rx.recv_timeout(left) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(ScrapeError::Dns(format!(
+    let found = loop {
+        if let Some(found) = slot.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            break found;
+        }
+        let Ok(left) = deadline.remaining("dns") else {
+            return Err(ScrapeError::Timeout(format!(
+                "dns: '{host}' did not resolve within the time limit"
+            )));
+        };
+        // Returns early on unpark, or spuriously: the loop checks again.
+        thread::park_timeout(left);
+    };
+    match found {
+        Ok(addrs) if !addrs.is_empty() => Ok(addrs),
+        Ok(_) => Err(ScrapeError::Dns(format!(
             "cannot resolve '{host}': no address"
         ))),
-        Ok(Err(e)) => Err(ScrapeError::Dns(format!("cannot resolve '{host}': {e}"))),
-        Err(_) => Err(ScrapeError::Timeout(format!(
-            "dns: '{host}' did not resolve within the time limit"
-        ))),
+        Err(e) => Err(ScrapeError::Dns(format!("cannot resolve '{host}': {e}"))),
     }
 }
 
@@ -1283,6 +1296,30 @@ mod tests {
             "{value}"
         );
         assert!(!value.contains("Circle"));
+    }
+
+    #[test]
+    fn names_resolve_on_a_thread_within_the_deadline() {
+        let soon = Deadline::after(std::time::Duration::from_secs(5));
+        let addrs = resolve("localhost", 8080, soon).unwrap();
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080),
+            "{addrs:?}"
+        );
+        // Out of time before the lookup or the connection: nothing is sent.
+        let past = Deadline::at(std::time::Instant::now());
+        let got = send("localhost", 80, &Request::get("/"), past);
+        assert!(
+            matches!(got, Err(ScrapeError::Timeout(ref m)) if m.starts_with("dns")),
+            "{got:?}"
+        );
+        let got = send("127.0.0.1", 80, &Request::get("/"), past);
+        assert!(
+            matches!(got, Err(ScrapeError::Timeout(ref m)) if m.starts_with("connect")),
+            "{got:?}"
+        );
     }
 
     #[test]
