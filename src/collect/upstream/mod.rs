@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use crate::collect::links::CounterWidth;
 use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 
+pub mod http;
+pub mod md5;
+
 /// One upstream router, as a protocol client. Sessions (login tokens)
 /// live in the source and are reused across scrapes until rejected.
 pub trait Source: Send {
