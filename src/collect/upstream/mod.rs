@@ -14,6 +14,7 @@ use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 
 pub mod http;
 pub mod md5;
+pub mod prometheus;
 
 /// One upstream router, as a protocol client. Sessions (login tokens)
 /// live in the source and are reused across scrapes until rejected.
@@ -201,10 +202,13 @@ pub fn password(config: &UpstreamConfig) -> Result<Option<Secret>, ScrapeError> 
 /// The client for a configured source.
 pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeError> {
     let _ = password(config)?;
-    Err(ScrapeError::Local(format!(
-        "upstream type '{}' is not built into this netmeter yet",
-        config.kind.name()
-    )))
+    match config.kind {
+        UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
+        kind => Err(ScrapeError::Local(format!(
+            "upstream type '{}' is not built into this netmeter yet",
+            kind.name()
+        ))),
+    }
 }
 
 /// Every protocol's name, for messages.
