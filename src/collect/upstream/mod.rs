@@ -15,6 +15,7 @@ use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 pub mod http;
 pub mod md5;
 pub mod prometheus;
+pub mod vnstat;
 
 /// One upstream router, as a protocol client. Sessions (login tokens)
 /// live in the source and are reused across scrapes until rejected.
@@ -204,6 +205,7 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
     let _ = password(config)?;
     match config.kind {
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
+        UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         kind => Err(ScrapeError::Local(format!(
             "upstream type '{}' is not built into this netmeter yet",
             kind.name()

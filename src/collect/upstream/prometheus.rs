@@ -163,7 +163,8 @@ fn parse_value(text: &str) -> Option<f64> {
 /// A byte counter as an exporter writes it; None for NaN, infinities,
 /// negatives and values beyond u64.
 fn bytes(value: f64) -> Option<u64> {
-    (0.0..18_446_744_073_709_551_616.0).contains(&value)
+    (0.0..18_446_744_073_709_551_616.0)
+        .contains(&value)
         .then_some(value as u64)
 }
 
