@@ -15,6 +15,7 @@ use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 pub mod http;
 pub mod md5;
 pub mod prometheus;
+pub mod ubus;
 pub mod vnstat;
 
 /// One upstream router, as a protocol client. Sessions (login tokens)
@@ -202,8 +203,9 @@ pub fn password(config: &UpstreamConfig) -> Result<Option<Secret>, ScrapeError> 
 
 /// The client for a configured source.
 pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeError> {
-    let _ = password(config)?;
+    let password = password(config)?;
     match config.kind {
+        UpstreamKind::Ubus => Ok(Box::new(ubus::Ubus::new(config, password))),
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         kind => Err(ScrapeError::Local(format!(
