@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use crate::collect::links::CounterWidth;
 use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 
+pub mod fritzbox;
 pub mod http;
+pub mod igd;
 pub mod md5;
 pub mod prometheus;
+pub mod soap;
 pub mod ubus;
 pub mod vnstat;
 
@@ -205,6 +208,8 @@ pub fn password(config: &UpstreamConfig) -> Result<Option<Secret>, ScrapeError> 
 pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeError> {
     let password = password(config)?;
     match config.kind {
+        UpstreamKind::Igd => Ok(Box::new(igd::Igd::new(config))),
+        UpstreamKind::Fritzbox => Ok(Box::new(fritzbox::Fritzbox::new(config, password))),
         UpstreamKind::Ubus => Ok(Box::new(ubus::Ubus::new(config, password))),
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
