@@ -5,6 +5,7 @@ use crate::serve::upstream::{
     NamedTraffic, SourceView, TrafficView, UpstreamDeviceView, UpstreamReport,
 };
 use argh::FromArgs;
+use serde_json::Value;
 use std::path::PathBuf;
 
 /// Show the upstream routers' counters, devices and health.
@@ -25,11 +26,9 @@ pub struct UpstreamArgs {
 
 pub fn run(args: UpstreamArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref())?;
-    let report: UpstreamReport = match super::ask_daemon(
-        &config,
-        args.url.as_deref(),
-        "/api/v1/upstream",
-    )? {
+    // Untyped: the table reads a few fields, and typed decoding of the
+    // whole report costs the router's flash more than it is worth.
+    let report: Value = match super::ask_daemon(&config, args.url.as_deref(), "/api/v1/upstream")? {
         Some(report) => report,
         None => {
             if !config.upstream.is_empty() {
@@ -37,12 +36,13 @@ pub fn run(args: UpstreamArgs) -> Result<(), CliError> {
                     "netmeter: reading each upstream router once (its own counters since it started)"
                 );
             }
-            read_directly(&config)
+            serde_json::to_value(read_directly(&config))
+                .map_err(|e| CliError::Runtime(e.to_string()))?
         }
     };
     if args.json {
         super::print_json(&report)
-    } else if report.sources.is_empty() {
+    } else if report["sources"].as_array().is_none_or(Vec::is_empty) {
         println!(
             "no upstream routers configured: add a 'config upstream' section (see docs/UPSTREAM.md)"
         );
@@ -120,43 +120,49 @@ fn raw_view(view: &mut SourceView, reading: &Reading) {
         .collect();
 }
 
-fn render(report: &UpstreamReport) -> String {
+fn render(report: &Value) -> String {
+    let empty = Vec::new();
+    let list = |v: &Value| v.as_array().unwrap_or(&empty).clone();
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let num = |v: &Value| v.as_u64().unwrap_or(0);
+    let sources = list(&report["sources"]);
     let mut out = String::new();
-    let traffic_cells = |t: &TrafficView| {
-        vec![
-            format::bytes(t.rx_bytes),
-            format::bytes(t.tx_bytes),
-            format::rate(t.rx_rate),
-            format::rate(t.tx_rate),
-        ]
-    };
     let mut rows = Vec::new();
-    for s in &report.sources {
-        let status = match (&s.last_error, s.stopped) {
-            (None, _) if s.ok => "ok".to_owned(),
-            (None, _) => "waiting".to_owned(),
-            (Some(_), true) => "stopped".to_owned(),
-            (Some(_), false) => s.error_stage.clone().unwrap_or_else(|| "error".into()),
+    for s in &sources {
+        let status = match (
+            s["last_error"].is_string(),
+            s["stopped"] == true,
+            s["ok"] == true,
+        ) {
+            (false, _, true) => "ok".to_owned(),
+            (false, _, false) => "waiting".to_owned(),
+            (true, true, _) => "stopped".to_owned(),
+            (true, false, _) => s["error_stage"].as_str().unwrap_or("error").to_owned(),
         };
-        let series = s
-            .wan
-            .iter()
-            .map(|t| ("wan".to_owned(), *t))
-            .chain(s.bypass.iter().map(|t| ("bypass".to_owned(), *t)))
-            .chain(s.interfaces.iter().map(|i| (i.name.clone(), i.traffic)));
-        let mut first = true;
-        for (name, t) in series {
-            let (source, kind, state) = match first {
-                true => (s.name.clone(), s.kind.clone(), status.clone()),
-                false => Default::default(),
-            };
-            first = false;
-            let mut row = vec![source, kind, state, name];
-            row.extend(traffic_cells(&t));
-            rows.push(row);
+        let mut series: Vec<(String, &Value)> = Vec::new();
+        for (name, t) in [("wan", &s["wan"]), ("bypass", &s["bypass"])] {
+            if t.is_object() {
+                series.push((name.to_owned(), t));
+            }
         }
-        if first {
-            rows.push(vec![s.name.clone(), s.kind.clone(), status, "-".into()]);
+        for i in s["interfaces"].as_array().unwrap_or(&empty) {
+            series.push((text(&i["name"]), i));
+        }
+        let head = [text(&s["name"]), text(&s["type"]), status];
+        if series.is_empty() {
+            rows.push(head.iter().cloned().chain(["-".to_owned()]).collect());
+        }
+        for (i, (name, t)) in series.into_iter().enumerate() {
+            let mut row: Vec<String> = match i {
+                0 => head.to_vec(),
+                _ => vec![String::new(); 3],
+            };
+            row.push(name);
+            row.push(format::bytes(num(&t["rx_bytes"])));
+            row.push(format::bytes(num(&t["tx_bytes"])));
+            row.push(format::rate(num(&t["rx_rate"])));
+            row.push(format::rate(num(&t["tx_rate"])));
+            rows.push(row);
         }
     }
     out += &format::table(
@@ -165,48 +171,88 @@ fn render(report: &UpstreamReport) -> String {
         ],
         &rows,
     );
-    for s in &report.sources {
-        if let Some(e) = &s.last_error {
-            out += &format!("{}: {e}\n", s.name);
+    for s in &sources {
+        if let Some(e) = s["last_error"].as_str() {
+            out += &format!("{}: {e}\n", text(&s["name"]));
         }
     }
-    for s in report.sources.iter().filter(|s| !s.devices.is_empty()) {
-        let rows: Vec<Vec<String>> = s
-            .devices
+    for s in &sources {
+        let devices = list(&s["devices"]);
+        if devices.is_empty() {
+            continue;
+        }
+        let rows: Vec<Vec<String>> = devices
             .iter()
             .map(|d| {
+                let or_dash = |v: &Value| v.as_str().unwrap_or("-").to_owned();
                 vec![
-                    d.hostname.clone().unwrap_or_else(|| "-".into()),
-                    d.mac.clone(),
-                    d.ip.clone().unwrap_or_else(|| "-".into()),
-                    format::bytes(d.rx_bytes),
-                    format::bytes(d.tx_bytes),
-                    format::rate(d.rx_rate),
-                    format::rate(d.tx_rate),
+                    or_dash(&d["hostname"]),
+                    text(&d["mac"]),
+                    or_dash(&d["ip"]),
+                    format::bytes(num(&d["rx_bytes"])),
+                    format::bytes(num(&d["tx_bytes"])),
+                    format::rate(num(&d["rx_rate"])),
+                    format::rate(num(&d["tx_rate"])),
                 ]
             })
             .collect();
-        out += &format!("\ndevices seen by {}:\n", s.name);
+        out += &format!("\ndevices seen by {}:\n", text(&s["name"]));
         out += &format::table(
             &["device", "mac", "ip", "rx", "tx", "rx rate", "tx rate"],
             &rows,
         );
     }
-    for s in report.sources.iter().filter(|s| !s.line.is_empty()) {
-        out += &format!("\nline of {}:\n", s.name);
-        let rows: Vec<Vec<String>> = s
-            .line
+    for s in &sources {
+        let line = list(&s["line"]);
+        if line.is_empty() {
+            continue;
+        }
+        out += &format!("\nline of {}:\n", text(&s["name"]));
+        let rows: Vec<Vec<String>> = line
             .iter()
             .map(|l| {
-                vec![
-                    l.name.clone(),
-                    l.end.clone().unwrap_or_default(),
-                    format!("{}", l.value),
-                    l.kind.clone(),
-                ]
+                let value = l["value"].as_f64().map_or("-".into(), |v| v.to_string());
+                vec![text(&l["name"]), text(&l["end"]), value, text(&l["kind"])]
             })
             .collect();
         out += &format::table(&["statistic", "end", "value", "kind"], &rows);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_of_sources_devices_and_line_statistics() {
+        let report = serde_json::json!({"sources": [
+            {"name": "isp", "type": "fritzbox", "ok": true, "last_error": null, "stopped": false,
+             "wan": {"rx_bytes": 1073741824u64, "tx_bytes": 1024, "rx_rate": 125000, "tx_rate": 0},
+             "bypass": {"rx_bytes": 2048, "tx_bytes": 0, "rx_rate": 0, "tx_rate": 0},
+             "interfaces": [], "devices": []},
+            {"name": "ap", "type": "tplink", "ok": false, "stopped": true, "error_stage": "auth",
+             "last_error": "wrong credentials: …", "wan": null, "bypass": null, "interfaces": [],
+             "devices": [{"mac": "ac:89:95:77:9a:e9", "ip": null, "hostname": "tv",
+                          "rx_bytes": 5, "tx_bytes": 6, "rx_rate": 0, "tx_rate": 0}]},
+            {"name": "dsl", "type": "draytek", "ok": true, "last_error": null, "wan": null,
+             "bypass": null, "interfaces": [], "devices": [],
+             "line": [{"name": "crc", "end": "near", "value": 12.0, "kind": "counter"}]}
+        ]});
+        let text = render(&report);
+        for needle in [
+            "isp     fritzbox       ok     wan",
+            "1.00 GiB",
+            "1.00 Mbit/s",
+            "bypass",
+            "ap        tplink  stopped",
+            "ap: wrong credentials",
+            "devices seen by ap:",
+            "tv",
+            "line of dsl:",
+            "crc",
+        ] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+    }
 }

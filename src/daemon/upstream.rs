@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::collect::links::{read_links, wan_interfaces};
 use crate::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
@@ -25,7 +25,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// How a source is doing, for the API, `netmeter upstream` and `check`.
 /// Never holds a secret: errors come from `ScrapeError`, which has none.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SourceStatus {
     pub name: String,
     #[serde(rename = "type")]

@@ -1,19 +1,19 @@
 //! `/api/v1/upstream` and `netmeter upstream --json`: each upstream
 //! router's health, counters and devices, and the double-NAT difference.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::account::upstream::{SeriesTotals, UpstreamAccounts, UpstreamTotals};
 use crate::collect::upstream::LineKind;
 use crate::daemon::upstream::SourceStatus;
 
 /// Field names are a contract with scripts: only add.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct UpstreamReport {
     pub sources: Vec<SourceView>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SourceView {
     pub name: String,
     #[serde(rename = "type")]
@@ -38,7 +38,7 @@ pub struct SourceView {
     pub line: Vec<LineView>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TrafficView {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
@@ -57,7 +57,7 @@ impl From<&SeriesTotals> for TrafficView {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NamedTraffic {
     pub name: String,
     #[serde(flatten)]
@@ -65,7 +65,7 @@ pub struct NamedTraffic {
 }
 
 /// rx is what the device downloaded, as for netmeter's own devices.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct UpstreamDeviceView {
     pub mac: String,
     pub ip: Option<String>,
@@ -77,7 +77,7 @@ pub struct UpstreamDeviceView {
     pub last_seen: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LineView {
     pub name: String,
     /// "near" or "far" end of the line, where the statistic has two.
