@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::collect::links::CounterWidth;
 use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 
+pub mod asus;
 pub mod fritzbox;
 pub mod http;
 pub mod igd;
@@ -211,6 +212,7 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Igd => Ok(Box::new(igd::Igd::new(config))),
         UpstreamKind::Fritzbox => Ok(Box::new(fritzbox::Fritzbox::new(config, password))),
         UpstreamKind::Ubus => Ok(Box::new(ubus::Ubus::new(config, password))),
+        UpstreamKind::Asus => Ok(Box::new(asus::Asus::new(config, password))),
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         kind => Err(ScrapeError::Local(format!(

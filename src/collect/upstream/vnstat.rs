@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
@@ -15,39 +15,17 @@ use crate::config::UpstreamConfig;
 /// A vnStat document with years of history is a few hundred KB.
 pub const MAX_FILE: u64 = 8 << 20;
 
-#[derive(Deserialize)]
-struct Document {
-    jsonversion: Option<serde_json::Value>,
-    #[serde(default)]
-    interfaces: Vec<Interface>,
-}
-
-#[derive(Deserialize)]
-struct Interface {
-    name: String,
-    traffic: Traffic,
-}
-
-#[derive(Deserialize)]
-struct Traffic {
-    total: Total,
-}
-
-#[derive(Deserialize)]
-struct Total {
-    rx: u64,
-    tx: u64,
-}
-
 /// Each interface's all-time totals (bytes): `device` is the WAN, `wanted`
 /// limits the others (empty: all but `lo`).
 pub fn parse(text: &str, device: Option<&str>, wanted: &[String]) -> Result<Reading, ScrapeError> {
-    let doc: Document = serde_json::from_str(text)
+    // Read as a JSON value: the parser is already in the binary for ubus
+    // and the CLI, where typed decoding would add its own code.
+    let doc: Value = serde_json::from_str(text)
         .map_err(|e| ScrapeError::Parse(format!("not vnstat --json output: {e}")))?;
-    let version = match &doc.jsonversion {
-        Some(serde_json::Value::String(v)) => v.clone(),
-        Some(v) => v.to_string(),
-        None => String::new(),
+    let version = match &doc["jsonversion"] {
+        Value::String(v) => v.clone(),
+        Value::Null => String::new(),
+        v => v.to_string(),
     };
     if version != "2" {
         return Err(ScrapeError::Parse(format!(
@@ -55,36 +33,48 @@ pub fn parse(text: &str, device: Option<&str>, wanted: &[String]) -> Result<Read
              upgrade vnStat on that host"
         )));
     }
-    let counters = |t: &Total| Counters {
-        rx_bytes: t.rx,
-        tx_bytes: t.tx,
-        width: CounterWidth::Bits64,
-    };
+    let mut interfaces = Vec::new();
+    for i in doc["interfaces"].as_array().map_or(&[][..], Vec::as_slice) {
+        let total = &i["traffic"]["total"];
+        let (Some(name), Some(rx), Some(tx)) = (
+            i["name"].as_str(),
+            total["rx"].as_u64(),
+            total["tx"].as_u64(),
+        ) else {
+            return Err(ScrapeError::Parse(
+                "not vnstat --json output: an interface without name or traffic.total.rx/tx".into(),
+            ));
+        };
+        let counters = Counters {
+            rx_bytes: rx,
+            tx_bytes: tx,
+            width: CounterWidth::Bits64,
+        };
+        interfaces.push((name, counters));
+    }
     let mut reading = Reading::default();
     if let Some(device) = device {
-        let wan = doc
-            .interfaces
+        let wan = interfaces
             .iter()
-            .find(|i| i.name == device)
+            .find(|(n, _)| *n == device)
             .ok_or_else(|| {
-                let known: Vec<&str> = doc.interfaces.iter().map(|i| i.name.as_str()).collect();
+                let known: Vec<&str> = interfaces.iter().map(|(n, _)| *n).collect();
                 ScrapeError::Parse(format!(
                     "option device '{device}' is not among vnStat's interfaces ({})",
                     known.join(", ")
                 ))
             })?;
-        reading.wan = Some(counters(&wan.traffic.total));
+        reading.wan = Some(wan.1);
     }
-    reading.interfaces = doc
-        .interfaces
-        .iter()
-        .filter(|i| Some(i.name.as_str()) != device)
-        .filter(|i| match wanted.is_empty() {
-            true => i.name != "lo",
-            false => wanted.contains(&i.name),
+    reading.interfaces = interfaces
+        .into_iter()
+        .filter(|(n, _)| Some(*n) != device)
+        .filter(|(n, _)| match wanted.is_empty() {
+            true => *n != "lo",
+            false => wanted.iter().any(|w| w == n),
         })
         .take(crate::account::upstream::MAX_INTERFACES_PER_SOURCE)
-        .map(|i| (i.name.clone(), counters(&i.traffic.total)))
+        .map(|(n, c)| (n.to_owned(), c))
         .collect();
     if reading.wan.is_none() && reading.interfaces.is_empty() {
         return Err(ScrapeError::Parse(
