@@ -139,7 +139,7 @@ fn check_upstream(config: &Config, say: &mut impl FnMut(bool, &'static str, Stri
             Err(e) => say(
                 false,
                 "upstream",
-                format!("{name}: {} failed: {e}", e.stage()),
+                format!("{name}: {e}"),
             ),
         }
     }
