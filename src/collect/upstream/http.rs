@@ -522,7 +522,11 @@ fn connect_error(addr: SocketAddr, e: std::io::Error) -> ScrapeError {
 /// Looks `host` up on a short-lived thread, so a resolver that hangs
 /// cannot hold the scrape past its deadline (the thread ends on its own).
 /// Parking rather than a channel: it is already in the binary.
-fn resolve(host: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>, ScrapeError> {
+pub(super) fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Deadline,
+) -> Result<Vec<SocketAddr>, ScrapeError> {
     type Found = std::io::Result<Vec<SocketAddr>>;
     deadline.remaining("dns")?;
     // The answer, and the thread to wake when it is in.
