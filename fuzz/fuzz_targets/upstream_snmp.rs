@@ -12,7 +12,17 @@ use netmeter::collect::upstream::snmp::reading;
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = decode(data) {
         assert_eq!(decode(&encode(&m)).unwrap(), m);
-        let column: Vec<_> = m.bindings.iter().map(|(o, v)| (*o.last().unwrap(), v.clone())).collect();
-        let _ = reading(&column, (&column, &column), CounterWidth::Bits64, Some("wan"), &[]);
+        let column: Vec<_> = m
+            .bindings
+            .iter()
+            .map(|(o, v)| (*o.last().unwrap(), v.clone()))
+            .collect();
+        let _ = reading(
+            &column,
+            (&column, &column),
+            CounterWidth::Bits64,
+            Some("wan"),
+            &[],
+        );
     }
 });
