@@ -96,7 +96,7 @@ pub fn parse_dhcp(page: &str) -> Vec<([u8; 6], String)> {
         .filter_map(|w| {
             let mac = mac(&w[1])?;
             let name = w[0].trim();
-            (!name.is_empty() && name.parse::<f64>().is_err() && mac != [0; 6])
+            (!name.is_empty() && !name.bytes().all(|b| b.is_ascii_digit()) && mac != [0; 6])
                 .then(|| (mac, name.chars().take(64).collect()))
         })
         .collect()
@@ -227,7 +227,7 @@ impl Tplink {
         } else {
             password.to_owned()
         };
-        let credentials = base64(format!("{}:{secret}", self.username).as_bytes());
+        let credentials = http::base64(format!("{}:{secret}", self.username).as_bytes());
         format!("Authorization=Basic%20{credentials}")
     }
 
@@ -364,25 +364,6 @@ impl Tplink {
             ..Reading::default()
         })
     }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                TABLE[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 impl Source for Tplink {
