@@ -189,6 +189,8 @@ fn failing_sources() -> String {
         ("fritzbox", EXPORTER),
         ("asus", EXPORTER),
         ("ubus", EXPORTER),
+        ("tplink", EXPORTER),
+        ("snmp", EXPORTER),
         ("igd", SILENT),
     ];
     for (kind, port) in targets {
@@ -199,7 +201,9 @@ fn failing_sources() -> String {
         );
     }
     text += &format!(
-        "config upstream 'closed'\n\toption type 'ubus'\n\toption host '{WAN_HOST_V4}'\n\
+        "config upstream 'snmpcommunity'\n\toption type 'snmp'\n\toption host '{WAN_HOST_V4}'\n\
+         \toption community '{SECRET}'\n\toption interval '5'\n\toption timeout '2'\n\
+         config upstream 'closed'\n\toption type 'ubus'\n\toption host '{WAN_HOST_V4}'\n\
          \toption port '1'\n\toption username 'admin'\n\toption password '{SECRET}'\n\
          \toption interval '5'\n\toption timeout '2'\n"
     );
@@ -233,7 +237,16 @@ fn passwords_appear_in_no_output_log_or_answer() {
         seen += &String::from_utf8_lossy(&out.stdout);
         seen += &String::from_utf8_lossy(&out.stderr);
     }
-    for kind in ["fritzbox", "asus", "ubus", "igd", "closed"] {
+    for kind in [
+        "fritzbox",
+        "asus",
+        "ubus",
+        "tplink",
+        "snmp",
+        "snmpcommunity",
+        "igd",
+        "closed",
+    ] {
         assert!(
             seen.contains(&format!("'{kind}'")) || seen.contains(&format!("\"{kind}\"")),
             "{kind} was not reported: {seen}"
@@ -252,7 +265,7 @@ fn passwords_appear_in_no_output_log_or_answer() {
             .iter()
             .filter(|s| s["last_error"].is_string())
             .count();
-        if failed == 5 {
+        if failed == 8 {
             break;
         }
         assert!(
