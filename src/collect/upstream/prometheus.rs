@@ -2,8 +2,6 @@
 //! OpenWrt's prometheus-node-exporter-lua, …) read in the text exposition
 //! format 0.0.4.
 
-use std::collections::BTreeMap;
-
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
 use crate::collect::links::CounterWidth;
@@ -13,6 +11,8 @@ use crate::config::UpstreamConfig;
 pub const MAX_SAMPLES: usize = 100_000;
 /// Labels per sample.
 const MAX_LABELS: usize = 64;
+/// Network devices of one exporter taken into account.
+const MAX_DEVICES: usize = 1024;
 
 const RECEIVE: &str = "node_network_receive_bytes_total";
 const TRANSMIT: &str = "node_network_transmit_bytes_total";
@@ -215,8 +215,10 @@ pub fn reading(
     device: Option<&str>,
     wanted: &[String],
 ) -> Result<Reading, ScrapeError> {
-    let mut interfaces: BTreeMap<&str, [Option<u64>; 2]> = BTreeMap::new();
-    let mut stations: BTreeMap<[u8; 6], [u64; 2]> = BTreeMap::new();
+    // Vectors in order of appearance: a map type of its own would cost
+    // the router build more than the linear searches cost time.
+    let mut interfaces: Vec<(&str, [Option<u64>; 2])> = Vec::new();
+    let mut stations: Vec<([u8; 6], [u64; 2])> = Vec::new();
     for s in samples {
         let Some(value) = bytes(s.value) else {
             continue;
@@ -226,17 +228,32 @@ pub fn reading(
                 let Some(dev) = s.label("device") else {
                     continue;
                 };
-                let slot = interfaces.entry(dev).or_default();
-                slot[(s.name == TRANSMIT) as usize] = Some(value);
+                let at = match interfaces.iter().position(|(d, _)| *d == dev) {
+                    Some(at) => at,
+                    None if interfaces.len() < MAX_DEVICES => {
+                        interfaces.push((dev, [None; 2]));
+                        interfaces.len() - 1
+                    }
+                    None => continue,
+                };
+                interfaces[at].1[(s.name == TRANSMIT) as usize] = Some(value);
             }
             STATION_RECEIVE | STATION_TRANSMIT => {
                 let Some(mac) = s.label("mac").and_then(crate::mac::parse_mac) else {
                     continue;
                 };
                 // The access point received what the station sent.
-                let at = (s.name == STATION_RECEIVE) as usize;
-                let slot = stations.entry(mac).or_default();
-                slot[at] = slot[at].saturating_add(value);
+                let at = match stations.iter().position(|(m, _)| *m == mac) {
+                    Some(at) => at,
+                    None if stations.len() < crate::account::upstream::MAX_DEVICES_PER_SOURCE => {
+                        stations.push((mac, [0; 2]));
+                        stations.len() - 1
+                    }
+                    None => continue,
+                };
+                let direction = (s.name == STATION_RECEIVE) as usize;
+                let slot = &mut stations[at].1[direction];
+                *slot = slot.saturating_add(value);
             }
             _ => {}
         }
@@ -253,8 +270,9 @@ pub fn reading(
     };
     let mut reading = Reading::default();
     if let Some(device) = device {
-        let wan = interfaces.remove(device).ok_or_else(|| {
-            let known: Vec<&str> = interfaces.keys().copied().collect();
+        let at = interfaces.iter().position(|(d, _)| *d == device);
+        let wan = at.map(|at| interfaces.remove(at).1).ok_or_else(|| {
+            let known: Vec<&str> = interfaces.iter().map(|(d, _)| *d).collect();
             ScrapeError::Parse(format!(
                 "option device '{device}' is not among the exporter's devices ({})",
                 known.join(", ")
