@@ -67,12 +67,14 @@ pub fn rejected(response: &Response) -> bool {
 /// A netdev counter: `0x` and 1 to 16 hex digits, either case. Without
 /// the `0x` it is refused: "1024" could be decimal, and a wrong number
 /// is worse than an error.
-fn hex(key: &str, text: &str) -> Result<u64, ScrapeError> {
-    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
-    digits
-        .filter(|d| (1..=16).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_hexdigit()))
-        .and_then(|d| u64::from_str_radix(d, 16).ok())
-        .ok_or_else(|| ScrapeError::Parse(format!("netdev {key} is not a 0x hex number")))
+fn hex(text: &str) -> Option<u64> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
+    if !(1..=16).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
 }
 
 /// Interface names as the router writes them (`INTERNET`, `WIRELESS0`):
@@ -92,12 +94,43 @@ fn interface_name(name: &str) -> bool {
 /// interface, named as the router names it (upper case).
 pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {
     let body = without_bom(body);
-    let mut interfaces: Vec<(String, [Option<u64>; 2])> = Vec::new();
-    let mut put = |name: &str, at: usize, key: &str, text: &str| -> Result<(), ScrapeError> {
-        let bytes = hex(key, text.trim())?;
-        if !interface_name(name) {
-            return Ok(());
+    let json = serde_json::from_str::<Value>(body);
+    // (interface, 0 rx / 1 tx, the value's text), in the answer's order.
+    let mut fields: Vec<(&str, usize, &str)> = Vec::new();
+    match &json {
+        Ok(reply) => {
+            let netdev = reply["netdev"]
+                .as_object()
+                .ok_or_else(|| ScrapeError::Parse("the answer has no netdev object".into()))?;
+            // serde_json keeps a repeated key's last value.
+            for (key, value) in netdev {
+                if let Some((name, direction)) = key.rsplit_once('_')
+                    && let Some(at) = ["rx", "tx"].iter().position(|d| *d == direction)
+                {
+                    fields.push((name, at, value.as_str().unwrap_or("")));
+                }
+            }
         }
+        Err(e) => {
+            if object_form(body, &mut fields).is_none() || fields.is_empty() {
+                return Err(ScrapeError::Parse(format!(
+                    "the netdev answer is neither JSON ({e}) nor netdev's object form"
+                )));
+            }
+        }
+    }
+    let mut interfaces: Vec<(String, [Option<u64>; 2])> = Vec::new();
+    for (name, at, text) in fields {
+        let bytes = hex(text.trim()).ok_or_else(|| {
+            ScrapeError::Parse(format!(
+                "netdev {name}_{} is not a 0x hex number",
+                ["rx", "tx"][at]
+            ))
+        })?;
+        if !interface_name(name) {
+            continue;
+        }
+        // A repeated name counts as its last value.
         match interfaces.iter().position(|(n, _)| n == name) {
             Some(i) => interfaces[i].1[at] = Some(bytes),
             None if interfaces.len() < crate::account::upstream::MAX_INTERFACES_PER_SOURCE => {
@@ -106,32 +139,6 @@ pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {
                 interfaces.push((name.to_owned(), slot));
             }
             None => {}
-        }
-        Ok(())
-    };
-    match serde_json::from_str::<Value>(body) {
-        Ok(reply) => {
-            let netdev = reply["netdev"]
-                .as_object()
-                .ok_or_else(|| ScrapeError::Parse("the answer has no netdev object".into()))?;
-            // serde_json keeps a repeated key's last value.
-            for (key, value) in netdev {
-                let Some((name, direction)) = key.rsplit_once('_') else {
-                    continue;
-                };
-                let at = match direction {
-                    "rx" => 0,
-                    "tx" => 1,
-                    _ => continue,
-                };
-                put(name, at, key, value.as_str().unwrap_or(""))?;
-            }
-        }
-        Err(_) if body.contains("{rx:") => object_form(body, &mut put)?,
-        Err(e) => {
-            return Err(ScrapeError::Parse(format!(
-                "the netdev answer is not JSON: {e}"
-            )));
         }
     }
     let mut reading = Reading::default();
@@ -159,33 +166,27 @@ pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {
 }
 
 /// The web UI's form: `'NAME':{rx:0x…,tx:0x…}` entries, in order.
-fn object_form(
-    body: &str,
-    put: &mut impl FnMut(&str, usize, &str, &str) -> Result<(), ScrapeError>,
-) -> Result<(), ScrapeError> {
-    let broken =
-        || ScrapeError::Parse("the netdev answer is neither JSON nor netdev's object form".into());
+fn object_form<'a>(body: &'a str, fields: &mut Vec<(&'a str, usize, &'a str)>) -> Option<()> {
     let mut rest = body;
-    while let Some(open) = rest.find("{rx:") {
-        let before = rest[..open]
-            .trim_end()
-            .strip_suffix(':')
-            .ok_or_else(broken)?;
-        let quoted = before.trim_end().strip_suffix('\'').ok_or_else(broken)?;
-        let name = &quoted[quoted.rfind('\'').ok_or_else(broken)? + 1..];
-        let fields = &rest[open + 1..];
-        let close = fields.find('}').ok_or_else(broken)?;
-        for field in fields[..close].split(',') {
-            let (key, value) = field.split_once(':').ok_or_else(broken)?;
-            match key.trim() {
-                "rx" => put(name, 0, "rx", value)?,
-                "tx" => put(name, 1, "tx", value)?,
-                _ => {}
+    while let Some(open) = rest.find('{') {
+        let entry = &rest[open + 1..];
+        if !entry.starts_with("rx:") {
+            rest = entry;
+            continue;
+        }
+        let quoted = rest[..open].trim_end().strip_suffix(':')?;
+        let quoted = quoted.trim_end().strip_suffix('\'')?;
+        let name = &quoted[quoted.rfind('\'')? + 1..];
+        let close = entry.find('}')?;
+        for field in entry[..close].split(',') {
+            let (key, value) = field.split_once(':')?;
+            if let Some(at) = ["rx", "tx"].iter().position(|d| *d == key.trim()) {
+                fields.push((name, at, value));
             }
         }
-        rest = &fields[close..];
+        rest = &entry[close..];
     }
-    Ok(())
+    Some(())
 }
 
 /// Traffic Analyzer's `array_traffic = [["MAC","tx","rx"],…];`: per device,
@@ -206,11 +207,8 @@ pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
             break value.trim_start();
         }
     };
-    // The first JSON value; `;` and `router_traffic` follow.
-    let rows = serde_json::Deserializer::from_str(array)
-        .into_iter::<Value>()
-        .next()?
-        .ok()?;
+    // Up to the statement's end; `router_traffic` follows.
+    let rows: Value = serde_json::from_str(array.get(..array.find("];")? + 1)?).ok()?;
     Some(
         rows.as_array()?
             .iter()
