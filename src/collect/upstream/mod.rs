@@ -13,12 +13,15 @@ use crate::collect::links::CounterWidth;
 use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 
 pub mod asus;
+pub mod ber;
 pub mod fritzbox;
 pub mod http;
 pub mod igd;
 pub mod md5;
 pub mod prometheus;
+pub mod snmp;
 pub mod soap;
+pub mod tplink;
 pub mod ubus;
 pub mod vnstat;
 
@@ -213,6 +216,8 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Fritzbox => Ok(Box::new(fritzbox::Fritzbox::new(config, password))),
         UpstreamKind::Ubus => Ok(Box::new(ubus::Ubus::new(config, password))),
         UpstreamKind::Asus => Ok(Box::new(asus::Asus::new(config, password))),
+        UpstreamKind::Snmp => Ok(Box::new(snmp::Snmp::new(config))),
+        UpstreamKind::Tplink => Ok(Box::new(tplink::Tplink::new(config, password))),
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         kind => Err(ScrapeError::Local(format!(
