@@ -13,12 +13,14 @@ use crate::collect::links::CounterWidth;
 use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 
 pub mod asus;
+pub mod draytek;
 pub mod fritzbox;
 pub mod http;
 pub mod igd;
 pub mod md5;
 pub mod prometheus;
 pub mod soap;
+pub mod telnet;
 pub mod ubus;
 pub mod vnstat;
 
@@ -215,6 +217,7 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Asus => Ok(Box::new(asus::Asus::new(config, password))),
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
+        UpstreamKind::Draytek => Ok(Box::new(draytek::Draytek::new(config, password))),
         kind => Err(ScrapeError::Local(format!(
             "upstream type '{}' is not built into this netmeter yet",
             kind.name()
