@@ -200,10 +200,16 @@ fn run(conn: &mut Telnet, command: &str, deadline: Deadline) -> Result<String, S
             deadline,
         )?;
         out.extend_from_slice(&found.before);
+        if out.len() > telnet::MAX_TEXT {
+            return Err(ScrapeError::Protocol(format!(
+                "the answer to '{command}' is over {} KiB: is this a DrayTek's console?",
+                telnet::MAX_TEXT >> 10
+            )));
+        }
         match found.pattern {
             Some(0) => {
                 pages += 1;
-                if pages > MAX_PAGES || out.len() > telnet::MAX_TEXT {
+                if pages > MAX_PAGES {
                     return Err(ScrapeError::Protocol(format!(
                         "'{command}' did not end after {pages} pages: is this a DrayTek's console?"
                     )));
@@ -268,22 +274,17 @@ pub fn clean_output(bytes: &[u8], command: &str) -> String {
 /// `line` without the pager's marker and its key hint (which can arrive
 /// after the marker was answered, so it is removed on its own too).
 fn strip_pager(line: &str) -> String {
-    let mut line = line.to_owned();
-    while let Some(at) = line.find(MORE) {
-        line.replace_range(at..at + MORE.len(), "");
+    let line = line.replace(MORE, "");
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line.as_str();
+    while let Some(at) = rest.find("['q': Quit") {
+        out.push_str(&rest[..at]);
+        let hint = &rest[at..];
+        let after = hint[hint.find(']').map_or(hint.len(), |e| e + 1)..].trim_start();
+        rest = after.strip_prefix("---").unwrap_or(after);
     }
-    if let Some(at) = line.find("['q': Quit") {
-        let end = line[at..].find(']').map_or(line.len(), |e| at + e + 1);
-        let rest = &line[end..];
-        let end = end + (rest.len() - rest.trim_start().len());
-        let end = if line[end..].starts_with("---") {
-            end + 3
-        } else {
-            end
-        };
-        line.replace_range(at..end, "");
-    }
-    line
+    out.push_str(rest);
+    out
 }
 
 /// A value as the console prints it: digits with an optional sign and

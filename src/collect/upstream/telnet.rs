@@ -181,14 +181,21 @@ pub enum Pattern<'a> {
     Prompt,
 }
 
+/// The longest line a login or command prompt is looked for in: prompts
+/// are short, and a bound keeps each look at the end of the text cheap.
+const MAX_PROMPT_LINE: usize = 512;
+
 /// Where `pattern` matches in `text`: (start, end) of the match, the end
 /// being where consumption stops.
 pub fn find(text: &[u8], pattern: Pattern) -> Option<(usize, usize)> {
-    let line_start = text
-        .iter()
-        .rposition(|&b| b == LF || b == CR)
-        .map_or(0, |i| i + 1);
-    let line = &text[line_start..];
+    let line = || {
+        let tail = text.len().saturating_sub(MAX_PROMPT_LINE);
+        match text[tail..].iter().rposition(|&b| b == LF || b == CR) {
+            Some(i) => Some(tail + i + 1),
+            None => (tail == 0).then_some(0),
+        }
+        .map(|start| (start, &text[start..]))
+    };
     match pattern {
         Pattern::Anywhere(needle) => {
             let needle = needle.as_bytes();
@@ -200,13 +207,15 @@ pub fn find(text: &[u8], pattern: Pattern) -> Option<(usize, usize)> {
                 .map(|at| (at, at + needle.len()))
         }
         Pattern::LineEnd(end) => {
+            let (start, line) = line()?;
             let trimmed = line.trim_ascii_end();
             let end = end.as_bytes();
             (trimmed.len() >= end.len()
                 && trimmed[trimmed.len() - end.len()..].eq_ignore_ascii_case(end))
-            .then_some((line_start, text.len()))
+            .then_some((start, text.len()))
         }
         Pattern::Prompt => {
+            let (start, line) = line()?;
             let trimmed = line.trim_ascii();
             let name = trimmed.strip_suffix(b">")?;
             let is_name = !name.is_empty()
@@ -216,7 +225,7 @@ pub fn find(text: &[u8], pattern: Pattern) -> Option<(usize, usize)> {
                     .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
             // The prompt waits after "> ": a '>' ending output text is not one.
             let blank_after = line.len() > line.trim_ascii_end().len();
-            (is_name && blank_after).then_some((line_start, text.len()))
+            (is_name && blank_after).then_some((start, text.len()))
         }
     }
 }
@@ -236,6 +245,9 @@ pub struct Telnet {
     parser: Parser,
     /// Clean text received and not yet consumed.
     text: Vec<u8>,
+    /// How much of `text` was searched without a match, so each read
+    /// searches only what is new.
+    searched: usize,
     peer: String,
 }
 
@@ -248,6 +260,7 @@ impl Telnet {
             stream,
             parser: Parser::new(),
             text: Vec::new(),
+            searched: 0,
             peer: format!("{host}:{port}"),
         })
     }
@@ -301,13 +314,23 @@ impl Telnet {
     ) -> Result<Found, ScrapeError> {
         let mut buf = [0u8; 4096];
         loop {
-            if let Some((i, (start, end))) = patterns
-                .iter()
-                .enumerate()
-                .find_map(|(i, &p)| find(&self.text, p).map(|m| (i, m)))
-            {
+            // Text already searched is searched again only as far back as
+            // a needle (a few dozen bytes) could reach into it.
+            let from = self.searched.saturating_sub(64);
+            let matched = patterns.iter().enumerate().find_map(|(i, &p)| {
+                let m = match p {
+                    Pattern::Anywhere(_) => {
+                        find(&self.text[from..], p).map(|(s, e)| (s + from, e + from))
+                    }
+                    _ => find(&self.text, p),
+                };
+                m.map(|m| (i, m))
+            });
+            self.searched = self.text.len();
+            if let Some((i, (start, end))) = matched {
                 let before = self.text[..start].to_vec();
                 self.text.drain(..end);
+                self.searched = 0;
                 return Ok(Found {
                     pattern: Some(i),
                     before,
@@ -341,6 +364,7 @@ impl Telnet {
                 Err(e) => return Err(self.broken(&format!("reading failed: {e}"))),
             };
             if n == 0 {
+                self.searched = 0;
                 return Ok(Found {
                     pattern: None,
                     before: std::mem::take(&mut self.text),
@@ -467,6 +491,13 @@ mod tests {
         assert!(line_end(b"Password: ", "password:").is_some());
         assert!(line_end(b"Password: x", "Password:").is_none());
         assert!(line_end(b"Password:\r\n", "Password:").is_none());
+
+        let mut long = vec![b'x'; MAX_PROMPT_LINE];
+        long.extend_from_slice(b"DrayTek> ");
+        assert!(prompt(&long).is_none(), "no prompt ends a line this long");
+        let mut text = vec![b'x'; 2 * MAX_PROMPT_LINE];
+        text.extend_from_slice(b"\nDrayTek> ");
+        assert_eq!(prompt(&text), Some((text.len() - 9, text.len())));
 
         let more = b"a\n--- MORE ---   ['q': Quit";
         assert_eq!(find(more, Pattern::Anywhere("--- MORE ---")), Some((2, 14)));
