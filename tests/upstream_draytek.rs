@@ -164,6 +164,8 @@ fn session(stream: TcpStream, router: &Router, log: &Arc<Mutex<Log>>) -> Option<
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
+    // Each piece goes out at once, as from a router's console.
+    stream.set_nodelay(true).ok()?;
     let mut client = Client {
         reader: BufReader::new(stream.try_clone().ok()?),
         writer: stream,
@@ -513,6 +515,8 @@ fn an_adsl_model_answers_the_adsl_commands() {
     assert_eq!(value(&r, "crc", Some("near")), Some(287.0));
     assert_eq!(value(&r, "ds_actual_rate_bps", None), Some(99_863_000.0));
     assert_eq!(value(&r, "wan1_tx_packets", None), Some(4_018_263.0));
+    // One session at a time: the first must have said exit.
+    mock.wait_idle();
     scrape(&mut s).unwrap();
     mock.wait_idle();
     assert_eq!(
