@@ -173,3 +173,134 @@ fn double_nat_difference_history_and_a_hung_router_through_a_real_daemon() {
         "totals go on across a restart, with what the router counted meanwhile: {rx} then {again}"
     );
 }
+
+/// A password no output may contain.
+const SECRET: &str = "hunter2-Secret-9f8e";
+
+/// One source of every protocol, each pointed at something that fails it
+/// in its own way (an exporter that is not that router, a silent port, a
+/// closed port), every one with the password set.
+fn failing_sources() -> String {
+    let mut text = format!(
+        "config netmeter 'main'\n\toption refresh_interval '1'\n\toption listen '127.0.0.1:9750'\n\
+         \tlist lan_interface 'lan0'\n\toption token 'tok-{SECRET}'\n"
+    );
+    let targets = [
+        ("fritzbox", EXPORTER),
+        ("asus", EXPORTER),
+        ("ubus", EXPORTER),
+        ("tplink", EXPORTER),
+        ("snmp", EXPORTER),
+        ("igd", SILENT),
+    ];
+    for (kind, port) in targets {
+        text += &format!(
+            "config upstream '{kind}'\n\toption type '{kind}'\n\toption host '{WAN_HOST_V4}'\n\
+             \toption port '{port}'\n\toption username 'admin'\n\toption password '{SECRET}'\n\
+             \toption interval '5'\n\toption timeout '2'\n"
+        );
+    }
+    text += &format!(
+        "config upstream 'snmpcommunity'\n\toption type 'snmp'\n\toption host '{WAN_HOST_V4}'\n\
+         \toption community '{SECRET}'\n\toption interval '5'\n\toption timeout '2'\n\
+         config upstream 'closed'\n\toption type 'ubus'\n\toption host '{WAN_HOST_V4}'\n\
+         \toption port '1'\n\toption username 'admin'\n\toption password '{SECRET}'\n\
+         \toption interval '5'\n\toption timeout '2'\n"
+    );
+    text
+}
+
+#[test]
+fn passwords_appear_in_no_output_log_or_answer() {
+    let net = Network::build(Topology {
+        lan: vec![LanHost::dual("laptop")],
+        bridge: None,
+    });
+    net.wan.run(&format!("exporter {EXPORTER}"));
+    net.wan.run(&format!("silent {SILENT}"));
+    let scratch = Scratch::new();
+    let config = failing_sources();
+    let path = scratch.file(
+        "check.conf",
+        &testbed::netmeter::with_scratch_directories(&config, &scratch),
+    );
+    let path = path.to_str().unwrap();
+
+    // Without a daemon: check and upstream scrape each source once.
+    let mut seen = String::new();
+    for args in [
+        vec!["check", "-c", path],
+        vec!["upstream", "-c", path],
+        vec!["upstream", "--json", "-c", path],
+    ] {
+        let out = testbed::netmeter::run(&net.router, &args);
+        seen += &String::from_utf8_lossy(&out.stdout);
+        seen += &String::from_utf8_lossy(&out.stderr);
+    }
+    for kind in [
+        "fritzbox",
+        "asus",
+        "ubus",
+        "tplink",
+        "snmp",
+        "snmpcommunity",
+        "igd",
+        "closed",
+    ] {
+        assert!(
+            seen.contains(&format!("'{kind}'")) || seen.contains(&format!("\"{kind}\"")),
+            "{kind} was not reported: {seen}"
+        );
+    }
+    assert!(seen.contains("upstream"), "{seen}");
+
+    // With a daemon: its log, every answer.
+    let d = Daemon::start(&net.router, &scratch, &config);
+    let start = Instant::now();
+    loop {
+        let report = get_with_token(&net.router, &d, "/api/v1/upstream");
+        let failed = report["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["last_error"].is_string())
+            .count();
+        if failed == 8 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "sources did not all fail: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for path in [
+        "/api/v1/upstream",
+        "/api/v1/status",
+        "/metrics",
+        "/api/v1/devices",
+    ] {
+        let token = d.token.clone().unwrap();
+        let answer = net
+            .router
+            .run(&format!("http_get {} {path} {token}", d.api));
+        assert!(answer.starts_with("200 "), "{path}: {answer}");
+        seen += &answer;
+    }
+    seen += &d.log_text();
+    let secret_matches = seen.matches(SECRET).count();
+    let token_matches = seen.matches(&format!("tok-{SECRET}")).count();
+    assert_eq!(
+        secret_matches, token_matches,
+        "a password appears in the output:\n{seen}"
+    );
+    assert_eq!(token_matches, 0, "the token appears in the output:\n{seen}");
+}
+
+fn get_with_token(router: &Host, d: &Daemon, path: &str) -> Value {
+    let token = d.token.clone().unwrap();
+    let answer = router.run(&format!("http_get {} {path} {token}", d.api));
+    let (status, body) = answer.split_once(' ').unwrap();
+    assert_eq!(status, "200", "{body}");
+    serde_json::from_str(body).unwrap()
+}

@@ -4,7 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::collect::upstream::soap::{IGD_WAN_COMMON, addon_counters, control_url, elements, fault};
+use netmeter::collect::upstream::soap::{
+    IGD_WAN_COMMON, addon_counters, control_url, elements, fault,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

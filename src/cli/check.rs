@@ -136,11 +136,7 @@ fn check_upstream(config: &Config, say: &mut impl FnMut(bool, &'static str, Stri
                 }
                 say(true, "upstream", format!("{name}: {}", parts.join(", ")));
             }
-            Err(e) => say(
-                false,
-                "upstream",
-                format!("{name}: {} failed: {e}", e.stage()),
-            ),
+            Err(e) => say(false, "upstream", format!("{name}: {e}")),
         }
     }
 }

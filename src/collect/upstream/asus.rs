@@ -147,26 +147,6 @@ pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
     )
 }
 
-/// base64 of `user:password`, as `login.cgi` takes it.
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// The `asus` source.
 pub struct Asus {
     host: String,
@@ -192,7 +172,7 @@ impl Asus {
 
     fn login(&mut self, deadline: Deadline) -> Result<String, ScrapeError> {
         let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
-        let credentials = base64(format!("{}:{password}", self.username).as_bytes());
+        let credentials = http::base64(format!("{}:{password}", self.username).as_bytes());
         let body = format!("login_authorization={credentials}");
         let request = Request::post("/login.cgi", body.as_bytes())
             .header("User-Agent", USER_AGENT)
@@ -291,20 +271,6 @@ impl Source for Asus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_as_rfc_4648() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("admin:p@ss w0rd", "YWRtaW46cEBzcyB3MHJk"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
-        }
-    }
 
     #[test]
     fn login_answers() {

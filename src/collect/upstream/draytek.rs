@@ -288,17 +288,34 @@ fn strip_pager(line: &str) -> String {
 }
 
 /// A value as the console prints it: digits with an optional sign and
-/// decimal point. `----` (not reported) and anything else is None.
+/// decimal point; `----` (not reported) and anything else is None. By
+/// hand: core's float parser would cost the router build several KB.
 fn number(token: &str) -> Option<f64> {
-    let ok = !token.is_empty()
-        && token.len() <= 24
-        && token.bytes().any(|b| b.is_ascii_digit())
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+'));
-    ok.then(|| token.parse::<f64>().ok())
-        .flatten()
-        .filter(|v| v.is_finite())
+    let (negative, digits) = match token.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, token.strip_prefix('+').unwrap_or(token)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty()
+        || !all_digits(whole)
+        || !all_digits(fraction)
+        || whole.len() > 19
+        || fraction.len() > 9
+    {
+        return None;
+    }
+    let whole = if whole.is_empty() {
+        0
+    } else {
+        whole.parse::<u64>().ok()?
+    };
+    let mut value = whole as f64;
+    if !fraction.is_empty() {
+        let scale = 10u64.pow(fraction.len() as u32);
+        value += fraction.parse::<u64>().ok()? as f64 / scale as f64;
+    }
+    Some(if negative { -value } else { value })
 }
 
 /// Adds `value` unless one of its name and end is in already (the first
@@ -653,5 +670,12 @@ mod tests {
         assert_eq!(number("1e9"), None);
         assert_eq!(number(""), None);
         assert_eq!(number("13."), Some(13.0));
+        assert_eq!(number("6.25"), Some(6.25));
+        assert_eq!(number("+3"), Some(3.0));
+        assert_eq!(number("-"), None);
+        assert_eq!(number("."), None);
+        assert_eq!(number("1.2.3"), None);
+        assert_eq!(number("4294967295"), Some(4_294_967_295.0));
+        assert_eq!(number("99999999999999999999"), None, "over 19 digits");
     }
 }

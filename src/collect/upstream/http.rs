@@ -522,7 +522,11 @@ fn connect_error(addr: SocketAddr, e: std::io::Error) -> ScrapeError {
 /// Looks `host` up on a short-lived thread, so a resolver that hangs
 /// cannot hold the scrape past its deadline (the thread ends on its own).
 /// Parking rather than a channel: it is already in the binary.
-fn resolve(host: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>, ScrapeError> {
+pub(super) fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Deadline,
+) -> Result<Vec<SocketAddr>, ScrapeError> {
     type Found = std::io::Result<Vec<SocketAddr>>;
     deadline.remaining("dns")?;
     // The answer, and the thread to wake when it is in.
@@ -990,9 +994,44 @@ fn chunk_size(line: &[u8]) -> Option<usize> {
     usize::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
+/// Base64 (RFC 4648) for the credentials routers take in forms and
+/// cookies (ASUS, TP-Link).
+pub fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_as_rfc_4648() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("admin:p@ss w0rd", "YWRtaW46cEBzcyB3MHJk"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
+        }
+    }
 
     fn parse(bytes: &[u8]) -> Result<Response, ScrapeError> {
         parse_response(bytes)

@@ -13,14 +13,17 @@ use crate::collect::links::CounterWidth;
 use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 
 pub mod asus;
+pub mod ber;
 pub mod draytek;
 pub mod fritzbox;
 pub mod http;
 pub mod igd;
 pub mod md5;
 pub mod prometheus;
+pub mod snmp;
 pub mod soap;
 pub mod telnet;
+pub mod tplink;
 pub mod ubus;
 pub mod vnstat;
 
@@ -215,13 +218,11 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Fritzbox => Ok(Box::new(fritzbox::Fritzbox::new(config, password))),
         UpstreamKind::Ubus => Ok(Box::new(ubus::Ubus::new(config, password))),
         UpstreamKind::Asus => Ok(Box::new(asus::Asus::new(config, password))),
+        UpstreamKind::Snmp => Ok(Box::new(snmp::Snmp::new(config))),
+        UpstreamKind::Tplink => Ok(Box::new(tplink::Tplink::new(config, password))),
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         UpstreamKind::Draytek => Ok(Box::new(draytek::Draytek::new(config, password))),
-        kind => Err(ScrapeError::Local(format!(
-            "upstream type '{}' is not built into this netmeter yet",
-            kind.name()
-        ))),
     }
 }
 
