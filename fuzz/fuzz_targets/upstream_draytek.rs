@@ -45,6 +45,10 @@ fuzz_target!(|data: &[u8]| {
         parse_wan_status(&clean),
     ] {
         assert!(values.len() <= MAX_LINE_VALUES);
-        assert!(values.iter().all(|v| v.value.is_finite() && !v.name.is_empty()));
+        assert!(
+            values
+                .iter()
+                .all(|v| v.value.is_finite() && !v.name.is_empty())
+        );
     }
 });
