@@ -77,7 +77,11 @@ fn handler(
         } else {
             PASSWORD.to_owned()
         };
-        let cookie = format!("Authorization=Basic%20{}", b64(&format!("admin:{secret}")));
+        // What the UI's script sets: escape("Basic " + base64), so '=' is %3D.
+        let cookie = format!(
+            "Authorization=Basic%20{}",
+            b64(&format!("admin:{secret}")).replace('=', "%3D")
+        );
         if req.header("cookie") != Some(cookie.as_str()) {
             return Reply::ok(
                 HTML,

@@ -228,7 +228,8 @@ impl Tplink {
             password.to_owned()
         };
         let credentials = http::base64(format!("{}:{secret}", self.username).as_bytes());
-        format!("Authorization=Basic%20{credentials}")
+        // As the web UI's own script sets it: escape("Basic " + base64).
+        format!("Authorization=Basic%20{}", credentials.replace('=', "%3D"))
     }
 
     fn get(
