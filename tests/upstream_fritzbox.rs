@@ -238,6 +238,11 @@ fn broken_answers_and_silent_boxes() {
             ADDON.replace("</NewTotalBytesSent>", "</NewTotalBytesSen>"),
             "parse",
         ),
+        // A garbled 64-bit field is no reason to read the 32-bit ones.
+        (
+            ADDON.replace("</NewX_AVM_DE_TotalBytesSent64>", "</Foo>"),
+            "parse",
+        ),
         ("<html>not soap</html>".to_owned(), "parse"),
         (ADDON.replace(">19774048175<", ">1e10<"), "parse"),
     ];

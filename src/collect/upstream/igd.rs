@@ -45,26 +45,28 @@ impl Igd {
 
     /// The control URL from the first description that lists the service.
     fn discover(&self, deadline: Deadline) -> Result<String, ScrapeError> {
-        let mut tried = Vec::new();
+        let mut tried = String::new();
         for path in DESCRIPTIONS {
             let response = http::send(&self.host, self.port, &Request::get(path), deadline)?;
-            let found = match (response.status, response.text()) {
-                (200, Ok(text)) => soap::control_url(text, IGD_WAN_COMMON),
-                _ => None,
-            };
-            if let Some(url) = found {
+            let text = response.text().unwrap_or("");
+            if response.status == 200
+                && let Some(url) = soap::control_url(text, IGD_WAN_COMMON)
+            {
                 return Ok(url);
             }
-            tried.push(match response.status {
-                200 => format!("{path} (no such service)"),
-                status => format!("{path} (HTTP {status})"),
+            if !tried.is_empty() {
+                tried.push_str(", ");
+            }
+            tried.push_str(path);
+            tried.push_str(&match response.status {
+                200 => " (no such service)".to_owned(),
+                status => format!(" (HTTP {status})"),
             });
         }
         Err(ScrapeError::Protocol(format!(
-            "no WANCommonInterfaceConfig:1 service in {}: turn on UPnP status information on \
-             the router, check option port (miniupnpd has its own), or set option path to the \
-             control URL",
-            tried.join(", ")
+            "no WANCommonInterfaceConfig:1 service in {tried}: turn on UPnP status information \
+             on the router, check option port (miniupnpd has its own), or set option path to the \
+             control URL"
         )))
     }
 
