@@ -5,8 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use netmeter::collect::upstream::tplink::{
-    detect, js_array, login_page, login_token, page_count, parse_cgi, parse_dhcp,
-    parse_statistics,
+    detect, js_array, login_page, login_token, page_count, parse_cgi, parse_dhcp, parse_statistics,
 };
 
 fuzz_target!(|data: &[u8]| {
