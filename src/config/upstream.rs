@@ -410,7 +410,7 @@ fn section_name(text: &str) -> bool {
     (1..=32).contains(&text.len())
         && text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A `config upstream` section; None when it has problems, which are pushed.
@@ -432,7 +432,7 @@ pub(super) fn section(
         problems.push((
             section.line,
             format!(
-                "upstream name '{}': expected 1 to 32 of A-Z a-z 0-9 _ -, such as 'isp'",
+                "upstream name '{}': expected 1 to 32 of A-Z a-z 0-9 _, such as 'isp'",
                 super::shown(name)
             ),
         ));
