@@ -407,10 +407,7 @@ fn url(text: &str) -> Result<String, Option<String>> {
 
 /// Source names become parts of history names (`isp/wan`) and URLs.
 fn section_name(text: &str) -> bool {
-    (1..=32).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    (1..=32).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A `config upstream` section; None when it has problems, which are pushed.

@@ -5,7 +5,6 @@
 //! (microseconds); all network waits happen outside it, so a hung router
 //! cannot delay the local refresh.
 
-use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -282,7 +281,7 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
 struct LocalWan {
     socket: Option<NetlinkSocket>,
     /// Raw rx/tx per interface at the last reading.
-    last: HashMap<String, [u64; 2]>,
+    last: Vec<(String, [u64; 2])>,
 }
 
 impl LocalWan {
@@ -299,11 +298,16 @@ impl LocalWan {
             true => wan_interfaces(socket, &links).ok()?,
             false => configured.to_vec(),
         };
-        let mut now = HashMap::new();
+        let mut now = Vec::new();
         let mut delta = Some([0u64; 2]);
         for link in links.iter().filter(|l| names.contains(&l.name)) {
             let raw = [link.counters.rx_bytes, link.counters.tx_bytes];
-            match self.last.get(&link.name) {
+            match self
+                .last
+                .iter()
+                .find(|(n, _)| *n == link.name)
+                .map(|(_, r)| r)
+            {
                 // A counter that went down restarted: this interval is unknown for it.
                 Some(before) => {
                     if let Some(d) = &mut delta {
@@ -314,7 +318,7 @@ impl LocalWan {
                 }
                 None => delta = None,
             }
-            now.insert(link.name.clone(), raw);
+            now.push((link.name.clone(), raw));
         }
         let first = self.last.is_empty();
         self.last = now;

@@ -318,6 +318,22 @@ fn authorize(token: Option<&Secret>, req: &Request) -> Result<(), Response> {
     }
 }
 
+/// The upstream sources' health and accounts. Releases the published
+/// state before locking the saved one: never both locks at once.
+#[inline(never)]
+fn upstream_report(
+    state: std::sync::MutexGuard<'_, ApiState>,
+) -> Option<super::upstream::UpstreamReport> {
+    let status = state.upstream.clone();
+    let shared = state.history.clone()?;
+    drop(state);
+    let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
+    Some(super::upstream::UpstreamReport::new(
+        &status,
+        &saved.upstream,
+    ))
+}
+
 /// Answers one request from the published state; `now_unix` is passed in.
 pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response {
     let state = match state.lock() {
@@ -392,31 +408,18 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 Err(e) => Response::error(404, &e),
             }
         }
-        "/api/v1/upstream" => {
-            let status = state.upstream.clone();
-            let Some(shared) = state.history.clone() else {
-                return Response::error(503, "starting: the state is not loaded yet");
-            };
-            drop(state); // never hold both locks
-            let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
-            json(&super::upstream::UpstreamReport::new(
-                &status,
-                &saved.upstream,
-            ))
-        }
+        "/api/v1/upstream" => match upstream_report(state) {
+            Some(report) => json(&report),
+            None => Response::error(503, "starting: the state is not loaded yet"),
+        },
         "/metrics" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/metrics" => {
             let mut text = metrics::render(&state);
             if !state.upstream.is_empty()
-                && let Some(shared) = state.history.clone()
+                && let Some(report) = upstream_report(state)
             {
-                let status = state.upstream.clone();
-                drop(state); // never hold both locks
-                let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
-                let report = super::upstream::UpstreamReport::new(&status, &saved.upstream);
-                drop(saved);
                 text += &metrics::render_upstream(&report);
             }
             Response::new(200, metrics::CONTENT_TYPE, text.into_bytes())
