@@ -332,8 +332,8 @@ impl UpstreamTotals {
     }
 
     /// History series names: `<source>/wan` and `<source>/<interface>`. A
-    /// slash never occurs in a Linux interface name, so these cannot clash
-    /// with local interfaces in the same history.
+    /// slash never occurs in a Linux interface name or a source (UCI)
+    /// name, so these clash with no local interface and no other source.
     pub fn series(&self) -> impl Iterator<Item = (String, [u64; 2])> + '_ {
         let wan = self.wan.iter().map(|w| ("wan".to_owned(), w));
         let others = self.interfaces.iter().map(|(n, t)| (n.clone(), t));
