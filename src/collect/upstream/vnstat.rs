@@ -5,7 +5,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::{self, Request, Url};
@@ -18,48 +17,28 @@ use crate::config::UpstreamConfig;
 /// 100 KB per interface with vnStat's default retention.
 pub const MAX_FILE: u64 = 8 << 20;
 
-// Typed, so the history arrays (nearly all of a document) are skipped
-// while parsing: read into a serde_json::Value, a document takes about 15
-// times its size in memory, too much for a router at the size cap.
-// Unknown fields are ignored; name and traffic are optional so that a
-// jsonversion 1 document reaches the version check.
-#[derive(Deserialize)]
-struct Document {
-    jsonversion: Option<Value>,
-    #[serde(default)]
-    interfaces: Vec<Interface>,
-}
-
-#[derive(Deserialize)]
-struct Interface {
-    name: Option<String>,
-    traffic: Option<Traffic>,
-}
-
-#[derive(Deserialize)]
-struct Traffic {
-    total: Option<Total>,
-}
-
-#[derive(Deserialize)]
-struct Total {
-    rx: u64,
-    tx: u64,
-}
-
 /// Each interface's all-time totals (bytes): `device` is the WAN, `wanted`
 /// limits the others (empty: all but `lo`).
 pub fn parse(text: &str, device: Option<&str>, wanted: &[String]) -> Result<Reading, ScrapeError> {
-    let doc: Document = serde_json::from_str(text).map_err(|e| {
+    // A serde_json::Value takes about 15 times its text in memory, so the
+    // history is dropped first; typed decoding would skip it too but
+    // costs the router build 14 KB.
+    let doc: Value = serde_json::from_str(&without_history(text)).map_err(|e| {
         ScrapeError::Parse(match text.trim_start().starts_with('{') {
             true => format!("not vnstat --json output: {e}"),
             false => format!("not vnstat --json output; it begins: {}", opening(text)),
         })
     })?;
-    let version = match &doc.jsonversion {
-        Some(Value::String(v)) => v.clone(),
-        Some(v) => v.to_string(),
-        None => String::new(),
+    if !doc.is_object() {
+        return Err(ScrapeError::Parse(format!(
+            "not vnstat --json output; it begins: {}",
+            opening(text)
+        )));
+    }
+    let version = match &doc["jsonversion"] {
+        Value::String(v) => v.clone(),
+        Value::Null => String::new(),
+        v => v.to_string(),
     };
     if version != "2" {
         return Err(ScrapeError::Parse(format!(
@@ -68,19 +47,25 @@ pub fn parse(text: &str, device: Option<&str>, wanted: &[String]) -> Result<Read
         )));
     }
     let mut interfaces = Vec::new();
-    for i in &doc.interfaces {
-        let total = i.traffic.as_ref().and_then(|t| t.total.as_ref());
-        let (Some(name), Some(total)) = (&i.name, total) else {
+    for i in doc["interfaces"].as_array().map_or(&[][..], Vec::as_slice) {
+        let total = &i["traffic"]["total"];
+        let (Some(name), Some(rx), Some(tx)) = (
+            i["name"].as_str(),
+            total["rx"].as_u64(),
+            total["tx"].as_u64(),
+        ) else {
             return Err(ScrapeError::Parse(
-                "not vnstat --json output: an interface without name or traffic.total".into(),
+                "not vnstat --json output: an interface without name or traffic.total.rx/tx \
+                 (whole bytes)"
+                    .into(),
             ));
         };
         let counters = Counters {
-            rx_bytes: total.rx,
-            tx_bytes: total.tx,
+            rx_bytes: rx,
+            tx_bytes: tx,
             width: CounterWidth::Bits64,
         };
-        interfaces.push((name.as_str(), counters));
+        interfaces.push((name, counters));
     }
     let mut reading = Reading::default();
     if let Some(device) = device {
@@ -112,6 +97,56 @@ pub fn parse(text: &str, device: Option<&str>, wanted: &[String]) -> Result<Read
         ));
     }
     Ok(reading)
+}
+
+/// Nesting depth (objects and arrays) of an interface's history arrays:
+/// document, interfaces, interface, traffic, then the array.
+const HISTORY_DEPTH: usize = 5;
+
+/// The text with every array from [`HISTORY_DEPTH`] down emptied
+/// (`"fiveminute":[]`): an interface's history, nearly all of a document,
+/// of which only the totals are read. Strings are followed so a bracket
+/// in an alias counts for nothing; whatever is left is checked by the
+/// JSON parser, and a cut-off document stays cut off.
+fn without_history(text: &str) -> String {
+    let mut kept = String::with_capacity(text.len().min(64 << 10));
+    let mut depth = 0usize;
+    let mut emptying: Option<usize> = None;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut from = 0;
+    for (at, b) in text.bytes().enumerate() {
+        if in_string {
+            (in_string, escaped) = match (escaped, b) {
+                (true, _) => (true, false),
+                (false, b'\\') => (true, true),
+                (false, b'"') => (false, false),
+                _ => (true, false),
+            };
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if b == b'[' && depth >= HISTORY_DEPTH && emptying.is_none() {
+                    kept.push_str(&text[from..=at]);
+                    emptying = Some(depth);
+                }
+            }
+            b'}' | b']' => {
+                if emptying == Some(depth) {
+                    emptying = None;
+                    from = at;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    if emptying.is_none() {
+        kept.push_str(&text[from..]);
+    }
+    kept
 }
 
 /// The first line of an answer that is not JSON (vnstat-json.cgi says
@@ -277,11 +312,11 @@ mod tests {
             ),
             (
                 r#"{"jsonversion":"2","interfaces":[{"name":"x","traffic":{"total":{"rx":-1,"tx":0}}}]}"#,
-                "invalid value",
+                "without name or traffic.total",
             ),
             (
                 r#"{"jsonversion":"2","interfaces":[{"name":"x","traffic":{"total":{"rx":1.5,"tx":0}}}]}"#,
-                "invalid type",
+                "without name or traffic.total",
             ),
             (
                 r#"{"jsonversion":"2","interfaces":[{"name":"x","traffic":{"total":{"rx":18446744073709551616,"tx":0}}}]}"#,
@@ -289,7 +324,7 @@ mod tests {
             ),
             (
                 r#"{"jsonversion":"2","interfaces":[{"name":"x","traffic":{"total":{"tx":0}}}]}"#,
-                "missing field `rx`",
+                "without name or traffic.total",
             ),
             ("{\"jsonversion\":\"2\",\"interfaces\":[", "not vnstat"),
             (&V2[..V2.len() - 3], "EOF while parsing"),
@@ -318,6 +353,53 @@ mod tests {
         assert!(
             e.contains("not vnstat --json output") && e.contains("line"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_history_is_dropped_before_parsing() {
+        let reduced = without_history(V2_6);
+        assert!(reduced.len() < V2_6.len() / 4, "{reduced}");
+        assert!(reduced.contains(r#""total":{"rx":14240639268,"tx":10335243710},"fiveminute":[],"hour":[],"day":[],"month":[],"year":[],"top":[]}"#), "{reduced}");
+        assert!(reduced.contains(r#""created":{"date":{"year":2022,"month":5,"day":19}}"#));
+        // Brackets and escaped quotes inside strings count for nothing.
+        let tricky = r#"{"jsonversion":"2","interfaces":[{"name":"e[0]","alias":"a\"]}[\\","traffic":{"total":{"rx":1,"tx":2},"day":[{"id":1,"note":"]]"},[[]]]}}]}"#;
+        assert_eq!(
+            without_history(tricky),
+            r#"{"jsonversion":"2","interfaces":[{"name":"e[0]","alias":"a\"]}[\\","traffic":{"total":{"rx":1,"tx":2},"day":[]}}]}"#
+        );
+        assert_eq!(
+            parse(tricky, Some("e[0]"), &[])
+                .unwrap()
+                .wan
+                .unwrap()
+                .tx_bytes,
+            2
+        );
+        // Megabytes of history, as with FiveMinuteHours -1, become a few bytes.
+        let entry = r#"{"id":1,"date":{"year":2026,"month":11,"day":22},"time":{"hour":9,"minute":50},"timestamp":1795341000,"rx":1048576,"tx":2097152},"#;
+        let big = format!(
+            r#"{{"jsonversion":"2","interfaces":[{{"name":"eth0","traffic":{{"total":{{"rx":5,"tx":6}},"fiveminute":[{}{{}}]}}}}]}}"#,
+            entry.repeat(30_000)
+        );
+        assert!(big.len() > 3 << 20);
+        assert!(without_history(&big).len() < 120);
+        assert_eq!(
+            parse(&big, Some("eth0"), &[])
+                .unwrap()
+                .wan
+                .unwrap()
+                .rx_bytes,
+            5
+        );
+        // Cut off inside the history: still cut off.
+        let cut = &big[..big.len() / 2];
+        assert!(without_history(cut).ends_with("\"fiveminute\":["));
+        assert!(
+            parse(cut, None, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("EOF")
         );
     }
 
