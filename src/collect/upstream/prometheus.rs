@@ -266,9 +266,6 @@ fn bytes(value: f64) -> Option<u64> {
 /// a reboot and credit the next real value in full.
 type Pair = [Option<u64>; 2];
 
-/// Station counters by (MAC, interface), in the access point's view.
-type Stations<'a> = BTreeMap<([u8; 6], &'a str), Pair>;
-
 /// The reading in a scraped exposition: `device` is the WAN, `wanted`
 /// limits the other interfaces (empty: all but `lo`).
 pub fn reading(
@@ -277,29 +274,10 @@ pub fn reading(
     wanted: &[String],
 ) -> Result<Reading, ScrapeError> {
     let mut interfaces: BTreeMap<&str, Pair> = BTreeMap::new();
-    let mut wifi = Stations::new();
-    let mut hostapd = Stations::new();
     for s in samples {
-        match s.name {
-            RECEIVE | TRANSMIT => {
-                if let Some(dev) = s.label("device") {
-                    let slot = interfaces.entry(dev).or_default();
-                    slot[usize::from(s.name == TRANSMIT)] = bytes(s.value);
-                }
-            }
-            STATION_RECEIVE | STATION_TRANSMIT => {
-                station(&mut wifi, s, "ifname", "mac", s.name == STATION_TRANSMIT);
-            }
-            HOSTAPD_RECEIVE | HOSTAPD_TRANSMIT => {
-                station(
-                    &mut hostapd,
-                    s,
-                    "vif",
-                    "station",
-                    s.name == HOSTAPD_TRANSMIT,
-                );
-            }
-            _ => {}
+        if let (RECEIVE | TRANSMIT, Some(dev)) = (s.name, s.label("device")) {
+            let slot = interfaces.entry(dev).or_default();
+            slot[usize::from(s.name == TRANSMIT)] = bytes(s.value);
         }
     }
     if interfaces.is_empty() {
@@ -344,22 +322,57 @@ pub fn reading(
         })
         .take(MAX_INTERFACES_PER_SOURCE)
         .collect();
-    // A station on two radios (or two SSIDs) is summed; each pair counts
-    // only with both directions.
-    let mut devices: BTreeMap<[u8; 6], [u64; 2]> = BTreeMap::new();
-    let stations = if wifi.is_empty() { hostapd } else { wifi };
-    for ((mac, _), pair) in stations {
-        if let [Some(ap_received), Some(ap_sent)] = pair {
-            let sum = devices.entry(mac).or_default();
-            // The device downloaded what the access point sent it.
-            sum[0] = sum[0].saturating_add(ap_sent);
-            sum[1] = sum[1].saturating_add(ap_received);
+    reading.devices = match stations(samples, STATION_RECEIVE, STATION_TRANSMIT, "mac") {
+        None => stations(samples, HOSTAPD_RECEIVE, HOSTAPD_TRANSMIT, "station").unwrap_or_default(),
+        Some(devices) => devices,
+    };
+    Ok(reading)
+}
+
+/// A count that marks a side with an unusable sample.
+const UNUSABLE: u64 = u64::MAX / 2;
+
+/// The devices in one pair of station metrics, None when there is no
+/// sample of them. A station on two radios (or SSIDs) is summed; one with
+/// an unusable sample, or more samples on one side than the other, is
+/// left out.
+fn stations(
+    samples: &[Sample],
+    receive: &str,
+    transmit: &str,
+    mac_label: &str,
+) -> Option<Vec<DeviceReading>> {
+    // By MAC: the device's [rx, tx] sums, and how many samples each had.
+    let mut sums: BTreeMap<[u8; 6], [u64; 2]> = BTreeMap::new();
+    let mut counts: BTreeMap<[u8; 6], [u64; 2]> = BTreeMap::new();
+    for s in samples
+        .iter()
+        .filter(|s| s.name == receive || s.name == transmit)
+    {
+        let Some(mac) = s.label(mac_label).and_then(crate::mac::parse_mac) else {
+            continue;
+        };
+        // The device downloaded what the access point sent it.
+        let at = usize::from(s.name == receive);
+        let sum = &mut sums.entry(mac).or_default()[at];
+        let count = &mut counts.entry(mac).or_default()[at];
+        match bytes(s.value) {
+            Some(value) => {
+                *sum = sum.saturating_add(value);
+                *count += 1;
+            }
+            None => *count = UNUSABLE,
         }
     }
-    reading.devices = devices
+    if counts.is_empty() {
+        return None;
+    }
+    let devices = sums
         .into_iter()
+        .zip(counts.into_values())
+        .filter(|(_, [rx, tx])| rx == tx && *rx < UNUSABLE)
         .take(MAX_DEVICES_PER_SOURCE)
-        .map(|(mac, [rx, tx])| DeviceReading {
+        .map(|((mac, [rx, tx]), _)| DeviceReading {
             mac,
             ip: None,
             hostname: None,
@@ -368,21 +381,7 @@ pub fn reading(
             width: CounterWidth::Bits64,
         })
         .collect();
-    Ok(reading)
-}
-
-fn station<'a>(
-    stations: &mut Stations<'a>,
-    sample: &'a Sample,
-    interface: &str,
-    mac: &str,
-    sent: bool,
-) {
-    let Some(mac) = sample.label(mac).and_then(crate::mac::parse_mac) else {
-        return;
-    };
-    let interface = sample.label(interface).unwrap_or("");
-    stations.entry((mac, interface)).or_default()[usize::from(sent)] = bytes(sample.value);
+    Some(devices)
 }
 
 /// Which lines a scrape reads: the interface counters must be well-formed;
