@@ -1,29 +1,32 @@
-//! The `igd` and `fritzbox` sources against mocks of a FRITZ!Box (IGD
-//! description, SOAP, TR-064 with Digest auth) and of miniupnpd, on
-//! 127.0.0.1.
+//! The `igd` source against mocks on 127.0.0.1 of a FRITZ!Box's IGD
+//! (`/igddesc.xml`, `GetAddonInfos` with AVM's 64-bit fields) and of
+//! miniupnpd (`/rootDesc.xml`, no `GetAddonInfos`: a 500 fault, then
+//! `GetTotalBytesReceived`/`Sent`), in their real formats.
 
 mod mock;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mock::{MockHttp, MockRequest, Reply};
 use netmeter::account::Moment;
 use netmeter::account::upstream::UpstreamAccounts;
 use netmeter::collect::links::CounterWidth;
 use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
-use netmeter::config::{Secret, UpstreamConfig, UpstreamKind};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use netmeter::config::{UpstreamConfig, UpstreamKind};
 
 const FRITZ_DESC: &str = include_str!("fixtures/upstream/igd/igddesc-fritzbox.xml");
 const MINI_DESC: &str = include_str!("fixtures/upstream/igd/rootDesc-miniupnpd.xml");
+const MINI_FAULT: &str = include_str!("fixtures/upstream/igd/fault-invalid-action.xml");
 const ADDON: &str = include_str!("fixtures/upstream/fritzbox/GetAddonInfos.xml");
 const IGD: &str = "urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1";
-const TR064: &str = "urn:dslforum-org:service:WANCommonInterfaceConfig:1";
-const PASSWORD: &str = "fritz-Secret-4711";
-const REALM: &str = "F!Box SOAP-Auth";
-const NONCE: &str = "5E1A5B3A0F7C2D11";
+const FRITZ_CONTROL: &str = "/igdupnp/control/WANCommonIFC1";
+const MINI_CONTROL: &str = "/ctl/CmnIfCfg";
 const XML: &str = "text/xml; charset=\"utf-8\"";
 
-fn response(action: &str, fields: &[(&str, u64)]) -> String {
+/// A SOAP answer as miniupnpd and FRITZ!OS write it.
+fn answer(action: &str, fields: &[(&str, u64)]) -> String {
     let values: String = fields
         .iter()
         .map(|(n, v)| format!("<{n}>{v}</{n}>\n"))
@@ -36,45 +39,48 @@ fn response(action: &str, fields: &[(&str, u64)]) -> String {
 }
 
 fn fault(code: u32, description: &str) -> Reply {
-    Reply::status(
-        500,
-        &[("Content-Type", XML)],
-        format!(
-            "<?xml version=\"1.0\"?>\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-             s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><s:Fault>\
-             <faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail>\
-             <UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>{code}</errorCode>\
-             <errorDescription>{description}</errorDescription></UPnPError></detail></s:Fault>\
-             </s:Body></s:Envelope>"
-        ),
-    )
+    let body = MINI_FAULT
+        .replace("401", &code.to_string())
+        .replace("Invalid Action", description);
+    Reply::status(500, &[("Content-Type", XML)], body)
 }
 
-fn action(req: &MockRequest, service: &str) -> String {
-    let header = req
-        .header("soapaction")
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
-    let (svc, action) = header.split_once('#').unwrap();
-    assert_eq!(svc, service);
+/// The action a request calls, after checking the request is a proper
+/// UPnP SOAP call (exact headers, envelope in the service's namespace).
+fn action(req: &MockRequest) -> String {
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.header("content-type"), Some(XML));
+    let header = req.header("soapaction").expect("SOAPAction header");
+    let quoted = header.strip_prefix('"').and_then(|h| h.strip_suffix('"'));
+    let (service, action) = quoted.expect("quoted SOAPAction").split_once('#').unwrap();
+    assert_eq!(service, IGD);
+    let body = req.body_text();
+    assert!(body.contains("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\""));
     assert!(
-        req.body_text()
-            .contains(&format!("<u:{action} xmlns:u=\"{service}\""))
+        body.contains(&format!("<u:{action} xmlns:u=\"{service}\"")),
+        "{body}"
     );
-    assert!(req.header("content-type").unwrap().starts_with("text/xml"));
     action.to_owned()
 }
 
-fn config(kind: UpstreamKind, port: u16) -> UpstreamConfig {
-    let mut c = UpstreamConfig::new("isp", kind);
+fn config(port: u16) -> UpstreamConfig {
+    let mut c = UpstreamConfig::new("isp", UpstreamKind::Igd);
     c.host = Some("127.0.0.1".into());
     c.port = port;
     c
 }
 
+fn source(port: u16) -> Box<dyn Source> {
+    source_for(&config(port)).unwrap()
+}
+
 fn scrape(s: &mut Box<dyn Source>) -> Result<Reading, ScrapeError> {
     s.scrape(Deadline::after(Duration::from_secs(2)))
+}
+
+fn wan(s: &mut Box<dyn Source>) -> (u64, u64, CounterWidth) {
+    let c = scrape(s).unwrap().wan.unwrap();
+    (c.rx_bytes, c.tx_bytes, c.width)
 }
 
 fn at(step: u64) -> Moment {
@@ -84,196 +90,297 @@ fn at(step: u64) -> Moment {
     }
 }
 
-/// A FRITZ!Box's IGD with 32-bit counters only (an older FRITZ!OS).
+fn gets(mock: &MockHttp) -> Vec<String> {
+    let requests = mock.requests();
+    let gets = requests.iter().filter(|r| r.method == "GET");
+    gets.map(|r| r.path.clone()).collect()
+}
+
+/// A FRITZ!Box's IGD with 32-bit counters only (FRITZ!OS before 7).
 #[test]
-fn igd_on_a_fritzbox_discovers_the_control_url_and_counts_across_a_32_bit_wrap() {
-    let counter = Arc::new(Mutex::new(0u64));
+fn fritzbox_layout_is_discovered_once_and_counts_across_a_wrap_and_a_reboot() {
+    let counter = Arc::new(AtomicU64::new(0));
     let value = counter.clone();
     let mock = MockHttp::start(move |req| match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/igddesc.xml") => Reply::ok(XML, FRITZ_DESC),
-        ("POST", "/igdupnp/control/WANCommonIFC1") => {
-            assert_eq!(action(req, IGD), "GetAddonInfos");
-            let v = *value.lock().unwrap();
-            Reply::ok(
-                XML,
-                response(
-                    "GetAddonInfos",
-                    &[
-                        ("NewByteSendRate", 100),
-                        ("NewTotalBytesSent", v / 2),
-                        ("NewTotalBytesReceived", v),
-                    ],
-                ),
-            )
+        ("POST", FRITZ_CONTROL) => {
+            assert_eq!(action(req), "GetAddonInfos");
+            let v = value.load(Ordering::SeqCst);
+            let fields = [
+                ("NewByteSendRate", 100),
+                ("NewTotalBytesSent", v / 2),
+                ("NewTotalBytesReceived", v),
+            ];
+            Reply::ok(XML, answer("GetAddonInfos", &fields))
         }
         _ => Reply::status(404, &[], ""),
     });
-    let mut source = source_for(&config(UpstreamKind::Igd, mock.port())).unwrap();
+    let mut source = source(mock.port());
     let mut accounts = UpstreamAccounts::default();
     let top = u64::from(u32::MAX);
-    for (step, raw) in [top - 3_000_000, top - 1_000, 50_000, 20_000]
-        .into_iter()
-        .enumerate()
-    {
-        *counter.lock().unwrap() = raw;
+    let raws = [top - 3_000_000, top - 1_000, 50_000, 20_000];
+    for (step, raw) in raws.into_iter().enumerate() {
+        counter.store(raw, Ordering::SeqCst);
         let reading = scrape(&mut source).unwrap();
         assert_eq!(reading.wan.unwrap().width, CounterWidth::Bits32);
         accounts.ingest("isp", "igd", at(step as u64), &reading, None);
     }
-    let wan = accounts.get("isp").unwrap().wan.clone().unwrap();
-    // Wrapped after 4 GiB, then the box rebooted (50,000 → 20,000, from mid-range: a reset).
-    assert_eq!(wan.rx_bytes(), 2_999_000 + 1_001 + 50_000 + 20_000);
-    let descriptions = mock.requests().iter().filter(|r| r.method == "GET").count();
-    assert_eq!(descriptions, 1, "the control URL is found once and kept");
+    let totals = accounts.get("isp").unwrap().wan.clone().unwrap();
+    // Wrapped after 4 GiB (the total goes on), then the box rebooted
+    // (50,000 → 20,000 from mid-range: a reset, the 20,000 counted).
+    assert_eq!(totals.rx_bytes(), 2_999_000 + 1_001 + 50_000 + 20_000);
+    assert_eq!(gets(&mock), ["/igddesc.xml"], "the control URL is kept");
 }
 
 #[test]
-fn igd_on_miniupnpd_falls_back_to_get_total_bytes() {
+fn fritzbox_64_bit_fields_are_preferred_unless_missing_or_zero() {
+    let body = Arc::new(Mutex::new(ADDON.to_owned()));
+    let served = body.clone();
+    let mock = MockHttp::start(move |req| match req.path.as_str() {
+        "/igddesc.xml" => Reply::ok(XML, FRITZ_DESC),
+        FRITZ_CONTROL => Reply::ok(XML, served.lock().unwrap().clone()),
+        _ => Reply::status(404, &[], ""),
+    });
+    let sixty_four = (306_893_660_778, 19_774_048_175, CounterWidth::Bits64);
+    let thirty_two = (1_263_357_546, 2_594_113_455, CounterWidth::Bits32);
+    assert_eq!(wan(&mut source(mock.port())), sixty_four);
+    // A cable box: zeros in the 64-bit fields.
+    *body.lock().unwrap() = ADDON
+        .replace(">19774048175<", ">0<")
+        .replace(">306893660778<", ">0<");
+    assert_eq!(wan(&mut source(mock.port())), thirty_two);
+    // FRITZ!OS before 7: no 64-bit fields.
+    *body.lock().unwrap() = ADDON.lines().filter(|l| !l.contains("64>")).collect();
+    assert_eq!(wan(&mut source(mock.port())), thirty_two);
+}
+
+#[test]
+fn miniupnpd_layout_falls_back_to_get_total_bytes_and_remembers_it() {
     let mock = MockHttp::start(|req| match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/rootDesc.xml") => Reply::ok(XML, MINI_DESC),
-        ("POST", "/ctl/CmnIfCfg") => match action(req, IGD).as_str() {
+        ("POST", MINI_CONTROL) => match action(req).as_str() {
             "GetAddonInfos" => fault(401, "Invalid Action"),
             "GetTotalBytesReceived" => Reply::ok(
                 XML,
-                response("GetTotalBytesReceived", &[("NewTotalBytesReceived", 7_000)]),
+                answer("GetTotalBytesReceived", &[("NewTotalBytesReceived", 7_000)]),
             ),
             "GetTotalBytesSent" => Reply::ok(
                 XML,
-                response("GetTotalBytesSent", &[("NewTotalBytesSent", 3_000)]),
+                answer("GetTotalBytesSent", &[("NewTotalBytesSent", 3_000)]),
             ),
             other => panic!("{other}"),
         },
-        _ => Reply::status(404, &[], "Not Found"),
+        _ => Reply::status(
+            404,
+            &[("Content-Type", "text/html")],
+            "<HTML>Not Found</HTML>",
+        ),
     });
-    let mut source = source_for(&config(UpstreamKind::Igd, mock.port())).unwrap();
+    let mut source = source(mock.port());
+    for _ in 0..3 {
+        assert_eq!(wan(&mut source), (7_000, 3_000, CounterWidth::Bits32));
+    }
+    assert_eq!(gets(&mock), ["/igddesc.xml", "/rootDesc.xml"]);
+    let requests = mock.requests();
+    let addon = requests
+        .iter()
+        .filter(|r| r.body_text().contains("GetAddonInfos"));
+    assert_eq!(addon.count(), 1, "the fallback is remembered");
+}
+
+/// miniupnpd without UPNP_STRICT on a 64-bit system sends 64-bit values
+/// in the ui4 fields: they do not wrap at 4 GiB.
+#[test]
+fn miniupnpd_values_beyond_32_bits_are_64_bit_counters() {
+    let mock = MockHttp::start(|req| match req.path.as_str() {
+        "/rootDesc.xml" => Reply::ok(XML, MINI_DESC),
+        MINI_CONTROL => match action(req).as_str() {
+            "GetAddonInfos" => fault(401, "Invalid Action"),
+            "GetTotalBytesReceived" => Reply::ok(
+                XML,
+                answer(
+                    "GetTotalBytesReceived",
+                    &[("NewTotalBytesReceived", 9_000_000_000)],
+                ),
+            ),
+            _ => Reply::ok(
+                XML,
+                answer("GetTotalBytesSent", &[("NewTotalBytesSent", 3_000)]),
+            ),
+        },
+        _ => Reply::status(404, &[], ""),
+    });
+    assert_eq!(
+        wan(&mut source(mock.port())),
+        (9_000_000_000, 3_000, CounterWidth::Bits64)
+    );
+}
+
+#[test]
+fn a_fallback_that_fails_too_names_both_faults_and_is_not_remembered() {
+    let mock = MockHttp::start(|req| match action(req).as_str() {
+        "GetAddonInfos" => fault(401, "Invalid Action"),
+        _ => fault(501, "Action Failed"),
+    });
+    let mut c = config(mock.port());
+    c.path = Some(MINI_CONTROL.into());
+    let mut source = source_for(&c).unwrap();
     for _ in 0..2 {
-        let wan = scrape(&mut source).unwrap().wan.unwrap();
-        assert_eq!(
-            (wan.rx_bytes, wan.tx_bytes, wan.width),
-            (7_000, 3_000, CounterWidth::Bits32)
+        let e = scrape(&mut source).unwrap_err();
+        assert_eq!(e.stage(), "protocol");
+        let text = e.to_string();
+        assert!(
+            text.contains("401 (Invalid Action)") && text.contains("501"),
+            "{e}"
         );
     }
-    let addon = mock
-        .requests()
+    let requests = mock.requests();
+    let addon = requests
         .iter()
-        .filter(|r| r.body_text().contains("GetAddonInfos"))
-        .count();
-    assert_eq!(addon, 1, "the fallback is remembered");
-
-    // option path skips discovery.
-    let mut c = config(UpstreamKind::Igd, mock.port());
-    c.path = Some("/ctl/CmnIfCfg".into());
-    let before = mock.requests().len();
-    scrape(&mut source_for(&c).unwrap()).unwrap();
-    assert!(mock.requests()[before..].iter().all(|r| r.method == "POST"));
-
-    // A router without the service says what to do.
-    let none = MockHttp::start(|_| Reply::status(404, &[], ""));
-    let e = scrape(&mut source_for(&config(UpstreamKind::Igd, none.port())).unwrap()).unwrap_err();
-    assert!(e.to_string().contains("option path"), "{e}");
-}
-
-fn fritzbox(port: u16, password: &str) -> Box<dyn Source> {
-    let mut c = config(UpstreamKind::Fritzbox, port);
-    c.username = Some("netmeter".into());
-    c.password = Secret::password(password);
-    source_for(&c).unwrap()
-}
-
-/// TR-064 as FRITZ!OS answers it: a Digest challenge, then the answer.
-fn tr064(body: Arc<Mutex<String>>) -> impl Fn(&MockRequest) -> Reply + Send + Sync + 'static {
-    move |req| {
-        assert_eq!(req.path, "/upnp/control/wancommonifconfig1");
-        if !mock::digest_valid(req, REALM, NONCE, "netmeter", PASSWORD) {
-            return Reply::status(
-                401,
-                &[("WWW-Authenticate", &mock::digest_challenge(REALM, NONCE))],
-                "<HTML><HEAD><TITLE>401 Unauthorized (ERR_NONE)</TITLE></HEAD></HTML>",
-            );
-        }
-        assert_eq!(action(req, TR064), "GetAddonInfos");
-        Reply::ok(XML, body.lock().unwrap().clone())
-    }
+        .filter(|r| r.body_text().contains("GetAddonInfos"));
+    assert_eq!(addon.count(), 2, "GetAddonInfos is asked again");
 }
 
 #[test]
-fn fritzbox_prefers_the_64_bit_fields_behind_digest_auth() {
-    let body = Arc::new(Mutex::new(ADDON.to_owned()));
-    let mock = MockHttp::start(tr064(body.clone()));
-    let mut source = fritzbox(mock.port(), PASSWORD);
-    let wan = scrape(&mut source).unwrap().wan.unwrap();
-    assert_eq!(
-        (wan.rx_bytes, wan.tx_bytes, wan.width),
-        (306_893_660_778, 19_774_048_175, CounterWidth::Bits64)
-    );
-    // Zero 64-bit fields (some cable boxes): the 32-bit ones.
-    *body.lock().unwrap() = ADDON
-        .replace("19774048175", "0")
-        .replace("306893660778", "0");
-    let wan = scrape(&mut source).unwrap().wan.unwrap();
-    assert_eq!(
-        (wan.rx_bytes, wan.width),
-        (1_263_357_546, CounterWidth::Bits32)
-    );
-    // FRITZ!OS before 7: no 64-bit fields at all.
-    *body.lock().unwrap() = ADDON
-        .lines()
-        .filter(|l| !l.contains("TotalBytesSent64") && !l.contains("Received64"))
-        .collect();
-    assert_eq!(
-        scrape(&mut source).unwrap().wan.unwrap().width,
-        CounterWidth::Bits32
-    );
+fn option_path_skips_discovery_and_a_404_there_names_it() {
+    let mock = MockHttp::start(|req| match req.path.as_str() {
+        "/custom/ctl" => Reply::ok(XML, ADDON),
+        _ => Reply::status(404, &[], ""),
+    });
+    let mut c = config(mock.port());
+    c.path = Some("/custom/ctl".into());
+    let (_, _, width) = wan(&mut source_for(&c).unwrap());
+    assert_eq!(width, CounterWidth::Bits64);
+    c.path = Some("/wrong".into());
+    let e = scrape(&mut source_for(&c).unwrap()).unwrap_err();
     assert!(
-        mock.requests().iter().all(|r| !r.contains(PASSWORD)),
-        "Digest never sends the password"
-    );
-}
-
-#[test]
-fn fritzbox_wrong_password_and_broken_answers() {
-    let body = Arc::new(Mutex::new(ADDON.to_owned()));
-    let mock = MockHttp::start(tr064(body.clone()));
-    let wrong = "Wrong-fritz-99";
-    let e = scrape(&mut fritzbox(mock.port(), wrong)).unwrap_err();
-    assert_eq!(e.stage(), "auth", "{e}");
-    assert!(
-        e.to_string().contains("option username") && e.to_string().contains("7.24"),
+        e.to_string()
+            .contains("option path /wrong answered HTTP 404"),
         "{e}"
     );
-    assert!(!format!("{e} {e:?}").contains(wrong));
+    assert!(gets(&mock).is_empty(), "no description was read");
+}
 
-    *body.lock().unwrap() = ADDON[..ADDON.len() / 2].to_owned();
-    assert_eq!(
-        scrape(&mut fritzbox(mock.port(), PASSWORD))
-            .unwrap_err()
-            .stage(),
-        "parse"
-    );
-    *body.lock().unwrap() = "<html>not soap</html>".into();
-    assert_eq!(
-        scrape(&mut fritzbox(mock.port(), PASSWORD))
-            .unwrap_err()
-            .stage(),
-        "parse"
-    );
-
-    for reply in [
-        Reply::hang(),
-        Reply::trickle(ADDON, Duration::from_millis(200)),
-    ] {
-        let reply = Mutex::new(Some(reply));
-        let m = MockHttp::start(move |_| reply.lock().unwrap().take().unwrap_or_else(Reply::close));
-        let e = scrape(&mut fritzbox(m.port(), PASSWORD)).unwrap_err();
-        assert_eq!(e.stage(), "timeout", "{e}");
-    }
-    let e = scrape(&mut fritzbox(mock::closed_port(), PASSWORD)).unwrap_err();
-    assert_eq!(e.stage(), "connect", "{e}");
+/// A firmware update moved the control URL: the source looks it up again
+/// within the same scrape.
+#[test]
+fn a_control_url_that_answers_404_is_looked_up_again() {
+    let moved = Arc::new(AtomicU64::new(0));
+    let flag = moved.clone();
+    let mock = MockHttp::start(move |req| {
+        let moved = flag.load(Ordering::SeqCst) == 1;
+        match (req.path.as_str(), moved) {
+            ("/igddesc.xml", false) => Reply::ok(XML, FRITZ_DESC),
+            ("/igddesc.xml", true) => Reply::ok(XML, FRITZ_DESC.replace("igdupnp", "igd2upnp")),
+            (FRITZ_CONTROL, false) | ("/igd2upnp/control/WANCommonIFC1", true) => {
+                Reply::ok(XML, ADDON)
+            }
+            _ => Reply::status(404, &[], ""),
+        }
+    });
+    let mut source = source(mock.port());
+    scrape(&mut source).unwrap();
+    moved.store(1, Ordering::SeqCst);
+    scrape(&mut source).unwrap();
+    scrape(&mut source).unwrap();
+    assert_eq!(gets(&mock), ["/igddesc.xml", "/igddesc.xml"]);
+    let last = mock.requests().last().unwrap().path.clone();
+    assert_eq!(last, "/igd2upnp/control/WANCommonIFC1");
 }
 
 #[test]
-fn fritzbox_upnp_auth_faults_are_auth_errors() {
-    let mock = MockHttp::start(|_| fault(606, "Action Not Authorized"));
-    let e = scrape(&mut fritzbox(mock.port(), PASSWORD)).unwrap_err();
-    assert_eq!(e.stage(), "auth", "{e}");
+fn a_router_without_the_service_says_what_to_do() {
+    let none = MockHttp::start(|_| Reply::status(404, &[], ""));
+    let e = scrape(&mut source(none.port())).unwrap_err();
+    assert_eq!(e.stage(), "protocol");
+    let text = e.to_string();
+    assert!(
+        text.contains("/igddesc.xml (HTTP 404), /rootDesc.xml (HTTP 404)"),
+        "{e}"
+    );
+    assert!(
+        text.contains("UPnP status") && text.contains("option path"),
+        "{e}"
+    );
+    // A description of another device: no such service.
+    let other =
+        MockHttp::start(|_| Reply::ok(XML, MINI_DESC.replace("WANCommonInterfaceConfig", "X")));
+    let e = scrape(&mut source(other.port())).unwrap_err();
+    assert!(e.to_string().contains("(no such service)"), "{e}");
+}
+
+#[test]
+fn malformed_and_truncated_answers_are_parse_or_protocol_errors() {
+    let cut_at = ADDON.find("<NewAutoDisconnectTime>").unwrap();
+    let cases: Vec<(Reply, &str)> = vec![
+        // Cut short, though framed as complete.
+        (Reply::ok(XML, &ADDON[..cut_at]), "parse"),
+        // Garbled markup.
+        (
+            Reply::ok(
+                XML,
+                ADDON.replace("<NewTotalBytesSent>", "<NewTotal BytesSent <"),
+            ),
+            "parse",
+        ),
+        // Not SOAP at all.
+        (
+            Reply::ok("text/html", "<html><body>Login</body></html>"),
+            "parse",
+        ),
+        (Reply::ok(XML, ""), "parse"),
+        (
+            Reply::ok(
+                XML,
+                ADDON.replace(">2594113455<", ">-5<").replace("64>", "X>"),
+            ),
+            "parse",
+        ),
+        (Reply::ok(XML, b"\xff\xfe<\x00".as_slice()), "parse"),
+        // The connection closed in the middle of the body.
+        (
+            Reply::raw(format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {XML}\r\nContent-Length: {}\r\n\r\n{}",
+                ADDON.len(),
+                &ADDON[..cut_at]
+            )),
+            "protocol",
+        ),
+        (
+            Reply::status(500, &[], "<HTML>Internal Error</HTML>"),
+            "protocol",
+        ),
+        (Reply::close(), "protocol"),
+    ];
+    for (reply, stage) in cases {
+        let reply = Mutex::new(Some(reply));
+        let mock = MockHttp::start(move |_| reply.lock().unwrap().take().unwrap());
+        let mut c = config(mock.port());
+        c.path = Some(FRITZ_CONTROL.into());
+        let e = scrape(&mut source_for(&c).unwrap()).unwrap_err();
+        assert_eq!(e.stage(), stage, "{e}");
+    }
+}
+
+#[test]
+fn silent_and_trickling_routers_time_out() {
+    let silent = mock::silent_listener();
+    let e = scrape(&mut source(silent.port())).unwrap_err();
+    assert_eq!(e.stage(), "timeout", "{e}");
+    let hang = MockHttp::start(|_| Reply::hang());
+    assert_eq!(
+        scrape(&mut source(hang.port())).unwrap_err().stage(),
+        "timeout"
+    );
+    let trickle = MockHttp::start(|req| match req.path.as_str() {
+        "/igddesc.xml" => Reply::ok(XML, FRITZ_DESC),
+        _ => {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", ADDON.len());
+            Reply::trickle(head + ADDON, Duration::from_millis(100))
+        }
+    });
+    let e = scrape(&mut source(trickle.port())).unwrap_err();
+    assert_eq!(e.stage(), "timeout", "{e}");
+    let e = scrape(&mut source(mock::closed_port())).unwrap_err();
+    assert_eq!(e.stage(), "connect", "{e}");
 }

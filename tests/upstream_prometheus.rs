@@ -79,7 +79,7 @@ fn the_ucode_exporter_interleaved_with_escaped_labels_and_nan_gauges() {
         (wan.rx_bytes, wan.tx_bytes),
         (81_234_567_891, 9_876_543_219)
     );
-    assert_eq!(names(&reading), ["br-lan", "lan1"], "list interface limits");
+    assert_eq!(names(&reading), ["lan1", "br-lan"], "list interface limits");
     let macs: Vec<[u8; 6]> = reading.devices.iter().map(|d| d.mac).collect();
     assert_eq!(
         macs,
@@ -100,7 +100,8 @@ fn the_ucode_exporter_interleaved_with_escaped_labels_and_nan_gauges() {
     assert!(reading.wan.is_none());
     assert_eq!(
         names(&reading),
-        ["br-lan", "lan1", "phy0-ap0", "phy1-ap0", "wan"]
+        ["lan1", "wan", "br-lan", "phy0-ap0", "phy1-ap0"],
+        "in the exporter's order"
     );
 }
 
@@ -113,7 +114,11 @@ fn the_lua_exporter_with_unescaped_labels_and_hostapd_stations() {
         (wan.rx_bytes, wan.tx_bytes),
         (51_234_567_890, 6_234_567_890)
     );
-    assert_eq!(names(&reading), ["br-lan", "eth0", "wlan0"]);
+    assert_eq!(
+        names(&reading),
+        ["br-lan", "eth0", "wlan0"],
+        "in the exporter's order"
+    );
     // wifi_stations has no byte samples (stock iwinfo has none for Lua);
     // hostapd_stations does, and the station whose SSID has an unescaped
     // quote is lost, not the scrape.

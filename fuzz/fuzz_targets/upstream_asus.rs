@@ -1,9 +1,11 @@
-//! ASUS login replies, netdev JSON and the Traffic Analyzer page: any bytes
-//! must be read or refused, never panic.
+//! ASUS login replies, netdev (JSON and the web UI's object form) and the
+//! Traffic Analyzer page: any bytes must be read or refused, never panic,
+//! and what is read stays within the bounds the accounts keep.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use netmeter::account::upstream::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
 use netmeter::collect::upstream::asus::{parse_login, parse_netdev, parse_traffic};
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_login(text);
     if let Ok(r) = parse_netdev(text) {
         assert!(r.wan.is_some() || !r.interfaces.is_empty());
+        assert!(r.interfaces.len() <= MAX_INTERFACES_PER_SOURCE);
+        assert!(r.interfaces.iter().all(|(name, _)| name != "INTERNET"));
     }
-    let _ = parse_traffic(text);
+    if let Some(devices) = parse_traffic(text) {
+        assert!(devices.len() <= MAX_DEVICES_PER_SOURCE);
+    }
 });

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use netmeter::collect::upstream::tplink::{
-    login_token, page_count, parse_cgi, parse_dhcp, parse_statistics,
+    detect, js_array, login_page, login_token, page_count, parse_cgi, parse_dhcp, parse_statistics,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -14,9 +14,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = parse_statistics(text);
     assert!((1..=64).contains(&page_count(text)));
-    let _ = parse_dhcp(text);
-    if let Some(token) = login_token(text) {
-        assert_eq!(token.len(), 16);
+    for (_, name) in parse_dhcp(text) {
+        assert!(!name.is_empty() && name.chars().count() <= 64);
     }
+    if let Some(token) = login_token(text) {
+        assert!(token.len() == 16 && token.bytes().all(|b| b.is_ascii_uppercase()));
+    }
+    let _ = login_page(text);
+    let _ = detect(401, Some(text), text);
+    let _ = js_array(text, "statList");
     let _ = parse_cgi(text);
 });

@@ -29,9 +29,14 @@ fn number(v: &Value) -> Option<u64> {
     v.as_u64().or_else(|| v.as_str()?.trim().parse().ok())
 }
 
+/// The firmware starts some answers with a UTF-8 byte order mark.
+fn without_bom(body: &str) -> &str {
+    body.strip_prefix('\u{feff}').unwrap_or(body).trim()
+}
+
 /// The login reply: `{"asus_token":"…"}` or `{"error_status":"3"}`.
 pub fn parse_login(body: &str) -> Result<Login, ScrapeError> {
-    let reply: Value = serde_json::from_str(body.trim())
+    let reply: Value = serde_json::from_str(without_bom(body))
         .map_err(|_| ScrapeError::Parse("the login answer is not the ASUS API's JSON".into()))?;
     if let Some(token) = reply["asus_token"].as_str().filter(|t| !t.is_empty()) {
         if token.len() > 256 || !token.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
@@ -49,7 +54,7 @@ pub fn parse_login(body: &str) -> Result<Login, ScrapeError> {
     }
 }
 
-/// Whether an answer means the token is no longer valid: a JSON
+/// Whether an answer means the token is no longer valid: 401/403, a JSON
 /// `error_status` (8: logged out), or the login page instead of data.
 pub fn rejected(response: &Response) -> bool {
     if matches!(response.status, 401 | 403) {
@@ -59,33 +64,73 @@ pub fn rejected(response: &Response) -> bool {
     body.contains("error_status") || body.contains("Main_Login.asp") || body.contains("login.cgi")
 }
 
-/// `netdev(appobj)`: hex byte counters, `INTERNET_rx`, `WIRED_tx`, ….
-/// Keys repeat on some firmware; the last one wins.
+/// A netdev counter: `0x` and 1 to 16 hex digits, either case. Without
+/// the `0x` it is refused: "1024" could be decimal, and a wrong number
+/// is worse than an error.
+fn hex(text: &str) -> Option<u64> {
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
+    if !(1..=16).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// Interface names as the router writes them (`INTERNET`, `WIRELESS0`):
+/// anything else is not an interface name and is skipped.
+fn interface_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// `netdev(appobj)`: hex byte counters. The app API writes them flat,
+/// `{"netdev":{"INTERNET_rx":"0x…","INTERNET_tx":"0x…",…}}`; some firmware
+/// answers with the web UI's object form, `netdev = { 'INTERNET':{rx:0x…,
+/// tx:0x…}, … }`, which is read too. A key that repeats counts as its last
+/// value, in both forms. `INTERNET` is the WAN; every other name is an
+/// interface, named as the router names it (upper case).
 pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {
-    let reply: Value = serde_json::from_str(body.trim())
-        .map_err(|e| ScrapeError::Parse(format!("the netdev answer is not JSON: {e}")))?;
-    let netdev = reply["netdev"]
-        .as_object()
-        .ok_or_else(|| ScrapeError::Parse("the answer has no netdev object".into()))?;
-    let mut reading = Reading::default();
+    let body = without_bom(body);
+    let json = serde_json::from_str::<Value>(body);
+    // (interface, 0 rx / 1 tx, the value's text), in the answer's order.
+    let mut fields: Vec<(&str, usize, &str)> = Vec::new();
+    match &json {
+        Ok(reply) => {
+            let netdev = reply["netdev"]
+                .as_object()
+                .ok_or_else(|| ScrapeError::Parse("the answer has no netdev object".into()))?;
+            // serde_json keeps a repeated key's last value.
+            for (key, value) in netdev {
+                if let Some((name, direction)) = key.rsplit_once('_')
+                    && let Some(at) = ["rx", "tx"].iter().position(|d| *d == direction)
+                {
+                    fields.push((name, at, value.as_str().unwrap_or("")));
+                }
+            }
+        }
+        Err(e) => {
+            if object_form(body, &mut fields).is_none() || fields.is_empty() {
+                return Err(ScrapeError::Parse(format!(
+                    "the netdev answer is neither JSON ({e}) nor netdev's object form"
+                )));
+            }
+        }
+    }
     let mut interfaces: Vec<(String, [Option<u64>; 2])> = Vec::new();
-    for (key, value) in netdev {
-        let Some((name, direction)) = key.rsplit_once('_') else {
+    for (name, at, text) in fields {
+        let bytes = hex(text.trim()).ok_or_else(|| {
+            ScrapeError::Parse(format!(
+                "netdev {name}_{} is not a 0x hex number",
+                ["rx", "tx"][at]
+            ))
+        })?;
+        if !interface_name(name) {
             continue;
-        };
-        let at = match direction {
-            "rx" => 0,
-            "tx" => 1,
-            _ => continue,
-        };
-        let text = value.as_str().unwrap_or("");
-        let digits = text
-            .trim()
-            .strip_prefix("0x")
-            .or_else(|| text.trim().strip_prefix("0X"))
-            .unwrap_or(text.trim());
-        let bytes = u64::from_str_radix(digits, 16)
-            .map_err(|_| ScrapeError::Parse(format!("netdev {key} is not a hex number")))?;
+        }
+        // A repeated name counts as its last value.
         match interfaces.iter().position(|(n, _)| n == name) {
             Some(i) => interfaces[i].1[at] = Some(bytes),
             None if interfaces.len() < crate::account::upstream::MAX_INTERFACES_PER_SOURCE => {
@@ -96,6 +141,7 @@ pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {
             None => {}
         }
     }
+    let mut reading = Reading::default();
     for (name, [rx, tx]) in interfaces {
         let (Some(rx), Some(tx)) = (rx, tx) else {
             continue;
@@ -119,18 +165,53 @@ pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {
     Ok(reading)
 }
 
-/// Traffic Analyzer's `array_traffic = [["MAC","tx","rx"],…];`: what each
-/// device sent and received. None when the page has no such array (the
-/// analyzer is off).
+/// The web UI's form: `'NAME':{rx:0x…,tx:0x…}` entries, in order.
+fn object_form<'a>(body: &'a str, fields: &mut Vec<(&'a str, usize, &'a str)>) -> Option<()> {
+    let mut rest = body;
+    while let Some(open) = rest.find('{') {
+        let entry = &rest[open + 1..];
+        if !entry.starts_with("rx:") {
+            rest = entry;
+            continue;
+        }
+        let quoted = rest[..open].trim_end().strip_suffix(':')?;
+        let quoted = quoted.trim_end().strip_suffix('\'')?;
+        let name = &quoted[quoted.rfind('\'')? + 1..];
+        let close = entry.find('}')?;
+        for field in entry[..close].split(',') {
+            let (key, value) = field.split_once(':')?;
+            if let Some(at) = ["rx", "tx"].iter().position(|d| *d == key.trim()) {
+                fields.push((name, at, value));
+            }
+        }
+        rest = &entry[close..];
+    }
+    Some(())
+}
+
+/// Traffic Analyzer's `array_traffic = [["MAC","tx","rx"],…];`: per device,
+/// bytes the device sent (tx, its upload) and received (rx, its download),
+/// as ASUS's own pages read them. None when the page has no such array
+/// (the analyzer is off: `array_traffic = ;`). The counters are 32-bit:
+/// ASUS's own page adds 2^32 when one goes down.
 pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
-    let start = body.find("array_traffic")?;
-    let rest = &body[start..];
-    let open = rest.find('[')?;
-    let close = rest.find("];").map(|c| c + 1)?;
-    let array: Value = serde_json::from_str(rest.get(open..close)?).ok()?;
-    let rows = array.as_array()?;
+    // `var array_traffic = new Array();` comes first; the data is the
+    // assignment of an array literal.
+    let mut rest = body;
+    let array = loop {
+        let at = rest.find("array_traffic")?;
+        rest = &rest[at + "array_traffic".len()..];
+        if let Some(value) = rest.trim_start().strip_prefix('=')
+            && value.trim_start().starts_with('[')
+        {
+            break value.trim_start();
+        }
+    };
+    // Up to the statement's end; `router_traffic` follows.
+    let rows: Value = serde_json::from_str(array.get(..array.find("];")? + 1)?).ok()?;
     Some(
-        rows.iter()
+        rows.as_array()?
+            .iter()
             .filter_map(|row| {
                 let mac = crate::mac::parse_mac(row.get(0)?.as_str()?)?;
                 Some(DeviceReading {
@@ -139,12 +220,29 @@ pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
                     hostname: None,
                     rx_bytes: number(row.get(2)?)?,
                     tx_bytes: number(row.get(1)?)?,
-                    width: CounterWidth::Bits64,
+                    width: CounterWidth::Bits32,
                 })
             })
             .take(crate::account::upstream::MAX_DEVICES_PER_SOURCE)
             .collect(),
     )
+}
+
+/// The login form's body, URL-encoded as the browser sends it: the
+/// router's form decoder turns a bare `+` of the base64 into a space,
+/// and the login would fail as wrong credentials.
+fn login_body(username: &str, password: &str) -> String {
+    let credentials = http::base64(format!("{username}:{password}").as_bytes());
+    let mut body = String::from("login_authorization=");
+    for c in credentials.chars() {
+        match c {
+            '+' => body.push_str("%2B"),
+            '/' => body.push_str("%2F"),
+            '=' => body.push_str("%3D"),
+            c => body.push(c),
+        }
+    }
+    body
 }
 
 /// The `asus` source.
@@ -172,8 +270,7 @@ impl Asus {
 
     fn login(&mut self, deadline: Deadline) -> Result<String, ScrapeError> {
         let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
-        let credentials = http::base64(format!("{}:{password}", self.username).as_bytes());
-        let body = format!("login_authorization={credentials}");
+        let body = login_body(&self.username, password);
         let request = Request::post("/login.cgi", body.as_bytes())
             .header("User-Agent", USER_AGENT)
             .header("Content-Type", "application/x-www-form-urlencoded");
@@ -195,6 +292,11 @@ impl Asus {
                 seconds: lock.unwrap_or(300).clamp(1, 86_400),
                 detail: format!("too many failed logins (error_status 7): {check}"),
             }),
+            Login::Refused(9, _) => Err(ScrapeError::Auth(
+                "another login is active on the router (error_status 9): ASUS allows one web \
+                 login at a time; log out of the browser or app"
+                    .into(),
+            )),
             Login::Refused(10, _) => Err(ScrapeError::Auth(
                 "the router asks for a captcha (error_status 10): log in once in a browser".into(),
             )),
@@ -204,45 +306,69 @@ impl Asus {
         }
     }
 
+    /// One request with the session's token and the app's user agent.
+    fn send(
+        &self,
+        request: &Request,
+        token: &str,
+        deadline: Deadline,
+    ) -> Result<Response, ScrapeError> {
+        let request = request
+            .clone()
+            .header("User-Agent", USER_AGENT)
+            .header("Cookie", format!("asus_token={token}"));
+        http::send(&self.host, self.port, &request, deadline)
+    }
+
     /// A request with the session's token, logging in (again) once when
     /// the router has forgotten it.
-    fn ask(&mut self, request: Request, deadline: Deadline) -> Result<Response, ScrapeError> {
-        for attempt in 0..2 {
-            let token = match self.token.clone() {
-                Some(t) => t,
-                None => {
-                    let t = self.login(deadline)?;
-                    self.token = Some(t.clone());
-                    t
-                }
-            };
-            let request = request
-                .clone()
-                .header("User-Agent", USER_AGENT)
-                .header("Cookie", format!("asus_token={token}"));
-            let response = http::send(&self.host, self.port, &request, deadline)?;
-            if !rejected(&response) {
-                return Ok(response);
-            }
-            self.token = None;
-            if attempt == 1 {
-                return Err(ScrapeError::Auth(
-                    "the router refuses a fresh token: another app or browser may have logged \
-                     in meanwhile (ASUS allows one web login at a time)"
-                        .into(),
-                ));
-            }
+    fn ask(&mut self, request: &Request, deadline: Deadline) -> Result<Response, ScrapeError> {
+        let reused = self.token.is_some();
+        let token = match self.token.clone() {
+            Some(t) => t,
+            None => self.login(deadline)?,
+        };
+        self.token = Some(token.clone());
+        let response = self.send(request, &token, deadline)?;
+        if !rejected(&response) {
+            return Ok(response);
         }
-        unreachable!("the loop returns on its second attempt")
+        self.token = None;
+        let refused = "the router refuses a fresh token: another app or browser may have \
+                       logged in meanwhile (ASUS allows one web login at a time)";
+        if !reused {
+            return Err(ScrapeError::Auth(refused.into()));
+        }
+        let token = self.login(deadline)?;
+        self.token = Some(token.clone());
+        let response = self.send(request, &token, deadline)?;
+        if rejected(&response) {
+            self.token = None;
+            return Err(ScrapeError::Auth(refused.into()));
+        }
+        Ok(response)
+    }
+
+    /// Traffic Analyzer's devices, or None when the page is missing or
+    /// has no data. The token was accepted a moment ago, so a refusal here
+    /// means the page is not offered: no new login for it.
+    fn devices(&mut self, deadline: Deadline) -> Result<Option<Vec<DeviceReading>>, ScrapeError> {
+        let Some(token) = self.token.clone() else {
+            return Ok(None);
+        };
+        let response = self.send(&Request::get("/getTraffic.asp"), &token, deadline)?;
+        if response.status != 200 || rejected(&response) {
+            return Ok(None);
+        }
+        Ok(parse_traffic(&String::from_utf8_lossy(&response.body)))
     }
 }
 
 impl Source for Asus {
     fn scrape(&mut self, deadline: Deadline) -> Result<Reading, ScrapeError> {
-        let body = b"hook=netdev(appobj);";
-        let request = Request::post("/appGet.cgi", body)
+        let request = Request::post("/appGet.cgi", b"hook=netdev(appobj);")
             .header("Content-Type", "application/x-www-form-urlencoded");
-        let response = self.ask(request, deadline)?;
+        let response = self.ask(&request, deadline)?;
         if response.status != 200 {
             return Err(ScrapeError::Protocol(format!(
                 "POST /appGet.cgi answered HTTP {}",
@@ -251,12 +377,7 @@ impl Source for Asus {
         }
         let mut reading = parse_netdev(response.text()?)?;
         if self.traffic_after.is_none_or(|t| Instant::now() >= t) {
-            let response = self.ask(Request::get("/getTraffic.asp"), deadline)?;
-            let devices = match response.status {
-                200 => parse_traffic(&String::from_utf8_lossy(&response.body)),
-                _ => None,
-            };
-            match devices {
+            match self.devices(deadline)? {
                 Some(devices) => {
                     self.traffic_after = None;
                     reading.devices = devices;
@@ -272,10 +393,29 @@ impl Source for Asus {
 mod tests {
     use super::*;
 
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream/asus/");
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}{name}")).unwrap()
+    }
+
+    #[test]
+    fn the_login_body_is_url_encoded_like_the_browsers() {
+        // base64("admin:>>>???") = "YWRtaW46Pj4+Pz8/": a bare + would arrive as a space.
+        assert_eq!(
+            login_body("admin", ">>>???"),
+            "login_authorization=YWRtaW46Pj4%2BPz8%2F"
+        );
+        assert_eq!(
+            login_body("admin", "pw"),
+            "login_authorization=YWRtaW46cHc%3D"
+        );
+    }
+
     #[test]
     fn login_answers() {
         assert_eq!(
-            parse_login(r#"{ "asus_token": "c5cd1ff0b4d54a8bbdd1cb0b1b64f6b5" }"#).unwrap(),
+            parse_login(&fixture("login.json")).unwrap(),
             Login::Token("c5cd1ff0b4d54a8bbdd1cb0b1b64f6b5".into())
         );
         assert_eq!(
@@ -283,51 +423,132 @@ mod tests {
             Login::Refused(3, None)
         );
         assert_eq!(
-            parse_login(r#"{"error_status":7,"remaining_lock_time":"59"}"#).unwrap(),
+            parse_login(&fixture("login-locked.json")).unwrap(),
             Login::Refused(7, Some(59))
         );
-        for bad in ["", "<html>", "{}", r#"{"asus_token":"a;b"}"#] {
-            assert!(parse_login(bad).is_err(), "{bad}");
+        assert_eq!(
+            parse_login(r#"{"error_status":7,"remaining_lock_time":120}"#).unwrap(),
+            Login::Refused(7, Some(120))
+        );
+        for bad in [
+            "",
+            "<html>",
+            "{}",
+            r#"{"asus_token":"a;b"}"#,
+            r#"{"asus_token":"#,
+        ] {
+            assert_eq!(parse_login(bad).unwrap_err().stage(), "parse", "{bad}");
         }
     }
 
     #[test]
-    fn netdev_hex_counters_with_repeated_keys() {
-        let body = r#"{"netdev":{"INTERNET_rx":"0x1","INTERNET_tx":"0x227d6b665",
-            "WIRED_rx":"0x10","WIRED_tx":"0x20","BRIDGE_rx":"0xFF","BRIDGE_tx":"ff",
-            "WIRELESS0_rx":"0x0","WIRELESS0_tx":"0x0","INTERNET_rx":"0xeb9a134fe","ODD":"x"}}"#;
-        let r = parse_netdev(body).unwrap();
+    fn netdev_hex_counters_with_a_repeated_key() {
+        let r = parse_netdev(&fixture("netdev.json")).unwrap();
         let wan = r.wan.unwrap();
+        // INTERNET_rx comes twice, "0x0" then "0xEB9A134FE": the last wins.
+        assert_eq!((wan.rx_bytes, wan.tx_bytes), (0xeb9a134fe, 0x227d6b665));
+        assert_eq!(wan.width, CounterWidth::Bits64);
+        let names: Vec<_> = r.interfaces.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["BRIDGE", "INTERNET1", "WIRED", "WIRELESS0", "WIRELESS1"]
+        );
+        assert_eq!(r.interfaces[2].1.rx_bytes, 0x1c0ffee12, "beyond 32 bits");
+    }
+
+    #[test]
+    fn netdev_in_the_web_uis_object_form() {
+        let r = parse_netdev(&fixture("netdev-object.txt")).unwrap();
+        let wan = r.wan.unwrap();
+        assert_eq!((wan.rx_bytes, wan.tx_bytes), (0x2e1d0c9b8a, 0xb0a9f8e7d));
+        let names: Vec<_> = r.interfaces.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["BRIDGE", "WIRED"]);
+        let repeated = "netdev = { 'INTERNET':{rx:0x10,tx:0x20}\n,'INTERNET':{rx:0x1,tx:0x2} }";
+        let wan = parse_netdev(repeated).unwrap().wan.unwrap();
         assert_eq!(
             (wan.rx_bytes, wan.tx_bytes),
-            (0xeb9a134fe, 0x227d6b665),
-            "the last key wins"
+            (1, 2),
+            "the last wins here too"
         );
-        let names: Vec<_> = r.interfaces.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["BRIDGE", "WIRED", "WIRELESS0"]);
-        assert_eq!(r.interfaces[0].1.tx_bytes, 255);
+    }
+
+    #[test]
+    fn netdev_hex_is_0x_and_digits_in_either_case() {
+        let one = |v: &str| {
+            parse_netdev(&format!(
+                r#"{{"netdev":{{"INTERNET_rx":"{v}","INTERNET_tx":"0x0"}}}}"#
+            ))
+            .map(|r| r.wan.unwrap().rx_bytes)
+        };
+        assert_eq!(one("0xff").unwrap(), 255);
+        assert_eq!(one("0XFF").unwrap(), 255);
+        assert_eq!(one("0xFfFfFfFfFfFfFfFf").unwrap(), u64::MAX);
         for bad in [
-            r#"{"netdev":{"INTERNET_rx":"0xzz","INTERNET_tx":"0x1"}}"#,
+            "ff",
+            "1024",
+            "0x",
+            "0x+f",
+            "0x 1",
+            "0xg",
+            "0x1ffffffffffffffff",
+            "",
+            "-0x1",
+        ] {
+            let e = one(bad).unwrap_err();
+            assert_eq!(e.stage(), "parse", "{bad}");
+            assert!(e.to_string().contains("INTERNET_rx"), "{e}");
+        }
+        let number = r#"{"netdev":{"INTERNET_rx":16,"INTERNET_tx":"0x0"}}"#;
+        assert_eq!(parse_netdev(number).unwrap_err().stage(), "parse");
+    }
+
+    #[test]
+    fn netdev_refuses_what_is_not_netdev() {
+        for bad in [
             r#"{"netdev":{}}"#,
             r#"{"other":{}}"#,
-            r#"{"netdev":{"INTERNET_rx":"0x"#,
+            r#"{"netdev":{"INTERNET_rx":"0x1"#,
+            r#"{"netdev":{"INTERNET_rx":"0x1"}}"#,
+            "netdev = { 'INTERNET':{rx:0x1,tx:0x2",
+            "netdev = { INTERNET:{rx:0x1,tx:0x2} }",
+            "netdev = { 'INTERNET':{rx:0x1;tx:0x2} }",
+            "<html><script>location.href='Main_Login.asp'</script></html>",
+            "",
         ] {
             assert_eq!(parse_netdev(bad).unwrap_err().stage(), "parse", "{bad}");
         }
+        // Names that are no interface names are skipped, not reported.
+        let odd =
+            r#"{"netdev":{"INTERNET_rx":"0x1","INTERNET_tx":"0x2","a b_rx":"0x1","a b_tx":"0x1"}}"#;
+        assert!(parse_netdev(odd).unwrap().interfaces.is_empty());
     }
 
     #[test]
-    fn traffic_analyzer_rows() {
-        let page = "var router_traffic = [\"1\",\"2\"];\n\
-            array_traffic = [[\"AC:89:95:77:9A:E9\",\"996055825\",\"2194849299\"],\
-            [\"bad mac\",\"1\",\"2\"],[\"00:11:22:33:44:55\",\"5\"]];\n";
+    fn traffic_analyzer_rows_are_the_devices_view() {
+        let devices = parse_traffic(&fixture("getTraffic.asp")).unwrap();
+        assert_eq!(devices.len(), 3);
+        let first = &devices[0];
+        assert_eq!(first.mac, [0xac, 0x89, 0x95, 0x12, 0x34, 0x56]);
+        // [mac, tx, rx]: sent by the device (its upload), then received (its download).
+        assert_eq!(
+            (first.tx_bytes, first.rx_bytes),
+            (874_315_520, 3_221_225_472)
+        );
+        assert_eq!(first.width, CounterWidth::Bits32);
+    }
+
+    #[test]
+    fn traffic_analyzer_off_or_broken_is_no_devices() {
+        assert_eq!(parse_traffic(&fixture("getTraffic-off.asp")), None);
+        assert_eq!(parse_traffic("<html>404 Not Found</html>"), None);
+        assert_eq!(parse_traffic("array_traffic = [[1,"), None);
+        assert_eq!(parse_traffic("array_traffic = "), None);
+        assert_eq!(parse_traffic("array_traffic = [];"), Some(vec![]));
+        // Rows that are not [MAC, number, number] are skipped.
+        let page = r#"array_traffic = [["bad mac","1","2"],["00:11:22:33:44:55","5"],
+            ["00:11:22:33:44:66","x","2"],["00:11:22:33:44:77",7,"8"]];"#;
         let devices = parse_traffic(page).unwrap();
         assert_eq!(devices.len(), 1);
-        assert_eq!(
-            (devices[0].tx_bytes, devices[0].rx_bytes),
-            (996_055_825, 2_194_849_299)
-        );
-        assert_eq!(parse_traffic("<html>no analyzer</html>"), None);
-        assert_eq!(parse_traffic("array_traffic = [[1,"), None);
+        assert_eq!((devices[0].tx_bytes, devices[0].rx_bytes), (7, 8));
     }
 }

@@ -3,6 +3,7 @@
 
 use super::soap::{self, Outcome, TR064_WAN_COMMON};
 use super::{Deadline, Reading, ScrapeError, Source};
+use crate::collect::links::CounterWidth;
 use crate::config::{Secret, UpstreamConfig};
 
 const CONTROL: &str = "/upnp/control/wancommonifconfig1";
@@ -14,6 +15,8 @@ pub struct Fritzbox {
     path: String,
     username: String,
     password: Option<Secret>,
+    /// The box gave non-zero 64-bit totals (see [`soap::addon_counters`]).
+    had_64: bool,
 }
 
 impl Fritzbox {
@@ -24,6 +27,7 @@ impl Fritzbox {
             path: config.path.clone().unwrap_or_else(|| CONTROL.into()),
             username: config.username.clone().unwrap_or_default(),
             password,
+            had_64: false,
         }
     }
 }
@@ -61,11 +65,20 @@ impl Source for Fritzbox {
                     "the FRITZ!Box answered UPnP error {code} ({what})"
                 )));
             }
+            Ok(Outcome::NotFound) => {
+                return Err(ScrapeError::Protocol(format!(
+                    "POST {} answered HTTP 404: is this a FRITZ!Box's TR-064 port (49000)?",
+                    self.path
+                )));
+            }
             Err(ScrapeError::Auth(_)) => return Err(refused("HTTP 401")),
             Err(e) => return Err(e),
         };
+        let counters = soap::addon_counters(&body, self.had_64)?;
+        self.had_64 |= counters.width == CounterWidth::Bits64
+            && (counters.rx_bytes, counters.tx_bytes) != (0, 0);
         Ok(Reading {
-            wan: Some(soap::addon_counters(&body)?),
+            wan: Some(counters),
             ..Reading::default()
         })
     }

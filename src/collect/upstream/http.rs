@@ -489,7 +489,7 @@ fn is_request_target(path: &str) -> bool {
 }
 
 /// Resolves (when a name) and connects, within the deadline.
-fn connect(host: &str, port: u16, deadline: Deadline) -> Result<TcpStream, ScrapeError> {
+pub(super) fn connect(host: &str, port: u16, deadline: Deadline) -> Result<TcpStream, ScrapeError> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     let addrs = match literal.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],

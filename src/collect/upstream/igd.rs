@@ -1,6 +1,7 @@
 //! `igd`: UPnP IGD's WANCommonInterfaceConfig:1, without auth (FRITZ!Box
 //! with "UPnP status" on, miniupnpd on OpenWrt and many others).
 
+use super::http::{self, Request};
 use super::soap::{self, IGD_WAN_COMMON, Outcome};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
 use crate::collect::links::CounterWidth;
@@ -10,7 +11,7 @@ use crate::config::UpstreamConfig;
 const DESCRIPTIONS: [&str; 2] = ["/igddesc.xml", "/rootDesc.xml"];
 
 /// Which action the router answers.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Method {
     Unknown,
     AddonInfos,
@@ -26,6 +27,8 @@ pub struct Igd {
     control: Option<String>,
     fixed_path: bool,
     method: Method,
+    /// The box gave non-zero 64-bit totals (see [`soap::addon_counters`]).
+    had_64: bool,
 }
 
 impl Igd {
@@ -36,26 +39,34 @@ impl Igd {
             control: config.path.clone(),
             fixed_path: config.path.is_some(),
             method: Method::Unknown,
+            had_64: false,
         }
     }
 
     /// The control URL from the first description that lists the service.
     fn discover(&self, deadline: Deadline) -> Result<String, ScrapeError> {
-        let mut tried = Vec::new();
+        let mut tried = String::new();
         for path in DESCRIPTIONS {
-            let request = super::http::Request::get(path);
-            let response = super::http::send(&self.host, self.port, &request, deadline)?;
+            let response = http::send(&self.host, self.port, &Request::get(path), deadline)?;
+            let text = response.text().unwrap_or("");
             if response.status == 200
-                && let Some(url) = soap::control_url(response.text()?, IGD_WAN_COMMON)
+                && let Some(url) = soap::control_url(text, IGD_WAN_COMMON)
             {
                 return Ok(url);
             }
-            tried.push(format!("{path} (HTTP {})", response.status));
+            if !tried.is_empty() {
+                tried.push_str(", ");
+            }
+            tried.push_str(path);
+            tried.push_str(&match response.status {
+                200 => " (no such service)".to_owned(),
+                status => format!(" (HTTP {status})"),
+            });
         }
         Err(ScrapeError::Protocol(format!(
-            "no WANCommonInterfaceConfig service in {}: enable UPnP status information on the \
-             router, or set option path to its control URL",
-            tried.join(", ")
+            "no WANCommonInterfaceConfig:1 service in {tried}: turn on UPnP status information \
+             on the router, check option port (miniupnpd has its own), or set option path to the \
+             control URL"
         )))
     }
 
@@ -76,59 +87,90 @@ impl Igd {
         )
     }
 
-    fn read(&mut self, control: &str, deadline: Deadline) -> Result<Counters, ScrapeError> {
+    /// One reading from `control`; None if it answered 404.
+    fn read(&mut self, control: &str, deadline: Deadline) -> Result<Option<Counters>, ScrapeError> {
+        let mut addon_fault = None;
         if self.method != Method::TotalBytes {
             match self.call(control, "GetAddonInfos", deadline)? {
                 Outcome::Answer(body) => {
                     self.method = Method::AddonInfos;
-                    return soap::addon_counters(&body);
+                    let counters = soap::addon_counters(&body, self.had_64)?;
+                    self.had_64 |= counters.width == CounterWidth::Bits64
+                        && (counters.rx_bytes, counters.tx_bytes) != (0, 0);
+                    return Ok(Some(counters));
                 }
-                Outcome::Fault(..) if self.method == Method::Unknown => {
-                    self.method = Method::TotalBytes;
+                Outcome::NotFound => return Ok(None),
+                // miniupnpd: 401 Invalid Action. Try the standard pair.
+                Outcome::Fault(code, what) if self.method == Method::Unknown => {
+                    addon_fault = Some(format!("GetAddonInfos: UPnP error {code} ({what})"));
                 }
-                Outcome::Fault(code, what) => return Err(fault(code, &what)),
+                Outcome::Fault(code, what) => return Err(fault("GetAddonInfos", code, &what)),
             }
         }
-        let value = |action: &str, field: &str| match self.call(control, action, deadline)? {
-            Outcome::Answer(body) => soap::number(&body, field)?.ok_or_else(|| {
-                ScrapeError::Parse(format!("the answer to {action} has no {field}"))
-            }),
-            Outcome::Fault(code, what) => Err(fault(code, &what)),
-        };
-        Ok(Counters {
-            rx_bytes: value("GetTotalBytesReceived", "NewTotalBytesReceived")?,
-            tx_bytes: value("GetTotalBytesSent", "NewTotalBytesSent")?,
-            width: CounterWidth::Bits32,
-        })
+        let mut values = [0; 2];
+        for (value, (action, field)) in values.iter_mut().zip([
+            ("GetTotalBytesReceived", "NewTotalBytesReceived"),
+            ("GetTotalBytesSent", "NewTotalBytesSent"),
+        ]) {
+            *value = match self.call(control, action, deadline)? {
+                Outcome::Answer(body) => soap::number(&body, field)?.ok_or_else(|| {
+                    ScrapeError::Parse(format!("the answer to {action} has no {field}"))
+                })?,
+                Outcome::NotFound => return Ok(None),
+                Outcome::Fault(code, what) => {
+                    let e = fault(action, code, &what);
+                    return Err(match &addon_fault {
+                        Some(first) => ScrapeError::Protocol(format!("{first}; {e}")),
+                        None => e,
+                    });
+                }
+            };
+        }
+        // Remembered only once it worked: a passing fault retries both next time.
+        self.method = Method::TotalBytes;
+        Ok(Some(soap::standard_counters(values[0], values[1])))
     }
 }
 
-fn fault(code: u32, description: &str) -> ScrapeError {
+fn fault(action: &str, code: u32, description: &str) -> ScrapeError {
     ScrapeError::Protocol(format!(
-        "the router answered UPnP error {code} ({description})"
+        "the router answered {action} with UPnP error {code} ({description})"
     ))
 }
 
 impl Source for Igd {
     fn scrape(&mut self, deadline: Deadline) -> Result<Reading, ScrapeError> {
-        let control = match &self.control {
+        let cached = self.control.clone();
+        let mut control = match &cached {
             Some(c) => c.clone(),
-            None => {
-                let c = self.discover(deadline)?;
-                self.control = Some(c.clone());
-                c
-            }
+            None => self.discover(deadline)?,
         };
-        match self.read(&control, deadline) {
-            // The box moved its control URL (a firmware update): look again next time.
-            Err(ScrapeError::Protocol(e)) if e.contains("HTTP 404") && !self.fixed_path => {
-                self.control = None;
-                Err(ScrapeError::Protocol(e))
-            }
-            result => Ok(Reading {
-                wan: Some(result?),
-                ..Reading::default()
-            }),
+        self.control = Some(control.clone());
+        let mut counters = self.read(&control, deadline)?;
+        // A cached control URL that went away (a firmware update moved
+        // it): look it up again, once, within this scrape.
+        if counters.is_none() && cached.is_some() && !self.fixed_path {
+            self.control = None;
+            control = self.discover(deadline)?;
+            self.control = Some(control.clone());
+            counters = self.read(&control, deadline)?;
         }
+        let Some(counters) = counters else {
+            if !self.fixed_path {
+                self.control = None;
+            }
+            let origin = if self.fixed_path {
+                "option path"
+            } else {
+                "the control URL from the device description"
+            };
+            return Err(ScrapeError::Protocol(format!(
+                "{origin} {control} answered HTTP 404"
+            )));
+        };
+        Ok(Reading {
+            wan: Some(counters),
+            ..Reading::default()
+        })
     }
 }

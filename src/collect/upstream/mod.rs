@@ -14,6 +14,7 @@ use crate::config::{Secret, UpstreamConfig, UpstreamKind};
 
 pub mod asus;
 pub mod ber;
+pub mod draytek;
 pub mod fritzbox;
 pub mod http;
 pub mod igd;
@@ -21,6 +22,7 @@ pub mod md5;
 pub mod prometheus;
 pub mod snmp;
 pub mod soap;
+pub mod telnet;
 pub mod tplink;
 pub mod ubus;
 pub mod vnstat;
@@ -220,10 +222,7 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Tplink => Ok(Box::new(tplink::Tplink::new(config, password))),
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
-        kind => Err(ScrapeError::Local(format!(
-            "upstream type '{}' is not built into this netmeter yet",
-            kind.name()
-        ))),
+        UpstreamKind::Draytek => Ok(Box::new(draytek::Draytek::new(config, password))),
     }
 }
 

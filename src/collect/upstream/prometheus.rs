@@ -2,8 +2,6 @@
 //! prometheus-node-exporter-ucode or -lua, …) read in the text exposition
 //! format 0.0.4.
 
-use std::collections::BTreeMap;
-
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
 use crate::account::upstream::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
@@ -16,6 +14,8 @@ pub const MAX_SAMPLES: usize = 100_000;
 const MAX_LABELS: usize = 64;
 /// Device names quoted when option device is not among them.
 const NAMES_QUOTED: usize = 16;
+/// Network devices of one exporter taken into account.
+const MAX_DEVICES: usize = 1024;
 
 const RECEIVE: &str = "node_network_receive_bytes_total";
 const TRANSMIT: &str = "node_network_transmit_bytes_total";
@@ -273,12 +273,22 @@ pub fn reading(
     device: Option<&str>,
     wanted: &[String],
 ) -> Result<Reading, ScrapeError> {
-    let mut interfaces: BTreeMap<&str, Pair> = BTreeMap::new();
+    // Vectors in order of appearance: a map type of its own would cost
+    // the router build more than the linear searches cost time.
+    let mut interfaces: Vec<(&str, Pair)> = Vec::new();
     for s in samples {
-        if let (RECEIVE | TRANSMIT, Some(dev)) = (s.name, s.label("device")) {
-            let slot = interfaces.entry(dev).or_default();
-            slot[usize::from(s.name == TRANSMIT)] = bytes(s.value);
-        }
+        let (RECEIVE | TRANSMIT, Some(dev)) = (s.name, s.label("device")) else {
+            continue;
+        };
+        let at = match interfaces.iter().position(|(d, _)| *d == dev) {
+            Some(at) => at,
+            None if interfaces.len() < MAX_DEVICES => {
+                interfaces.push((dev, [None; 2]));
+                interfaces.len() - 1
+            }
+            None => continue,
+        };
+        interfaces[at].1[usize::from(s.name == TRANSMIT)] = bytes(s.value);
     }
     if interfaces.is_empty() {
         return Err(ScrapeError::Parse(format!(
@@ -292,8 +302,12 @@ pub fn reading(
     };
     let mut reading = Reading::default();
     if let Some(device) = device {
-        let Some(pair) = interfaces.remove(device) else {
-            let mut known: Vec<&str> = interfaces.keys().copied().take(NAMES_QUOTED).collect();
+        let Some(at) = interfaces.iter().position(|(d, _)| *d == device) else {
+            let mut known: Vec<&str> = interfaces
+                .iter()
+                .map(|(d, _)| *d)
+                .take(NAMES_QUOTED)
+                .collect();
             if interfaces.len() > NAMES_QUOTED {
                 known.push("…");
             }
@@ -302,6 +316,7 @@ pub fn reading(
                 known.join(", ")
             )));
         };
+        let pair = interfaces.remove(at).1;
         let [Some(rx), Some(tx)] = pair else {
             let metric = if pair[0].is_none() { RECEIVE } else { TRANSMIT };
             return Err(ScrapeError::Parse(format!(
@@ -342,9 +357,8 @@ fn stations(
     transmit: &str,
     mac_label: &str,
 ) -> Option<Vec<DeviceReading>> {
-    // By MAC: the device's [rx, tx] sums, and how many samples each had.
-    let mut sums: BTreeMap<[u8; 6], [u64; 2]> = BTreeMap::new();
-    let mut counts: BTreeMap<[u8; 6], [u64; 2]> = BTreeMap::new();
+    // By MAC: the device's [rx, tx] sums, and how many samples each side had.
+    let mut seen: Vec<([u8; 6], [u64; 2], [u64; 2])> = Vec::new();
     for s in samples
         .iter()
         .filter(|s| s.name == receive || s.name == transmit)
@@ -352,27 +366,32 @@ fn stations(
         let Some(mac) = s.label(mac_label).and_then(crate::mac::parse_mac) else {
             continue;
         };
+        let at = match seen.iter().position(|(m, ..)| *m == mac) {
+            Some(at) => at,
+            None if seen.len() < MAX_DEVICES_PER_SOURCE => {
+                seen.push((mac, [0; 2], [0; 2]));
+                seen.len() - 1
+            }
+            None => continue,
+        };
+        let (_, sums, counts) = &mut seen[at];
         // The device downloaded what the access point sent it.
-        let at = usize::from(s.name == receive);
-        let sum = &mut sums.entry(mac).or_default()[at];
-        let count = &mut counts.entry(mac).or_default()[at];
+        let side = usize::from(s.name == receive);
         match bytes(s.value) {
             Some(value) => {
-                *sum = sum.saturating_add(value);
-                *count += 1;
+                sums[side] = sums[side].saturating_add(value);
+                counts[side] += 1;
             }
-            None => *count = UNUSABLE,
+            None => counts[side] = UNUSABLE,
         }
     }
-    if counts.is_empty() {
+    if seen.is_empty() {
         return None;
     }
-    let devices = sums
+    let devices = seen
         .into_iter()
-        .zip(counts.into_values())
-        .filter(|(_, [rx, tx])| rx == tx && *rx < UNUSABLE)
-        .take(MAX_DEVICES_PER_SOURCE)
-        .map(|((mac, [rx, tx]), _)| DeviceReading {
+        .filter(|(_, _, [rx, tx])| rx == tx && *rx < UNUSABLE)
+        .map(|(mac, [rx, tx], _)| DeviceReading {
             mac,
             ip: None,
             hostname: None,
@@ -716,8 +735,8 @@ mod tests {
         let names: Vec<&str> = only.interfaces.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["lo", "wan"],
-            "no option device: the WAN is an interface"
+            ["wan", "lo"],
+            "no option device: the WAN is an interface; in the exporter's order"
         );
     }
 

@@ -1,7 +1,11 @@
 //! UPnP SOAP, as IGD and TR-064 use it: the request envelope, the answer's
 //! values and faults, and the control URL in a device description. A
 //! small tag scanner, not an XML parser: these documents are flat and
-//! machine-written, and a full parser would not fit a router's flash.
+//! machine-written, and a full parser would not fit a router's flash. It
+//! still skips comments, declarations and CDATA whole, reads quoted
+//! attribute values (a `>` in one does not end the tag) and matches end
+//! tags, so a cut or garbled answer has no value to misread: it is a
+//! Parse error.
 
 use super::http::{self, Request};
 use super::{Counters, Deadline, ScrapeError};
@@ -11,6 +15,10 @@ use crate::config::Secret;
 /// The service both IGD and AVM's TR-064 read WAN totals from.
 pub const IGD_WAN_COMMON: &str = "urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1";
 pub const TR064_WAN_COMMON: &str = "urn:dslforum-org:service:WANCommonInterfaceConfig:1";
+
+/// Nesting deeper than this inside an element is not a router's answer
+/// (SOAP answers are 4 deep, descriptions 8).
+pub const MAX_DEPTH: usize = 32;
 
 /// The request body for `action` of `service`, without arguments.
 pub fn envelope(service: &str, action: &str) -> String {
@@ -22,58 +30,159 @@ pub fn envelope(service: &str, action: &str) -> String {
     )
 }
 
-/// An element's start tag at `at` (just after its `<`): its local name
-/// (namespace prefix dropped), whether it closes itself, where it ends.
-fn start_tag(xml: &str, at: usize) -> Option<(&str, bool, usize)> {
-    let rest = &xml[at..];
-    let close = rest.find('>')?;
-    let tag = &rest[..close];
-    let self_closing = tag.ends_with('/');
-    let name = tag
-        .split(|c: char| c.is_whitespace() || c == '/')
-        .next()
-        .filter(|n| !n.is_empty())?;
-    let local = name.rsplit(':').next()?;
-    Some((local, self_closing, at + close + 1))
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Open,
+    Close,
+    /// `<x/>`: opens and closes.
+    Empty,
 }
 
-/// The text of every element named `local` (any prefix), in order:
-/// entities decoded, surrounding whitespace trimmed. Elements nested in a
-/// same-named one are not expected in these documents and end the outer.
-pub fn elements<'a>(xml: &'a str, local: &'a str) -> impl Iterator<Item = String> + 'a {
-    let mut from = 0;
+/// One tag: its kind, local name (prefix dropped), and where it starts
+/// (`<`) and ends (after `>`) in the document.
+#[derive(Clone, Copy, Debug)]
+struct Tag<'a> {
+    kind: Kind,
+    name: &'a str,
+    start: usize,
+    end: usize,
+}
+
+/// The next tag at or after byte `from`; None at the end or at anything
+/// that is not a tag (the text was cut, or is not XML). Comments,
+/// processing instructions, CDATA and declarations are skipped whole.
+/// Every step moves forward, so a scan is linear in the text.
+fn next_tag(xml: &str, from: usize) -> Option<Tag<'_>> {
+    let bytes = xml.as_bytes();
+    let mut at = from;
+    loop {
+        let start = at + xml.get(at..)?.find('<')?;
+        let rest = &xml[start..];
+        let skip = [
+            ("<!--", "-->"),
+            ("<![CDATA[", "]]>"),
+            ("<?", "?>"),
+            ("<!", ">"),
+        ]
+        .into_iter()
+        .find(|(open, _)| rest.starts_with(open));
+        if let Some((open, close)) = skip {
+            let inner = rest[open.len()..].find(close)?;
+            at = start + open.len() + inner + close.len();
+            continue;
+        }
+        // The tag ends at the first `>` outside a quoted attribute value.
+        let mut quote = None;
+        let mut gt = None;
+        for (i, &b) in bytes[start + 1..].iter().enumerate() {
+            match (quote, b) {
+                (Some(q), _) if b == q => quote = None,
+                (Some(_), _) => {}
+                (None, b'"' | b'\'') => quote = Some(b),
+                (None, b'>') => {
+                    gt = Some(start + 1 + i);
+                    break;
+                }
+                (None, b'<') => return None,
+                _ => {}
+            }
+        }
+        let gt = gt?;
+        let inside = &xml[start + 1..gt];
+        let (kind, inside) = match inside.strip_prefix('/') {
+            Some(name) => (Kind::Close, name),
+            None => match inside.strip_suffix('/') {
+                Some(tag) => (Kind::Empty, tag),
+                None => (Kind::Open, inside),
+            },
+        };
+        let qualified = inside
+            .split(|c: char| c.is_ascii_whitespace())
+            .next()
+            .unwrap_or("");
+        let name = qualified.rsplit(':').next().unwrap_or("");
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+            && !qualified.contains(['"', '\'', '=', '/', '&']);
+        return valid.then_some(Tag {
+            kind,
+            name,
+            start,
+            end: gt + 1,
+        });
+    }
+}
+
+/// Every tag from `from` on, until the end or the first malformed one.
+fn tags(xml: &str, from: usize) -> impl Iterator<Item = Tag<'_>> + '_ {
+    let mut at = from;
     std::iter::from_fn(move || {
-        while let Some(lt) = xml.get(from..)?.find('<') {
-            let at = from + lt + 1;
-            from = at;
-            // End tags, declarations and comments are not elements.
-            if xml[at..].starts_with(['/', '?', '!']) {
+        let tag = next_tag(xml, at)?;
+        at = tag.end;
+        Some(tag)
+    })
+}
+
+/// Where the element opened by `open` ends: the start of its end tag and
+/// the end of it. None if it is never closed, or anything inside it is
+/// closed by another name or nested deeper than [`MAX_DEPTH`]: a garbled
+/// answer gives no values rather than some of them.
+fn close_of(xml: &str, open: Tag<'_>) -> Option<(usize, usize)> {
+    let mut inside: Vec<&str> = Vec::new();
+    for tag in tags(xml, open.end) {
+        match tag.kind {
+            Kind::Open if inside.len() >= MAX_DEPTH => return None,
+            Kind::Open => inside.push(tag.name),
+            Kind::Empty => {}
+            Kind::Close => match inside.pop() {
+                Some(name) if name == tag.name => {}
+                Some(_) => return None,
+                None => return (tag.name == open.name).then_some((tag.start, tag.end)),
+            },
+        }
+    }
+    None
+}
+
+/// The content of every element named `local` (any prefix), in order. A
+/// leaf's text comes trimmed with entities decoded; an element holding
+/// others gives its markup, to look inside with [`element`]. An element
+/// nested in a same-named one is inside the outer one's markup, not
+/// listed. Stops at the first element that is never closed.
+pub fn elements<'a>(xml: &'a str, local: &'a str) -> impl Iterator<Item = String> + 'a {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let tag = next_tag(xml, at)?;
+            at = tag.end;
+            if tag.name != local || tag.kind == Kind::Close {
                 continue;
             }
-            let (name, self_closing, content) = start_tag(xml, at)?;
-            if name != local {
-                continue;
-            }
-            if self_closing {
-                from = content;
+            if tag.kind == Kind::Empty {
                 return Some(String::new());
             }
-            // The end tag: `</` with any prefix and this local name.
-            let mut search = content;
-            while let Some(end) = xml.get(search..)?.find("</") {
-                let tag_at = search + end + 2;
-                let close = xml[tag_at..].find('>')? + tag_at;
-                let name = xml[tag_at..close].trim();
-                if name.rsplit(':').next() == Some(local) {
-                    from = close + 1;
-                    return Some(unescape(xml[content..search + end].trim()));
-                }
-                search = tag_at;
-            }
-            return None;
+            let (content_end, after) = close_of(xml, tag)?;
+            at = after;
+            return Some(content(&xml[tag.end..content_end]));
         }
-        None
     })
+}
+
+/// An element's content: text decoded, CDATA as is, markup kept.
+fn content(inner: &str) -> String {
+    let inner = inner.trim();
+    if let Some(data) = inner
+        .strip_prefix("<![CDATA[")
+        .and_then(|d| d.strip_suffix("]]>"))
+        .filter(|d| !d.contains("]]>"))
+    {
+        return data.to_owned();
+    }
+    if inner.contains('<') {
+        inner.to_owned()
+    } else {
+        unescape(inner)
+    }
 }
 
 /// The first element named `local`.
@@ -125,34 +234,40 @@ fn unescape(text: &str) -> String {
 }
 
 /// The control URL of `service_type` in a device description, as a path
-/// on the device (an absolute URL's host part dropped, `URLBase` applied).
+/// on the device: an absolute URL's host part dropped (the configured
+/// host is asked), a relative one resolved against `URLBase` or, without
+/// it, the description's own directory (`/`).
 pub fn control_url(description: &str, service_type: &str) -> Option<String> {
     let url = elements(description, "service").find_map(|service| {
         let found = element(&service, "serviceType")? == service_type;
         found.then(|| element(&service, "controlURL"))?
     })?;
-    let path = match url.strip_prefix("http://") {
-        Some(rest) => format!("/{}", rest.split_once('/').map_or("", |(_, p)| p)),
-        None if url.starts_with('/') => url,
-        None => {
-            let base = element(description, "URLBase").unwrap_or_default();
-            let base_path = base
-                .strip_prefix("http://")
-                .and_then(|r| r.split_once('/'))
-                .map_or("", |(_, p)| p);
-            format!("/{}{url}", base_path.trim_end_matches('/').to_owned() + "/").replace("//", "/")
-        }
+    let path = if url.contains("://") {
+        http::parse_url(&url).ok()?.path
+    } else if url.starts_with('/') {
+        url
+    } else {
+        let base = element(description, "URLBase")
+            .and_then(|b| http::parse_url(&b).ok())
+            .map_or_else(|| "/".to_owned(), |b| b.path);
+        let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+        format!("{}{url}", if dir.is_empty() { "/" } else { dir })
     };
-    (!path.contains(char::is_whitespace)).then_some(path)
+    let usable =
+        path.starts_with('/') && !path.contains(|c: char| c.is_whitespace() || c.is_control());
+    usable.then_some(path)
 }
 
 /// What a SOAP call came back with.
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
-    /// The action's answer (the whole body).
+    /// The inside of the action's `…Response` element.
     Answer(String),
-    /// A SOAP fault: the UPnP error code and description.
+    /// A SOAP fault: the UPnP error code (0 if none) and description.
     Fault(u32, String),
+    /// HTTP 404: no such control URL (moved by a firmware update, or a
+    /// wrong `option path`).
+    NotFound,
 }
 
 /// A UPnPError in a fault body.
@@ -164,11 +279,18 @@ pub fn fault(body: &str) -> Option<(u32, String)> {
     let description = element(body, "errorDescription")
         .or_else(|| element(body, "faultstring"))
         .unwrap_or_default();
-    Some((code, description.chars().take(120).collect()))
+    Some((code, printable(&description, 120)))
+}
+
+/// At most `max` characters of router-supplied text, control characters
+/// dropped: it ends up in log lines and the API.
+fn printable(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// Calls `action`; with `digest` credentials the call uses HTTP Digest
-/// (TR-064). A 401 after that is `Auth`; other statuses without a fault
+/// (TR-064). A 401 after that is `Auth`; a 200 without the action's
+/// complete response element is `Parse`; other statuses without a fault
 /// are `Protocol`.
 pub fn call(
     host: &str,
@@ -189,20 +311,23 @@ pub fn call(
         }
         None => http::send(host, port, &request, deadline)?,
     };
-    let text = response.text()?;
-    if let Some((code, description)) = fault(text) {
+    // Faults come with 500 as the spec says, or with 200 from some boxes.
+    if let Some((code, description)) = response.text().ok().and_then(fault) {
         return Ok(Outcome::Fault(code, description));
     }
     match response.status {
-        200 if element(text, &format!("{action}Response")).is_some() => {
-            Ok(Outcome::Answer(text.to_owned()))
-        }
-        200 => Err(ScrapeError::Parse(format!(
-            "the answer to {action} has no {action}Response"
-        ))),
+        200 => element(response.text()?, &format!("{action}Response"))
+            .map(Outcome::Answer)
+            .ok_or_else(|| {
+                ScrapeError::Parse(format!(
+                    "the answer to {action} has no complete {action}Response \
+                     (cut short, or not a SOAP answer)"
+                ))
+            }),
         401 => Err(ScrapeError::Auth(
             "the router answered 401: check option username and option password".into(),
         )),
+        404 => Ok(Outcome::NotFound),
         status => Err(ScrapeError::Protocol(format!(
             "POST {path} ({action}) answered HTTP {status}"
         ))),
@@ -213,21 +338,42 @@ pub fn call(
 pub fn number(body: &str, name: &str) -> Result<Option<u64>, ScrapeError> {
     match element(body, name) {
         None => Ok(None),
-        Some(text) => text
-            .parse()
-            .map(Some)
-            .map_err(|_| ScrapeError::Parse(format!("{name} is not a whole number"))),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            ScrapeError::Parse(format!(
+                "{name} is not a whole number: '{}'",
+                printable(&text, 24)
+            ))
+        }),
+    }
+}
+
+/// Totals from the standard `ui4` fields. miniupnpd built without
+/// UPNP_STRICT on a 64-bit system sends its 64-bit counters in them: a
+/// value beyond 32 bits shows the counter does not wrap at 2^32.
+pub fn standard_counters(rx_bytes: u64, tx_bytes: u64) -> Counters {
+    let wide = rx_bytes.max(tx_bytes) > u64::from(u32::MAX);
+    Counters {
+        rx_bytes,
+        tx_bytes,
+        width: if wide {
+            CounterWidth::Bits64
+        } else {
+            CounterWidth::Bits32
+        },
     }
 }
 
 /// The WAN totals in a `GetAddonInfos` answer: AVM's 64-bit fields when
 /// present and not zero (some cable boxes send zero), else the standard
-/// 32-bit ones.
-pub fn addon_counters(body: &str) -> Result<Counters, ScrapeError> {
+/// 32-bit ones. `had_64`: this box gave non-zero 64-bit totals before, so
+/// zeros there are a glitch (FRITZ!OS sends lone zeros) for the
+/// accounting to skip, not a reason to switch to the 32-bit fields, whose
+/// smaller value would read as a reboot.
+pub fn addon_counters(body: &str, had_64: bool) -> Result<Counters, ScrapeError> {
     let rx64 = number(body, "NewX_AVM_DE_TotalBytesReceived64")?;
     let tx64 = number(body, "NewX_AVM_DE_TotalBytesSent64")?;
     if let (Some(rx), Some(tx)) = (rx64, tx64)
-        && (rx, tx) != (0, 0)
+        && (had_64 || (rx, tx) != (0, 0))
     {
         return Ok(Counters {
             rx_bytes: rx,
@@ -235,12 +381,14 @@ pub fn addon_counters(body: &str) -> Result<Counters, ScrapeError> {
             width: CounterWidth::Bits64,
         });
     }
-    let missing = || ScrapeError::Parse("the answer has no NewTotalBytesReceived/Sent".into());
-    Ok(Counters {
-        rx_bytes: number(body, "NewTotalBytesReceived")?.ok_or_else(missing)?,
-        tx_bytes: number(body, "NewTotalBytesSent")?.ok_or_else(missing)?,
-        width: CounterWidth::Bits32,
-    })
+    let field = |name| {
+        number(body, name)?
+            .ok_or_else(|| ScrapeError::Parse(format!("the answer to GetAddonInfos has no {name}")))
+    };
+    Ok(standard_counters(
+        field("NewTotalBytesReceived")?,
+        field("NewTotalBytesSent")?,
+    ))
 }
 
 #[cfg(test)]
@@ -250,10 +398,23 @@ mod tests {
     /// A FRITZ!Box 7590's answer (FRITZ!OS 7.57), values changed.
     const ADDON_INFOS: &str =
         include_str!("../../../tests/fixtures/upstream/fritzbox/GetAddonInfos.xml");
+    const FRITZ_DESC: &str =
+        include_str!("../../../tests/fixtures/upstream/igd/igddesc-fritzbox.xml");
+    const MINI_DESC: &str =
+        include_str!("../../../tests/fixtures/upstream/igd/rootDesc-miniupnpd.xml");
+    const MINI_FAULT: &str =
+        include_str!("../../../tests/fixtures/upstream/igd/fault-invalid-action.xml");
+
+    fn body(answer: &str) -> String {
+        match element(answer, "GetAddonInfosResponse") {
+            Some(inner) => inner,
+            None => panic!("no response in {answer}"),
+        }
+    }
 
     #[test]
     fn the_64_bit_fields_win_unless_absent_or_zero() {
-        let c = addon_counters(ADDON_INFOS).unwrap();
+        let c = addon_counters(&body(ADDON_INFOS), false).unwrap();
         assert_eq!(
             (c.rx_bytes, c.tx_bytes, c.width),
             (306_893_660_778, 19_774_048_175, CounterWidth::Bits64)
@@ -261,55 +422,150 @@ mod tests {
         let zero = ADDON_INFOS
             .replace("19774048175", "0")
             .replace("306893660778", "0");
-        let c = addon_counters(&zero).unwrap();
+        let c = addon_counters(&body(&zero), false).unwrap();
         assert_eq!(
             (c.rx_bytes, c.tx_bytes, c.width),
             (1_263_357_546, 2_594_113_455, CounterWidth::Bits32)
+        );
+        // Once the box had 64-bit totals, zeros there stay 64-bit zeros.
+        let c = addon_counters(&body(&zero), true).unwrap();
+        assert_eq!(
+            (c.rx_bytes, c.tx_bytes, c.width),
+            (0, 0, CounterWidth::Bits64)
         );
         let old: String = ADDON_INFOS
             .lines()
             .filter(|l| !l.contains("_AVM_DE_TotalBytes"))
             .collect();
-        assert_eq!(addon_counters(&old).unwrap().width, CounterWidth::Bits32);
+        for had_64 in [false, true] {
+            assert_eq!(
+                addon_counters(&body(&old), had_64).unwrap().width,
+                CounterWidth::Bits32
+            );
+        }
         let broken = ADDON_INFOS.replace("19774048175", "19x");
-        assert!(addon_counters(&broken).is_err());
+        let e = addon_counters(&body(&broken), false).unwrap_err();
+        assert_eq!(e.stage(), "parse", "{e}");
+        assert!(
+            e.to_string().contains("NewX_AVM_DE_TotalBytesSent64"),
+            "{e}"
+        );
+        let none = ADDON_INFOS.replace("NewTotalBytesSent>", "NewOther>");
+        let none: String = none.lines().filter(|l| !l.contains("64")).collect();
+        let e = addon_counters(&body(&none), false).unwrap_err();
+        assert!(e.to_string().contains("NewTotalBytesSent"), "{e}");
+    }
+
+    #[test]
+    fn standard_fields_beyond_32_bits_are_64_bit_counters() {
+        let top = u64::from(u32::MAX);
+        assert_eq!(standard_counters(top, 1).width, CounterWidth::Bits32);
+        assert_eq!(standard_counters(1, top + 1).width, CounterWidth::Bits64);
     }
 
     #[test]
     fn elements_by_local_name_with_entities_and_self_closing_tags() {
-        let xml = "<a:x>1</a:x><y attr=\"v\"> &lt;2&amp;&#51;&#x34; </y><z/><q>&bogus; &</q>";
+        let xml =
+            "<a:x>1</a:x><y attr=\"v\"> &lt;2&amp;&#51;&#x34; </y><z/><z2 a='1' /><q>&bogus; &</q>";
         assert_eq!(element(xml, "x").as_deref(), Some("1"));
         assert_eq!(element(xml, "y").as_deref(), Some("<2&34"));
         assert_eq!(element(xml, "z").as_deref(), Some(""));
+        assert_eq!(element(xml, "z2").as_deref(), Some(""));
         assert_eq!(element(xml, "q").as_deref(), Some("&bogus; &"));
         assert_eq!(element(xml, "missing"), None);
         assert_eq!(element("<x>unclosed", "x"), None);
         assert_eq!(element("<x", "x"), None);
-        let all: Vec<_> = elements("<l>1</l><l>2</l>", "l").collect();
+        assert_eq!(element("<x>1</y>", "x"), None);
+        let all: Vec<_> = elements("<l>1</l>\n<l>2</l>", "l").collect();
         assert_eq!(all, ["1", "2"]);
     }
 
     #[test]
+    fn comments_declarations_cdata_and_quoted_gt_are_not_tags() {
+        let xml = "<?xml version=\"1.0\"?><!DOCTYPE root><!-- <x>comment</x> -->\
+                   <root a=\"1>2\" b='<'><x><![CDATA[<raw> & ]]></x><x>\n  two\t</x></root>";
+        let all: Vec<_> = elements(xml, "x").collect();
+        assert_eq!(all, ["<raw> & ", "two"]);
+        assert!(element(xml, "root").unwrap().starts_with("<x><![CDATA["));
+    }
+
+    #[test]
+    fn an_element_holding_others_gives_its_markup() {
+        let xml = "<s:service><a>1</a><s:service><a>2</a></s:service></s:service><a>3</a>";
+        let outer: Vec<_> = elements(xml, "service").collect();
+        assert_eq!(outer, ["<a>1</a><s:service><a>2</a></s:service>"]);
+        assert_eq!(element(&outer[0], "a").as_deref(), Some("1"));
+        let all: Vec<_> = elements(xml, "a").collect();
+        assert_eq!(all, ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn cut_or_garbled_markup_has_no_value() {
+        let cases = [
+            "<a>1",
+            "<a>1</a",
+            "<a>1</b>",
+            "<a><b>1</a></b>",
+            "<a>1 < 2</a>",
+            "<a><!-- open</a>",
+            "<a b=\"x>1</a>",
+            "<=a>1</=a>",
+            "< a>1</a>",
+            "<a>1</ a>",
+            "<x:>1</x:>",
+        ];
+        for text in cases {
+            assert_eq!(element(text, "a"), None, "{text}");
+        }
+        // Inside an element, every end tag must match: no values from a
+        // garbled answer, not even the intact ones.
+        assert_eq!(element("<a><b>1</b><c>2</d></a>", "a"), None);
+        let deep = |n| format!("<a>{}{}</a>", "<b>".repeat(n), "</b>".repeat(n));
+        assert!(element(&deep(MAX_DEPTH), "a").is_some());
+        assert_eq!(element(&deep(MAX_DEPTH + 1), "a"), None);
+        assert_eq!(element("<a>1</a>", "a").as_deref(), Some("1"));
+        assert_eq!(element("<p:a >1</p:a >", "a").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn cut_answers_are_parse_errors_and_cut_descriptions_give_no_partial_url() {
+        let response_end = ADDON_INFOS.find("</u:GetAddonInfosResponse>").unwrap();
+        for doc in [ADDON_INFOS, FRITZ_DESC, MINI_DESC, MINI_FAULT] {
+            let whole = control_url(doc, IGD_WAN_COMMON);
+            // Every 5th cut, and every one near the end (where answers are cut).
+            let ends = (0..doc.len())
+                .step_by(5)
+                .chain(doc.len().saturating_sub(64)..doc.len());
+            for end in ends.filter(|&e| doc.is_char_boundary(e)) {
+                let cut = &doc[..end];
+                let url = control_url(cut, IGD_WAN_COMMON);
+                assert!(url.is_none() || url == whole, "{cut}");
+                if doc == ADDON_INFOS && end <= response_end {
+                    assert_eq!(element(cut, "GetAddonInfosResponse"), None, "{cut}");
+                }
+                let _ = fault(cut);
+                let _ = elements(cut, "NewTotalBytesSent").count();
+            }
+        }
+    }
+
+    #[test]
     fn faults_carry_the_upnp_error() {
-        let body = r#"<?xml version="1.0"?>
-<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/">
-<s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>
-<detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>401</errorCode>
-<errorDescription>Invalid Action</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>"#;
-        assert_eq!(fault(body), Some((401, "Invalid Action".into())));
+        assert_eq!(fault(MINI_FAULT), Some((401, "Invalid Action".into())));
         assert_eq!(fault(ADDON_INFOS), None);
+        let bare = "<s:Envelope><s:Body><s:Fault><faultcode>s:Server</faultcode>\
+                    <faultstring>Internal\nError</faultstring></s:Fault></s:Body></s:Envelope>";
+        assert_eq!(fault(bare), Some((0, "InternalError".into())));
     }
 
     #[test]
     fn control_urls_from_descriptions() {
-        let fritz = include_str!("../../../tests/fixtures/upstream/igd/igddesc-fritzbox.xml");
         assert_eq!(
-            control_url(fritz, IGD_WAN_COMMON).as_deref(),
+            control_url(FRITZ_DESC, IGD_WAN_COMMON).as_deref(),
             Some("/igdupnp/control/WANCommonIFC1")
         );
-        let mini = include_str!("../../../tests/fixtures/upstream/igd/rootDesc-miniupnpd.xml");
         assert_eq!(
-            control_url(mini, IGD_WAN_COMMON).as_deref(),
+            control_url(MINI_DESC, IGD_WAN_COMMON).as_deref(),
             Some("/ctl/CmnIfCfg")
         );
         let based = "<root><URLBase>http://10.0.0.1:5000/igd/</URLBase><service>\
@@ -319,12 +575,27 @@ mod tests {
             control_url(based, IGD_WAN_COMMON).as_deref(),
             Some("/igd/ctl/x")
         );
+        let bare_base = based.replace("5000/igd/", "5000");
+        assert_eq!(
+            control_url(&bare_base, IGD_WAN_COMMON).as_deref(),
+            Some("/ctl/x")
+        );
+        let no_base = based.replace("<URLBase>http://10.0.0.1:5000/igd/</URLBase>", "");
+        assert_eq!(
+            control_url(&no_base, IGD_WAN_COMMON).as_deref(),
+            Some("/ctl/x")
+        );
         let absolute = based.replace("ctl/x", "http://10.0.0.1:5000/abs/ctl");
         assert_eq!(
             control_url(&absolute, IGD_WAN_COMMON).as_deref(),
             Some("/abs/ctl")
         );
+        let tls = based.replace("ctl/x", "https://10.0.0.1/abs/ctl");
+        assert_eq!(control_url(&tls, IGD_WAN_COMMON), None);
+        let spaced = based.replace("ctl/x", "ctl/a b");
+        assert_eq!(control_url(&spaced, IGD_WAN_COMMON), None);
         assert_eq!(control_url("<root/>", IGD_WAN_COMMON), None);
+        assert_eq!(control_url(FRITZ_DESC, TR064_WAN_COMMON), None);
     }
 
     #[test]

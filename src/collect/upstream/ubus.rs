@@ -93,6 +93,8 @@ pub struct Ubus {
     configured_device: bool,
     interfaces: Vec<String>,
     session: Option<String>,
+    /// The session was made in this scrape: refused, it is the ACL, not an expiry.
+    fresh: bool,
     id: u64,
 }
 
@@ -108,6 +110,7 @@ impl Ubus {
             configured_device: config.device.is_some(),
             interfaces: config.interfaces.clone(),
             session: None,
+            fresh: false,
             id: 0,
         }
     }
@@ -148,9 +151,10 @@ impl Ubus {
         let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
         let args = json!({"username": self.username, "password": password});
         let refused = format!(
-            "the router refused the login of '{}': check option username and option \
-             password, and that rpcd lets this user read network.device and \
-             network.interface.wan (see docs/UPSTREAM.md)",
+            "the router's rpcd refused the login of '{}': check option username and option \
+             password (a 'config login' in the router's /etc/config/rpcd), and that its ACL \
+             in /usr/share/rpcd/acl.d/ lets the user read network.device and \
+             network.interface.wan (docs/UPSTREAM.md)",
             self.username
         );
         match self.call(NO_SESSION, "session", "login", args, deadline)? {
@@ -162,7 +166,8 @@ impl Ubus {
         }
     }
 
-    /// One call in the session, logging in (again) once when refused.
+    /// One call in the session, logging in (again) once when refused. A
+    /// refusal of a session made in this scrape is the ACL: no new login.
     fn call_in_session(
         &mut self,
         object: &str,
@@ -170,34 +175,40 @@ impl Ubus {
         args: Value,
         deadline: Deadline,
     ) -> Result<Value, ScrapeError> {
-        for attempt in 0..2 {
+        loop {
             let session = match self.session.clone() {
                 Some(s) => s,
                 None => {
                     let s = self.login(deadline)?;
                     self.session = Some(s.clone());
+                    self.fresh = true;
                     s
                 }
             };
             match self.call(&session, object, method, args.clone(), deadline)? {
                 Answer::Data(data) => return Ok(data),
-                Answer::AccessDenied if attempt == 0 => self.session = None,
+                Answer::AccessDenied if !self.fresh => self.session = None,
                 Answer::AccessDenied => {
+                    self.session = None;
                     return Err(ScrapeError::Auth(format!(
                         "the router's rpcd denies {object} {method} to '{}': grant it in the \
-                         user's ACL (see docs/UPSTREAM.md)",
+                         user's ACL in /usr/share/rpcd/acl.d/ (docs/UPSTREAM.md)",
                         self.username
                     )));
                 }
                 Answer::Status(code) => {
                     return Err(ScrapeError::Protocol(format!(
                         "ubus {object} {method} answered status {code}{}",
-                        if code == 4 { " (not found)" } else { "" }
+                        match code {
+                            // netifd's answer for a device name it does not know
+                            2 => " (invalid argument: no such device?)",
+                            4 => " (not found)",
+                            _ => "",
+                        }
                     )));
                 }
             }
         }
-        unreachable!("the loop returns on its second attempt")
     }
 
     fn device_counters(
@@ -215,33 +226,44 @@ impl Ubus {
     }
 }
 
+/// The WAN's layer-3 device from `network.interface.wan status`:
+/// `l3_device`, which netifd writes only while the interface is up
+/// (`pppoe-wan` on PPPoE; `device` would be the Ethernet port under it).
+pub fn wan_device_of(data: &Value) -> Result<String, ScrapeError> {
+    data.get("l3_device")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty() && d.len() <= 64)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ScrapeError::Protocol(
+                "network.interface.wan has no l3_device: the router's wan is down, or its \
+                 WAN interface has another name (set option device)"
+                    .into(),
+            )
+        })
+}
+
 impl Source for Ubus {
     fn scrape(&mut self, deadline: Deadline) -> Result<Reading, ScrapeError> {
+        self.fresh = false;
         let device = match self.device.clone() {
             Some(d) => d,
             None => {
                 let data =
                     self.call_in_session("network.interface.wan", "status", json!({}), deadline)?;
-                let device = data
-                    .get("l3_device")
-                    .or_else(|| data.get("device"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        ScrapeError::Parse(
-                            "network.interface.wan has no l3_device (is wan up?): set option device"
-                                .into(),
-                        )
-                    })?;
+                let device = wan_device_of(&data)?;
                 self.device = Some(device.clone());
                 device
             }
         };
         let wan = match self.device_counters(&device, deadline) {
-            // The discovered device went away (PPPoE reconnected): ask again next time.
-            Err(ScrapeError::Protocol(e)) if !self.configured_device => {
+            // The discovered device went away or changed (PPPoE
+            // reconnected, wan reconfigured): ask netifd again next time.
+            Err(e @ (ScrapeError::Protocol(_) | ScrapeError::Parse(_)))
+                if !self.configured_device =>
+            {
                 self.device = None;
-                return Err(ScrapeError::Protocol(e));
+                return Err(e);
             }
             other => other?,
         };
@@ -307,5 +329,66 @@ mod tests {
         assert_eq!((c.rx_bytes, c.tx_bytes), (81_234_567_890, 5));
         let e = counters_of(&json!({"statistics": {"rx_bytes": 1}}), "eth1").unwrap_err();
         assert!(e.to_string().contains("tx_bytes"), "{e}");
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream/ubus/");
+
+    fn fixture(name: &str) -> Answer {
+        parse_answer(&std::fs::read_to_string(format!("{FIXTURES}{name}")).unwrap()).unwrap()
+    }
+
+    fn data(name: &str) -> Value {
+        match fixture(name) {
+            Answer::Data(data) => data,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rpcd_answers_as_rpcd_writes_them() {
+        assert_eq!(
+            session_of(&data("login.json")).unwrap(),
+            "8f3a1c27d9e04b6a95c2e71f0b4d6a83"
+        );
+        // A wrong password: the ubus status in the short form.
+        assert_eq!(fixture("login-denied.json"), Answer::AccessDenied);
+        // An unknown or expired session, or an ACL that does not allow the call.
+        assert_eq!(fixture("access-denied.json"), Answer::AccessDenied);
+        // netifd for a device name it does not know.
+        assert_eq!(fixture("no-such-device.json"), Answer::Status(2));
+    }
+
+    #[test]
+    fn the_wan_device_is_l3_device_and_only_while_up() {
+        assert_eq!(
+            wan_device_of(&data("wan-status.json")).unwrap(),
+            "pppoe-wan"
+        );
+        // Down: netifd still names `device` (the Ethernet port under PPPoE),
+        // which is not the WAN's counters.
+        let e = wan_device_of(&data("wan-down.json")).unwrap_err();
+        assert_eq!(e.stage(), "protocol");
+        assert!(e.to_string().contains("option device"), "{e}");
+        assert!(wan_device_of(&Value::Null).is_err());
+        assert!(wan_device_of(&json!({"l3_device": ""})).is_err());
+    }
+
+    #[test]
+    fn device_statistics_are_64_bit() {
+        let c = counters_of(&data("device-status.json"), "pppoe-wan").unwrap();
+        assert_eq!((c.rx_bytes, c.tx_bytes), (81_234_567_890, 7_654_321_098));
+        assert_eq!(c.width, CounterWidth::Bits64);
+        for bad in [
+            json!({"present": false}),
+            json!({"statistics": {"rx_bytes": "1", "tx_bytes": 2}}),
+            json!({"statistics": {"rx_bytes": -1, "tx_bytes": 2}}),
+            json!({"statistics": {"rx_bytes": 1.5, "tx_bytes": 2}}),
+        ] {
+            assert_eq!(
+                counters_of(&bad, "wan").unwrap_err().stage(),
+                "parse",
+                "{bad}"
+            );
+        }
     }
 }

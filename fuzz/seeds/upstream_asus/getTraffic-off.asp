@@ -1,0 +1,5 @@
+var array_traffic = new Array();
+var router_traffic = new Array();
+array_traffic = ;
+
+router_traffic = ;
