@@ -174,31 +174,17 @@ fn refused(host: &str, port: u16, e: std::io::Error) -> ScrapeError {
     ))
 }
 
-/// RFC 3416's error-status names.
+/// RFC 3416's error-status, named where a router admin can act on it.
 fn error_name(status: i64) -> String {
-    const NAMES: [&str; 19] = [
-        "noError",
-        "tooBig",
-        "noSuchName",
-        "badValue",
-        "readOnly",
-        "genErr",
-        "noAccess",
-        "wrongType",
-        "wrongLength",
-        "wrongEncoding",
-        "wrongValue",
-        "noCreation",
-        "inconsistentValue",
-        "resourceUnavailable",
-        "commitFailed",
-        "undoFailed",
-        "authorizationError",
-        "notWritable",
-        "inconsistentName",
-    ];
-    let name = usize::try_from(status).ok().and_then(|i| NAMES.get(i));
-    format!("error {status} ({})", name.unwrap_or(&"unknown"))
+    let name = match status {
+        1 => " (tooBig)",
+        2 => " (noSuchName)",
+        5 => " (genErr)",
+        6 => " (noAccess: check the community's view)",
+        16 => " (authorizationError: check option community)",
+        _ => "",
+    };
+    format!("error-status {status}{name}")
 }
 
 fn number(v: &Value) -> Option<u64> {
