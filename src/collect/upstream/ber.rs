@@ -257,7 +257,11 @@ fn read_value(tag: u8, content: &[u8]) -> Result<Value, ScrapeError> {
         OID => Value::Oid(read_oid(content)?),
         IP_ADDRESS if content.len() == 4 => Value::Unsigned(tag, read_unsigned(content)?),
         COUNTER32 | GAUGE32 | TIME_TICKS if content.len() <= 5 => {
-            Value::Unsigned(tag, read_unsigned(content)?)
+            let n = read_unsigned(content)?;
+            if n > u64::from(u32::MAX) {
+                return Err(bad("a 32-bit value beyond 32 bits"));
+            }
+            Value::Unsigned(tag, n)
         }
         COUNTER64 if content.len() <= 9 => Value::Counter64(read_unsigned(content)?),
         NO_SUCH_OBJECT | NO_SUCH_INSTANCE | END_OF_MIB_VIEW => Value::Exception(tag),
