@@ -14,3 +14,4 @@ pub mod mac;
 pub mod netlink;
 pub mod serve;
 pub mod store;
+pub mod upstream;

@@ -295,7 +295,7 @@ fn device(mac: &str, hostname: Option<&str>, group: Option<&str>) -> DeviceView 
 /// the double-NAT difference and line statistics.
 fn upstream_state() -> netmeter::store::state::State {
     use netmeter::collect::links::CounterWidth::Bits64;
-    use netmeter::collect::upstream::{Counters, DeviceReading, LineKind, LineValue, Reading};
+    use netmeter::upstream::sources::{Counters, DeviceReading, LineKind, LineValue, Reading};
     let mut state = netmeter::store::state::State::new(16, 16);
     for step in 0..2u64 {
         let c = |n: u64| Counters {
@@ -408,7 +408,7 @@ fn full_state() -> ApiState {
         history: Some(std::sync::Arc::new(Mutex::new(upstream_state()))),
         wan: vec!["wan".into()],
         month_rotate: 1,
-        upstream: vec![netmeter::daemon::upstream::SourceStatus {
+        upstream: vec![netmeter::upstream::runner::SourceStatus {
             name: "isp".into(),
             kind: "fritzbox".into(),
             ok: false,

@@ -3,16 +3,17 @@
 //! router decodes forms), token reuse and every way a token is refused,
 //! lockout, wrong credentials and captcha, `netdev` with a repeated key,
 //! Traffic Analyzer on, off and missing, 32-bit wraps and reboots through
-//! `account::upstream`, and broken or slow answers.
+//! `upstream::account`, and broken or slow answers.
 
 mod mock;
 
 use mock::{MockHttp, MockRequest, Reply};
 use netmeter::account::Moment;
-use netmeter::account::upstream::UpstreamAccounts;
 use netmeter::collect::links::CounterWidth;
-use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
-use netmeter::config::{Secret, UpstreamConfig, UpstreamKind};
+use netmeter::config::Secret;
+use netmeter::upstream::account::UpstreamAccounts;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use netmeter::collect::upstream::telnet::{Pattern, Telnet};
-use netmeter::collect::upstream::{
+use netmeter::config::Secret;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::telnet::{Pattern, Telnet};
+use netmeter::upstream::sources::{
     Deadline, LineKind, LineValue, Reading, ScrapeError, Source, source_for,
 };
-use netmeter::config::{Secret, UpstreamConfig, UpstreamKind};
 
 const PASSWORD: &str = "Vigor-Secr3t-Pass";
 const PAGER: &str = "--- MORE ---   ['q': Quit, 'Enter': New Lines, 'Space Bar': Next Page] ---";

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use mock::{MockHttp, MockRequest, Reply};
 use netmeter::account::Moment;
-use netmeter::account::upstream::UpstreamAccounts;
 use netmeter::collect::links::CounterWidth;
-use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
-use netmeter::config::{Secret, UpstreamConfig, UpstreamKind};
+use netmeter::config::Secret;
+use netmeter::upstream::account::UpstreamAccounts;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 
 const ADDON: &str = include_str!("fixtures/upstream/fritzbox/GetAddonInfos-tr064.xml");
 const FAULT_606: &str = include_str!("fixtures/upstream/fritzbox/fault-606.xml");

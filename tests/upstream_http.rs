@@ -7,9 +7,9 @@ mod mock;
 use std::time::Duration;
 
 use mock::{MockHttp, Reply};
-use netmeter::collect::upstream::http::{self, Request, Response};
-use netmeter::collect::upstream::{Deadline, ScrapeError};
 use netmeter::config::Secret;
+use netmeter::upstream::sources::http::{self, Request, Response};
+use netmeter::upstream::sources::{Deadline, ScrapeError};
 
 const HOST: &str = "127.0.0.1";
 const PASSWORD: &str = "Zebra-Otter-4417!";

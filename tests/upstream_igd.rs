@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use mock::{MockHttp, MockRequest, Reply};
 use netmeter::account::Moment;
-use netmeter::account::upstream::UpstreamAccounts;
 use netmeter::collect::links::CounterWidth;
-use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
-use netmeter::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::account::UpstreamAccounts;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 
 const FRITZ_DESC: &str = include_str!("fixtures/upstream/igd/igddesc-fritzbox.xml");
 const MINI_DESC: &str = include_str!("fixtures/upstream/igd/rootDesc-miniupnpd.xml");

@@ -7,9 +7,9 @@ mod mock;
 
 use mock::{MockHttp, Reply};
 use netmeter::account::Moment;
-use netmeter::account::upstream::UpstreamAccounts;
-use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
-use netmeter::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::account::UpstreamAccounts;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -4,11 +4,12 @@
 //! in its unit tests).
 
 use netmeter::account::Moment;
-use netmeter::account::upstream::UpstreamAccounts;
 use netmeter::collect::links::CounterWidth;
-use netmeter::collect::upstream::ber::{self, Message, Value};
-use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
-use netmeter::config::{Secret, UpstreamConfig, UpstreamKind};
+use netmeter::config::Secret;
+use netmeter::upstream::account::UpstreamAccounts;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::ber::{self, Message, Value};
+use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};

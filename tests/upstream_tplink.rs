@@ -9,10 +9,11 @@ mod mock;
 
 use mock::{MockHttp, MockRequest, Reply, silent_listener};
 use netmeter::account::Moment;
-use netmeter::account::upstream::UpstreamAccounts;
-use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, Source, md5, source_for};
-use netmeter::config::upstream::TplinkVariant;
-use netmeter::config::{Secret, UpstreamConfig, UpstreamKind};
+use netmeter::config::Secret;
+use netmeter::upstream::account::UpstreamAccounts;
+use netmeter::upstream::config::TplinkVariant;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, md5, source_for};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -9,10 +9,11 @@ mod mock;
 
 use mock::{MockHttp, MockRequest, Reply};
 use netmeter::account::Moment;
-use netmeter::account::upstream::UpstreamAccounts;
 use netmeter::collect::links::CounterWidth;
-use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
-use netmeter::config::{Secret, UpstreamConfig, UpstreamKind};
+use netmeter::config::Secret;
+use netmeter::upstream::account::UpstreamAccounts;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

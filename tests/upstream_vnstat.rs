@@ -5,9 +5,9 @@ mod mock;
 
 use mock::{MockHttp, Reply};
 use netmeter::account::Moment;
-use netmeter::account::upstream::UpstreamAccounts;
-use netmeter::collect::upstream::{Deadline, Reading, ScrapeError, source_for};
-use netmeter::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::account::UpstreamAccounts;
+use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, source_for};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::account::upstream::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
-use netmeter::collect::upstream::asus::{parse_login, parse_netdev, parse_traffic};
+use netmeter::upstream::account::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
+use netmeter::upstream::sources::asus::{parse_login, parse_netdev, parse_traffic};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::collect::upstream::draytek::{
+use netmeter::upstream::sources::draytek::{
     MAX_LINE_VALUES, clean_output, parse_dsl_more, parse_dsl_status, parse_wan_status,
 };
-use netmeter::collect::upstream::telnet::{Parser, Pattern, find};
+use netmeter::upstream::sources::telnet::{Parser, Pattern, find};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte says where the stream is split in two reads.

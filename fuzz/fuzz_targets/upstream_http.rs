@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::collect::upstream::http::{
+use netmeter::upstream::sources::http::{
     MAX_BODY, parse_digest_challenge, parse_response, parse_url,
 };
 

@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use netmeter::collect::links::CounterWidth;
-use netmeter::collect::upstream::ber::{decode, encode};
-use netmeter::collect::upstream::snmp::reading;
+use netmeter::upstream::sources::ber::{decode, encode};
+use netmeter::upstream::sources::snmp::reading;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = decode(data) {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::collect::upstream::soap::{
+use netmeter::upstream::sources::soap::{
     IGD_WAN_COMMON, addon_counters, control_url, element, elements, fault,
 };
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::collect::upstream::tplink::{
+use netmeter::upstream::sources::tplink::{
     detect, js_array, login_page, login_token, page_count, parse_cgi, parse_dhcp, parse_statistics,
 };
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::collect::upstream::ubus::{
+use netmeter::upstream::sources::ubus::{
     Answer, counters_of, parse_answer, session_of, wan_device_of,
 };
 

@@ -8,7 +8,6 @@
 pub mod counter;
 pub mod devices;
 pub mod interfaces;
-pub mod upstream;
 
 pub use counter::{MonotonicCounter, Observation};
 pub use devices::{
@@ -18,4 +17,3 @@ pub use devices::{
 pub use interfaces::{
     DEFAULT_MAX_BYTES_PER_SEC, InterfaceAccounts, InterfaceEvent, InterfaceTotals, Moment,
 };
-pub use upstream::{UpstreamAccounts, UpstreamTotals};

@@ -78,7 +78,7 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
     }
     check_token(&config, &mut say);
     check_kernel(status.is_some(), &mut say);
-    check_upstream(&config, &mut say);
+    crate::upstream::check(&config, &mut say);
     if status.is_some()
         && let Some(d) =
             super::ask_daemon::<Value>(&config, args.url.as_deref(), "/api/v1/devices")?
@@ -105,39 +105,6 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         Err(CliError::Runtime(
             "check found problems (WARN lines above)".into(),
         ))
-    }
-}
-
-/// Each upstream source scraped once, now: which stage failed, if any.
-fn check_upstream(config: &Config, say: &mut impl FnMut(bool, &'static str, String)) {
-    for source in &config.upstream {
-        let name = format!("'{}' ({})", source.name, source.kind.name());
-        match super::upstream::scrape_once(source) {
-            Ok(reading) => {
-                let mut parts = Vec::new();
-                if let Some(w) = reading.wan {
-                    parts.push(format!(
-                        "WAN counters {} rx / {} tx",
-                        super::format::bytes(w.rx_bytes),
-                        super::format::bytes(w.tx_bytes)
-                    ));
-                }
-                if !reading.interfaces.is_empty() {
-                    parts.push(format!("{} interfaces", reading.interfaces.len()));
-                }
-                if !reading.devices.is_empty() {
-                    parts.push(format!("{} devices", reading.devices.len()));
-                }
-                if !reading.line.is_empty() {
-                    parts.push(format!("{} line statistics", reading.line.len()));
-                }
-                if parts.is_empty() {
-                    parts.push("answered, but with no counters".into());
-                }
-                say(true, "upstream", format!("{name}: {}", parts.join(", ")));
-            }
-            Err(e) => say(false, "upstream", format!("{name}: {e}")),
-        }
     }
 }
 

@@ -197,9 +197,6 @@ fn upstream_cell(figures: &[crate::serve::api::UpstreamFigure]) -> String {
 mod tests {
     use super::*;
     use crate::account::Moment;
-    use crate::account::UpstreamAccounts;
-    use crate::collect::links::CounterWidth::Bits64;
-    use crate::collect::upstream::{DeviceReading, Reading};
 
     fn local(mac: [u8; 6], rx: u64) -> DeviceAccounts {
         let mut accounts = DeviceAccounts::new(8);
@@ -218,8 +215,12 @@ mod tests {
         accounts
     }
 
+    #[cfg(feature = "upstream")]
     #[test]
     fn upstream_figures_join_by_mac_and_upstream_only_devices_get_rows() {
+        use crate::collect::links::CounterWidth::Bits64;
+        use crate::upstream::UpstreamAccounts;
+        use crate::upstream::sources::{DeviceReading, Reading};
         let (laptop, printer) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
         let mut upstream = UpstreamAccounts::default();
         for (step, bytes) in [(0u64, 0u64), (1, 3 << 20)] {
@@ -242,7 +243,7 @@ mod tests {
             upstream.ingest("ap", "tplink", now, &reading, None);
         }
         let mut report = DevicesReport::new(&local(laptop, 5000), &Names::default());
-        report.join_upstream(&upstream);
+        crate::upstream::join_devices(&mut report, &upstream);
         assert_eq!(report.devices.len(), 1);
         let figure = &report.devices[0].upstream[0];
         assert_eq!((figure.source.as_str(), figure.rx_bytes), ("ap", 3 << 20));

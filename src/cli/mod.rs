@@ -5,11 +5,10 @@ mod check;
 mod commit;
 mod daemon;
 mod devices;
-mod format;
+pub(crate) mod format;
 mod history;
 mod interfaces;
 mod teardown;
-mod upstream;
 mod version;
 
 use crate::config::ConfigError;
@@ -33,7 +32,8 @@ enum Command {
     History(history::HistoryArgs),
     Interfaces(interfaces::InterfacesArgs),
     Teardown(teardown::TeardownArgs),
-    Upstream(upstream::UpstreamArgs),
+    #[cfg(feature = "upstream")]
+    Upstream(crate::upstream::UpstreamArgs),
     Version(version::VersionArgs),
 }
 
@@ -91,7 +91,8 @@ pub fn main() -> ExitCode {
         Command::History(a) => history::run(a),
         Command::Interfaces(a) => interfaces::run(a),
         Command::Teardown(a) => teardown::run(a),
-        Command::Upstream(a) => upstream::run(a),
+        #[cfg(feature = "upstream")]
+        Command::Upstream(a) => crate::upstream::run(a),
         Command::Version(a) => version::run(a),
     };
     match result {
@@ -109,7 +110,7 @@ pub fn main() -> ExitCode {
 /// Asks the running daemon (at `--url`, else the first configured listen
 /// address) for `path`. `None` when no daemon answers there and `--url` was
 /// not given: the caller reads the kernel directly and says so.
-fn ask_daemon<T: serde::de::DeserializeOwned>(
+pub(crate) fn ask_daemon<T: serde::de::DeserializeOwned>(
     config: &crate::config::Config,
     url: Option<&str>,
     path: &str,
@@ -160,7 +161,7 @@ fn loopback_for(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string(value).map_err(|e| CliError::Runtime(e.to_string()))?;
     println!("{text}");
     Ok(())

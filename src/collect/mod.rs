@@ -4,4 +4,3 @@ pub mod devices;
 pub mod identity;
 pub mod links;
 pub mod neighbours;
-pub mod upstream;

@@ -2,7 +2,6 @@
 
 mod attribution;
 mod devices;
-pub mod upstream;
 
 pub use attribution::Attribution;
 pub use devices::{PerDeviceStatus, resolve};
@@ -95,7 +94,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     let mut per_device = PerDevice::new(&config);
     apply_config(&config, &mut state, &mut per_device);
     let shared = Arc::new(Mutex::new(state));
-    let mut upstream = upstream::UpstreamRunner::default();
+    let mut upstream = crate::upstream::UpstreamRunner::default();
     upstream.start(&config.upstream, &shared, &api_state);
     {
         let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
@@ -291,7 +290,7 @@ impl Refresher {
                     interfaces: state.interfaces.iter().map(InterfaceView::from).collect(),
                 };
                 s.devices = DevicesReport::new(&state.devices, self.names.current(config));
-                s.devices.join_upstream(&state.upstream);
+                crate::upstream::join_devices(&mut s.devices, &state.upstream);
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
                 s.clock = clock;
@@ -318,8 +317,7 @@ fn update_timeline(
 ) -> crate::store::timeline::ClockState {
     let sizes = history_sizes(config);
     // Upstream series (`isp/wan`) have history like local interfaces.
-    let upstream: Vec<(String, [u64; 2])> =
-        state.upstream.iter().flat_map(|s| s.series()).collect();
+    let upstream = state.upstream.series();
     let observed = Observed {
         interfaces: state
             .interfaces

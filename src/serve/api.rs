@@ -3,9 +3,7 @@
 use super::history;
 use super::http::{self, Request, Response};
 use super::metrics;
-use crate::account::{
-    DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals, UpstreamAccounts,
-};
+use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::config::Secret;
 use crate::daemon::{Attribution, PerDeviceStatus};
@@ -167,35 +165,6 @@ impl DevicesReport {
             upstream_only: Vec::new(),
         }
     }
-
-    /// Upstream routers' per-device figures: beside netmeter's own for the
-    /// same MAC, else as devices of their own.
-    pub fn join_upstream(&mut self, upstream: &UpstreamAccounts) {
-        for source in upstream.iter() {
-            for d in &source.devices {
-                let mac = crate::mac::format_mac(&d.mac);
-                let (rx_bytes, tx_bytes) = (d.totals.rx_bytes(), d.totals.tx_bytes());
-                match self.devices.iter_mut().find(|v| v.mac == mac) {
-                    Some(view) => view.upstream.push(UpstreamFigure {
-                        source: source.name.clone(),
-                        rx_bytes,
-                        tx_bytes,
-                    }),
-                    None => self.upstream_only.push(UpstreamOnlyDevice {
-                        mac,
-                        ip: d.ip.map(|ip| ip.to_string()),
-                        hostname: d.hostname.clone(),
-                        source: source.name.clone(),
-                        rx_bytes,
-                        tx_bytes,
-                        rx_rate: d.totals.rx_rate,
-                        tx_rate: d.totals.tx_rate,
-                        last_seen: d.last_seen,
-                    }),
-                }
-            }
-        }
-    }
 }
 
 /// What the daemon publishes for the server after every refresh.
@@ -226,7 +195,7 @@ pub struct ApiState {
     /// `option token`: when set, every request must present it.
     pub token: Option<Secret>,
     /// Each upstream source's health, in configuration order.
-    pub upstream: Vec<crate::daemon::upstream::SourceStatus>,
+    pub upstream: crate::upstream::Health,
 }
 
 #[derive(Serialize)]
@@ -246,7 +215,7 @@ struct Status<'a> {
     clock: Option<ClockState>,
 }
 
-fn json<T: Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => Response::json(200, body),
         Err(e) => Response::error(500, &format!("cannot encode the answer: {e}")),
@@ -316,22 +285,6 @@ fn authorize(token: Option<&Secret>, req: &Request) -> Result<(), Response> {
         )
         .with_headers(CHALLENGE)),
     }
-}
-
-/// The upstream sources' health and accounts. Releases the published
-/// state before locking the saved one: never both locks at once.
-#[inline(never)]
-fn upstream_report(
-    state: std::sync::MutexGuard<'_, ApiState>,
-) -> Option<super::upstream::UpstreamReport> {
-    let status = state.upstream.clone();
-    let shared = state.history.clone()?;
-    drop(state);
-    let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
-    Some(super::upstream::UpstreamReport::new(
-        &status,
-        &saved.upstream,
-    ))
 }
 
 /// Answers one request from the published state; `now_unix` is passed in.
@@ -408,20 +361,13 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 Err(e) => Response::error(404, &e),
             }
         }
-        "/api/v1/upstream" => match upstream_report(state) {
-            Some(report) => json(&report),
-            None => Response::error(503, "starting: the state is not loaded yet"),
-        },
+        "/api/v1/upstream" => crate::upstream::answer(state),
         "/metrics" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/metrics" => {
             let mut text = metrics::render(&state);
-            if !state.upstream.is_empty()
-                && let Some(report) = upstream_report(state)
-            {
-                text += &metrics::render_upstream(&report);
-            }
+            text += &crate::upstream::metrics(state);
             Response::new(200, metrics::CONTENT_TYPE, text.into_bytes())
         }
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),

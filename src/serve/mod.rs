@@ -7,4 +7,3 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod page;
-pub mod upstream;

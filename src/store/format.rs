@@ -44,6 +44,18 @@ pub trait Payload: Serialize + DeserializeOwned {
     /// the fields version 2 added at the end, empty. Nothing for a type
     /// whose encoding did not change.
     const V1_SUFFIX: &'static [u8] = &[];
+
+    /// Takes the payload's last bytes that this build does not decode,
+    /// to write them back unchanged ([`Self::tail`]); false: there are
+    /// none to keep, so bytes left over mean damage.
+    fn keep_tail(&mut self, _tail: &[u8]) -> bool {
+        false
+    }
+
+    /// The bytes [`Self::keep_tail`] kept, written after the fields.
+    fn tail(&self) -> &[u8] {
+        &[]
+    }
 }
 
 /// Bytes before the payload in versions 1 and 2.
@@ -209,6 +221,7 @@ pub fn encode<T: Payload>(
     out.extend_from_slice(&saved_unix.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes()); // the length, patched below
     let mut out = postcard::to_extend(payload, out).map_err(FormatError::Encode)?;
+    out.extend_from_slice(payload.tail());
     let len = out.len() - V1_HEADER_LEN;
     if len > MAX_PAYLOAD_LEN {
         return Err(FormatError::TooLarge { len });
@@ -303,9 +316,9 @@ fn decode_v1<T: Payload>(bytes: &[u8], expected: FileKind) -> Result<Decoded<T>,
     } else {
         body
     };
-    let (payload, rest) =
+    let (mut payload, rest) =
         postcard::take_from_bytes::<T>(body).map_err(FormatError::PayloadInvalid)?;
-    if !rest.is_empty() {
+    if !rest.is_empty() && !payload.keep_tail(rest) {
         return Err(FormatError::PayloadTrailing { unread: rest.len() });
     }
     Ok(Decoded {

@@ -8,10 +8,8 @@ use super::format::Payload;
 use super::history::RingSizes;
 use super::timeline::{OTHER, Timeline, TrackChange};
 use crate::account::devices::UnattributedTotals;
-use crate::account::{
-    DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals, UpstreamAccounts,
-    UpstreamTotals,
-};
+use crate::account::{DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals};
+use crate::upstream::{Committed, Tail, UpstreamAccounts};
 
 /// The encoding of an empty list: the upstream totals a version 1 file
 /// never had.
@@ -30,12 +28,26 @@ pub struct State {
     pub upstream: UpstreamAccounts,
 }
 
+// The upstream totals end both payloads, so a build without the upstream
+// feature can keep their bytes as they are (`upstream/absent.rs`).
 impl Payload for State {
     const V1_SUFFIX: &'static [u8] = NO_UPSTREAM;
+    fn keep_tail(&mut self, tail: &[u8]) -> bool {
+        self.upstream.keep_tail(tail)
+    }
+    fn tail(&self) -> &[u8] {
+        self.upstream.tail()
+    }
 }
 
 impl Payload for Commit {
     const V1_SUFFIX: &'static [u8] = NO_UPSTREAM;
+    fn keep_tail(&mut self, tail: &[u8]) -> bool {
+        self.upstream.keep_tail(tail)
+    }
+    fn tail(&self) -> &[u8] {
+        self.upstream.tail()
+    }
 }
 
 /// The flash journal's position: the checkpoint it extends and the last
@@ -81,7 +93,7 @@ pub struct Commit {
     pub high_water: u64,
     /// Every upstream source whole, when any changed (format version 2):
     /// they are few, and their raw readings let counting go on exactly.
-    pub upstream: Vec<UpstreamTotals>,
+    pub upstream: Committed,
 }
 
 impl Commit {
@@ -125,10 +137,7 @@ impl Commit {
             unattributed: state.devices.unattributed(),
             generation: state.devices.generation(),
             high_water: timeline.high_water,
-            upstream: match state.upstream.changed() {
-                true => state.upstream.iter().cloned().collect(),
-                false => Vec::new(),
-            },
+            upstream: state.upstream.committed(),
         }
     }
 
@@ -157,9 +166,7 @@ impl Commit {
             state.timeline.apply_device(cal, sizes.1, *mac, change);
         }
         state.timeline.high_water = state.timeline.high_water.max(self.high_water);
-        for totals in self.upstream {
-            state.upstream.restore(totals);
-        }
+        state.upstream.replay(self.upstream);
     }
 }
 

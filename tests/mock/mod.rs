@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use netmeter::collect::upstream::md5;
+use netmeter::upstream::sources::md5;
 
 /// A request as the mock received it.
 #[derive(Clone, Debug)]

@@ -10,7 +10,8 @@
 use super::LineKind::{self, Counter, Gauge};
 use super::telnet::{self, Pattern, Telnet};
 use super::{Deadline, LineValue, Reading, ScrapeError, Source};
-use crate::config::{Secret, UpstreamConfig};
+use crate::config::Secret;
+use crate::upstream::UpstreamConfig;
 
 /// The pager's marker; the router waits for a key after it (and its hint
 /// `['q': Quit, 'Enter': New Lines, 'Space Bar': Next Page] ---`).

@@ -1,9 +1,10 @@
-use super::{CliError, format};
-use crate::collect::upstream::{Deadline, Reading, source_for};
-use crate::config::{Config, UpstreamConfig};
-use crate::serve::upstream::{
+use crate::cli::{CliError, format};
+use crate::config::Config;
+use crate::upstream::UpstreamConfig;
+use crate::upstream::report::{
     NamedTraffic, SourceView, TrafficView, UpstreamDeviceView, UpstreamReport,
 };
+use crate::upstream::sources::{Deadline, Reading, source_for};
 use argh::FromArgs;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -28,7 +29,11 @@ pub fn run(args: UpstreamArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref())?;
     // Untyped: the table reads a few fields, and typed decoding of the
     // whole report costs the router's flash more than it is worth.
-    let report: Value = match super::ask_daemon(&config, args.url.as_deref(), "/api/v1/upstream")? {
+    let report: Value = match crate::cli::ask_daemon(
+        &config,
+        args.url.as_deref(),
+        "/api/v1/upstream",
+    )? {
         Some(report) => report,
         None => {
             if !config.upstream.is_empty() {
@@ -44,7 +49,7 @@ pub fn run(args: UpstreamArgs) -> Result<(), CliError> {
         }
     };
     if args.json {
-        super::print_json(&report)
+        crate::cli::print_json(&report)
     } else if report["sources"].as_array().is_none_or(Vec::is_empty) {
         println!(
             "no upstream routers configured: add a 'config upstream' section (see docs/UPSTREAM.md)"
@@ -85,9 +90,7 @@ fn read_directly(config: &Config) -> UpstreamReport {
 }
 
 /// One scrape with the source's own time limit, session closed after.
-pub(super) fn scrape_once(
-    source: &UpstreamConfig,
-) -> Result<Reading, crate::collect::upstream::ScrapeError> {
+fn scrape_once(source: &UpstreamConfig) -> Result<Reading, crate::upstream::sources::ScrapeError> {
     let mut client = source_for(source)?;
     let result = client.scrape(Deadline::after(source.timeout));
     client.close(Deadline::after(source.timeout));
@@ -223,6 +226,39 @@ fn render(report: &Value) -> String {
         out += &format::table(&["statistic", "end", "value", "kind"], &rows);
     }
     out
+}
+
+/// Each upstream source scraped once, now: which stage failed, if any.
+pub fn check(config: &Config, say: &mut impl FnMut(bool, &'static str, String)) {
+    for source in &config.upstream {
+        let name = format!("'{}' ({})", source.name, source.kind.name());
+        match scrape_once(source) {
+            Ok(reading) => {
+                let mut parts = Vec::new();
+                if let Some(w) = reading.wan {
+                    parts.push(format!(
+                        "WAN counters {} rx / {} tx",
+                        format::bytes(w.rx_bytes),
+                        format::bytes(w.tx_bytes)
+                    ));
+                }
+                if !reading.interfaces.is_empty() {
+                    parts.push(format!("{} interfaces", reading.interfaces.len()));
+                }
+                if !reading.devices.is_empty() {
+                    parts.push(format!("{} devices", reading.devices.len()));
+                }
+                if !reading.line.is_empty() {
+                    parts.push(format!("{} line statistics", reading.line.len()));
+                }
+                if parts.is_empty() {
+                    parts.push("answered, but with no counters".into());
+                }
+                say(true, "upstream", format!("{name}: {}", parts.join(", ")));
+            }
+            Err(e) => say(false, "upstream", format!("{name}: {e}")),
+        }
+    }
 }
 
 #[cfg(test)]

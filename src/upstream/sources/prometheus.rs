@@ -4,9 +4,9 @@
 
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
-use crate::account::upstream::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
 use crate::collect::links::CounterWidth;
-use crate::config::UpstreamConfig;
+use crate::upstream::UpstreamConfig;
+use crate::upstream::account::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
 
 /// Samples kept from one body; a bigger exposition is not a router's.
 pub const MAX_SAMPLES: usize = 100_000;

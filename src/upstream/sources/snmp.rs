@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use super::ber::{self, Message, Value};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
 use crate::collect::links::CounterWidth;
-use crate::config::{Secret, UpstreamConfig};
+use crate::config::Secret;
+use crate::upstream::UpstreamConfig;
 
 const IF_NAME: [u32; 11] = [1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1];
 const IF_DESCR: [u32; 10] = [1, 3, 6, 1, 2, 1, 2, 2, 1, 2];
@@ -230,7 +231,7 @@ pub fn reading(
             true => name != "lo",
             false => wanted.contains(&name),
         } && reading.interfaces.len()
-            < crate::account::upstream::MAX_INTERFACES_PER_SOURCE
+            < crate::upstream::account::MAX_INTERFACES_PER_SOURCE
         {
             reading.interfaces.push((name, counters));
         }

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::account::upstream::{SeriesTotals, UpstreamAccounts, UpstreamTotals};
-use crate::collect::upstream::LineKind;
-use crate::daemon::upstream::SourceStatus;
+use crate::upstream::account::{SeriesTotals, UpstreamAccounts, UpstreamTotals};
+use crate::upstream::runner::SourceStatus;
+use crate::upstream::sources::LineKind;
 
 /// Field names are a contract with scripts: only add.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

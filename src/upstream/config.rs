@@ -7,7 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Bad, Known, Secret, absolute, boolean, describe, every, last, uci, whole};
+use crate::config::Secret;
+use crate::config::table::{Bad, Known, apply};
+use crate::config::uci;
+use crate::config::value::{PATH, absolute, boolean, describe, every, last, shown, whole};
 
 /// The protocol an upstream router is read with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,7 +233,7 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
     Known {
         name: "password_file",
         many: false,
-        expected: super::PATH,
+        expected: PATH,
         default: "",
         set: |u, v| {
             u.password_file = Some(last(v, absolute)?);
@@ -284,7 +287,7 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
     Known {
         name: "file",
         many: false,
-        expected: super::PATH,
+        expected: PATH,
         default: "",
         set: |u, v| {
             u.file = Some(last(v, absolute)?);
@@ -430,7 +433,7 @@ pub(super) fn section(
             section.line,
             format!(
                 "upstream name '{}': expected 1 to 32 of A-Z a-z 0-9 _, such as 'isp'",
-                super::shown(name)
+                shown(name)
             ),
         ));
         return None;
@@ -444,7 +447,7 @@ pub(super) fn section(
         .and_then(|e| UpstreamKind::from_name(&e.value));
     let mut source = UpstreamConfig::new(name, kind.unwrap_or(UpstreamKind::Igd));
     source.line = section.line;
-    let given = super::apply(&mut source, UPSTREAM_OPTIONS, section, problems);
+    let given = apply(&mut source, UPSTREAM_OPTIONS, section, problems);
     if problems.len() != before {
         return None;
     }
@@ -531,4 +534,118 @@ pub(super) fn section(
         ));
     }
     (problems.len() == before).then_some(source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    const FILE: &str = "/etc/config/netmeter";
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, Path::new(FILE)).unwrap()
+    }
+
+    fn error(text: &str) -> String {
+        Config::parse(text, Path::new(FILE))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn upstream_sections_take_their_protocol_defaults() {
+        let config = parse(
+            "config upstream 'isp'\n\toption type 'fritzbox'\n\toption host '192.168.178.1'\n\
+             \toption username 'admin'\n\toption password 'pa ss'\n\
+             config upstream 'ap'\n\toption type 'tplink'\n\toption host 'ap.lan'\n\
+             \toption username 'admin'\n\toption password_file '/etc/netmeter/ap.pass'\n\
+             config upstream 'nas'\n\toption type 'vnstat'\n\toption file '/tmp/vnstat.json'\n",
+        );
+        let [isp, ap, nas] = &config.upstream[..] else {
+            panic!("{:?}", config.upstream)
+        };
+        assert_eq!(
+            (isp.kind, isp.port, isp.interval.as_secs()),
+            (UpstreamKind::Fritzbox, 49000, 60)
+        );
+        assert_eq!(isp.password.as_ref().map(Secret::expose), Some("pa ss"));
+        assert_eq!(isp.line, 1);
+        assert_eq!(
+            (ap.kind, ap.port, ap.interval.as_secs()),
+            (UpstreamKind::Tplink, 80, 30)
+        );
+        assert_eq!(
+            ap.password_file.as_deref(),
+            Some(Path::new("/etc/netmeter/ap.pass"))
+        );
+        assert_eq!(
+            (nas.kind, nas.host.as_deref()),
+            (UpstreamKind::Vnstat, None)
+        );
+    }
+
+    #[test]
+    fn upstream_sections_say_what_is_missing() {
+        for (text, message) in [
+            (
+                "config upstream\n\toption type 'igd'\n",
+                ":1: an upstream section needs a name",
+            ),
+            (
+                "config upstream 'a23456789012345678901234567890123'\n",
+                ":1: upstream name 'a23456789012345678901234567890123': expected",
+            ),
+            (
+                "config upstream 'isp'\n\toption host 'x'\n",
+                "missing option type: add a line such as",
+            ),
+            (
+                "config upstream 'isp'\n\toption type 'fritz'\n",
+                ":2: option type: expected igd, fritzbox",
+            ),
+            (
+                "config upstream 'isp'\n\toption type 'igd'\n",
+                "missing option host",
+            ),
+            (
+                "config upstream 'isp'\n\toption type 'asus'\n\toption host 'r'\n\toption username 'u'\n",
+                "missing option password or option password_file",
+            ),
+            (
+                "config upstream 'p'\n\toption type 'prometheus'\n\toption url 'https://r/m'\n",
+                "https:// is not supported yet",
+            ),
+            (
+                "config upstream 'p'\n\toption type 'prometheus'\n\toption url 'http://r/m'\n\
+                 \toption interval '10'\n\toption timeout '10'\n",
+                "option timeout (10 s) must be shorter than option interval (10 s)",
+            ),
+            (
+                "config upstream 'a'\n\toption type 'igd'\n\toption host 'r'\n\
+                 config upstream 'a'\n\toption type 'igd'\n\toption host 'r'\n",
+                ":4: a second upstream section named 'a' (the first is at line 1)",
+            ),
+        ] {
+            let got = error(text);
+            assert!(got.contains(message), "{text:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn upstream_secrets_are_never_quoted() {
+        for text in [
+            &format!(
+                "config upstream 'a'\n\toption password '{}'\n",
+                "hunter2".repeat(150)
+            ),
+            "config upstream 'a'\n\toption type 'snmp'\n\toption community 'hunter2' extra\n",
+            "config upstream 'a'\n\toption type 'snmp'\n\toption password 'hunter2' extra\n",
+        ] {
+            let got = error(text);
+            assert!(!got.contains("hunter2"), "{got}");
+            assert!(got.contains("secret"), "{got}");
+        }
+    }
 }

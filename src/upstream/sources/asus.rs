@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::http::{self, Request, Response};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
 use crate::collect::links::CounterWidth;
-use crate::config::{Secret, UpstreamConfig};
+use crate::config::Secret;
+use crate::upstream::UpstreamConfig;
 
 /// The router answers its app's user agent; a browser's gets other pages.
 const USER_AGENT: &str = "asusrouter--DUTUtil-";
@@ -132,7 +133,7 @@ pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {
         // A repeated name counts as its last value.
         match interfaces.iter().position(|(n, _)| n == name) {
             Some(i) => interfaces[i].1[at] = Some(bytes),
-            None if interfaces.len() < crate::account::upstream::MAX_INTERFACES_PER_SOURCE => {
+            None if interfaces.len() < crate::upstream::account::MAX_INTERFACES_PER_SOURCE => {
                 let mut slot = [None; 2];
                 slot[at] = Some(bytes);
                 interfaces.push((name.to_owned(), slot));
@@ -198,7 +199,7 @@ pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
                     width: CounterWidth::Bits32,
                 })
             })
-            .take(crate::account::upstream::MAX_DEVICES_PER_SOURCE)
+            .take(crate::upstream::account::MAX_DEVICES_PER_SOURCE)
             .collect(),
     )
 }

@@ -9,10 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::counter::{MonotonicCounter, Observation};
-use super::interfaces::{DEFAULT_MAX_BYTES_PER_SEC, Moment};
+use crate::account::counter::{MonotonicCounter, Observation};
+use crate::account::interfaces::{DEFAULT_MAX_BYTES_PER_SEC, Moment};
 use crate::collect::links::CounterWidth;
-use crate::collect::upstream::{Counters, Reading};
+use crate::upstream::sources::{Counters, Reading};
 
 /// Devices kept per source; the longest unseen go first.
 pub const MAX_DEVICES_PER_SOURCE: usize = 4096;
@@ -159,7 +159,7 @@ pub struct UpstreamTotals {
     pub bypass: Option<Bypass>,
     /// Line statistics of the last reading (DrayTek): of the moment, not totals.
     #[serde(skip)]
-    pub line: Vec<crate::collect::upstream::LineValue>,
+    pub line: Vec<crate::upstream::sources::LineValue>,
     /// Unix seconds of the first and last successful reading.
     pub first_seen: u64,
     pub last_seen: u64,
@@ -192,6 +192,26 @@ impl UpstreamAccounts {
     /// Whether a reading came in since [`Self::mark_committed`].
     pub fn changed(&self) -> bool {
         self.changed
+    }
+
+    /// A journal record's copy: every source whole when any changed.
+    pub fn committed(&self) -> Vec<UpstreamTotals> {
+        match self.changed {
+            true => self.sources.clone(),
+            false => Vec::new(),
+        }
+    }
+
+    /// Replays a journal record's copy.
+    pub fn replay(&mut self, committed: Vec<UpstreamTotals>) {
+        for totals in committed {
+            self.restore(totals);
+        }
+    }
+
+    /// Every series with history (`isp/wan`), rx and tx.
+    pub fn series(&self) -> Vec<(String, [u64; 2])> {
+        self.sources.iter().flat_map(|s| s.series()).collect()
     }
 
     pub fn mark_committed(&mut self) {
@@ -349,7 +369,7 @@ impl UpstreamTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::upstream::DeviceReading;
+    use crate::upstream::sources::DeviceReading;
     use CounterWidth::{Bits32, Bits64};
 
     const TOP: u64 = u32::MAX as u64;

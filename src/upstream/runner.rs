@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::collect::links::{read_links, wan_interfaces};
-use crate::collect::upstream::{Deadline, Reading, ScrapeError, Source, source_for};
-use crate::config::UpstreamConfig;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
 use crate::serve::api::ApiState;
 use crate::store::state::State;
+use crate::upstream::UpstreamConfig;
+use crate::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 
 /// The longest wait between attempts after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -99,7 +99,7 @@ impl UpstreamRunner {
                     stop: Some(tx),
                     handle: Some(handle),
                 }),
-                Err(e) => super::log(format!(
+                Err(e) => crate::daemon::log(format!(
                     "upstream '{}': cannot start its thread: {e}",
                     config.name
                 )),
@@ -228,7 +228,7 @@ impl Context {
             was_failing
         });
         if recovered {
-            super::log(format!("upstream '{}': reading again", self.config.name));
+            crate::daemon::log(format!("upstream '{}': reading again", self.config.name));
         }
         true
     }
@@ -252,7 +252,7 @@ impl Context {
                 Some(w) => format!("; retrying in {} s", w.as_secs()),
                 None => String::new(),
             };
-            super::log(format!("upstream '{}': {message}{retry}", self.config.name));
+            crate::daemon::log(format!("upstream '{}': {message}{retry}", self.config.name));
         }
     }
 

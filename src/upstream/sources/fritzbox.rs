@@ -4,7 +4,8 @@
 use super::soap::{self, Outcome, TR064_WAN_COMMON};
 use super::{Deadline, Reading, ScrapeError, Source};
 use crate::collect::links::CounterWidth;
-use crate::config::{Secret, UpstreamConfig};
+use crate::config::Secret;
+use crate::upstream::UpstreamConfig;
 
 const CONTROL: &str = "/upnp/control/wancommonifconfig1";
 

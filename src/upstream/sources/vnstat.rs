@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
-use crate::account::upstream::MAX_INTERFACES_PER_SOURCE;
 use crate::collect::links::CounterWidth;
-use crate::config::UpstreamConfig;
+use crate::upstream::UpstreamConfig;
+use crate::upstream::account::MAX_INTERFACES_PER_SOURCE;
 
 /// A file larger than this is refused. A full `vnstat --json` is about
 /// 100 KB per interface with vnStat's default retention.

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use super::http::{self, Request};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
 use crate::collect::links::CounterWidth;
-use crate::config::{Secret, UpstreamConfig};
+use crate::config::Secret;
+use crate::upstream::UpstreamConfig;
 
 /// The session id rpcd takes for a login.
 const NO_SESSION: &str = "00000000000000000000000000000000";

@@ -2,15 +2,16 @@
 //!
 //! One file per protocol behind [`Source`]: a source turns one scrape into
 //! a [`Reading`] of raw counters with their declared widths and nothing
-//! more. Wraps, resets, zero glitches and rates are `account::upstream`'s
-//! business; schedules, time limits and back-off are `daemon::upstream`'s.
+//! more. Wraps, resets, zero glitches and rates are `upstream::account`'s
+//! business; schedules, time limits and back-off are `upstream::runner`'s.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::collect::links::CounterWidth;
-use crate::config::{Secret, UpstreamConfig, UpstreamKind};
+use crate::config::Secret;
+use crate::upstream::config::{UpstreamConfig, UpstreamKind};
 
 pub mod asus;
 pub mod ber;
