@@ -14,4 +14,8 @@ pub mod mac;
 pub mod netlink;
 pub mod serve;
 pub mod store;
+#[cfg(feature = "upstream")]
+pub mod upstream;
+#[cfg(not(feature = "upstream"))]
+#[path = "upstream/absent.rs"]
 pub mod upstream;

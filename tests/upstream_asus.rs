@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `asus` source against a mock ASUS router on 127.0.0.1 that answers
 //! like the firmware's httpd: the app API's form login (decoded as the
 //! router decodes forms), token reuse and every way a token is refused,

@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! Upstream routers through a real daemon: the WAN namespace plays the
 //! upstream router (a node_exporter-style endpoint whose WAN counters
 //! mirror its real link to netmeter, plus bytes of devices that bypass

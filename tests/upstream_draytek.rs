@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `draytek` source against a mock DrayTek console on 127.0.0.1: the
 //! telnet negotiation, `Account:`/`Password:`, the `--- MORE ---` pager
 //! over several pages (both redraw styles, a late key hint), IAC bytes in

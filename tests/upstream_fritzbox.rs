@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `fritzbox` source against a mock FRITZ!Box TR-064 on 127.0.0.1:
 //! a Digest challenge (checked by the mock's own computation), then
 //! `GetAddonInfos` of `urn:dslforum-org:service:WANCommonInterfaceConfig:1`

@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The upstream HTTP client against the mock server on 127.0.0.1: framing,
 //! every failure stage, the deadline against silent and trickling
 //! servers, and Digest auth checked by the mock's own computation.

@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `igd` source against mocks on 127.0.0.1 of a FRITZ!Box's IGD
 //! (`/igddesc.xml`, `GetAddonInfos` with AVM's 64-bit fields) and of
 //! miniupnpd (`/rootDesc.xml`, no `GetAddonInfos`: a 500 fault, then

@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `prometheus` source against exporter mocks on 127.0.0.1 serving
 //! the real text format of node_exporter and of OpenWrt's ucode and Lua
 //! exporters: wraps and resets through the upstream accounts, and every

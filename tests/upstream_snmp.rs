@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `snmp` source against an SNMP v2c agent over UDP on 127.0.0.1 (a
 //! thread here answering GETBULK from an IF-MIB table, encoded with the
 //! same BER codec; the codec itself is checked against hand-written bytes

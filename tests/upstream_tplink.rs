@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `tplink` source against a mock TP-Link router on 127.0.0.1 that
 //! answers in the real firmware's markup: the legacy web UI with the
 //! Basic cookie or the MD5 login and its session token (cookie, token

@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `ubus` source against a mock of rpcd behind uhttpd-mod-ubus on
 //! 127.0.0.1: JSON-RPC envelopes as uhttpd and rpcd write them (`result`
 //! with a ubus status, the short `[code]` form, `error` −32002), sessions

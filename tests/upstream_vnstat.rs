@@ -1,3 +1,4 @@
+#![cfg(feature = "upstream")]
 //! The `vnstat` source from a URL (a vnstat-json.cgi mock on 127.0.0.1)
 //! and from a file.
 

@@ -193,7 +193,7 @@ fn upstream_cell(figures: &[crate::serve::api::UpstreamFigure]) -> String {
         .join(", ")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "upstream"))]
 mod tests {
     use super::*;
     use crate::account::Moment;
@@ -215,7 +215,6 @@ mod tests {
         accounts
     }
 
-    #[cfg(feature = "upstream")]
     #[test]
     fn upstream_figures_join_by_mac_and_upstream_only_devices_get_rows() {
         use crate::collect::links::CounterWidth::Bits64;

@@ -12,7 +12,7 @@ use std::fmt::Write;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 type Field<T> = fn(&T) -> u64;
-type Labels<'a> = &'a [(&'a str, &'a str)];
+pub(crate) type Labels<'a> = &'a [(&'a str, &'a str)];
 
 /// Name, HELP text and value of the families with a sample per interface.
 const INTERFACE_FAMILIES: [(&str, &str, Field<InterfaceView>); 4] = [
@@ -143,29 +143,8 @@ pub(crate) fn sample(out: &mut String, name: &str, labels: Labels, value: u64) {
     let _ = writeln!(out, " {value}");
 }
 
-pub(crate) fn sample_float(out: &mut String, name: &str, labels: Labels, value: f64) {
-    series(out, name, labels);
-    let _ = match value {
-        v if v.is_nan() => writeln!(out, " NaN"),
-        v if v.is_infinite() => writeln!(out, " {}Inf", if v > 0.0 { '+' } else { '-' }),
-        v => writeln!(out, " {}", decimal(v)),
-    };
-}
-
-/// A finite value with up to three decimals, trailing zeros dropped:
-/// fixed precision, because the shortest-form float printer would add
-/// its own code to the router build for a few line statistics.
-pub fn decimal(value: f64) -> String {
-    let text = format!("{value:.3}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    match text {
-        "-0" | "" => "0".into(),
-        t => t.into(),
-    }
-}
-
 /// A sample's name and labels, before its value.
-fn series(out: &mut String, name: &str, labels: Labels) {
+pub(crate) fn series(out: &mut String, name: &str, labels: Labels) {
     out.push_str(name);
     for (i, (label, text)) in labels.iter().enumerate() {
         out.push(if i == 0 { '{' } else { ',' });
@@ -383,18 +362,5 @@ netmeter_device_transmit_packets_total{{mac="aa:bb:cc:dd:ee:02",hostname=""}} 4
         assert!(!text.contains("netmeter_device_receive_bytes_total{"));
         assert!(text.contains("\nnetmeter_up 0\n"));
         assert!(text.contains("\nnetmeter_per_device_active 0\n"));
-    }
-
-    #[test]
-    fn line_values_print_with_up_to_three_decimals() {
-        for (v, text) in [
-            (12.0, "12"),
-            (12.3, "12.3"),
-            (-0.25, "-0.25"),
-            (0.0001, "0"),
-            (1e12, "1000000000000"),
-        ] {
-            assert_eq!(decimal(v), text);
-        }
     }
 }

@@ -218,6 +218,10 @@ impl UpstreamAccounts {
         self.changed = false;
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
     pub fn get(&self, name: &str) -> Option<&UpstreamTotals> {
         self.sources.iter().find(|s| s.name == name)
     }

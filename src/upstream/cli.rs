@@ -217,9 +217,7 @@ fn render(report: &Value) -> String {
         let rows: Vec<Vec<String>> = line
             .iter()
             .map(|l| {
-                let value = l["value"]
-                    .as_f64()
-                    .map_or("-".into(), crate::serve::metrics::decimal);
+                let value = l["value"].as_f64().map_or("-".into(), |v| v.to_string());
                 vec![text(&l["name"]), text(&l["end"]), value, text(&l["kind"])]
             })
             .collect();

@@ -1,7 +1,9 @@
 //! The upstream routers' families in `/metrics`.
 
 use super::report::{SourceView, TrafficView, UpstreamReport};
-use crate::serve::metrics::{head, sample, sample_float};
+use std::fmt::Write;
+
+use crate::serve::metrics::{Labels, head, sample, series};
 
 /// The upstream routers' families, appended to the local ones when sources
 /// are configured (built separately: they come from the state's lock).
@@ -119,4 +121,36 @@ pub fn render(report: &UpstreamReport) -> String {
         }
     }
     text
+}
+
+/// A line statistic: Prometheus' float text (shortest form, NaN, ±Inf).
+fn sample_float(out: &mut String, name: &str, labels: Labels, value: f64) {
+    series(out, name, labels);
+    let _ = match value {
+        v if v.is_nan() => writeln!(out, " NaN"),
+        v if v.is_infinite() => writeln!(out, " {}Inf", if v > 0.0 { '+' } else { '-' }),
+        v => writeln!(out, " {v}"),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_values_print_in_the_shortest_form_that_reads_back() {
+        for (v, text) in [
+            (12.0, "12"),
+            (12.3, "12.3"),
+            (-0.25, "-0.25"),
+            (0.0001, "0.0001"),
+            (1e12, "1000000000000"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            let mut out = String::new();
+            sample_float(&mut out, "x", &[], v);
+            assert_eq!(out, format!("x {text}\n"));
+        }
+    }
 }
