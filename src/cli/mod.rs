@@ -78,7 +78,19 @@ pub fn main() -> ExitCode {
                 println!("{}", early.output);
                 ExitCode::SUCCESS
             } else {
-                eprintln!("{}", early.output);
+                let prefix = help_prefix(&name, &rest);
+                // argh calls a misspelt subcommand an argument.
+                let named = rest.iter().find(|w| **w != "help");
+                match named {
+                    Some(word) if prefix.is_empty() && !word.starts_with('-') => {
+                        eprintln!("Unknown subcommand: {word}")
+                    }
+                    _ => eprintln!("{}", early.output.trim_end()),
+                }
+                eprintln!(
+                    "Run '{name} {}--help' for usage.",
+                    help_prefix(&name, &rest)
+                );
                 ExitCode::from(2)
             };
         }
@@ -104,6 +116,21 @@ pub fn main() -> ExitCode {
                 CliError::Usage(_) | CliError::Config(_) => ExitCode::from(2),
             }
         }
+    }
+}
+
+/// `"devices "` when the arguments name a subcommand (so its own `--help`
+/// is the one to read), else nothing.
+fn help_prefix(name: &str, rest: &[&str]) -> String {
+    match rest.first() {
+        Some(sub)
+            if !sub.starts_with('-')
+                && *sub != "help"
+                && Args::from_args(&[name], &[sub, "--help"]).is_err_and(|e| e.status.is_ok()) =>
+        {
+            format!("{sub} ")
+        }
+        _ => String::new(),
     }
 }
 
