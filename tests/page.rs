@@ -486,6 +486,33 @@ fn the_page_in_headless_chromium_shows_tables_sorts_and_charts_without_errors() 
         "the page is wider than the phone"
     );
     b.screenshot("page-phone.png");
+    // The laptop's bars are drawn there, not squeezed to nothing: every bar
+    // with bytes has a rendered width and height, on the screen, inside
+    // the chart's rendered box, and is what the browser finds at its
+    // centre. (Chromium still gives a bar its unscaled box when its svg is
+    // squeezed to 0 px wide, so the bar's own box is not enough.)
+    let bars = b.execute(
+        "document.getElementById('chart').scrollIntoView({block: 'nearest'}); \
+         const s = document.querySelector('#chart svg').getBoundingClientRect(); \
+         return Array.from(document.querySelectorAll('#chart svg rect.bar')) \
+           .filter(r => +r.dataset.bytes > 0).map(r => { const b = r.getBoundingClientRect(); \
+             const hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2); \
+             return [r.getAttribute('class'), b.left, b.width, b.height, b.left >= s.left && b.right <= s.right \
+               && b.top >= s.top && b.bottom <= s.bottom && s.width > 0 && s.height > 0, hit === r]; })",
+    );
+    let bars: Vec<(String, f64, f64, f64, bool, bool)> = serde_json::from_value(bars).unwrap();
+    assert!(!bars.is_empty(), "no bar with bytes on the phone");
+    for (class, left, width, height, inside, hit) in &bars {
+        assert!(
+            *width > 0.0 && *height > 0.0 && *left >= 0.0 && left + width <= 390.0 && *inside && *hit,
+            "on the phone a bar ({class}) is {width} x {height} px at x = {left}, inside its \
+             chart: {inside}, found at its centre: {hit}; every bar with bytes: {bars:?}; {}",
+            b.execute(
+                "const c = document.getElementById('chart'), s = c.querySelector('svg').getBoundingClientRect(); \
+                 return 'the chart box is ' + c.clientWidth + ' px wide, its svg ' + s.width + ' x ' + s.height"
+            )
+        );
+    }
 
     let errors = b.console_errors();
     assert!(
