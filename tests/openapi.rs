@@ -12,7 +12,8 @@
 
 mod testbed;
 
-use netmeter::daemon::{Attribution, PerDeviceStatus};
+use netmeter::account::attribution::Attribution;
+use netmeter::serve::api::PerDeviceStatus;
 use netmeter::serve::api::{
     self, ApiState, DeviceView, DevicesReport, InterfaceView, InterfacesReport,
 };
@@ -343,7 +344,7 @@ fn upstream_state() -> netmeter::store::state::State {
 
 #[cfg(feature = "upstream")]
 fn health() -> netmeter::upstream::Health {
-    vec![netmeter::upstream::SourceStatus {
+    std::sync::Arc::new(Mutex::new(vec![netmeter::upstream::SourceStatus {
         name: "isp".into(),
         kind: "fritzbox".into(),
         ok: false,
@@ -353,7 +354,7 @@ fn health() -> netmeter::upstream::Health {
         failures: 1,
         next_attempt: Some(1_795_000_120),
         stopped: false,
-    }]
+    }]))
 }
 
 #[cfg(not(feature = "upstream"))]

@@ -5,6 +5,9 @@
 //! the kernel's counters over. So totals follow the name, and every way a
 //! counter can start over is detected here and bridged.
 
+/// Interfaces tracked at most; absent ones are evicted first.
+pub const MAX_INTERFACES: usize = 256;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 

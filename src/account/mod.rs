@@ -5,6 +5,7 @@
 //! reports, quotas) wants totals that only grow. This layer is pure: time and
 //! boot id come in as arguments, so every branch is testable.
 
+pub mod attribution;
 pub mod counter;
 pub mod devices;
 pub mod interfaces;

@@ -78,7 +78,13 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
     }
     check_token(&config, &mut say);
     check_kernel(status.is_some(), &mut say);
-    crate::upstream::check(&config, &mut say);
+    #[cfg(feature = "upstream")]
+    super::upstream::check(&config, &mut say);
+    #[cfg(not(feature = "upstream"))]
+    for source in &config.upstream {
+        let why = crate::upstream::NEEDS_FULL;
+        say(false, "upstream", format!("'{}': {why}", source.name));
+    }
     if status.is_some()
         && let Some(d) =
             super::ask_daemon::<Value>(&config, args.url.as_deref(), "/api/v1/devices")?

@@ -1,4 +1,5 @@
 use super::CliError;
+use crate::daemon::DaemonError;
 use argh::FromArgs;
 use std::path::PathBuf;
 
@@ -14,5 +15,8 @@ pub struct DaemonArgs {
 }
 
 pub fn run(args: DaemonArgs) -> Result<(), CliError> {
-    crate::daemon::run(args.config)
+    crate::daemon::run(args.config).map_err(|e| match e {
+        DaemonError::Config(e) => CliError::Config(e),
+        DaemonError::Runtime(why) => CliError::Runtime(why),
+    })
 }

@@ -111,8 +111,8 @@ fn read_saved(
     series: Option<&str>,
     period: Granularity,
 ) -> Result<HistoryReport, CliError> {
-    let cal = crate::daemon::calendar(config);
-    let sizes = crate::daemon::history_sizes(config);
+    let cal = crate::store::calendar(config);
+    let sizes = crate::store::history_sizes(config);
     let mut store = Store::new(&config.spool_directory, &config.database_directory).read_only();
     let (state, problems) = store.load(&cal, sizes.pair());
     for p in problems {

@@ -57,7 +57,7 @@ fn read_directly(config: &Config) -> Result<InterfacesReport, CliError> {
     let runtime = |e: crate::netlink::NetlinkError| CliError::Runtime(e.to_string());
     let mut socket = NetlinkSocket::open(NETLINK_ROUTE).map_err(runtime)?;
     let boot_id = read_boot_id().unwrap_or_default();
-    let mut accounts = InterfaceAccounts::new(crate::daemon::MAX_INTERFACES);
+    let mut accounts = InterfaceAccounts::new(crate::account::interfaces::MAX_INTERFACES);
     for round in 0..2 {
         if round == 1 {
             std::thread::sleep(DIRECT_RATE_WINDOW);

@@ -5,10 +5,12 @@ mod check;
 mod commit;
 mod daemon;
 mod devices;
-pub(crate) mod format;
+mod format;
 mod history;
 mod interfaces;
 mod teardown;
+#[cfg(feature = "upstream")]
+mod upstream;
 mod version;
 
 use crate::config::ConfigError;
@@ -33,7 +35,7 @@ enum Command {
     Interfaces(interfaces::InterfacesArgs),
     Teardown(teardown::TeardownArgs),
     #[cfg(feature = "upstream")]
-    Upstream(crate::upstream::UpstreamArgs),
+    Upstream(upstream::UpstreamArgs),
     Version(version::VersionArgs),
 }
 
@@ -104,7 +106,7 @@ pub fn main() -> ExitCode {
         Command::Interfaces(a) => interfaces::run(a),
         Command::Teardown(a) => teardown::run(a),
         #[cfg(feature = "upstream")]
-        Command::Upstream(a) => crate::upstream::run(a),
+        Command::Upstream(a) => upstream::run(a),
         Command::Version(a) => version::run(a),
     };
     match result {
@@ -137,7 +139,7 @@ fn help_prefix(name: &str, rest: &[&str]) -> String {
 /// Asks the running daemon (at `--url`, else the first configured listen
 /// address) for `path`. `None` when no daemon answers there and `--url` was
 /// not given: the caller reads the kernel directly and says so.
-pub(crate) fn ask_daemon<T: serde::de::DeserializeOwned>(
+fn ask_daemon<T: serde::de::DeserializeOwned>(
     config: &crate::config::Config,
     url: Option<&str>,
     path: &str,
@@ -188,7 +190,7 @@ fn loopback_for(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
-pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string(value).map_err(|e| CliError::Runtime(e.to_string()))?;
     println!("{text}");
     Ok(())

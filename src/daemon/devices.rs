@@ -10,28 +10,7 @@ use crate::config::Config;
 use crate::config::Placement;
 use crate::netlink::socket::NETLINK_NETFILTER;
 use crate::netlink::{NetlinkError, NetlinkSocket};
-use serde::Serialize;
-
-/// What `/api/v1/status` and `netmeter check` say about per-device accounting.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct PerDeviceStatus {
-    pub active: bool,
-    /// Where the counters sit, in words.
-    pub placement: String,
-    /// "netdev", "forward" or "off".
-    pub placement_kind: String,
-    /// Why per-device accounting is off, and what to do.
-    pub off_reason: Option<String>,
-    /// How many times the table vanished and its traffic since the last
-    /// read is unknown (neither zero nor counted twice).
-    pub unknown_gaps: u32,
-    /// Unix times of the last gap: the last good read and the reinstall.
-    pub last_gap: Option<(u64, u64)>,
-    /// Set elements read on the last refresh.
-    pub tracked_elements: usize,
-    /// Configured LAN devices that do not exist.
-    pub missing_devices: Vec<String>,
-}
+use crate::serve::api::PerDeviceStatus;
 
 /// The kernel must not expire an element before netmeter has read its last
 /// growth: a timeout under three refresh intervals would lose traffic when a

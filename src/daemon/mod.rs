@@ -1,21 +1,19 @@
 //! The daemon's loop: refresh on schedule, publish for the API, obey signals.
 
-mod attribution;
 mod devices;
 
-pub use attribution::Attribution;
-pub use devices::{PerDeviceStatus, resolve};
+pub use crate::account::attribution::Attribution;
+pub use crate::serve::api::PerDeviceStatus;
+pub use devices::resolve;
 
 use crate::account::{InterfaceEvent, Moment};
-use crate::cli::CliError;
 use crate::collect::identity::Names;
 use crate::collect::links::{read_boot_id, read_links, wan_interfaces};
 use crate::config::Config;
+use crate::config::ConfigError;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
 use crate::serve::api::{self, ApiState, DevicesReport, InterfaceView, InterfacesReport};
 use crate::serve::http::{self, Limits};
-use crate::store::calendar::{Calendar, SystemZone};
-use crate::store::history::RingSizes;
 use crate::store::persist::Store;
 use crate::store::state::State;
 use crate::store::timeline::{OTHER, Observed};
@@ -27,24 +25,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Interfaces tracked at most; absent ones are evicted first.
-pub const MAX_INTERFACES: usize = 256;
+pub use crate::account::interfaces::MAX_INTERFACES;
+use crate::store::{calendar, history_sizes};
 
-/// One line to stderr, which procd sends to syslog.
-pub fn log(message: impl std::fmt::Display) {
-    eprintln!("netmeter: {message}");
+pub use crate::log::log;
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug)]
+pub enum DaemonError {
+    Config(ConfigError),
+    /// Something the system refused (signals, sockets, threads).
+    Runtime(String),
 }
 
-pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
+impl From<ConfigError> for DaemonError {
+    fn from(e: ConfigError) -> Self {
+        DaemonError::Config(e)
+    }
+}
+
+pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     let mut config = Config::load(config_path.as_deref())?;
     // Signals are taken synchronously by this thread; block them before any
     // other thread exists so none of them gets one.
     let signals = handled_signals();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
-        .map_err(|e| CliError::Runtime(format!("cannot block signals: {e}")))?;
+        .map_err(|e| DaemonError::Runtime(format!("cannot block signals: {e}")))?;
 
     let socket =
-        NetlinkSocket::open(NETLINK_ROUTE).map_err(|e| CliError::Runtime(e.to_string()))?;
+        NetlinkSocket::open(NETLINK_ROUTE).map_err(|e| DaemonError::Runtime(e.to_string()))?;
     let listeners = bind_all(&config)?;
     let api_state = Arc::new(Mutex::new(ApiState {
         started_unix: crate::clock::unix_now(),
@@ -65,7 +74,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
                     stop,
                 )
             })
-            .map_err(|e| CliError::Runtime(format!("cannot start the HTTP thread: {e}")))?
+            .map_err(|e| DaemonError::Runtime(format!("cannot start the HTTP thread: {e}")))?
     };
     warn_about_timeouts(&config);
     log(format!(
@@ -95,7 +104,12 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
     apply_config(&config, &mut state, &mut per_device);
     let shared = Arc::new(Mutex::new(state));
     let mut upstream = crate::upstream::UpstreamRunner::default();
-    upstream.start(&config.upstream, &shared, &api_state);
+    let health = api_state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .upstream
+        .clone();
+    upstream.start(&config.upstream, &shared, &health);
     {
         let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
         s.store = store.status.clone();
@@ -106,7 +120,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
         socket,
         per_device,
         names: NamesCache::default(),
-        attribution: attribution::AttributionTracker::default(),
+        attribution: crate::account::attribution::AttributionTracker::default(),
     };
     let mut next_refresh = Instant::now();
     let mut next_spool = Instant::now() + config.spool_interval;
@@ -147,7 +161,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), CliError> {
                         );
                     }
                     // Always: a fixed password_file changes no config line.
-                    upstream.start(&new.upstream, &shared, &api_state);
+                    upstream.start(&new.upstream, &shared, &health);
                     config = new;
                     warn_about_timeouts(&config);
                     refresher.per_device.reconfigure();
@@ -243,7 +257,7 @@ struct Refresher {
     socket: NetlinkSocket,
     per_device: PerDevice,
     names: NamesCache,
-    attribution: attribution::AttributionTracker,
+    attribution: crate::account::attribution::AttributionTracker,
 }
 
 impl Refresher {
@@ -290,7 +304,8 @@ impl Refresher {
                     interfaces: state.interfaces.iter().map(InterfaceView::from).collect(),
                 };
                 s.devices = DevicesReport::new(&state.devices, self.names.current(config));
-                crate::upstream::join_devices(&mut s.devices, &state.upstream);
+                s.devices
+                    .join_upstream(crate::upstream::device_figures(&state.upstream));
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
                 s.clock = clock;
@@ -378,36 +393,6 @@ fn persist(shared: &Mutex<State>, store: &mut Store, api_state: &Mutex<ApiState>
     api_state.lock().unwrap_or_else(|p| p.into_inner()).store = store.status.clone();
 }
 
-/// History lengths: per interface, per device.
-pub struct HistorySizes(pub RingSizes, pub RingSizes);
-
-impl HistorySizes {
-    pub fn pair(&self) -> (&RingSizes, &RingSizes) {
-        (&self.0, &self.1)
-    }
-}
-
-pub fn history_sizes(config: &Config) -> HistorySizes {
-    let sizes = |[five_minute, hour, day, month, year]: [u32; 5]| RingSizes {
-        five_minute,
-        hour,
-        day,
-        month,
-        year,
-    };
-    HistorySizes(
-        sizes(config.interface_history),
-        sizes(config.device_history),
-    )
-}
-
-pub fn calendar(config: &Config) -> Calendar<SystemZone> {
-    Calendar {
-        zone: SystemZone,
-        month_rotate: config.month_rotate,
-    }
-}
-
 /// Settings that reach into loaded or running state.
 fn apply_config(config: &Config, state: &mut State, per_device: &mut PerDevice) {
     state.devices.set_max_devices(config.max_devices as usize);
@@ -416,7 +401,7 @@ fn apply_config(config: &Config, state: &mut State, per_device: &mut PerDevice) 
     per_device.resume(&state.devices);
 }
 
-fn bind_all(config: &Config) -> Result<Vec<TcpListener>, CliError> {
+fn bind_all(config: &Config) -> Result<Vec<TcpListener>, DaemonError> {
     config
         .listen
         .iter()
@@ -432,7 +417,7 @@ fn bind_all(config: &Config) -> Result<Vec<TcpListener>, CliError> {
                     std::io::ErrorKind::PermissionDenied => "; ports below 1024 need root",
                     _ => "",
                 };
-                CliError::Runtime(format!("cannot listen on {addr}: {e}{hint}"))
+                DaemonError::Runtime(format!("cannot listen on {addr}: {e}{hint}"))
             })
         })
         .collect()

@@ -3,10 +3,10 @@
 use super::history;
 use super::http::{self, Request, Response};
 use super::metrics;
+use crate::account::attribution::Attribution;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::config::Secret;
-use crate::daemon::{Attribution, PerDeviceStatus};
 use crate::store::calendar::{Calendar, SystemZone};
 use crate::store::persist::StoreStatus;
 use crate::store::state::State;
@@ -165,6 +165,53 @@ impl DevicesReport {
             upstream_only: Vec::new(),
         }
     }
+
+    /// Upstream routers' per-device figures: beside netmeter's own for the
+    /// same MAC, else as devices of their own.
+    pub fn join_upstream(&mut self, figures: Vec<crate::upstream::DeviceFigure>) {
+        for f in figures {
+            let mac = crate::mac::format_mac(&f.mac);
+            match self.devices.iter_mut().find(|v| v.mac == mac) {
+                Some(view) => view.upstream.push(UpstreamFigure {
+                    source: f.source,
+                    rx_bytes: f.rx_bytes,
+                    tx_bytes: f.tx_bytes,
+                }),
+                None => self.upstream_only.push(UpstreamOnlyDevice {
+                    mac,
+                    ip: f.ip.map(|ip| ip.to_string()),
+                    hostname: f.hostname,
+                    source: f.source,
+                    rx_bytes: f.rx_bytes,
+                    tx_bytes: f.tx_bytes,
+                    rx_rate: f.rx_rate,
+                    tx_rate: f.tx_rate,
+                    last_seen: f.last_seen,
+                }),
+            }
+        }
+    }
+}
+
+/// What `/api/v1/status` and `netmeter check` say about per-device accounting.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PerDeviceStatus {
+    pub active: bool,
+    /// Where the counters sit, in words.
+    pub placement: String,
+    /// "netdev", "forward" or "off".
+    pub placement_kind: String,
+    /// Why per-device accounting is off, and what to do.
+    pub off_reason: Option<String>,
+    /// How many times the table vanished and its traffic since the last
+    /// read is unknown (neither zero nor counted twice).
+    pub unknown_gaps: u32,
+    /// Unix times of the last gap: the last good read and the reinstall.
+    pub last_gap: Option<(u64, u64)>,
+    /// Set elements read on the last refresh.
+    pub tracked_elements: usize,
+    /// Configured LAN devices that do not exist.
+    pub missing_devices: Vec<String>,
 }
 
 /// What the daemon publishes for the server after every refresh.
@@ -215,7 +262,7 @@ struct Status<'a> {
     clock: Option<ClockState>,
 }
 
-pub(crate) fn json<T: Serialize>(value: &T) -> Response {
+fn json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => Response::json(200, body),
         Err(e) => Response::error(500, &format!("cannot encode the answer: {e}")),
@@ -361,13 +408,29 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 Err(e) => Response::error(404, &e),
             }
         }
-        "/api/v1/upstream" => crate::upstream::answer(state),
+        "/api/v1/upstream" => {
+            let health = state.upstream.clone();
+            let Some(shared) = state.history.clone() else {
+                return Response::error(503, "starting: the state is not loaded yet");
+            };
+            drop(state); // never hold both locks
+            let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
+            match crate::upstream::report_json(&health, &saved.upstream) {
+                Ok(body) => Response::json(200, body),
+                Err(why) => Response::error(404, &why),
+            }
+        }
         "/metrics" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/metrics" => {
             let mut text = metrics::render(&state);
-            text += &crate::upstream::metrics(state);
+            let health = state.upstream.clone();
+            if let Some(shared) = state.history.clone() {
+                drop(state); // never hold both locks
+                let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
+                text += &crate::upstream::metrics_text(&health, &saved.upstream);
+            }
             Response::new(200, metrics::CONTENT_TYPE, text.into_bytes())
         }
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),

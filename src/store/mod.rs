@@ -14,3 +14,38 @@ pub mod timeline;
 
 pub use files::{LoadOutcome, load, save};
 pub use format::{CURRENT_VERSION, Decoded, FileKind, FormatError, decode, encode};
+
+use crate::config::Config;
+use calendar::{Calendar, SystemZone};
+use history::RingSizes;
+
+/// History lengths: per interface, per device.
+pub struct HistorySizes(pub RingSizes, pub RingSizes);
+
+impl HistorySizes {
+    pub fn pair(&self) -> (&RingSizes, &RingSizes) {
+        (&self.0, &self.1)
+    }
+}
+
+pub fn history_sizes(config: &Config) -> HistorySizes {
+    let sizes = |[five_minute, hour, day, month, year]: [u32; 5]| RingSizes {
+        five_minute,
+        hour,
+        day,
+        month,
+        year,
+    };
+    HistorySizes(
+        sizes(config.interface_history),
+        sizes(config.device_history),
+    )
+}
+
+/// The calendar history uses: the router's zone, the billing month.
+pub fn calendar(config: &Config) -> Calendar<SystemZone> {
+    Calendar {
+        zone: SystemZone,
+        month_rotate: config.month_rotate,
+    }
+}

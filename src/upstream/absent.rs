@@ -4,22 +4,19 @@
 //! `check`, the API) as needing `netmeter-full`; upstream totals saved by a
 //! full build are kept byte for byte, so switching packages loses nothing.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::Config;
 use crate::config::uci;
-use crate::serve::api::{ApiState, DevicesReport};
-use crate::serve::http::Response;
 use crate::store::state::State;
 
-pub const BUILT: bool = false;
+#[path = "seen.rs"]
+mod seen;
+pub use seen::{DeviceFigure, NEEDS_FULL};
 
-/// What this build tells an admin whose config names upstream routers.
-const NEEDS_FULL: &str = "this netmeter is the core build, which does not read upstream \
-     routers: install the netmeter-full package to scrape it";
+pub const BUILT: bool = false;
 
 /// A `config upstream` section this build does not read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +111,7 @@ impl UpstreamAccounts {
     pub fn mark_committed(&mut self) {}
 }
 
+/// Nothing to report: `/api/v1/upstream` says why.
 #[derive(Clone, Debug, Default)]
 pub struct Health {
     _none: (),
@@ -126,14 +124,9 @@ pub struct UpstreamRunner {
 }
 
 impl UpstreamRunner {
-    pub fn start(
-        &mut self,
-        sources: &[UpstreamConfig],
-        _state: &Arc<Mutex<State>>,
-        _api_state: &Arc<Mutex<ApiState>>,
-    ) {
+    pub fn start(&mut self, sources: &[UpstreamConfig], _state: &Arc<Mutex<State>>, _: &Health) {
         for s in sources {
-            crate::daemon::log(format!(
+            crate::log::log(format!(
                 "config upstream '{}' (line {}): {NEEDS_FULL}",
                 s.name, s.line
             ));
@@ -145,21 +138,14 @@ impl UpstreamRunner {
     pub fn stop_within(&mut self, _limit: Duration) {}
 }
 
-pub fn join_devices(_report: &mut DevicesReport, _upstream: &UpstreamAccounts) {}
-
-pub fn answer(_state: MutexGuard<'_, ApiState>) -> Response {
-    Response::error(
-        404,
-        "no upstream routers here: this netmeter is the core build (install netmeter-full)",
-    )
+pub fn device_figures(_upstream: &UpstreamAccounts) -> Vec<DeviceFigure> {
+    Vec::new()
 }
 
-pub fn metrics(_state: MutexGuard<'_, ApiState>) -> String {
+pub fn report_json(_: &Health, _: &UpstreamAccounts) -> Result<Vec<u8>, String> {
+    Err(format!("no upstream routers here: {NEEDS_FULL}"))
+}
+
+pub fn metrics_text(_: &Health, _: &UpstreamAccounts) -> String {
     String::new()
-}
-
-pub fn check(config: &Config, say: &mut impl FnMut(bool, &'static str, String)) {
-    for s in &config.upstream {
-        say(false, "upstream", format!("'{}': {NEEDS_FULL}", s.name));
-    }
 }

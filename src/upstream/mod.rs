@@ -6,32 +6,34 @@
 //! Data flows through it as through the local pipeline: `sources` reads a
 //! router over its own protocol, `account` turns readings into totals that
 //! only grow, `runner` schedules the scrapes in the daemon, `report` and
-//! `metrics` answer the API and `/metrics`, `cli` prints `netmeter
-//! upstream`; `config` reads the `config upstream` sections.
+//! `metrics` shape what the API and `/metrics` send; `config` reads the
+//! `config upstream` sections.
 //!
-//! The rest of netmeter reaches it only through the items below.
+//! The rest of netmeter reaches it through the items below (and the CLI's
+//! `netmeter upstream`, `cli/upstream.rs`, through `sources` and `report`
+//! too); the slice itself imports nothing that imports it back: not the
+//! daemon, the server or the CLI.
 
 pub mod account;
-pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod sources;
 
-use std::sync::MutexGuard;
+use std::sync::{Arc, Mutex};
 
 use crate::config::uci;
-use crate::serve::api::{ApiState, DevicesReport, UpstreamFigure, UpstreamOnlyDevice};
-use crate::serve::http::Response;
 
 pub use account::{UpstreamAccounts, UpstreamTotals};
-pub use cli::{UpstreamArgs, check, run};
 pub use config::UpstreamConfig;
 pub use runner::{SourceStatus, UpstreamRunner};
+pub use seen::{DeviceFigure, NEEDS_FULL};
 
-/// Each source's health, as the runner publishes it for the API.
-pub type Health = Vec<SourceStatus>;
+mod seen;
+
+/// Each source's health: the runner writes it, the API reads it.
+pub type Health = Arc<Mutex<Vec<SourceStatus>>>;
 
 /// A journal record's part: every source whole when any changed, else
 /// nothing.
@@ -76,57 +78,42 @@ pub fn add_section(
     }
 }
 
-/// Upstream routers' per-device figures: beside netmeter's own for the
-/// same MAC, else as devices of their own.
-pub fn join_devices(report: &mut DevicesReport, upstream: &UpstreamAccounts) {
+/// Every device each source counts, for the devices report.
+pub fn device_figures(upstream: &UpstreamAccounts) -> Vec<DeviceFigure> {
+    let mut figures = Vec::new();
     for source in upstream.iter() {
         for d in &source.devices {
-            let mac = crate::mac::format_mac(&d.mac);
-            let (rx_bytes, tx_bytes) = (d.totals.rx_bytes(), d.totals.tx_bytes());
-            match report.devices.iter_mut().find(|v| v.mac == mac) {
-                Some(view) => view.upstream.push(UpstreamFigure {
-                    source: source.name.clone(),
-                    rx_bytes,
-                    tx_bytes,
-                }),
-                None => report.upstream_only.push(UpstreamOnlyDevice {
-                    mac,
-                    ip: d.ip.map(|ip| ip.to_string()),
-                    hostname: d.hostname.clone(),
-                    source: source.name.clone(),
-                    rx_bytes,
-                    tx_bytes,
-                    rx_rate: d.totals.rx_rate,
-                    tx_rate: d.totals.tx_rate,
-                    last_seen: d.last_seen,
-                }),
-            }
+            figures.push(DeviceFigure {
+                source: source.name.clone(),
+                mac: d.mac,
+                ip: d.ip,
+                hostname: d.hostname.clone(),
+                rx_bytes: d.totals.rx_bytes(),
+                tx_bytes: d.totals.tx_bytes(),
+                rx_rate: d.totals.rx_rate,
+                tx_rate: d.totals.tx_rate,
+                last_seen: d.last_seen,
+            });
         }
     }
+    figures
 }
 
-/// The sources' health and accounts. Releases the published state before
-/// locking the saved one: never both locks at once.
-fn upstream_report(state: MutexGuard<'_, ApiState>) -> Option<report::UpstreamReport> {
-    let status = state.upstream.clone();
-    let shared = state.history.clone()?;
-    drop(state);
-    let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
-    Some(report::UpstreamReport::new(&status, &saved.upstream))
+fn health_now(health: &Health) -> Vec<SourceStatus> {
+    health.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// `/api/v1/upstream`.
-pub fn answer(state: MutexGuard<'_, ApiState>) -> Response {
-    match upstream_report(state) {
-        Some(report) => crate::serve::api::json(&report),
-        None => Response::error(503, "starting: the state is not loaded yet"),
-    }
+/// `/api/v1/upstream`'s body: the sources' health and accounts.
+pub fn report_json(health: &Health, upstream: &UpstreamAccounts) -> Result<Vec<u8>, String> {
+    let report = report::UpstreamReport::new(&health_now(health), upstream);
+    serde_json::to_vec(&report).map_err(|e| format!("cannot encode the answer: {e}"))
 }
 
 /// The upstream families of `/metrics`; empty without sources.
-pub fn metrics(state: MutexGuard<'_, ApiState>) -> String {
-    if state.upstream.is_empty() {
-        return String::new();
+pub fn metrics_text(health: &Health, upstream: &UpstreamAccounts) -> String {
+    let status = health_now(health);
+    match status.is_empty() {
+        true => String::new(),
+        false => metrics::render(&report::UpstreamReport::new(&status, upstream)),
     }
-    upstream_report(state).map_or_else(String::new, |r| metrics::render(&r))
 }

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use crate::collect::links::{read_links, wan_interfaces};
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
-use crate::serve::api::ApiState;
 use crate::store::state::State;
 use crate::upstream::UpstreamConfig;
 use crate::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
@@ -64,7 +63,7 @@ impl UpstreamRunner {
         &mut self,
         sources: &[UpstreamConfig],
         state: &Arc<Mutex<State>>,
-        api_state: &Arc<Mutex<ApiState>>,
+        health: &super::Health,
     ) {
         self.signal_stop();
         self.workers.clear();
@@ -73,7 +72,7 @@ impl UpstreamRunner {
             .unwrap_or_else(|p| p.into_inner())
             .upstream
             .retain_configured(sources.iter().map(|s| s.name.as_str()));
-        api_state.lock().unwrap_or_else(|p| p.into_inner()).upstream = sources
+        *health.lock().unwrap_or_else(|p| p.into_inner()) = sources
             .iter()
             .map(|s| SourceStatus {
                 name: s.name.clone(),
@@ -87,7 +86,7 @@ impl UpstreamRunner {
             let mut context = Context {
                 config: config.clone(),
                 state: state.clone(),
-                api_state: api_state.clone(),
+                health: health.clone(),
                 local: LocalWan::default(),
             };
             let spawned = std::thread::Builder::new()
@@ -99,7 +98,7 @@ impl UpstreamRunner {
                     stop: Some(tx),
                     handle: Some(handle),
                 }),
-                Err(e) => crate::daemon::log(format!(
+                Err(e) => crate::log::log(format!(
                     "upstream '{}': cannot start its thread: {e}",
                     config.name
                 )),
@@ -140,7 +139,7 @@ impl UpstreamRunner {
 struct Context {
     config: UpstreamConfig,
     state: Arc<Mutex<State>>,
-    api_state: Arc<Mutex<ApiState>>,
+    health: super::Health,
     local: LocalWan,
 }
 
@@ -228,7 +227,7 @@ impl Context {
             was_failing
         });
         if recovered {
-            crate::daemon::log(format!("upstream '{}': reading again", self.config.name));
+            crate::log::log(format!("upstream '{}': reading again", self.config.name));
         }
         true
     }
@@ -252,15 +251,14 @@ impl Context {
                 Some(w) => format!("; retrying in {} s", w.as_secs()),
                 None => String::new(),
             };
-            crate::daemon::log(format!("upstream '{}': {message}{retry}", self.config.name));
+            crate::log::log(format!("upstream '{}': {message}{retry}", self.config.name));
         }
     }
 
     fn update_status<T>(&self, change: impl FnOnce(&mut SourceStatus) -> T) -> T {
-        let mut api = self.api_state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let mut spare = SourceStatus::default();
-        let slot = api
-            .upstream
+        let slot = health
             .iter_mut()
             .find(|s| s.name == self.config.name)
             .unwrap_or(&mut spare);

@@ -1,4 +1,4 @@
-use crate::cli::{CliError, format};
+use super::{CliError, format};
 use crate::config::Config;
 use crate::upstream::UpstreamConfig;
 use crate::upstream::report::{
@@ -29,11 +29,7 @@ pub fn run(args: UpstreamArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref())?;
     // Untyped: the table reads a few fields, and typed decoding of the
     // whole report costs the router's flash more than it is worth.
-    let report: Value = match crate::cli::ask_daemon(
-        &config,
-        args.url.as_deref(),
-        "/api/v1/upstream",
-    )? {
+    let report: Value = match super::ask_daemon(&config, args.url.as_deref(), "/api/v1/upstream")? {
         Some(report) => report,
         None => {
             if !config.upstream.is_empty() {
@@ -49,7 +45,7 @@ pub fn run(args: UpstreamArgs) -> Result<(), CliError> {
         }
     };
     if args.json {
-        crate::cli::print_json(&report)
+        super::print_json(&report)
     } else if report["sources"].as_array().is_none_or(Vec::is_empty) {
         println!(
             "no upstream routers configured: add a 'config upstream' section (see docs/UPSTREAM.md)"
