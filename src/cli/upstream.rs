@@ -6,7 +6,6 @@ use crate::upstream::report::{
 };
 use crate::upstream::sources::{Deadline, Reading, source_for};
 use argh::FromArgs;
-use serde_json::Value;
 use std::path::PathBuf;
 
 /// Show the upstream routers' counters, devices and health.
@@ -27,9 +26,8 @@ pub struct UpstreamArgs {
 
 pub fn run(args: UpstreamArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref())?;
-    // Untyped: the table reads a few fields, and typed decoding of the
-    // whole report costs the router's flash more than it is worth.
-    let report: Value = match super::ask_daemon(&config, args.url.as_deref(), "/api/v1/upstream")? {
+    let asked = super::ask_daemon(&config, args.url.as_deref(), "/api/v1/upstream")?;
+    let report: UpstreamReport = match asked {
         Some(report) => report,
         None => {
             if !config.upstream.is_empty() {
@@ -37,16 +35,12 @@ pub fn run(args: UpstreamArgs) -> Result<(), CliError> {
                     "netmeter: reading each upstream router once (its own counters since it started)"
                 );
             }
-            // Through the text the API would send: a value serializer of
-            // its own would cost the router build more than the detour.
-            serde_json::to_vec(&read_directly(&config))
-                .and_then(|bytes| serde_json::from_slice(&bytes))
-                .map_err(|e| CliError::Runtime(e.to_string()))?
+            read_directly(&config)
         }
     };
     if args.json {
         super::print_json(&report)
-    } else if report["sources"].as_array().is_none_or(Vec::is_empty) {
+    } else if report.sources.is_empty() {
         println!(
             "no upstream routers configured: add a 'config upstream' section (see docs/UPSTREAM.md)"
         );
@@ -122,35 +116,22 @@ fn raw_view(view: &mut SourceView, reading: &Reading) {
         .collect();
 }
 
-fn render(report: &Value) -> String {
-    let empty = Vec::new();
-    let list = |v: &Value| v.as_array().unwrap_or(&empty).clone();
-    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-    let num = |v: &Value| v.as_u64().unwrap_or(0);
-    let sources = list(&report["sources"]);
+fn render(report: &UpstreamReport) -> String {
+    let sources = &report.sources;
     let mut out = String::new();
     let mut rows = Vec::new();
-    for s in &sources {
-        let status = match (
-            s["last_error"].is_string(),
-            s["stopped"] == true,
-            s["ok"] == true,
-        ) {
-            (false, _, true) => "ok".to_owned(),
-            (false, _, false) => "waiting".to_owned(),
-            (true, true, _) => "stopped".to_owned(),
-            (true, false, _) => s["error_stage"].as_str().unwrap_or("error").to_owned(),
+    for s in sources {
+        let status = match (&s.last_error, s.stopped, s.ok) {
+            (None, _, true) => "ok",
+            (None, _, false) => "waiting",
+            (Some(_), true, _) => "stopped",
+            (Some(_), false, _) => s.error_stage.as_deref().unwrap_or("error"),
         };
-        let mut series: Vec<(String, &Value)> = Vec::new();
-        for (name, t) in [("wan", &s["wan"]), ("bypass", &s["bypass"])] {
-            if t.is_object() {
-                series.push((name.to_owned(), t));
-            }
-        }
-        for i in s["interfaces"].as_array().unwrap_or(&empty) {
-            series.push((text(&i["name"]), i));
-        }
-        let head = [text(&s["name"]), text(&s["type"]), status];
+        let mut series: Vec<(&str, TrafficView)> = Vec::new();
+        series.extend(s.wan.map(|t| ("wan", t)));
+        series.extend(s.bypass.map(|t| ("bypass", t)));
+        series.extend(s.interfaces.iter().map(|i| (i.name.as_str(), i.traffic)));
+        let head = [s.name.clone(), s.kind.clone(), status.to_owned()];
         if series.is_empty() {
             rows.push(head.iter().cloned().chain(["-".to_owned()]).collect());
         }
@@ -159,11 +140,11 @@ fn render(report: &Value) -> String {
                 0 => head.to_vec(),
                 _ => vec![String::new(); 3],
             };
-            row.push(name);
-            row.push(format::bytes(num(&t["rx_bytes"])));
-            row.push(format::bytes(num(&t["tx_bytes"])));
-            row.push(format::rate(num(&t["rx_rate"])));
-            row.push(format::rate(num(&t["tx_rate"])));
+            row.push(name.to_owned());
+            row.push(format::bytes(t.rx_bytes));
+            row.push(format::bytes(t.tx_bytes));
+            row.push(format::rate(t.rx_rate));
+            row.push(format::rate(t.tx_rate));
             rows.push(row);
         }
     }
@@ -173,48 +154,42 @@ fn render(report: &Value) -> String {
         ],
         &rows,
     );
-    for s in &sources {
-        if let Some(e) = s["last_error"].as_str() {
-            out += &format!("{}: {e}\n", text(&s["name"]));
+    for s in sources {
+        if let Some(e) = &s.last_error {
+            out += &format!("{}: {e}\n", s.name);
         }
     }
-    for s in &sources {
-        let devices = list(&s["devices"]);
-        if devices.is_empty() {
-            continue;
-        }
-        let rows: Vec<Vec<String>> = devices
+    for s in sources.iter().filter(|s| !s.devices.is_empty()) {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let rows: Vec<Vec<String>> = s
+            .devices
             .iter()
             .map(|d| {
-                let or_dash = |v: &Value| v.as_str().unwrap_or("-").to_owned();
                 vec![
-                    or_dash(&d["hostname"]),
-                    text(&d["mac"]),
-                    or_dash(&d["ip"]),
-                    format::bytes(num(&d["rx_bytes"])),
-                    format::bytes(num(&d["tx_bytes"])),
-                    format::rate(num(&d["rx_rate"])),
-                    format::rate(num(&d["tx_rate"])),
+                    or_dash(&d.hostname),
+                    d.mac.clone(),
+                    or_dash(&d.ip),
+                    format::bytes(d.rx_bytes),
+                    format::bytes(d.tx_bytes),
+                    format::rate(d.rx_rate),
+                    format::rate(d.tx_rate),
                 ]
             })
             .collect();
-        out += &format!("\ndevices seen by {}:\n", text(&s["name"]));
+        out += &format!("\ndevices seen by {}:\n", s.name);
         out += &format::table(
             &["device", "mac", "ip", "rx", "tx", "rx rate", "tx rate"],
             &rows,
         );
     }
-    for s in &sources {
-        let line = list(&s["line"]);
-        if line.is_empty() {
-            continue;
-        }
-        out += &format!("\nline of {}:\n", text(&s["name"]));
-        let rows: Vec<Vec<String>> = line
+    for s in sources.iter().filter(|s| !s.line.is_empty()) {
+        out += &format!("\nline of {}:\n", s.name);
+        let rows: Vec<Vec<String>> = s
+            .line
             .iter()
             .map(|l| {
-                let value = l["value"].as_f64().map_or("-".into(), |v| v.to_string());
-                vec![text(&l["name"]), text(&l["end"]), value, text(&l["kind"])]
+                let end = l.end.clone().unwrap_or_default();
+                vec![l.name.clone(), end, l.value.to_string(), l.kind.clone()]
             })
             .collect();
         out += &format::table(&["statistic", "end", "value", "kind"], &rows);
@@ -258,22 +233,59 @@ pub fn check(config: &Config, say: &mut impl FnMut(bool, &'static str, String)) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::report::LineView;
 
     #[test]
     fn tables_of_sources_devices_and_line_statistics() {
-        let report = serde_json::json!({"sources": [
-            {"name": "isp", "type": "fritzbox", "ok": true, "last_error": null, "stopped": false,
-             "wan": {"rx_bytes": 1073741824u64, "tx_bytes": 1024, "rx_rate": 125000, "tx_rate": 0},
-             "bypass": {"rx_bytes": 2048, "tx_bytes": 0, "rx_rate": 0, "tx_rate": 0},
-             "interfaces": [], "devices": []},
-            {"name": "ap", "type": "tplink", "ok": false, "stopped": true, "error_stage": "auth",
-             "last_error": "wrong credentials: …", "wan": null, "bypass": null, "interfaces": [],
-             "devices": [{"mac": "ac:89:95:77:9a:e9", "ip": null, "hostname": "tv",
-                          "rx_bytes": 5, "tx_bytes": 6, "rx_rate": 0, "tx_rate": 0}]},
-            {"name": "dsl", "type": "draytek", "ok": true, "last_error": null, "wan": null,
-             "bypass": null, "interfaces": [], "devices": [],
-             "line": [{"name": "crc", "end": "near", "value": 12.0, "kind": "counter"}]}
-        ]});
+        let traffic = |rx_bytes, tx_bytes, rx_rate| TrafficView {
+            rx_bytes,
+            tx_bytes,
+            rx_rate,
+            tx_rate: 0,
+        };
+        let report = UpstreamReport {
+            sources: vec![
+                SourceView {
+                    name: "isp".into(),
+                    kind: "fritzbox".into(),
+                    ok: true,
+                    wan: Some(traffic(1 << 30, 1024, 125_000)),
+                    bypass: Some(traffic(2048, 0, 0)),
+                    ..SourceView::default()
+                },
+                SourceView {
+                    name: "ap".into(),
+                    kind: "tplink".into(),
+                    stopped: true,
+                    error_stage: Some("auth".into()),
+                    last_error: Some("wrong credentials: …".into()),
+                    devices: vec![UpstreamDeviceView {
+                        mac: "ac:89:95:77:9a:e9".into(),
+                        hostname: Some("tv".into()),
+                        rx_bytes: 5,
+                        tx_bytes: 6,
+                        ..UpstreamDeviceView::default()
+                    }],
+                    ..SourceView::default()
+                },
+                SourceView {
+                    name: "dsl".into(),
+                    kind: "draytek".into(),
+                    ok: true,
+                    line: vec![LineView {
+                        name: "crc".into(),
+                        end: Some("near".into()),
+                        value: 12.5,
+                        kind: "counter".into(),
+                    }],
+                    ..SourceView::default()
+                },
+            ],
+        };
+        // What the daemon sends is what the table reads: through the API's
+        // own JSON, so a renamed field fails here.
+        let sent = serde_json::to_vec(&report).unwrap();
+        let report: UpstreamReport = serde_json::from_slice(&sent).unwrap();
         let text = render(&report);
         for needle in [
             "isp     fritzbox       ok     wan",
@@ -286,6 +298,7 @@ mod tests {
             "tv",
             "line of dsl:",
             "crc",
+            "12.5",
         ] {
             assert!(text.contains(needle), "{needle} missing:\n{text}");
         }

@@ -1,19 +1,21 @@
 //! `/api/v1/upstream` and `netmeter upstream --json`: each upstream
 //! router's health, counters and devices, and the double-NAT difference.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::upstream::account::{SeriesTotals, UpstreamAccounts, UpstreamTotals};
 use crate::upstream::runner::SourceStatus;
 use crate::upstream::sources::LineKind;
 
-/// Field names are a contract with scripts: only add.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Field names are a contract with scripts: only add. The CLI decodes
+/// what the daemon sent with these same types, missing fields as defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamReport {
     pub sources: Vec<SourceView>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SourceView {
     pub name: String,
     #[serde(rename = "type")]
@@ -38,7 +40,8 @@ pub struct SourceView {
     pub line: Vec<LineView>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrafficView {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
@@ -57,7 +60,7 @@ impl From<&SeriesTotals> for TrafficView {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedTraffic {
     pub name: String,
     #[serde(flatten)]
@@ -65,7 +68,8 @@ pub struct NamedTraffic {
 }
 
 /// rx is what the device downloaded, as for netmeter's own devices.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UpstreamDeviceView {
     pub mac: String,
     pub ip: Option<String>,
@@ -77,7 +81,7 @@ pub struct UpstreamDeviceView {
     pub last_seen: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LineView {
     pub name: String,
     /// "near" or "far" end of the line, where the statistic has two.
