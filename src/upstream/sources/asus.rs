@@ -89,9 +89,8 @@ fn interface_name(name: &str) -> bool {
 
 /// `netdev(appobj)`: hex byte counters, as the app API writes them,
 /// `{"netdev":{"INTERNET_rx":"0x…","INTERNET_tx":"0x…",…}}` (the web UI's
-/// object form, `netdev = { 'INTERNET':{rx:0x…}, … }`, is not read: the
-/// router build has no room for a second format that `appGet.cgi` with
-/// this user agent does not send). A key that repeats counts as its last
+/// object form, `netdev = { 'INTERNET':{rx:0x…}, … }`, is not read:
+/// `appGet.cgi` with this user agent never sends it). A key that repeats counts as its last
 /// value. `INTERNET` is the WAN; every other name is an
 /// interface, named as the router names it (upper case).
 pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {

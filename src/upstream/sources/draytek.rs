@@ -290,7 +290,8 @@ fn strip_pager(line: &str) -> String {
 
 /// A value as the console prints it: digits with an optional sign and
 /// decimal point; `----` (not reported) and anything else is None. By
-/// hand: core's float parser would cost the router build several KB.
+/// hand, so nothing the console never prints (`inf`, `1e3`, `nan`) is
+/// taken for a value.
 fn number(token: &str) -> Option<f64> {
     let (negative, digits) = match token.strip_prefix('-') {
         Some(rest) => (true, rest),

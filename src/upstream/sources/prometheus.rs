@@ -188,69 +188,14 @@ fn parse_labels(mut text: &str) -> Result<(Labels<'_>, &str), &'static str> {
 }
 
 /// Go's ParseFloat as the format uses it: decimals, exponents, and the
-/// special values (any case, as Go takes them). Hand-written: core's float
-/// parser would cost the router build more than this whole exporter reader.
+/// special values in any case. Rust's parser reads the same forms,
+/// correctly rounded, but for a signed NaN, which Go refuses.
 fn parse_value(text: &str) -> Option<f64> {
-    let (negative, rest) = match text.as_bytes().first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if rest.eq_ignore_ascii_case("inf") || rest.eq_ignore_ascii_case("infinity") {
-        return Some(if negative {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        });
-    }
-    if text.eq_ignore_ascii_case("nan") {
-        return Some(f64::NAN);
-    }
-    let (number, exponent) = match rest.find(['e', 'E']) {
-        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
-        None => (rest, None),
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if unsigned.eq_ignore_ascii_case("nan") && unsigned.len() != text.len() {
         return None;
     }
-    // Up to 38 significant digits in the mantissa; the rest only scale it.
-    let mut mantissa: u128 = 0;
-    let mut scale: i32 = 0;
-    for (i, b) in whole.bytes().chain(fraction.bytes()).enumerate() {
-        let in_fraction = i >= whole.len();
-        if mantissa < 10u128.pow(37) {
-            mantissa = mantissa * 10 + u128::from(b - b'0');
-            scale -= i32::from(in_fraction);
-        } else if !in_fraction {
-            scale += 1;
-        }
-    }
-    if let Some(exponent) = exponent {
-        let (sign, e) = match exponent.as_bytes().first()? {
-            b'-' => (-1, &exponent[1..]),
-            b'+' => (1, &exponent[1..]),
-            _ => (1, exponent),
-        };
-        if e.is_empty() || !digits(e) {
-            return None;
-        }
-        let e: i32 = e.get(..e.len().min(6))?.parse().ok()?;
-        scale = scale.saturating_add(sign * e);
-    }
-    // A whole number is built exactly and rounded once, so a counter
-    // reads as the float Go wrote (past 2^53 too); fractions may be off
-    // by a unit in the last place, which truncation to bytes hides.
-    let whole_number = u32::try_from(scale)
-        .ok()
-        .and_then(|s| 10u128.checked_pow(s))
-        .and_then(|p| mantissa.checked_mul(p));
-    let value = match whole_number {
-        Some(exact) => exact as f64,
-        None => mantissa as f64 * 10f64.powi(scale.clamp(-400, 400)),
-    };
-    Some(if negative { -value } else { value })
+    text.parse().ok()
 }
 
 /// A byte counter as an exporter writes it; None for NaN, infinities,
@@ -273,8 +218,8 @@ pub fn reading(
     device: Option<&str>,
     wanted: &[String],
 ) -> Result<Reading, ScrapeError> {
-    // Vectors in order of appearance: a map type of its own would cost
-    // the router build more than the linear searches cost time.
+    // Vectors in order of appearance: an exporter lists tens of
+    // interfaces, so a linear search costs nothing and keeps their order.
     let mut interfaces: Vec<(&str, Pair)> = Vec::new();
     for s in samples {
         let (RECEIVE | TRANSMIT, Some(dev)) = (s.name, s.label("device")) else {
