@@ -128,3 +128,12 @@ fn version_names_the_variant_and_its_features() {
         assert!(!text.contains("features: upstream"), "{text}");
     }
 }
+
+#[cfg(not(feature = "upstream"))]
+#[test]
+fn the_core_build_says_which_package_has_the_upstream_subcommand() {
+    let out = netmeter(&["upstream"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("install the netmeter-full package"), "{err}");
+}

@@ -84,6 +84,9 @@ pub fn main() -> ExitCode {
                 // argh calls a misspelt subcommand an argument.
                 let named = rest.iter().find(|w| **w != "help");
                 match named {
+                    Some(&"upstream") if !crate::upstream::BUILT => {
+                        eprintln!("netmeter upstream: {}", crate::upstream::NEEDS_FULL)
+                    }
                     Some(word) if prefix.is_empty() && !word.starts_with('-') => {
                         eprintln!("Unknown subcommand: {word}")
                     }

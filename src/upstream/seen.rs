@@ -18,4 +18,4 @@ pub struct DeviceFigure {
 
 /// Why `/api/v1/upstream` is empty in the core build, and what to do.
 pub const NEEDS_FULL: &str = "this netmeter is the core build, which does not read upstream \
-     routers: install the netmeter-full package to scrape it";
+     routers: install the netmeter-full package for them";
