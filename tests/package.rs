@@ -12,7 +12,7 @@
 //!
 //! This test's own build is one variant (CARGO_BIN_EXE_netmeter, with the
 //! features this run has); the other is built here with cargo into
-//! `<target>/package-variants/` (once; cargo keeps it current).
+//! `<target>/package-variants/` (cargo keeps it current).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -123,10 +123,13 @@ impl Variant {
 }
 
 /// A host build of the variant's netmeter: this build's own, or the other
-/// one built with cargo into `<target>/package-variants/<variant>`. Where
-/// that cannot be built (CI runs the test executables again as an
-/// unprivileged user, who may neither run this cargo nor write the target
-/// directory) an earlier build of it is taken, if there is one.
+/// one built with cargo into `<target>/package-variants/` (one target
+/// directory for both, so they share the dependencies) and copied to
+/// `netmeter-<variant>` there before the other's build replaces
+/// `debug/netmeter`. Where it cannot be built (CI runs the test
+/// executables again as an unprivileged user, who may neither run this
+/// cargo nor write the target directory) the copy from an earlier run is
+/// taken, if there is one.
 fn variant_binary(variant: Variant) -> &'static Path {
     static BINARIES: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
     let own = Path::new(env!("CARGO_BIN_EXE_netmeter"));
@@ -139,9 +142,8 @@ fn variant_binary(variant: Variant) -> &'static Path {
             .parent()
             .and_then(Path::parent)
             .expect("the binary's target directory")
-            .join("package-variants")
-            .join(variant.flag());
-        let built = target_dir.join("debug").join("netmeter");
+            .join("package-variants");
+        let copy = target_dir.join(format!("netmeter-{}", variant.flag()));
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
         let mut cmd = Command::new(&cargo);
         cmd.args(["build", "--locked", "--quiet", "--bin", "netmeter"])
@@ -154,10 +156,16 @@ fn variant_binary(variant: Variant) -> &'static Path {
         if variant == Core {
             cmd.arg("--no-default-features");
         }
-        let writable = std::fs::create_dir_all(&target_dir).is_ok()
-            && std::fs::write(target_dir.join(".package-test-probe"), b"").is_ok();
+        let probe = target_dir.join(format!(".probe-{}", std::process::id()));
+        let writable =
+            std::fs::create_dir_all(&target_dir).is_ok() && std::fs::write(&probe, b"").is_ok();
+        let _ = std::fs::remove_file(&probe);
         match cmd.output() {
-            Ok(out) if out.status.success() => {}
+            Ok(out) if out.status.success() => {
+                let partial = copy.with_extension(format!("{}", std::process::id()));
+                std::fs::copy(target_dir.join("debug").join("netmeter"), &partial).unwrap();
+                std::fs::rename(&partial, &copy).unwrap();
+            }
             Ok(out) if writable => panic!(
                 "cargo build of the {} variant failed:\n{}",
                 variant.flag(),
@@ -165,7 +173,7 @@ fn variant_binary(variant: Variant) -> &'static Path {
             ),
             result => {
                 assert!(
-                    built.is_file(),
+                    copy.is_file(),
                     "cannot build the {} variant here ({}; {} writable: {writable}) and there is no \
                      earlier build at {}: run this test once as a user who can",
                     variant.flag(),
@@ -174,16 +182,16 @@ fn variant_binary(variant: Variant) -> &'static Path {
                         Err(e) => format!("{}: {e}", Path::new(&cargo).display()),
                     },
                     target_dir.display(),
-                    built.display()
+                    copy.display()
                 );
                 eprintln!(
                     "cannot build the {} variant here: packing the earlier build {}",
                     variant.flag(),
-                    built.display()
+                    copy.display()
                 );
             }
         }
-        built
+        copy
     })
 }
 
