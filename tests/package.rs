@@ -1,14 +1,24 @@
-//! The OpenWrt package: `openwrt-package/build-ipk` packs this build's
-//! binary (any binary will do; routers get cross/build's), and the .ipk is
-//! taken apart here with a tar reader of its own (gzip -dc decompresses):
-//! every member, mode, owner and time, every control field, `conffiles`,
-//! `Installed-Size`; two builds must be the same bytes. The packaged
-//! config, init script and maintainer scripts are checked too.
+//! The OpenWrt packages: `openwrt-package/build-ipk` packs a host build of
+//! each variant (routers get cross/build's) into `netmeter` (the core
+//! build, `--no-default-features`) and `netmeter-full` (the default
+//! features), and each .ipk is taken apart here with a tar reader of its
+//! own (gzip -dc decompresses): every member, mode, owner and time, every
+//! control field (Provides, Conflicts and Replaces naming the other
+//! variant; Maintainer and URL as the builder sets them), `conffiles`,
+//! `Installed-Size`; the two hold the same files but for the binary, and
+//! that binary is the variant its package names (it runs here: the tests
+//! pack x86_64 host builds); two builds must be the same bytes. The
+//! packaged config, init script and maintainer scripts are checked too.
+//!
+//! This test's own build is one variant (CARGO_BIN_EXE_netmeter, with the
+//! features this run has); the other is built here with cargo into
+//! `<target>/package-variants/` (cargo keeps it current).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use netmeter::config::Config;
 
@@ -55,16 +65,190 @@ fn package_version() -> String {
     format!("{}-r{}", make_var("PKG_VERSION"), make_var("PKG_RELEASE"))
 }
 
-/// Runs build-ipk on this build's binary into `out`; returns the package path.
-fn build_ipk(out: &Path, epoch: Option<u64>) -> PathBuf {
+/// The default of a `NAME ?= value` knob in the package Makefile.
+fn make_default(name: &str) -> String {
+    let makefile = read_text(&package_dir().join("Makefile"));
+    let prefix = format!("{name} ?=");
+    makefile
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{name} ?= is not in openwrt-package/Makefile"))
+        .trim()
+        .to_string()
+}
+
+/// The two builds of one program (cross/variants.sh).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Core,
+    Full,
+}
+
+use Variant::{Core, Full};
+
+impl Variant {
+    const ALL: [Variant; 2] = [Core, Full];
+
+    /// build-ipk's `--variant`.
+    fn flag(self) -> &'static str {
+        match self {
+            Core => "core",
+            Full => "full",
+        }
+    }
+
+    /// The package's name (and the binary's in dist/<arch>/).
+    fn package(self) -> &'static str {
+        match self {
+            Core => "netmeter",
+            Full => "netmeter-full",
+        }
+    }
+
+    fn other(self) -> Variant {
+        match self {
+            Core => Full,
+            Full => Core,
+        }
+    }
+
+    /// The variant this test is built as: its binary has the same features.
+    fn this_build() -> Variant {
+        if cfg!(feature = "upstream") {
+            Full
+        } else {
+            Core
+        }
+    }
+}
+
+/// A host build of the variant's netmeter: this build's own, or the other
+/// one built with cargo into `<target>/package-variants/` (one target
+/// directory for both, so they share the dependencies) and copied to
+/// `netmeter-<variant>` there before the other's build replaces
+/// `debug/netmeter`. Where it cannot be built (CI runs the test
+/// executables again as an unprivileged user, who may neither run this
+/// cargo nor write the target directory) the copy from an earlier run is
+/// taken, if there is one.
+fn variant_binary(variant: Variant) -> &'static Path {
+    static BINARIES: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    let own = Path::new(env!("CARGO_BIN_EXE_netmeter"));
+    if variant == Variant::this_build() {
+        return own;
+    }
+    BINARIES[variant as usize].get_or_init(|| {
+        // <target>/debug/netmeter (or <target>/<triple>/debug/netmeter).
+        let target_dir = own
+            .parent()
+            .and_then(Path::parent)
+            .expect("the binary's target directory")
+            .join("package-variants");
+        let copy = target_dir.join(format!("netmeter-{}", variant.flag()));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let mut cmd = Command::new(&cargo);
+        cmd.args(["build", "--locked", "--quiet", "--bin", "netmeter"])
+            .arg("--manifest-path")
+            .arg(root().join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            // Whatever target this run builds for, the packed binary runs here.
+            .env_remove("CARGO_BUILD_TARGET");
+        if variant == Core {
+            cmd.arg("--no-default-features");
+        }
+        let probe = target_dir.join(format!(".probe-{}", std::process::id()));
+        let writable =
+            std::fs::create_dir_all(&target_dir).is_ok() && std::fs::write(&probe, b"").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        match cmd.output() {
+            Ok(out) if out.status.success() => {
+                let partial = copy.with_extension(format!("{}", std::process::id()));
+                std::fs::copy(target_dir.join("debug").join("netmeter"), &partial).unwrap();
+                std::fs::rename(&partial, &copy).unwrap();
+            }
+            Ok(out) if writable => panic!(
+                "cargo build of the {} variant failed:\n{}",
+                variant.flag(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            result => {
+                assert!(
+                    copy.is_file(),
+                    "cannot build the {} variant here ({}; {} writable: {writable}) and there is no \
+                     earlier build at {}: run this test once as a user who can",
+                    variant.flag(),
+                    match result {
+                        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                        Err(e) => format!("{}: {e}", Path::new(&cargo).display()),
+                    },
+                    target_dir.display(),
+                    copy.display()
+                );
+                eprintln!(
+                    "cannot build the {} variant here: packing the earlier build {}",
+                    variant.flag(),
+                    copy.display()
+                );
+            }
+        }
+        copy
+    })
+}
+
+/// How build-ipk is run: which variant of which binary, with which
+/// NETMETER_MAINTAINER and NETMETER_URL (None: not in the environment).
+struct Build<'a> {
+    variant: Variant,
+    binary: &'a Path,
+    epoch: Option<u64>,
+    maintainer: Option<&'a str>,
+    url: Option<&'a str>,
+}
+
+impl<'a> Build<'a> {
+    /// The variant's own binary, the fixed time, nothing set.
+    fn of(variant: Variant) -> Self {
+        Build::packing(variant, variant_binary(variant))
+    }
+
+    /// Another file as the binary (packing a debug build takes seconds).
+    fn packing(variant: Variant, binary: &'a Path) -> Self {
+        Build {
+            variant,
+            binary,
+            epoch: Some(EPOCH),
+            maintainer: None,
+            url: None,
+        }
+    }
+}
+
+/// A small stand-in for the binary, for the checks that are about the
+/// packing alone.
+fn stand_in(dir: &Path) -> PathBuf {
+    let path = dir.join("stand-in");
+    std::fs::write(&path, b"\x7fELF not really\n").unwrap();
+    path
+}
+
+/// Runs build-ipk into `out`; returns the package path.
+fn build_ipk(out: &Path, build: &Build) -> PathBuf {
     let mut cmd = Command::new(package_dir().join("build-ipk"));
-    cmd.args(["--binary", env!("CARGO_BIN_EXE_netmeter"), "--out"])
+    cmd.args(["--variant", build.variant.flag(), "--binary"])
+        .arg(build.binary)
+        .arg("--out")
         .arg(out)
         .arg(ARCH);
-    match epoch {
-        Some(e) => cmd.env("SOURCE_DATE_EPOCH", e.to_string()),
-        None => cmd.env_remove("SOURCE_DATE_EPOCH"),
-    };
+    for (name, value) in [
+        ("SOURCE_DATE_EPOCH", build.epoch.map(|e| e.to_string())),
+        ("NETMETER_MAINTAINER", build.maintainer.map(str::to_string)),
+        ("NETMETER_URL", build.url.map(str::to_string)),
+    ] {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
     let output = cmd.output().expect("run openwrt-package/build-ipk");
     assert!(
         output.status.success(),
@@ -75,8 +259,12 @@ fn build_ipk(out: &Path, epoch: Option<u64>) -> PathBuf {
     let path = PathBuf::from(printed.trim());
     assert_eq!(
         path,
-        out.join(format!("netmeter_{}_{ARCH}.ipk", package_version())),
-        "build-ipk names its package netmeter_<version>_<arch>.ipk and prints the path"
+        out.join(format!(
+            "{}_{}_{ARCH}.ipk",
+            build.variant.package(),
+            package_version()
+        )),
+        "build-ipk names its package <name>_<version>_<arch>.ipk and prints the path"
     );
     path
 }
@@ -225,15 +413,28 @@ fn control_fields(text: &str) -> Vec<(String, String)> {
     fields
 }
 
-#[test]
-fn the_ipk_is_what_opkg_expects_member_by_member_and_field_by_field() {
-    let dir = scratch("members");
-    let ipk = build_ipk(&dir, Some(EPOCH));
+/// What the checks of one package found, for comparing the two.
+struct Unpacked {
+    /// Every data member but the binary: name, mode, kind, contents.
+    data: Vec<(String, u32, u8, Vec<u8>)>,
+    /// ./usr/bin/netmeter.
+    binary: Vec<u8>,
+    /// Every control member but `control`.
+    control: Vec<(String, u32, u8, Vec<u8>)>,
+    /// The control file's fields, in order.
+    fields: Vec<(String, String)>,
+}
+
+/// Takes the .ipk apart and checks every member and control field but
+/// Maintainer and URL, which it returns with the rest in `fields`.
+fn check_ipk(ipk: &Path, build: &Build) -> Unpacked {
+    let variant = build.variant;
+    let what = variant.package();
     let files = package_dir().join("files");
 
-    let outer = untar(&gunzip(&read(&ipk)));
+    let outer = untar(&gunzip(&read(ipk)));
     let outer = expect_members(
-        "the .ipk",
+        what,
         &outer,
         &["./debian-binary", "./data.tar.gz", "./control.tar.gz"],
     );
@@ -242,13 +443,18 @@ fn the_ipk_is_what_opkg_expects_member_by_member_and_field_by_field() {
     let data_tar = gunzip(file(&outer, "./data.tar.gz", 0o644));
     let data = untar(&data_tar);
     for m in &data {
-        assert_eq!(m.mtime, EPOCH, "{}: the fixed time", m.name);
+        assert_eq!(m.mtime, EPOCH, "{what}: {}: the fixed time", m.name);
         if m.kind == b'5' {
-            assert_eq!(m.mode, 0o755, "{}: directories 0755", m.name);
+            assert_eq!(m.mode, 0o755, "{what}: {}: directories 0755", m.name);
         }
     }
+    let unpacked_data: Vec<_> = data
+        .iter()
+        .filter(|m| m.name != "./usr/bin/netmeter")
+        .map(|m| (m.name.clone(), m.mode, m.kind, m.data.clone()))
+        .collect();
     let data = expect_members(
-        "data.tar.gz",
+        &format!("{what}'s data.tar.gz"),
         &data,
         &[
             "./",
@@ -268,9 +474,10 @@ fn the_ipk_is_what_opkg_expects_member_by_member_and_field_by_field() {
             "./usr/bin/netmeter",
         ],
     );
+    let binary = file(&data, "./usr/bin/netmeter", 0o755).to_vec();
     assert!(
-        file(&data, "./usr/bin/netmeter", 0o755) == read(Path::new(env!("CARGO_BIN_EXE_netmeter"))),
-        "the binary is packed unchanged"
+        binary == read(build.binary),
+        "{what}: the binary is packed unchanged"
     );
     assert_eq!(
         file(&data, "./etc/config/netmeter", 0o644),
@@ -292,10 +499,15 @@ fn the_ipk_is_what_opkg_expects_member_by_member_and_field_by_field() {
 
     let control = untar(&gunzip(file(&outer, "./control.tar.gz", 0o644)));
     for m in &control {
-        assert_eq!(m.mtime, EPOCH, "{}: the fixed time", m.name);
+        assert_eq!(m.mtime, EPOCH, "{what}: {}: the fixed time", m.name);
     }
+    let unpacked_control: Vec<_> = control
+        .iter()
+        .filter(|m| m.name != "./control")
+        .map(|m| (m.name.clone(), m.mode, m.kind, m.data.clone()))
+        .collect();
     let control = expect_members(
-        "control.tar.gz",
+        &format!("{what}'s control.tar.gz"),
         &control,
         &["./", "./conffiles", "./control", "./postinst", "./prerm"],
     );
@@ -317,42 +529,56 @@ fn the_ipk_is_what_opkg_expects_member_by_member_and_field_by_field() {
     let text = String::from_utf8(file(&control, "./control", 0o644).to_vec()).unwrap();
     assert!(text.ends_with('\n') && !text.ends_with("\n\n"), "{text:?}");
     let fields = control_fields(&text);
+    // OpenWrt's fields in OpenWrt's order (include/package-pack.mk), an
+    // empty one left out; Replaces (which OpenWrt's rules do not write) is
+    // what makes opkg remove the other variant on install.
+    let mut expected_keys = vec!["Package", "Version", "Depends", "Conflicts"];
+    if variant == Full {
+        expected_keys.push("Provides");
+    }
+    expected_keys.extend(["Replaces", "Source", "SourceName", "License", "Section"]);
+    let url = build.url.unwrap_or("");
+    if !url.is_empty() {
+        expected_keys.push("URL");
+    }
+    let maintainer = build
+        .maintainer
+        .map_or_else(|| make_default("NETMETER_MAINTAINER"), str::to_string);
+    if !maintainer.is_empty() {
+        expected_keys.push("Maintainer");
+    }
+    expected_keys.extend(["Architecture", "Installed-Size", "Description"]);
     let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(
-        keys,
-        [
-            "Package",
-            "Version",
-            "Depends",
-            "Source",
-            "SourceName",
-            "License",
-            "Section",
-            "URL",
-            "Maintainer",
-            "Architecture",
-            "Installed-Size",
-            "Description"
-        ],
-        "OpenWrt's fields in OpenWrt's order"
-    );
+    assert_eq!(keys, expected_keys, "{what}: the control fields in order");
     let field: BTreeMap<&str, &str> = fields
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    assert_eq!(field["Package"], "netmeter");
+    assert_eq!(field["Package"], variant.package());
     assert_eq!(
         field["Version"],
         format!("{}-r{}", env!("CARGO_PKG_VERSION"), make_var("PKG_RELEASE"))
     );
     assert_eq!(field["Depends"], "libc");
+    // Each names the other: installing one replaces the other.
+    assert_eq!(field["Conflicts"], variant.other().package());
+    assert_eq!(field["Replaces"], variant.other().package());
+    if variant == Full {
+        // The full build can stand in for the core (dnsmasq-full provides
+        // dnsmasq); the core cannot stand in for the full build, so it
+        // provides nothing.
+        assert_eq!(field["Provides"], "netmeter");
+    }
     assert_eq!(field["Source"], "feeds/netmeter/openwrt-package");
     assert_eq!(field["SourceName"], "netmeter");
     assert_eq!(field["License"], env!("CARGO_PKG_LICENSE"));
     assert_eq!(field["Section"], "net");
-    assert!(field["URL"].starts_with("https://"), "{}", field["URL"]);
-    assert_eq!(field["Maintainer"], make_var("PKG_MAINTAINER"));
-    assert!(field["Maintainer"].contains('@'));
+    if !url.is_empty() {
+        assert_eq!(field["URL"], url);
+    }
+    if !maintainer.is_empty() {
+        assert_eq!(field["Maintainer"], maintainer);
+    }
     assert_eq!(field["Architecture"], ARCH);
     assert_eq!(
         field["Installed-Size"],
@@ -363,28 +589,218 @@ fn the_ipk_is_what_opkg_expects_member_by_member_and_field_by_field() {
     assert!(text.contains("\nDescription:  netmeter counts"), "{text}");
     assert!(field["Description"].lines().count() >= 2);
     assert!(field["Description"].lines().all(|l| !l.trim().is_empty()));
+    let build_named = match variant {
+        Core => "This is the core build",
+        Full => "This is the full build",
+    };
+    assert!(
+        field["Description"]
+            .replace('\n', " ")
+            .contains(build_named),
+        "{what}: the description says which build it is: {}",
+        field["Description"]
+    );
 
+    Unpacked {
+        data: unpacked_data,
+        binary,
+        control: unpacked_control,
+        fields,
+    }
+}
+
+#[test]
+fn each_ipk_is_what_opkg_expects_member_by_member_and_field_by_field() {
+    let dir = scratch("members");
+    let [core, full] = Variant::ALL.map(|variant| {
+        let build = Build::of(variant);
+        let unpacked = check_ipk(&build_ipk(&dir, &build), &build);
+        assert_is_variant(variant, &unpacked.binary, &dir);
+        unpacked
+    });
+    // The same files otherwise: one package replaces the other on the router.
+    assert!(
+        core.data == full.data,
+        "the two packages' data members differ beyond /usr/bin/netmeter"
+    );
+    assert!(
+        core.control == full.control,
+        "the two packages' conffiles and maintainer scripts differ"
+    );
+    let same: Vec<_> = [
+        "Version",
+        "Depends",
+        "Source",
+        "SourceName",
+        "License",
+        "Section",
+    ]
+    .iter()
+    .map(|key| {
+        let value = |fields: &[(String, String)]| {
+            fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        (value(&core.fields), value(&full.fields))
+    })
+    .collect();
+    for (c, f) in &same {
+        assert_eq!(c, f, "both packages have the same fields but their names");
+    }
+    assert!(
+        core.binary != full.binary,
+        "the two packages hold the same binary"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
-fn two_builds_of_the_package_are_the_same_bytes() {
-    let first = build_ipk(&scratch("first"), Some(EPOCH));
-    // Another directory, another moment: nothing of either may show.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let second = build_ipk(&scratch("second"), Some(EPOCH));
-    assert!(
-        read(&first) == read(&second),
-        "{} and {} differ",
-        first.display(),
-        second.display()
-    );
-    // Another time gives other bytes: the time really is the one given.
-    let other = build_ipk(&scratch("other"), Some(EPOCH + 1));
-    assert!(read(&first) != read(&other));
-    for p in [&first, &second, &other] {
-        std::fs::remove_dir_all(p.parent().unwrap()).unwrap();
+fn maintainer_and_url_are_what_the_builder_sets() {
+    // The defaults are neutral text and no URL: no invented address.
+    assert_eq!(make_default("NETMETER_MAINTAINER"), "netmeter developers");
+    assert_eq!(make_default("NETMETER_URL"), "");
+    let dir = scratch("fields");
+    let binary = stand_in(&dir);
+    for variant in Variant::ALL {
+        for (maintainer, url) in [
+            (None, None),
+            (
+                Some("Router Team <team@example.invalid>"),
+                Some("https://example.invalid/netmeter"),
+            ),
+            // Set to nothing: the field is left out, as OpenWrt leaves out an empty one.
+            (Some(""), Some("")),
+        ] {
+            let build = Build {
+                maintainer,
+                url,
+                ..Build::packing(variant, &binary)
+            };
+            let unpacked = check_ipk(&build_ipk(&dir, &build), &build);
+            let field = |key: &str| {
+                unpacked
+                    .fields
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(
+                field("Maintainer"),
+                match maintainer {
+                    None => Some("netmeter developers"),
+                    Some("") => None,
+                    Some(m) => Some(m),
+                }
+            );
+            assert_eq!(field("URL"), url.filter(|u| !u.is_empty()));
+        }
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Whether src/ gates the upstream feature yet (issue 14): until then both
+/// builds are the same program.
+fn src_gates_upstream() -> bool {
+    fn any_file_mentions(dir: &Path, needle: &str) -> bool {
+        std::fs::read_dir(dir).unwrap().any(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                any_file_mentions(&path, needle)
+            } else {
+                path.extension().is_some_and(|e| e == "rs") && read_text(&path).contains(needle)
+            }
+        })
+    }
+    any_file_mentions(&root().join("src"), "feature = \"upstream\"")
+}
+
+/// Runs the packed binary itself (a host build: ARCH is x86_64): it is
+/// this checkout's version and the variant its package names.
+fn assert_is_variant(variant: Variant, packed: &[u8], dir: &Path) {
+    {
+        let binary = dir.join(format!("{}.bin", variant.package()));
+        std::fs::write(&binary, packed).unwrap();
+        Command::new("chmod")
+            .arg("755")
+            .arg(&binary)
+            .status()
+            .unwrap();
+        let run = |arg: &str| {
+            let out = Command::new(&binary).arg(arg).output().unwrap();
+            assert!(out.status.success(), "{} {arg}", variant.package());
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let version = run("version");
+        assert_eq!(
+            version.lines().next(),
+            Some(format!("netmeter {}", env!("CARGO_PKG_VERSION")).as_str()),
+            "{version}"
+        );
+        // A `features:` line, once `version` prints one, names upstream in
+        // the full build only.
+        if let Some(features) = version.lines().find_map(|l| l.strip_prefix("features:")) {
+            let upstream = features.split_whitespace().any(|f| f == "upstream");
+            assert_eq!(
+                upstream,
+                variant == Full,
+                "{}: features:{features}",
+                variant.package()
+            );
+        }
+        let help = run("--help");
+        let lists_upstream = help.lines().any(|l| {
+            l.strip_prefix("  upstream")
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+        });
+        match variant {
+            Full => assert!(
+                lists_upstream,
+                "the full build has the upstream command:\n{help}"
+            ),
+            // TIGHTEN(issue 14): once src/ gates the upstream feature this
+            // holds without the condition; drop src_gates_upstream() then.
+            Core if src_gates_upstream() => assert!(
+                !lists_upstream,
+                "the core build has no upstream command:\n{help}"
+            ),
+            Core => eprintln!(
+                "src/ does not gate the upstream feature yet: the core build's upstream command is not checked"
+            ),
+        }
+    }
+}
+
+#[test]
+fn two_builds_of_the_package_are_the_same_bytes() {
+    let dir = scratch("stand-in");
+    let binary = stand_in(&dir);
+    for variant in Variant::ALL {
+        let build = Build::packing(variant, &binary);
+        let name = variant.flag();
+        let first = build_ipk(&scratch(&format!("first-{name}")), &build);
+        // Another directory, another moment: nothing of either may show.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let second = build_ipk(&scratch(&format!("second-{name}")), &build);
+        assert!(
+            read(&first) == read(&second),
+            "{} and {} differ",
+            first.display(),
+            second.display()
+        );
+        // Another time gives other bytes: the time really is the one given.
+        let later = Build {
+            epoch: Some(EPOCH + 1),
+            ..Build::packing(variant, &binary)
+        };
+        let other = build_ipk(&scratch(&format!("other-{name}")), &later);
+        assert!(read(&first) != read(&other));
+        for p in [&first, &second, &other] {
+            std::fs::remove_dir_all(p.parent().unwrap()).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -405,7 +821,12 @@ fn without_source_date_epoch_the_time_is_the_last_commits() {
         return;
     };
     let dir = scratch("git-time");
-    let ipk = build_ipk(&dir, None);
+    let binary = stand_in(&dir);
+    let build = Build {
+        epoch: None,
+        ..Build::packing(Variant::this_build(), &binary)
+    };
+    let ipk = build_ipk(&dir, &build);
     let outer = untar(&gunzip(&read(&ipk)));
     assert!(outer.iter().all(|m| m.mtime == commit_time));
     let data = untar(&gunzip(&outer[1].data));
@@ -418,12 +839,28 @@ fn the_makefile_and_the_crate_agree() {
     assert_eq!(make_var("PKG_NAME"), "netmeter");
     assert_eq!(make_var("PKG_VERSION"), env!("CARGO_PKG_VERSION"));
     assert_eq!(make_var("PKG_LICENSE"), env!("CARGO_PKG_LICENSE"));
+    assert_eq!(make_var("PKG_MAINTAINER"), "$(NETMETER_MAINTAINER)");
     let makefile = read_text(&package_dir().join("Makefile"));
     for line in [
         "PKG_BUILD_DEPENDS:=rust/host",
+        "PKG_BUILD_DIR:=$(BUILD_DIR)/$(PKG_NAME)-$(BUILD_VARIANT)/$(PKG_NAME)-$(PKG_VERSION)",
+        "  URL:=$(NETMETER_URL)",
         "  DEPENDS:=$(RUST_ARCH_DEPENDS)",
+        // Two packages over cargo's features, as OpenWrt builds variants.
+        "define Package/netmeter",
+        "  VARIANT:=core",
+        "  DEFAULT_VARIANT:=1",
+        "define Package/netmeter-full",
+        "  VARIANT:=full",
+        "  PROVIDES:=netmeter",
+        "  CONFLICTS:=netmeter",
+        "\t$(call Build/Compile/Cargo,,$(if $(filter core,$(BUILD_VARIANT)),--no-default-features))",
+        "Package/netmeter-full/conffiles = $(Package/netmeter/conffiles)",
+        "Package/netmeter-full/install = $(Package/netmeter/install)",
         "$(eval $(call RustBinPackage,netmeter))",
+        "$(eval $(call RustBinPackage,netmeter-full))",
         "$(eval $(call BuildPackage,netmeter))",
+        "$(eval $(call BuildPackage,netmeter-full))",
         "\t$(INSTALL_DATA) ./files/netmeter.config $(1)/etc/config/netmeter",
         "\t$(INSTALL_BIN) ./files/netmeter.init $(1)/etc/init.d/netmeter",
         "\t$(INSTALL_DATA) ./files/netmeter.keep $(1)/lib/upgrade/keep.d/netmeter",
@@ -433,6 +870,14 @@ fn the_makefile_and_the_crate_agree() {
             "the Makefile lacks {line:?}"
         );
     }
+    // menuconfig refuses a cycle of conflicts: the core names none.
+    let core = makefile
+        .split("define Package/netmeter\n")
+        .nth(1)
+        .and_then(|rest| rest.split("endef").next())
+        .expect("define Package/netmeter");
+    assert!(!core.contains("CONFLICTS"), "{core}");
+    assert!(!core.contains("PROVIDES"), "{core}");
 }
 
 #[test]
