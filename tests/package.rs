@@ -700,22 +700,6 @@ fn maintainer_and_url_are_what_the_builder_sets() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Whether src/ gates the upstream feature yet (issue 14): until then both
-/// builds are the same program.
-fn src_gates_upstream() -> bool {
-    fn any_file_mentions(dir: &Path, needle: &str) -> bool {
-        std::fs::read_dir(dir).unwrap().any(|entry| {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                any_file_mentions(&path, needle)
-            } else {
-                path.extension().is_some_and(|e| e == "rs") && read_text(&path).contains(needle)
-            }
-        })
-    }
-    any_file_mentions(&root().join("src"), "feature = \"upstream\"")
-}
-
 /// Runs the packed binary itself (a host build: ARCH is x86_64): it is
 /// this checkout's version and the variant its package names.
 fn assert_is_variant(variant: Variant, packed: &[u8], dir: &Path) {
@@ -738,17 +722,18 @@ fn assert_is_variant(variant: Variant, packed: &[u8], dir: &Path) {
             Some(format!("netmeter {}", env!("CARGO_PKG_VERSION")).as_str()),
             "{version}"
         );
-        // A `features:` line, once `version` prints one, names upstream in
-        // the full build only.
-        if let Some(features) = version.lines().find_map(|l| l.strip_prefix("features:")) {
-            let upstream = features.split_whitespace().any(|f| f == "upstream");
-            assert_eq!(
-                upstream,
-                variant == Full,
-                "{}: features:{features}",
-                variant.package()
-            );
-        }
+        // The `features:` line names upstream in the full build only.
+        let features = version
+            .lines()
+            .find_map(|l| l.strip_prefix("features:"))
+            .unwrap_or_else(|| panic!("{}: no features line: {version}", variant.package()));
+        let upstream = features.split_whitespace().any(|f| f == "upstream");
+        assert_eq!(
+            upstream,
+            variant == Full,
+            "{}: features:{features}",
+            variant.package()
+        );
         let help = run("--help");
         let lists_upstream = help.lines().any(|l| {
             l.strip_prefix("  upstream")
@@ -759,14 +744,9 @@ fn assert_is_variant(variant: Variant, packed: &[u8], dir: &Path) {
                 lists_upstream,
                 "the full build has the upstream command:\n{help}"
             ),
-            // TIGHTEN(issue 14): once src/ gates the upstream feature this
-            // holds without the condition; drop src_gates_upstream() then.
-            Core if src_gates_upstream() => assert!(
+            Core => assert!(
                 !lists_upstream,
                 "the core build has no upstream command:\n{help}"
-            ),
-            Core => eprintln!(
-                "src/ does not gate the upstream feature yet: the core build's upstream command is not checked"
             ),
         }
     }

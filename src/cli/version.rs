@@ -11,9 +11,7 @@ pub fn run(_: VersionArgs) -> Result<(), CliError> {
     println!("netmeter {}", env!("CARGO_PKG_VERSION"));
     match crate::upstream::BUILT {
         true => println!("variant: full (package netmeter-full)\nfeatures: upstream"),
-        false => println!(
-            "variant: core (package netmeter)\nfeatures: none (netmeter-full adds upstream routers)"
-        ),
+        false => println!("variant: core (package netmeter)\nfeatures: none"),
     }
     Ok(())
 }
