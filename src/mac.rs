@@ -30,6 +30,12 @@ pub fn is_locally_administered(mac: &[u8; 6]) -> bool {
     mac[0] & 0x02 != 0
 }
 
+/// The Ethernet group bit: multicast (`01:00:5e:…`, `33:33:…`) and
+/// broadcast (`ff:ff:ff:ff:ff:ff`) addresses, which are never a device.
+pub fn is_group(mac: &[u8; 6]) -> bool {
+    mac[0] & 0x01 != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +81,17 @@ mod tests {
         assert!(is_locally_administered(&[0xda, 0xa1, 0x19, 0, 0, 1]));
         assert!(!is_locally_administered(&[0x00, 0x1b, 0x21, 0, 0, 1]));
         assert!(!is_locally_administered(&[0xa8, 0x5e, 0x45, 0, 0, 1]));
+    }
+
+    #[test]
+    fn the_group_bit_marks_multicast_and_broadcast_macs() {
+        for group in [
+            [0x33, 0x33, 0, 0, 0, 0x16],
+            [0x01, 0, 0x5e, 0, 0, 0xfb],
+            [0xff; 6],
+        ] {
+            assert!(is_group(&group), "{group:x?}");
+        }
+        assert!(!is_group(&[0x02, 0, 0, 0, 0, 1]) && !is_group(&[0; 6]));
     }
 }
