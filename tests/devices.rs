@@ -440,3 +440,95 @@ fn devices_beyond_max_devices_are_folded_into_other() {
     );
     assert!(d.log_text().contains("max_devices"), "{}", d.log_text());
 }
+
+/// Asks the daemon's API directly: (HTTP status, JSON body).
+fn api(net: &Network, path: &str) -> (u16, Value) {
+    let answer = net.router.run(&format!("http_get 127.0.0.1:9750 {path}"));
+    let (status, body) = answer.split_once(' ').unwrap_or((&answer, ""));
+    (
+        status.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// The Ethernet group bit: multicast and broadcast MACs.
+fn is_group(mac: &str) -> bool {
+    u8::from_str_radix(&mac[..2], 16).unwrap() & 1 == 1
+}
+
+fn macs_in(report: &Value, list: &str) -> Vec<String> {
+    report[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {report}"))
+        .iter()
+        .map(|d| d["mac"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn multicast_and_broadcast_never_become_devices_when_a_bridged_ipv6_lan_comes_up() {
+    let net = network();
+    let scratch = Scratch::new();
+    let d = Daemon::start(&net.router, &scratch, &config(""));
+    let snmp6 = |what: &str| -> u64 { net.router.run(&format!("snmp6 {what}")).parse().unwrap() };
+    let (mld, ns) = (
+        snmp6("Icmp6OutMLDv2Reports"),
+        snmp6("Icmp6OutNeighborSolicits"),
+    );
+    // Duplicate address detection on, as on a real router; then the LAN
+    // comes up again. The bridge and its ports probe their link-local
+    // addresses from `::`, report their groups (MLD, from `::` while the
+    // address is tentative) and solicit neighbours, all for real; the hosts
+    // see their links come back and do the same.
+    let ports = ["lan0", "lan1", "lan2"];
+    for link in ["all", "default", "br-lan"].iter().chain(&ports) {
+        net.router
+            .run(&format!("sysctl net/ipv6/conf/{link}/accept_dad 1"));
+    }
+    for host in &net.lan {
+        for link in ["all", "eth0"] {
+            host.run(&format!("sysctl net/ipv6/conf/{link}/accept_dad 1"));
+        }
+    }
+    net.router
+        .run("sysctl net/ipv6/conf/br-lan/keep_addr_on_down 1");
+    net.router.run("down br-lan");
+    for port in ports {
+        net.router.run(&format!("down {port}"));
+        net.router.run(&format!("up {port}"));
+    }
+    net.router.run("up br-lan");
+    // Every link-local address probed (a DAD probe is a solicitation from
+    // `::`) and groups reported.
+    let start = Instant::now();
+    while snmp6("Icmp6OutNeighborSolicits") < ns + 4 || snmp6("Icmp6OutMLDv2Reports") < mld + 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the LAN never probed its addresses"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Real unicast traffic too, over both IP versions.
+    let laptop = &net.lan[0];
+    laptop.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 100000"));
+    laptop.run(&format!("tcp_download {WAN_HOST_V6} {PORT} 100000"));
+    laptop.run(&format!("udp_upload {WAN_HOST_V6} {PORT} 20 500"));
+    settle(&net, &d);
+
+    let (status, report) = api(&net, "/api/v1/devices");
+    assert_eq!(status, 200, "{report}");
+    let macs = macs_in(&report, "devices");
+    assert!(macs.contains(&mac_of(laptop)), "the real host: {report}");
+    let group: Vec<&String> = macs.iter().filter(|m| is_group(m)).collect();
+    assert!(
+        group.is_empty(),
+        "multicast as devices: {group:?} in {report}"
+    );
+    // Not even an element in the kernel: the rules skip them.
+    for set in ["sent4", "received4", "sent6", "received6"] {
+        let elements = net.router.run(&format!("nft_elements netmeter {set}"));
+        for element in elements.split(';').filter(|e| !e.is_empty()) {
+            assert!(!is_group(element), "{set} has {element}");
+        }
+    }
+}
