@@ -532,3 +532,91 @@ fn multicast_and_broadcast_never_become_devices_when_a_bridged_ipv6_lan_comes_up
         }
     }
 }
+
+#[test]
+fn a_state_saved_with_multicast_devices_loads_without_them_and_their_history() {
+    use ::netmeter::account::{DeviceTotals, UnattributedTotals};
+    use ::netmeter::store::calendar::{Calendar, FixedOffset};
+    use ::netmeter::store::history::RingSizes;
+    use ::netmeter::store::state::State;
+    use ::netmeter::store::timeline::Observed;
+    use ::netmeter::store::{FileKind, encode};
+
+    let net = network();
+    let scratch = Scratch::new();
+    // What an older netmeter saved on a bridged IPv6 LAN: the router's own
+    // MLD reports and probes as "devices", with history.
+    let real = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+    let saved = [
+        real,
+        [0x33, 0x33, 0, 0, 0, 0x16],
+        [0x33, 0x33, 0xff, 0, 0, 0x02],
+        [0x01, 0x00, 0x5e, 0, 0, 0xfb],
+        [0xff; 6],
+    ];
+    let now = ::netmeter::clock::unix_now();
+    let mut state = State::new(16, 64);
+    let totals = saved.map(|mac| DeviceTotals {
+        mac,
+        rx_bytes: 5_000,
+        tx_bytes: 700,
+        first_seen: now - 3600,
+        last_seen: now - 60,
+        ..DeviceTotals::default()
+    });
+    state
+        .devices
+        .restore(Some(1), totals.to_vec(), UnattributedTotals::default());
+    let cal = Calendar {
+        zone: FixedOffset(0),
+        month_rotate: 1,
+    };
+    state.timeline.update(
+        &cal,
+        (&RingSizes::INTERFACE_DEFAULT, &RingSizes::DEVICE_DEFAULT),
+        now - 60,
+        0,
+        &Observed {
+            interfaces: vec![],
+            devices: saved.map(|mac| (mac, [5_000, 700])).to_vec(),
+        },
+    );
+    let file = encode(FileKind::Snapshot, 9, now - 60, &state).unwrap();
+    std::fs::create_dir_all(scratch.0.join("flash")).unwrap();
+    std::fs::write(scratch.0.join("flash/netmeter.state"), file).unwrap();
+
+    let d = Daemon::start(&net.router, &scratch, &config(""));
+    let log = d.log_text();
+    let dropped: Vec<&str> = log.lines().filter(|l| l.contains("multicast")).collect();
+    assert_eq!(dropped.len(), 1, "one line says so: {log}");
+    assert!(dropped[0].contains("dropped 4 "), "and how many: {log}");
+    let (_, report) = api(&net, "/api/v1/devices");
+    assert_eq!(
+        macs_in(&report, "devices"),
+        ["02:11:22:33:44:55"],
+        "{report}"
+    );
+    let (_, history) = api(&net, "/api/v1/history");
+    let series: Vec<String> = history["series"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"))
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        series.contains(&"02:11:22:33:44:55".to_string()),
+        "{history}"
+    );
+    assert!(!series.iter().any(|s| s.starts_with("33:33")), "{history}");
+    let (status, _) = api(&net, "/api/v1/history?device=33:33:00:00:00:16");
+    assert_eq!(status, 404, "its history is gone too");
+
+    // Cleaned for good: the next start has nothing to drop.
+    drop(d);
+    let d = Daemon::start(&net.router, &scratch, &config(""));
+    assert!(!d.log_text().contains("multicast"), "{}", d.log_text());
+    assert_eq!(
+        macs_in(&api(&net, "/api/v1/devices").1, "devices"),
+        ["02:11:22:33:44:55"]
+    );
+}
