@@ -1,6 +1,8 @@
 //! Ethernet MAC addresses as text, shared by the configuration and the
 //! files that name devices.
 
+use std::collections::BTreeMap;
+
 /// `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`, any case, one separator
 /// throughout. Single-digit groups (`0:1b:…`) are accepted too, because
 /// glibc's `ether_ntoa` writes them and `/etc/ethers` may hold its output.
@@ -34,6 +36,19 @@ pub fn is_locally_administered(mac: &[u8; 6]) -> bool {
 /// broadcast (`ff:ff:ff:ff:ff:ff`) addresses, which are never a device.
 pub fn is_group(mac: &[u8; 6]) -> bool {
     mac[0] & 0x01 != 0
+}
+
+/// Removes the group MACs' entries from `map`; returns how many there were.
+/// (Rebuilt by insertion, not `retain`: that would add kilobytes of B-tree
+/// rebalancing code to the router binary.)
+pub fn drop_group<V>(map: &mut BTreeMap<[u8; 6], V>) -> usize {
+    let before = map.len();
+    for (mac, value) in std::mem::take(map) {
+        if !is_group(&mac) {
+            map.insert(mac, value);
+        }
+    }
+    before - map.len()
 }
 
 #[cfg(test)]

@@ -279,7 +279,10 @@ impl DeviceAccounts {
         let mut interval: HashMap<Owner, [u64; 2]> = HashMap::new();
         // A group MAC (multicast, broadcast) is never a device, whatever
         // reported it: netmeter's own rules skip them already.
-        for sample in samples.iter().filter(|s| !is_group(&s.mac)) {
+        for sample in samples {
+            if is_group(&sample.mac) {
+                continue;
+            }
             let state = self
                 .elements
                 .entry(ElementKey::of(sample))
@@ -398,11 +401,9 @@ impl DeviceAccounts {
 
     /// Drops the records of group MACs (multicast, broadcast), which older
     /// versions took for devices; returns how many there were.
+    /// (Their element states, if any, go at the next ingest, which skips them.)
     pub fn drop_group_macs(&mut self) -> usize {
-        let before = self.devices.len();
-        self.devices.retain(|mac, _| !is_group(mac));
-        self.elements.retain(|key, _| !is_group(&key.mac));
-        before - self.devices.len()
+        crate::mac::drop_group(&mut self.devices)
     }
 
     /// A config reload. Shrinking keeps every existing record; new MACs go to

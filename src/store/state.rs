@@ -9,7 +9,7 @@ use super::history::RingSizes;
 use super::timeline::{OTHER, Timeline, TrackChange};
 use crate::account::devices::UnattributedTotals;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals};
-use crate::mac::is_group;
+use crate::mac::drop_group;
 use crate::upstream::{Committed, Tail, UpstreamAccounts};
 
 /// The encoding of an empty list: the upstream totals a version 1 file
@@ -80,9 +80,7 @@ impl State {
     /// history. Their bytes were never a device's, so they go nowhere.
     /// Returns how many MACs were dropped.
     pub fn drop_group_devices(&mut self) -> usize {
-        let tracks = self.timeline.devices.len();
-        self.timeline.devices.retain(|mac, _| !is_group(mac));
-        let tracks = tracks - self.timeline.devices.len();
+        let tracks = drop_group(&mut self.timeline.devices);
         self.devices.drop_group_macs().max(tracks)
     }
 }
