@@ -1,6 +1,8 @@
 //! Ethernet MAC addresses as text, shared by the configuration and the
 //! files that name devices.
 
+use std::collections::BTreeMap;
+
 /// `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`, any case, one separator
 /// throughout. Single-digit groups (`0:1b:…`) are accepted too, because
 /// glibc's `ether_ntoa` writes them and `/etc/ethers` may hold its output.
@@ -28,6 +30,25 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 /// name tied to one may not follow the device for long.
 pub fn is_locally_administered(mac: &[u8; 6]) -> bool {
     mac[0] & 0x02 != 0
+}
+
+/// The Ethernet group bit: multicast (`01:00:5e:…`, `33:33:…`) and
+/// broadcast (`ff:ff:ff:ff:ff:ff`) addresses, which are never a device.
+pub fn is_group(mac: &[u8; 6]) -> bool {
+    mac[0] & 0x01 != 0
+}
+
+/// Removes the group MACs' entries from `map`; returns how many there were.
+/// (Rebuilt by insertion, not `retain`: that would add kilobytes of B-tree
+/// rebalancing code to the router binary.)
+pub fn drop_group<V>(map: &mut BTreeMap<[u8; 6], V>) -> usize {
+    let before = map.len();
+    for (mac, value) in std::mem::take(map) {
+        if !is_group(&mac) {
+            map.insert(mac, value);
+        }
+    }
+    before - map.len()
 }
 
 #[cfg(test)]
@@ -75,5 +96,17 @@ mod tests {
         assert!(is_locally_administered(&[0xda, 0xa1, 0x19, 0, 0, 1]));
         assert!(!is_locally_administered(&[0x00, 0x1b, 0x21, 0, 0, 1]));
         assert!(!is_locally_administered(&[0xa8, 0x5e, 0x45, 0, 0, 1]));
+    }
+
+    #[test]
+    fn the_group_bit_marks_multicast_and_broadcast_macs() {
+        for group in [
+            [0x33, 0x33, 0, 0, 0, 0x16],
+            [0x01, 0, 0x5e, 0, 0, 0xfb],
+            [0xff; 6],
+        ] {
+            assert!(is_group(&group), "{group:x?}");
+        }
+        assert!(!is_group(&[0x02, 0, 0, 0, 0, 1]) && !is_group(&[0; 6]));
     }
 }

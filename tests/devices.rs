@@ -440,3 +440,183 @@ fn devices_beyond_max_devices_are_folded_into_other() {
     );
     assert!(d.log_text().contains("max_devices"), "{}", d.log_text());
 }
+
+/// Asks the daemon's API directly: (HTTP status, JSON body).
+fn api(net: &Network, path: &str) -> (u16, Value) {
+    let answer = net.router.run(&format!("http_get 127.0.0.1:9750 {path}"));
+    let (status, body) = answer.split_once(' ').unwrap_or((&answer, ""));
+    (
+        status.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// The Ethernet group bit: multicast and broadcast MACs.
+fn is_group(mac: &str) -> bool {
+    u8::from_str_radix(&mac[..2], 16).unwrap() & 1 == 1
+}
+
+fn macs_in(report: &Value, list: &str) -> Vec<String> {
+    report[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {report}"))
+        .iter()
+        .map(|d| d["mac"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn multicast_and_broadcast_never_become_devices_when_a_bridged_ipv6_lan_comes_up() {
+    let net = network();
+    let scratch = Scratch::new();
+    let d = Daemon::start(&net.router, &scratch, &config(""));
+    let snmp6 = |what: &str| -> u64 { net.router.run(&format!("snmp6 {what}")).parse().unwrap() };
+    let (mld, ns) = (
+        snmp6("Icmp6OutMLDv2Reports"),
+        snmp6("Icmp6OutNeighborSolicits"),
+    );
+    // Duplicate address detection on, as on a real router; then the LAN
+    // comes up again. The bridge and its ports probe their link-local
+    // addresses from `::`, report their groups (MLD, from `::` while the
+    // address is tentative) and solicit neighbours, all for real; the hosts
+    // see their links come back and do the same.
+    let ports = ["lan0", "lan1", "lan2"];
+    for link in ["all", "default", "br-lan"].iter().chain(&ports) {
+        net.router
+            .run(&format!("sysctl net/ipv6/conf/{link}/accept_dad 1"));
+    }
+    for host in &net.lan {
+        for link in ["all", "eth0"] {
+            host.run(&format!("sysctl net/ipv6/conf/{link}/accept_dad 1"));
+        }
+    }
+    net.router
+        .run("sysctl net/ipv6/conf/br-lan/keep_addr_on_down 1");
+    net.router.run("down br-lan");
+    for port in ports {
+        net.router.run(&format!("down {port}"));
+        net.router.run(&format!("up {port}"));
+    }
+    net.router.run("up br-lan");
+    // Every link-local address probed (a DAD probe is a solicitation from
+    // `::`) and groups reported.
+    let start = Instant::now();
+    while snmp6("Icmp6OutNeighborSolicits") < ns + 4 || snmp6("Icmp6OutMLDv2Reports") < mld + 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the LAN never probed its addresses"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Real unicast traffic too, over both IP versions.
+    let laptop = &net.lan[0];
+    laptop.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 100000"));
+    laptop.run(&format!("tcp_download {WAN_HOST_V6} {PORT} 100000"));
+    laptop.run(&format!("udp_upload {WAN_HOST_V6} {PORT} 20 500"));
+    settle(&net, &d);
+
+    let (status, report) = api(&net, "/api/v1/devices");
+    assert_eq!(status, 200, "{report}");
+    let macs = macs_in(&report, "devices");
+    assert!(macs.contains(&mac_of(laptop)), "the real host: {report}");
+    let group: Vec<&String> = macs.iter().filter(|m| is_group(m)).collect();
+    assert!(
+        group.is_empty(),
+        "multicast as devices: {group:?} in {report}"
+    );
+    // Not even an element in the kernel: the rules skip them.
+    for set in ["sent4", "received4", "sent6", "received6"] {
+        let elements = net.router.run(&format!("nft_elements netmeter {set}"));
+        for element in elements.split(';').filter(|e| !e.is_empty()) {
+            assert!(!is_group(element), "{set} has {element}");
+        }
+    }
+}
+
+#[test]
+fn a_state_saved_with_multicast_devices_loads_without_them_and_their_history() {
+    use ::netmeter::account::{DeviceTotals, UnattributedTotals};
+    use ::netmeter::store::calendar::{Calendar, FixedOffset};
+    use ::netmeter::store::history::RingSizes;
+    use ::netmeter::store::state::State;
+    use ::netmeter::store::timeline::Observed;
+    use ::netmeter::store::{FileKind, encode};
+
+    let net = network();
+    let scratch = Scratch::new();
+    // What an older netmeter saved on a bridged IPv6 LAN: the router's own
+    // MLD reports and probes as "devices", with history.
+    let real = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+    let saved = [
+        real,
+        [0x33, 0x33, 0, 0, 0, 0x16],
+        [0x33, 0x33, 0xff, 0, 0, 0x02],
+        [0x01, 0x00, 0x5e, 0, 0, 0xfb],
+        [0xff; 6],
+    ];
+    let now = ::netmeter::clock::unix_now();
+    let mut state = State::new(16, 64);
+    let totals = saved.map(|mac| DeviceTotals {
+        mac,
+        rx_bytes: 5_000,
+        tx_bytes: 700,
+        first_seen: now - 3600,
+        last_seen: now - 60,
+        ..DeviceTotals::default()
+    });
+    state
+        .devices
+        .restore(Some(1), totals.to_vec(), UnattributedTotals::default());
+    let cal = Calendar {
+        zone: FixedOffset(0),
+        month_rotate: 1,
+    };
+    state.timeline.update(
+        &cal,
+        (&RingSizes::INTERFACE_DEFAULT, &RingSizes::DEVICE_DEFAULT),
+        now - 60,
+        0,
+        &Observed {
+            interfaces: vec![],
+            devices: saved.map(|mac| (mac, [5_000, 700])).to_vec(),
+        },
+    );
+    let file = encode(FileKind::Snapshot, 9, now - 60, &state).unwrap();
+    std::fs::create_dir_all(scratch.0.join("flash")).unwrap();
+    std::fs::write(scratch.0.join("flash/netmeter.state"), file).unwrap();
+
+    let d = Daemon::start(&net.router, &scratch, &config(""));
+    let log = d.log_text();
+    let dropped: Vec<&str> = log.lines().filter(|l| l.contains("multicast")).collect();
+    assert_eq!(dropped.len(), 1, "one line says so: {log}");
+    assert!(dropped[0].contains("dropped 4 "), "and how many: {log}");
+    let (_, report) = api(&net, "/api/v1/devices");
+    assert_eq!(
+        macs_in(&report, "devices"),
+        ["02:11:22:33:44:55"],
+        "{report}"
+    );
+    let (_, history) = api(&net, "/api/v1/history");
+    let series: Vec<String> = history["series"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"))
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        series.contains(&"02:11:22:33:44:55".to_string()),
+        "{history}"
+    );
+    assert!(!series.iter().any(|s| s.starts_with("33:33")), "{history}");
+    let (status, _) = api(&net, "/api/v1/history?device=33:33:00:00:00:16");
+    assert_eq!(status, 404, "its history is gone too");
+
+    // Cleaned for good: the next start has nothing to drop.
+    drop(d);
+    let d = Daemon::start(&net.router, &scratch, &config(""));
+    assert!(!d.log_text().contains("multicast"), "{}", d.log_text());
+    assert_eq!(
+        macs_in(&api(&net, "/api/v1/devices").1, "devices"),
+        ["02:11:22:33:44:55"]
+    );
+}

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::counter::MonotonicCounter;
 use super::interfaces::Moment;
 use crate::collect::links::CounterWidth;
+use crate::mac::is_group;
 
 /// Addresses kept per device: IPv6 privacy addresses rotate.
 pub const MAX_IPS_PER_DEVICE: usize = 16;
@@ -276,7 +277,12 @@ impl DeviceAccounts {
         self.reads += 1;
         let stamp = self.reads;
         let mut interval: HashMap<Owner, [u64; 2]> = HashMap::new();
+        // A group MAC (multicast, broadcast) is never a device, whatever
+        // reported it: netmeter's own rules skip them already.
         for sample in samples {
+            if is_group(&sample.mac) {
+                continue;
+            }
             let state = self
                 .elements
                 .entry(ElementKey::of(sample))
@@ -391,6 +397,13 @@ impl DeviceAccounts {
         };
         self.elements.clear();
         self.generation = generation.max(self.generation);
+    }
+
+    /// Drops the records of group MACs (multicast, broadcast), which older
+    /// versions took for devices; returns how many there were.
+    /// (Their element states, if any, go at the next ingest, which skips them.)
+    pub fn drop_group_macs(&mut self) -> usize {
+        crate::mac::drop_group(&mut self.devices)
     }
 
     /// A config reload. Shrinking keeps every existing record; new MACs go to
@@ -644,6 +657,54 @@ mod tests {
         assert_eq!(totals(d), [0, 1_000, 0, 10]);
         assert_eq!((d.first_seen, d.last_seen), (1_700_000_005, 1_700_000_005));
         assert_eq!(d.ips, [v4(10)]);
+    }
+
+    #[test]
+    fn multicast_and_broadcast_macs_never_become_devices_nor_go_to_other() {
+        let mut a = DeviceAccounts::new(1);
+        let group = |mac: [u8; 6], ip: &str| DeviceSample {
+            mac,
+            ip: ip.parse().unwrap(),
+            ..received(0, 0, 2_688)
+        };
+        let read = [
+            group([0x33, 0x33, 0, 0, 0, 0x16], "ff02::16"),
+            group([0x33, 0x33, 0xff, 0, 0, 2], "ff02::1:ff00:2"),
+            group([0x01, 0, 0x5e, 0, 0, 0xfb], "224.0.0.251"),
+            group([0xff; 6], "255.255.255.255"),
+            sent(1, 10, 100),
+        ];
+        assert_eq!(
+            feed(&mut a, 0, GEN, &read),
+            ["new device 02:00:00:00:00:01"]
+        );
+        feed(&mut a, 1_000, GEN, &read);
+        let macs: Vec<_> = a.devices().map(|d| d.mac).collect();
+        assert_eq!(macs, [mac(1)]);
+        assert_eq!(totals(a.other()), [0; 4], "not folded into other either");
+        assert_eq!(a.idle_elements(at(9_000), 1), [(Sent, mac(1), v4(10))]);
+    }
+
+    #[test]
+    fn group_macs_restored_from_an_older_state_are_dropped_on_request() {
+        let mut a = DeviceAccounts::new(8);
+        feed(&mut a, 0, GEN, &[sent(1, 10, 100)]);
+        let saved = |mac| DeviceTotals {
+            mac,
+            rx_bytes: 72,
+            ..DeviceTotals::default()
+        };
+        let group = [[0x33, 0x33, 0, 0, 0, 0x16], [0xff; 6]];
+        a.restore(
+            Some(GEN),
+            group.map(saved).to_vec(),
+            UnattributedTotals::default(),
+        );
+        assert_eq!(a.devices().count(), 3);
+        assert_eq!(a.drop_group_macs(), 2);
+        assert_eq!(a.devices().map(|d| d.mac).collect::<Vec<_>>(), [mac(1)]);
+        assert_eq!(device(&a, 1).tx_bytes, 100);
+        assert_eq!(a.drop_group_macs(), 0);
     }
 
     #[test]

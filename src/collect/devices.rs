@@ -14,8 +14,13 @@
 //! offloads, and `netmeter check` says so.
 //! Only traffic between a LAN device and the world beyond the router is
 //! counted: destinations (sent) and sources (received) in the LAN's own
-//! prefixes, link-local and multicast are left out — so traffic to the
-//! router itself and routed LAN-to-LAN traffic are not in the totals.
+//! prefixes, link-local, multicast and unspecified are left out — so
+//! traffic to the router itself and routed LAN-to-LAN traffic are not in
+//! the totals. Multicast and broadcast are never devices: the device's own
+//! side must not be a group MAC (`01:…`, `33:33:…`, `ff:ff:…`) nor a
+//! multicast, broadcast or unspecified IP, so the router's MLD reports and
+//! DAD probes (sent from `::`) and multicast forwarded from the WAN (IPTV)
+//! make no element at all.
 
 use crate::account::{DeviceSample, Direction, UnattributedSample};
 use crate::config::IpPrefix;
@@ -38,6 +43,14 @@ const SETS: [(&str, Direction, u8); 4] = [
 ];
 const UNATTRIBUTED_SENT: &str = "unattributed_sent";
 const UNATTRIBUTED_RECEIVED: &str = "unattributed_received";
+/// Addresses that are never a device's: unspecified, multicast, broadcast.
+const NOT_A_DEVICE: [&str; 5] = [
+    "0.0.0.0/32",
+    "224.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "ff00::/8",
+];
 
 /// Which hooks hold the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +95,7 @@ pub struct Plan {
     pub hooks: Hooks,
     pub lan_devices: Vec<String>,
     /// Prefixes that are "not beyond the router": the LAN's own, plus
-    /// link-local, multicast and broadcast (always added).
+    /// link-local and `NOT_A_DEVICE` (always added).
     pub local_prefixes: Vec<IpPrefix>,
     /// Most elements per set; a full set's traffic goes to `unattributed`.
     pub set_size: u32,
@@ -100,15 +113,12 @@ impl Plan {
         element_timeout_ms: u64,
     ) -> Plan {
         let mut local: Vec<IpPrefix> = lan_prefixes.to_vec();
-        for prefix in [
-            "224.0.0.0/4",
-            "255.255.255.255/32",
-            "169.254.0.0/16",
-            "fe80::/10",
-            "ff00::/8",
-        ] {
-            local.push(prefix.parse().expect("a valid built-in prefix"));
-        }
+        local.extend(
+            ["169.254.0.0/16", "fe80::/10"]
+                .iter()
+                .chain(&NOT_A_DEVICE)
+                .map(builtin),
+        );
         local.sort_by_key(|p| (p.addr, p.len));
         local.dedup();
         Plan {
@@ -120,6 +130,10 @@ impl Plan {
             element_timeout_ms,
         }
     }
+}
+
+fn builtin(prefix: &&str) -> IpPrefix {
+    prefix.parse().expect("a valid built-in prefix")
 }
 
 fn prefix_bytes(prefix: &IpPrefix) -> (Vec<u8>, Vec<u8>) {
@@ -135,16 +149,12 @@ fn prefix_bytes(prefix: &IpPrefix) -> (Vec<u8>, Vec<u8>) {
     (bytes, mask)
 }
 
-/// `addr field & mask != network` for each local prefix of this family:
-/// the rule continues only for addresses beyond the router.
-fn beyond_router(plan: &Plan, v6: bool, offset: u32) -> Vec<Expr> {
+/// `addr field & mask != network` for each prefix of this family: the rule
+/// continues only for addresses in none of them.
+fn outside(prefixes: &[IpPrefix], v6: bool, offset: u32) -> Vec<Expr> {
     let len = if v6 { 16 } else { 4 };
     let mut exprs = Vec::new();
-    for prefix in plan
-        .local_prefixes
-        .iter()
-        .filter(|p| p.addr.is_ipv6() == v6)
-    {
+    for prefix in prefixes.iter().filter(|p| p.addr.is_ipv6() == v6) {
         let (net, mask) = prefix_bytes(prefix);
         exprs.push(Expr::Payload {
             base: PayloadBase::Network,
@@ -300,8 +310,31 @@ fn rules(
         op: CmpOp::Eq,
         data: proto.to_vec(),
     });
-    matched.extend(beyond_router(plan, v6, far_at));
+    matched.extend(outside(&plan.local_prefixes, v6, far_at));
+    matched.extend(outside(&NOT_A_DEVICE.map(|p| builtin(&p)), v6, own_at));
     let with_mac = direction == Direction::Sent || plan.hooks.received_has_mac();
+    if with_mac {
+        // The Ethernet group bit: multicast and broadcast MACs.
+        matched.extend([
+            Expr::Payload {
+                base: PayloadBase::LinkLayer,
+                offset: mac_at,
+                len: 1,
+                dreg: NFT_REG_1,
+            },
+            Expr::Bitwise {
+                sreg: NFT_REG_1,
+                dreg: NFT_REG_1,
+                mask: vec![1],
+                xor: vec![0],
+            },
+            Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: CmpOp::Eq,
+                data: vec![0],
+            },
+        ]);
+    }
     let mut count = matched.clone();
     let ip_reg = if with_mac {
         count.push(Expr::Payload {
@@ -687,6 +720,7 @@ mod tests {
         );
         let has = |p: &str| plan.local_prefixes.contains(&p.parse().unwrap());
         assert!(has("192.168.1.0/24") && has("224.0.0.0/4") && has("fe80::/10") && has("ff00::/8"));
+        assert!(has("0.0.0.0/32") && has("::/128"), "unspecified sources");
         assert_eq!(plan.set_size, 4096);
     }
 }

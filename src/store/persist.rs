@@ -210,7 +210,17 @@ impl Store {
         self.status.journal_bytes = best.state.flash.journal_bytes;
         self.status.checkpoint_bytes = best.state.flash.checkpoint_bytes;
         log.push(format!("loaded {}", best.from));
-        (Some(best.state), log)
+        let mut state = best.state;
+        let dropped = state.drop_group_devices();
+        if dropped > 0 {
+            log.push(format!(
+                "dropped {dropped} saved device(s) with a multicast or broadcast MAC and their \
+                 history: those are never devices (older versions counted the router's own \
+                 multicast)"
+            ));
+            self.checkpoint_due = true; // so flash forgets them too
+        }
+        (Some(state), log)
     }
 
     fn next_sequence(&mut self) -> u64 {
@@ -543,6 +553,53 @@ mod tests {
         assert_eq!(summary(&loaded), summary(&state), "{log:?}");
         assert!(!due, "the journal goes on where it stood: {log:?}");
         assert!(log.iter().any(|l| l.contains("+ 4 commit(s)")), "{log:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn devices_with_group_macs_saved_by_older_builds_are_dropped_with_their_history_on_load() {
+        let dir = scratch("group");
+        let (spool, flash) = (dir.join("spool"), dir.join("flash"));
+        let mut store = Store::new(&spool, &flash);
+        let mut state = State::new(16, 16);
+        // What an older build saved: multicast and broadcast MACs as
+        // devices with history, in the checkpoint and in the journal.
+        let mut save_group = |state: &mut State, mac: [u8; 6], at: u64| {
+            let (generation, unattributed) =
+                (state.devices.generation(), state.devices.unattributed());
+            let totals = crate::account::DeviceTotals {
+                mac,
+                rx_bytes: 2_688,
+                ..Default::default()
+            };
+            state
+                .devices
+                .restore(generation, vec![totals], unattributed);
+            refresh(state, at, at - T0 + 1000);
+            store.commit(state, at).unwrap();
+        };
+        save_group(&mut state, [0x33, 0x33, 0, 0, 0, 0x16], T0);
+        save_group(&mut state, [0xff; 6], T0 + 3600);
+        assert_eq!(store.status.checkpoints, 1, "the second is in the journal");
+        assert_eq!(state.timeline.devices.len(), 5);
+        let real = summary(&state)[..3].to_vec(); // group MACs sort last
+
+        let (loaded, log, due) = load(&dir.join("none"), &flash);
+        let loaded = loaded.unwrap();
+        assert_eq!(summary(&loaded), real, "{log:?}");
+        assert_eq!(loaded.timeline.devices.len(), 3, "their history is gone");
+        let said: Vec<_> = log.iter().filter(|l| l.contains("multicast")).collect();
+        assert_eq!(said.len(), 1, "{log:?}");
+        assert!(said[0].starts_with("dropped 2 "), "{log:?}");
+        assert!(due, "the next commit is a checkpoint without them");
+
+        // That checkpoint made, nothing is left to drop.
+        let mut store = Store::new(&spool, &flash);
+        let mut state = store.load(&CAL, SIZES).0.unwrap();
+        store.commit(&mut state, T0 + 7200).unwrap();
+        let (loaded, log, _) = load(&dir.join("none"), &flash);
+        assert_eq!(summary(&loaded.unwrap()), real);
+        assert!(!log.iter().any(|l| l.contains("multicast")), "{log:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -9,6 +9,7 @@ use super::history::RingSizes;
 use super::timeline::{OTHER, Timeline, TrackChange};
 use crate::account::devices::UnattributedTotals;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals};
+use crate::mac::drop_group;
 use crate::upstream::{Committed, Tail, UpstreamAccounts};
 
 /// The encoding of an empty list: the upstream totals a version 1 file
@@ -69,6 +70,18 @@ impl State {
             flash: FlashPosition::default(),
             upstream: UpstreamAccounts::default(),
         }
+    }
+}
+
+impl State {
+    /// Multicast and broadcast MACs are never devices, but older builds
+    /// saved some (on a bridged IPv6 LAN the router's own MLD reports and
+    /// DAD probes, sent from `::` to `33:33:…`): drops their records and
+    /// history. Their bytes were never a device's, so they go nowhere.
+    /// Returns how many MACs were dropped.
+    pub fn drop_group_devices(&mut self) -> usize {
+        let tracks = drop_group(&mut self.timeline.devices);
+        self.devices.drop_group_macs().max(tracks)
     }
 }
 

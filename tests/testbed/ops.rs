@@ -81,6 +81,10 @@ pub fn link_up(name: &str) -> R {
     set_flags(name, true)
 }
 
+pub fn link_down(name: &str) -> R {
+    set_flags(name, false)
+}
+
 /// Renames an interface (down, rename, up: older kernels refuse live renames).
 pub fn rename(old: &str, new: &str) -> R {
     set_flags(old, false)?;
@@ -214,6 +218,15 @@ pub fn counters() -> R<String> {
         ));
     }
     Ok(out)
+}
+
+/// One counter of this namespace's /proc/net/snmp6 (`Icmp6OutMLDv2Reports`, …).
+pub fn snmp6(name: &str) -> R<String> {
+    let text = std::fs::read_to_string("/proc/self/net/snmp6").map_err(|e| e.to_string())?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(char::is_whitespace))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| format!("no {name} in /proc/net/snmp6"))
 }
 
 static RECEIVED: AtomicUsize = AtomicUsize::new(0);
