@@ -414,8 +414,7 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 return Response::error(503, "starting: the state is not loaded yet");
             };
             drop(state); // never hold both locks
-            let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
-            match crate::upstream::report_json(&health, &saved.upstream) {
+            match crate::upstream::report_json(&health, &shared) {
                 Ok(body) => Response::json(200, body),
                 Err(why) => Response::error(404, &why),
             }
@@ -428,8 +427,7 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             let health = state.upstream.clone();
             if let Some(shared) = state.history.clone() {
                 drop(state); // never hold both locks
-                let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
-                text += &crate::upstream::metrics_text(&health, &saved.upstream);
+                text += &crate::upstream::metrics_text(&health, &shared);
             }
             Response::new(200, metrics::CONTENT_TYPE, text.into_bytes())
         }

@@ -142,10 +142,10 @@ pub fn device_figures(_upstream: &UpstreamAccounts) -> Vec<DeviceFigure> {
     Vec::new()
 }
 
-pub fn report_json(_: &Health, _: &UpstreamAccounts) -> Result<Vec<u8>, String> {
+pub fn report_json(_: &Health, _: &Mutex<State>) -> Result<Vec<u8>, String> {
     Err(format!("no upstream routers here: {NEEDS_FULL}"))
 }
 
-pub fn metrics_text(_: &Health, _: &UpstreamAccounts) -> String {
+pub fn metrics_text(_: &Health, _: &Mutex<State>) -> String {
     String::new()
 }

@@ -24,6 +24,7 @@ pub mod sources;
 use std::sync::{Arc, Mutex};
 
 use crate::config::uci;
+use crate::store::state::State;
 
 pub use account::{UpstreamAccounts, UpstreamTotals};
 pub use config::UpstreamConfig;
@@ -103,17 +104,22 @@ fn health_now(health: &Health) -> Vec<SourceStatus> {
     health.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// `/api/v1/upstream`'s body: the sources' health and accounts.
-pub fn report_json(health: &Health, upstream: &UpstreamAccounts) -> Result<Vec<u8>, String> {
-    let report = report::UpstreamReport::new(&health_now(health), upstream);
+/// `/api/v1/upstream`'s body: the sources' health and accounts. Takes the
+/// saved state's lock, so the caller must hold no other.
+pub fn report_json(health: &Health, state: &Mutex<State>) -> Result<Vec<u8>, String> {
+    let status = health_now(health);
+    let saved = state.lock().unwrap_or_else(|p| p.into_inner());
+    let report = report::UpstreamReport::new(&status, &saved.upstream);
     serde_json::to_vec(&report).map_err(|e| format!("cannot encode the answer: {e}"))
 }
 
-/// The upstream families of `/metrics`; empty without sources.
-pub fn metrics_text(health: &Health, upstream: &UpstreamAccounts) -> String {
+/// The upstream families of `/metrics`; empty, without taking the saved
+/// state's lock, when no source is configured.
+pub fn metrics_text(health: &Health, state: &Mutex<State>) -> String {
     let status = health_now(health);
-    match status.is_empty() {
-        true => String::new(),
-        false => metrics::render(&report::UpstreamReport::new(&status, upstream)),
+    if status.is_empty() {
+        return String::new();
     }
+    let saved = state.lock().unwrap_or_else(|p| p.into_inner());
+    metrics::render(&report::UpstreamReport::new(&status, &saved.upstream))
 }
