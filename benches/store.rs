@@ -14,7 +14,8 @@
 //! 1 MB to 5 GB across the 250 (a few heavy devices, many light ones), with
 //! a day/night swing. Not a test: `cargo bench --bench store`.
 
-use netmeter::account::{DeviceSample, Direction, Moment, UnattributedSample};
+use netmeter::account::{DeviceSample, Direction, UnattributedSample};
+use netmeter::clock::Moment;
 use netmeter::store::calendar::{Calendar, FixedOffset};
 use netmeter::store::history::RingSizes;
 use netmeter::store::persist::Store;

@@ -299,7 +299,7 @@ fn device(mac: &str, hostname: Option<&str>, group: Option<&str>) -> DeviceView 
 /// the double-NAT difference and line statistics.
 #[cfg(feature = "upstream")]
 fn upstream_state() -> netmeter::store::state::State {
-    use netmeter::collect::links::CounterWidth::Bits64;
+    use netmeter::account::CounterWidth::Bits64;
     use netmeter::upstream::sources::{Counters, DeviceReading, LineKind, LineValue, Reading};
     let mut state = netmeter::store::state::State::new(16, 16);
     for step in 0..2u64 {
@@ -326,7 +326,7 @@ fn upstream_state() -> netmeter::store::state::State {
                 kind: LineKind::Counter,
             }],
         };
-        let now = netmeter::account::Moment {
+        let now = netmeter::clock::Moment {
             monotonic_ms: step * 60_000,
             unix_secs: 1_795_000_000 + step * 60,
         };

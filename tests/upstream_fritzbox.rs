@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mock::{MockHttp, MockRequest, Reply};
-use netmeter::account::Moment;
-use netmeter::collect::links::CounterWidth;
+use netmeter::account::CounterWidth;
+use netmeter::clock::Moment;
 use netmeter::config::Secret;
 use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};

@@ -7,7 +7,7 @@
 mod mock;
 
 use mock::{MockHttp, Reply};
-use netmeter::account::Moment;
+use netmeter::clock::Moment;
 use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
@@ -191,7 +191,7 @@ fn a_counter_that_wraps_near_2_to_the_64_is_passed_on_raw() {
     *value.lock().unwrap() = "4096".to_owned();
     let after = scrape(&mut s).unwrap().wan.unwrap();
     assert_eq!(after.rx_bytes, 4096);
-    assert_eq!(after.width, netmeter::collect::links::CounterWidth::Bits64);
+    assert_eq!(after.width, netmeter::account::CounterWidth::Bits64);
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! same BER codec; the codec itself is checked against hand-written bytes
 //! in its unit tests).
 
-use netmeter::account::Moment;
-use netmeter::collect::links::CounterWidth;
+use netmeter::account::CounterWidth;
+use netmeter::clock::Moment;
 use netmeter::config::Secret;
 use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};

@@ -9,7 +9,7 @@
 mod mock;
 
 use mock::{MockHttp, MockRequest, Reply, silent_listener};
-use netmeter::account::Moment;
+use netmeter::clock::Moment;
 use netmeter::config::Secret;
 use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::config::TplinkVariant;

@@ -5,7 +5,7 @@
 mod mock;
 
 use mock::{MockHttp, Reply};
-use netmeter::account::Moment;
+use netmeter::clock::Moment;
 use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, source_for};

@@ -17,8 +17,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::counter::MonotonicCounter;
-use super::interfaces::Moment;
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
+use crate::clock::Moment;
 use crate::mac::is_group;
 
 /// Addresses kept per device: IPv6 privacy addresses rotate.

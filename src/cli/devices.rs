@@ -196,7 +196,7 @@ fn upstream_cell(figures: &[crate::serve::api::UpstreamFigure]) -> String {
 #[cfg(all(test, feature = "upstream"))]
 mod tests {
     use super::*;
-    use crate::account::Moment;
+    use crate::clock::Moment;
 
     fn local(mac: [u8; 6], rx: u64) -> DeviceAccounts {
         let mut accounts = DeviceAccounts::new(8);
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn upstream_figures_join_by_mac_and_upstream_only_devices_get_rows() {
-        use crate::collect::links::CounterWidth::Bits64;
+        use crate::account::CounterWidth::Bits64;
         use crate::upstream::UpstreamAccounts;
         use crate::upstream::sources::{DeviceReading, Reading};
         let (laptop, printer) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);

@@ -588,7 +588,7 @@ pub fn flowtables(socket: &mut NetlinkSocket) -> Result<Vec<Flowtable>, NetlinkE
 /// offloaded packets go port ⇄ WAN and never pass the bridge's own hooks;
 /// the ports see them, and every bridged packet crosses exactly one port
 /// in each direction. A bridge without ports is hooked itself.
-pub fn hook_devices(lan: &[String], links: &[crate::collect::links::LinkSample]) -> Vec<String> {
+pub fn hook_devices(lan: &[String], links: &[crate::account::LinkSample]) -> Vec<String> {
     let mut hooked = Vec::new();
     for name in lan {
         let Some(bridge) = links.iter().find(|l| &l.name == name) else {
@@ -614,7 +614,7 @@ pub fn hook_devices(lan: &[String], links: &[crate::collect::links::LinkSample])
 
 pub fn lan_prefixes(
     route: &mut NetlinkSocket,
-    links: &[crate::collect::links::LinkSample],
+    links: &[crate::account::LinkSample],
     devices: &[String],
 ) -> Result<Vec<IpPrefix>, NetlinkError> {
     let indexes: Vec<u32> = links
@@ -644,7 +644,7 @@ pub fn lan_prefixes(
 #[cfg(test)]
 mod bridge_tests {
     use super::hook_devices;
-    use crate::collect::links::{CounterWidth, LinkCounters, LinkSample};
+    use crate::account::{CounterWidth, LinkCounters, LinkSample};
 
     fn link(name: &str, ifindex: u32, master: Option<u32>) -> LinkSample {
         LinkSample {

@@ -1,10 +1,9 @@
 //! Per-device accounting as the daemon runs it: netmeter's nftables table,
 //! its reads, pruning of idle elements, and reinstalls after a flush.
 
-use crate::account::{DeviceAccounts, DeviceEvent, Moment};
-use crate::account::{DeviceSample, Direction};
+use crate::account::{DeviceAccounts, DeviceEvent, DeviceSample, Direction, LinkSample};
+use crate::clock::Moment;
 use crate::collect::devices::{self, Hooks, Plan, ReadError};
-use crate::collect::links::LinkSample;
 use crate::collect::neighbours::NeighbourMacs;
 use crate::config::Config;
 use crate::config::Placement;
@@ -372,7 +371,8 @@ mod tests {
 
     #[test]
     fn a_restored_state_makes_the_next_install_a_newer_generation() {
-        use crate::account::{DeviceAccounts, Moment, UnattributedSample};
+        use crate::account::{DeviceAccounts, UnattributedSample};
+        use crate::clock::Moment;
         let mut accounts = DeviceAccounts::new(4);
         let now = Moment {
             monotonic_ms: 0,

@@ -6,7 +6,8 @@ pub use crate::account::attribution::Attribution;
 pub use crate::serve::api::PerDeviceStatus;
 pub use devices::resolve;
 
-use crate::account::{InterfaceEvent, Moment};
+use crate::account::InterfaceEvent;
+use crate::clock::Moment;
 use crate::collect::identity::Names;
 use crate::collect::links::{read_boot_id, read_links, wan_interfaces};
 use crate::config::Config;

@@ -450,7 +450,8 @@ fn flash_error(e: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{DeviceSample, Direction, Moment, UnattributedSample};
+    use crate::account::{DeviceSample, Direction, UnattributedSample};
+    use crate::clock::Moment;
     use crate::store::calendar::FixedOffset;
     use crate::store::timeline::Observed;
     use std::net::{IpAddr, Ipv4Addr};
@@ -643,7 +644,7 @@ mod tests {
 
     #[test]
     fn after_a_reboot_totals_continue_from_the_saved_state_and_nothing_is_counted_twice() {
-        use crate::collect::links::{CounterWidth, LinkCounters, LinkSample};
+        use crate::account::{CounterWidth, LinkCounters, LinkSample};
         let link = |rx: u64| LinkSample {
             ifindex: 2,
             name: "wan".into(),

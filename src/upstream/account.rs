@@ -9,9 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::counter::{MonotonicCounter, Observation};
-use crate::account::interfaces::{DEFAULT_MAX_BYTES_PER_SEC, Moment};
-use crate::collect::links::CounterWidth;
+use crate::account::{CounterWidth, DEFAULT_MAX_BYTES_PER_SEC, MonotonicCounter, Observation};
+use crate::clock::Moment;
 use crate::upstream::sources::{Counters, Reading};
 
 /// Devices kept per source; the longest unseen go first.

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::http::{self, Request, Response};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::UpstreamConfig;
 

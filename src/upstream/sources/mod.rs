@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::config::{UpstreamConfig, UpstreamKind};
 

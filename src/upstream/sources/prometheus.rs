@@ -4,7 +4,7 @@
 
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::upstream::UpstreamConfig;
 use crate::upstream::account::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
 

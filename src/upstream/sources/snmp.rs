@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::ber::{self, Message, Value};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::UpstreamConfig;
 

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::http::{self, Request, Response};
 use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, md5};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::config::{TplinkVariant, UpstreamConfig};
 
