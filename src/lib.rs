@@ -10,6 +10,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod exposition;
 pub mod log;
 pub mod mac;
 pub mod netlink;

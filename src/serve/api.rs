@@ -429,7 +429,7 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 drop(state); // never hold both locks
                 text += &crate::upstream::metrics_text(&health, &shared);
             }
-            Response::new(200, metrics::CONTENT_TYPE, text.into_bytes())
+            Response::new(200, crate::exposition::CONTENT_TYPE, text.into_bytes())
         }
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),
     }
