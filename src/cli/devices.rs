@@ -242,7 +242,7 @@ mod tests {
             upstream.ingest("ap", "tplink", now, &reading, None);
         }
         let mut report = DevicesReport::new(&local(laptop, 5000), &Names::default());
-        report.join_upstream(crate::upstream::device_figures(&upstream));
+        report.join_upstream(upstream.device_figures());
         assert_eq!(report.devices.len(), 1);
         let figure = &report.devices[0].upstream[0];
         assert_eq!((figure.source.as_str(), figure.rx_bytes), ("ap", 3 << 20));

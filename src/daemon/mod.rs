@@ -130,8 +130,9 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     let mut commit_now = false;
     loop {
         if Instant::now() >= next_refresh {
+            let upstream_now = UpstreamNow::read(&health);
             let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
-            refresher.run(&mut state, &config, &api_state);
+            refresher.run(&mut state, &config, &api_state, &upstream_now);
             next_refresh += config.refresh_interval;
             if next_refresh < Instant::now() {
                 next_refresh = Instant::now() + config.refresh_interval; // we fell behind: skip, don't burst
@@ -197,15 +198,16 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     // No upstream reading lands after the final commit.
     upstream.signal_stop();
     {
+        let upstream_now = UpstreamNow::read(&health);
         let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
         // The last counts before they are written.
-        refresher.run(&mut state, &config, &api_state);
+        refresher.run(&mut state, &config, &api_state, &upstream_now);
         let state = &mut *state;
         let now = crate::clock::now();
         for line in refresher.per_device.stop(now, &config, &mut state.devices) {
             log(line);
         }
-        update_timeline(&config, state, now);
+        update_timeline(&config, state, now, &upstream_now.series);
     }
     persist(&shared, &mut store, &api_state, true);
     stop.store(true, Ordering::Relaxed);
@@ -253,6 +255,23 @@ impl NamesCache {
     }
 }
 
+/// The upstream accounts as a refresh uses them: read before the saved
+/// state is locked, since the upstream runner takes the two locks the other
+/// way round.
+struct UpstreamNow {
+    series: Vec<(String, [u64; 2])>,
+    figures: Vec<crate::upstream::DeviceFigure>,
+}
+
+impl UpstreamNow {
+    fn read(shared: &crate::upstream::Shared) -> Self {
+        Self {
+            series: crate::upstream::series(shared),
+            figures: crate::upstream::device_figures(shared),
+        }
+    }
+}
+
 /// What a refresh works with, besides the state it updates.
 struct Refresher {
     socket: NetlinkSocket,
@@ -262,7 +281,13 @@ struct Refresher {
 }
 
 impl Refresher {
-    fn run(&mut self, state: &mut State, config: &Config, api_state: &Mutex<ApiState>) {
+    fn run(
+        &mut self,
+        state: &mut State,
+        config: &Config,
+        api_state: &Mutex<ApiState>,
+        upstream: &UpstreamNow,
+    ) {
         let boot_id = read_boot_id().unwrap_or_default();
         let now = crate::clock::now();
         let links = read_links(&mut self.socket);
@@ -287,7 +312,7 @@ impl Refresher {
             {
                 log(line);
             }
-            clock = Some(update_timeline(config, state, now));
+            clock = Some(update_timeline(config, state, now, &upstream.series));
             wan = wan_interfaces(&mut self.socket, links).unwrap_or_default();
             attribution = self.attribution.update(
                 now.unix_secs,
@@ -305,8 +330,7 @@ impl Refresher {
                     interfaces: state.interfaces.iter().map(InterfaceView::from).collect(),
                 };
                 s.devices = DevicesReport::new(&state.devices, self.names.current(config));
-                s.devices
-                    .join_upstream(crate::upstream::device_figures(&state.upstream));
+                s.devices.join_upstream(upstream.figures.clone());
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
                 s.clock = clock;
@@ -330,15 +354,15 @@ fn update_timeline(
     config: &Config,
     state: &mut State,
     now: Moment,
+    upstream: &[(String, [u64; 2])],
 ) -> crate::store::timeline::ClockState {
     let sizes = history_sizes(config);
-    // Upstream series (`isp/wan`) have history like local interfaces.
-    let upstream = state.upstream.series();
     let observed = Observed {
         interfaces: state
             .interfaces
             .iter()
             .map(|t| (t.name.as_str(), [t.rx_bytes.total(), t.tx_bytes.total()]))
+            // Upstream series (`isp/wan`) have history like local interfaces.
             .chain(
                 upstream
                     .iter()

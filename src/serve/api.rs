@@ -241,8 +241,8 @@ pub struct ApiState {
     pub month_rotate: u8,
     /// `option token`: when set, every request must present it.
     pub token: Option<Secret>,
-    /// Each upstream source's health, in configuration order.
-    pub upstream: crate::upstream::Health,
+    /// Each upstream source's health and accounts.
+    pub upstream: crate::upstream::Shared,
 }
 
 #[derive(Serialize)]
@@ -409,12 +409,12 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             }
         }
         "/api/v1/upstream" => {
-            let health = state.upstream.clone();
-            let Some(shared) = state.history.clone() else {
+            let upstream = state.upstream.clone();
+            if state.history.is_none() {
                 return Response::error(503, "starting: the state is not loaded yet");
-            };
+            }
             drop(state); // never hold both locks
-            match crate::upstream::report_json(&health, &shared) {
+            match crate::upstream::report_json(&upstream) {
                 Ok(body) => Response::json(200, body),
                 Err(why) => Response::error(404, &why),
             }
@@ -424,11 +424,9 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
         }
         "/metrics" => {
             let mut text = metrics::render(&state);
-            let health = state.upstream.clone();
-            if let Some(shared) = state.history.clone() {
-                drop(state); // never hold both locks
-                text += &crate::upstream::metrics_text(&health, &shared);
-            }
+            let upstream = state.upstream.clone();
+            drop(state); // never hold both locks
+            text += &crate::upstream::metrics_text(&upstream);
             Response::new(200, crate::exposition::CONTENT_TYPE, text.into_bytes())
         }
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),

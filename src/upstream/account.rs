@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::{CounterWidth, DEFAULT_MAX_BYTES_PER_SEC, MonotonicCounter, Observation};
 use crate::clock::Moment;
+use crate::store::state::UpstreamBytes;
+use crate::upstream::DeviceFigure;
 use crate::upstream::sources::{Counters, Reading};
 
 /// Devices kept per source; the longest unseen go first.
@@ -174,13 +176,12 @@ struct Elapsed {
     ms: u64,
 }
 
-/// All sources' accounts, in configuration order.
+/// All sources' accounts, in configuration order. Saved as the store's
+/// [`UpstreamBytes`]: [`Self::encode`] and [`Self::decode`] are the only
+/// place their layout is known.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamAccounts {
     sources: Vec<UpstreamTotals>,
-    /// Something was ingested since the last commit.
-    #[serde(skip)]
-    changed: bool,
 }
 
 impl UpstreamAccounts {
@@ -188,33 +189,42 @@ impl UpstreamAccounts {
         self.sources.iter()
     }
 
-    /// Whether a reading came in since [`Self::mark_committed`].
-    pub fn changed(&self) -> bool {
-        self.changed
+    /// The saved form: the list of sources (postcard), as format version 2
+    /// ends a state file and a journal record.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("encoding into memory cannot fail")
     }
 
-    /// A journal record's copy: every source whole when any changed.
-    pub fn committed(&self) -> Vec<UpstreamTotals> {
-        match self.changed {
-            true => self.sources.clone(),
-            false => Vec::new(),
-        }
+    /// The accounts the store saved; an error names what is wrong.
+    pub fn decode(saved: &UpstreamBytes) -> Result<Self, String> {
+        postcard::from_bytes(saved.bytes())
+            .map_err(|e| format!("the saved upstream totals do not decode: {e}"))
     }
 
-    /// Replays a journal record's copy.
-    pub fn replay(&mut self, committed: Vec<UpstreamTotals>) {
-        for totals in committed {
-            self.restore(totals);
+    /// Every device each source counts, for the devices report.
+    pub fn device_figures(&self) -> Vec<DeviceFigure> {
+        let mut figures = Vec::new();
+        for source in &self.sources {
+            for d in &source.devices {
+                figures.push(DeviceFigure {
+                    source: source.name.clone(),
+                    mac: d.mac,
+                    ip: d.ip,
+                    hostname: d.hostname.clone(),
+                    rx_bytes: d.totals.rx_bytes(),
+                    tx_bytes: d.totals.tx_bytes(),
+                    rx_rate: d.totals.rx_rate,
+                    tx_rate: d.totals.tx_rate,
+                    last_seen: d.last_seen,
+                });
+            }
         }
+        figures
     }
 
     /// Every series with history (`isp/wan`), rx and tx.
     pub fn series(&self) -> Vec<(String, [u64; 2])> {
         self.sources.iter().flat_map(|s| s.series()).collect()
-    }
-
-    pub fn mark_committed(&mut self) {
-        self.changed = false;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -261,7 +271,6 @@ impl UpstreamAccounts {
         reading: &Reading,
         local_wan: Option<[u64; 2]>,
     ) {
-        self.changed = true;
         let source = match self.sources.iter().position(|s| s.name == name) {
             Some(at) => &mut self.sources[at],
             None => {

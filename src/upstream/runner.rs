@@ -15,8 +15,8 @@ use serde::Serialize;
 use crate::collect::links::{read_links, wan_interfaces};
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
 use crate::store::state::State;
-use crate::upstream::UpstreamConfig;
 use crate::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
+use crate::upstream::{UpstreamAccounts, UpstreamConfig};
 
 /// The longest wait between attempts after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -63,16 +63,25 @@ impl UpstreamRunner {
         &mut self,
         sources: &[UpstreamConfig],
         state: &Arc<Mutex<State>>,
-        health: &super::Health,
+        shared: &super::Shared,
     ) {
         self.signal_stop();
         self.workers.clear();
-        state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .upstream
-            .retain_configured(sources.iter().map(|s| s.name.as_str()));
-        *health.lock().unwrap_or_else(|p| p.into_inner()) = sources
+        {
+            let mut accounts = shared.accounts();
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            // The saved accounts are read once: a reload keeps those in
+            // memory, with the readings' moments their rates need.
+            let accounts = accounts.get_or_insert_with(|| {
+                UpstreamAccounts::decode(&state.upstream).unwrap_or_else(|e| {
+                    crate::log::log(format!("{e}: upstream totals start from zero"));
+                    UpstreamAccounts::default()
+                })
+            });
+            accounts.retain_configured(sources.iter().map(|s| s.name.as_str()));
+            state.upstream.replace(accounts.encode());
+        }
+        *shared.health() = sources
             .iter()
             .map(|s| SourceStatus {
                 name: s.name.clone(),
@@ -86,7 +95,7 @@ impl UpstreamRunner {
             let mut context = Context {
                 config: config.clone(),
                 state: state.clone(),
-                health: health.clone(),
+                shared: shared.clone(),
                 local: LocalWan::default(),
             };
             let spawned = std::thread::Builder::new()
@@ -139,7 +148,7 @@ impl UpstreamRunner {
 struct Context {
     config: UpstreamConfig,
     state: Arc<Mutex<State>>,
-    health: super::Health,
+    shared: super::Shared,
     local: LocalWan,
 }
 
@@ -206,15 +215,19 @@ impl Context {
         };
         let kind = self.config.kind.name();
         {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut accounts = self.shared.accounts();
             // Checked under the lock: the runner signals before a new
             // thread can ingest, so two never account the same source.
             if !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
                 return false;
             }
-            state
-                .upstream
-                .ingest(&self.config.name, kind, now, reading, local);
+            let accounts = accounts.get_or_insert_default();
+            accounts.ingest(&self.config.name, kind, now, reading, local);
+            // Saved while the accounts are still locked, so a reading of
+            // another source cannot overwrite these bytes with older ones.
+            let bytes = accounts.encode();
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.upstream.update(bytes);
         }
         let recovered = self.update_status(|s| {
             let was_failing = s.last_error.is_some();
@@ -256,7 +269,7 @@ impl Context {
     }
 
     fn update_status<T>(&self, change: impl FnOnce(&mut SourceStatus) -> T) -> T {
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let mut health = self.shared.health();
         let mut spare = SourceStatus::default();
         let slot = health
             .iter_mut()
