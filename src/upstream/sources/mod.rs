@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::collect::links::CounterWidth;
 use crate::config::Secret;
-use crate::upstream::config::{UpstreamConfig, UpstreamKind};
+use crate::config::upstream::{UpstreamConfig, UpstreamKind};
 
 pub mod asus;
 pub mod ber;
@@ -225,9 +225,4 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         UpstreamKind::Draytek => Ok(Box::new(draytek::Draytek::new(config, password))),
     }
-}
-
-/// Every protocol's name, for messages.
-pub fn kinds() -> impl Iterator<Item = &'static str> {
-    UpstreamKind::ALL.into_iter().map(UpstreamKind::name)
 }

@@ -18,7 +18,7 @@ use super::http::{self, Request, Response};
 use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, md5};
 use crate::collect::links::CounterWidth;
 use crate::config::Secret;
-use crate::upstream::config::{TplinkVariant, UpstreamConfig};
+use crate::config::upstream::{TplinkVariant, UpstreamConfig};
 
 /// Statistics pages followed at most (100 hosts each).
 const MAX_PAGES: u32 = 64;
