@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod log;
 pub mod mac;
+pub mod net;
 pub mod netlink;
 pub mod serve;
 pub mod store;

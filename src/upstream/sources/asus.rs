@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::base64;
 use super::http::{self, Request, Response};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
 use crate::collect::links::CounterWidth;
@@ -207,7 +208,7 @@ pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
 /// router's form decoder turns a bare `+` of the base64 into a space,
 /// and the login would fail as wrong credentials.
 fn login_body(username: &str, password: &str) -> String {
-    let credentials = http::base64(format!("{username}:{password}").as_bytes());
+    let credentials = base64::encode(format!("{username}:{password}").as_bytes());
     let mut body = String::from("login_authorization=");
     for c in credentials.chars() {
         match c {

@@ -14,6 +14,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::base64;
 use super::http::{self, Request, Response};
 use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, md5};
 use crate::collect::links::CounterWidth;
@@ -394,7 +395,7 @@ impl Tplink {
         } else {
             password.to_owned()
         };
-        http::base64(format!("{}:{secret}", self.username).as_bytes())
+        base64::encode(format!("{}:{secret}", self.username).as_bytes())
     }
 
     /// The cookie as the UI's `escape("Basic " + …)` writes it: the space
