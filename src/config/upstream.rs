@@ -56,6 +56,7 @@ pub enum Address {
 /// Which credentials a protocol needs before a scrape is worth trying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Credentials {
+    /// None: the router answers anyone on its LAN.
     None,
     /// `option username` and a password.
     Login,

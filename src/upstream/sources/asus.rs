@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::base64;
 use super::http::{self, Request, Response};
-use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
+use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source, base64};
 use crate::collect::links::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::UpstreamConfig;

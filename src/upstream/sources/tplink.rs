@@ -14,9 +14,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::base64;
 use super::http::{self, Request, Response};
-use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, md5};
+use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, base64, md5};
 use crate::collect::links::CounterWidth;
 use crate::config::Secret;
 use crate::config::upstream::{TplinkVariant, UpstreamConfig};
