@@ -6,8 +6,8 @@ mod mock;
 
 use mock::{MockHttp, Reply};
 use netmeter::clock::Moment;
+use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
-use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, source_for};
 use std::path::PathBuf;
 use std::sync::Mutex;

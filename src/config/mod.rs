@@ -11,6 +11,11 @@ mod settings;
 mod spelling;
 pub(crate) mod table;
 pub mod uci;
+#[cfg(feature = "upstream")]
+pub mod upstream;
+#[cfg(not(feature = "upstream"))]
+#[path = "upstream_absent.rs"]
+pub mod upstream;
 pub(crate) mod value;
 
 use std::collections::{HashMap, hash_map};
@@ -21,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::mac::format_mac;
-use crate::upstream::UpstreamConfig;
 use device::device;
 pub use glob::glob_match;
 pub use prefix::{IpPrefix, PrefixError};
@@ -29,6 +33,7 @@ pub use secret::Secret;
 use settings::OPTIONS;
 use spelling::closest;
 use table::apply;
+use upstream::UpstreamConfig;
 use value::shown;
 
 pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
@@ -241,9 +246,7 @@ impl Config {
                         }
                     }
                 }
-                UPSTREAM => {
-                    crate::upstream::add_section(&mut config.upstream, section, &mut problems)
-                }
+                UPSTREAM => upstream::add_section(&mut config.upstream, section, &mut problems),
                 kind => {
                     let known = [SETTINGS, DEVICE, UPSTREAM];
                     let hint = match closest(kind, known) {

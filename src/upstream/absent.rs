@@ -1,14 +1,15 @@
 //! The core build's stand-in for the upstream slice (`mod.rs`): the same
 //! names, holding nothing, so the rest of netmeter needs no `cfg` of its
-//! own. A `config upstream` section is kept by name only and reported (log,
-//! `check`, the API) as needing `netmeter-full`. Upstream totals saved by a
-//! full build stay in the store's bytes untouched (`store::state::
-//! UpstreamBytes`), so switching packages loses nothing.
+//! own. A `config upstream` section is kept by name only
+//! (`config/upstream_absent.rs`) and reported (log, `check`, the API) as
+//! needing `netmeter-full`. Upstream totals saved by a full build stay in
+//! the store's bytes untouched (`store::state::UpstreamBytes`), so
+//! switching packages loses nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::uci;
+pub use crate::config::upstream::UpstreamConfig;
 use crate::store::state::State;
 
 #[path = "seen.rs"]
@@ -16,24 +17,6 @@ mod seen;
 pub use seen::{DeviceFigure, NEEDS_FULL};
 
 pub const BUILT: bool = false;
-
-/// A `config upstream` section this build does not read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpstreamConfig {
-    pub name: String,
-    pub line: usize,
-}
-
-pub fn add_section(
-    sources: &mut Vec<UpstreamConfig>,
-    section: &uci::Section,
-    _problems: &mut Vec<(usize, String)>,
-) {
-    sources.push(UpstreamConfig {
-        name: section.name.clone().unwrap_or_default(),
-        line: section.line,
-    });
-}
 
 /// Nothing to report: `/api/v1/upstream` says why.
 #[derive(Clone, Debug, Default)]

@@ -6,8 +6,8 @@
 //! Data flows through it as through the local pipeline: `sources` reads a
 //! router over its own protocol, `account` turns readings into totals that
 //! only grow, `runner` schedules the scrapes in the daemon, `report` and
-//! `metrics` shape what the API and `/metrics` send; `config` reads the
-//! `config upstream` sections.
+//! `metrics` shape what the API and `/metrics` send. The `config upstream`
+//! sections are read by the config layer (`config/upstream.rs`).
 //!
 //! The rest of netmeter reaches it through the items below (and the CLI's
 //! `netmeter upstream`, `cli/upstream.rs`, through `sources` and `report`
@@ -15,7 +15,6 @@
 //! daemon, the server or the CLI.
 
 pub mod account;
-pub mod config;
 pub mod metrics;
 pub mod report;
 pub mod runner;
@@ -23,10 +22,8 @@ pub mod sources;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::uci;
-
+pub use crate::config::upstream::{UpstreamConfig, UpstreamKind};
 pub use account::{UpstreamAccounts, UpstreamTotals};
-pub use config::UpstreamConfig;
 pub use runner::{SourceStatus, UpstreamRunner};
 pub use seen::{DeviceFigure, NEEDS_FULL};
 
@@ -72,28 +69,6 @@ impl Shared {
 
 /// Whether this build reads upstream routers (for `netmeter version`).
 pub const BUILT: bool = true;
-
-/// Reads a `config upstream` section into `sources`, pushing problems.
-pub fn add_section(
-    sources: &mut Vec<UpstreamConfig>,
-    section: &uci::Section,
-    problems: &mut Vec<(usize, String)>,
-) {
-    let Some(source) = config::section(section, problems) else {
-        return;
-    };
-    match sources.iter().find(|u| u.name == source.name) {
-        Some(first) => problems.push((
-            section.line,
-            format!(
-                "a second upstream section named '{}' (the first is at line {}): \
-                 give each upstream router its own name",
-                source.name, first.line
-            ),
-        )),
-        None => sources.push(source),
-    }
-}
 
 /// Every device each source counts, for the devices report.
 pub fn device_figures(shared: &Shared) -> Vec<DeviceFigure> {

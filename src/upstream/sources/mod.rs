@@ -7,14 +7,18 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
 use crate::account::CounterWidth;
 use crate::config::Secret;
-use crate::upstream::config::{UpstreamConfig, UpstreamKind};
+use crate::config::upstream::{UpstreamConfig, UpstreamKind};
+use crate::net::NetError;
+
+pub use crate::net::Deadline;
 
 pub mod asus;
+pub mod base64;
 pub mod ber;
+pub mod digest;
 pub mod draytek;
 pub mod fritzbox;
 pub mod http;
@@ -156,33 +160,16 @@ impl fmt::Display for ScrapeError {
 
 impl std::error::Error for ScrapeError {}
 
-/// The moment a scrape must be over by; every wait inside a scrape is
-/// bounded by what is left of it.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline(Instant);
-
-impl Deadline {
-    pub fn after(limit: Duration) -> Self {
-        Deadline(Instant::now() + limit)
-    }
-
-    pub fn at(instant: Instant) -> Self {
-        Deadline(instant)
-    }
-
-    pub fn instant(self) -> Instant {
-        self.0
-    }
-
-    /// Time left, or a timeout naming `stage` when none is.
-    pub fn remaining(self, stage: &str) -> Result<Duration, ScrapeError> {
-        let left = self.0.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(ScrapeError::Timeout(format!(
-                "{stage}: the scrape's time limit passed"
-            )))
-        } else {
-            Ok(left)
+/// The network layer's stages are the scrape's.
+impl From<NetError> for ScrapeError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Dns(m) => Self::Dns(m),
+            NetError::Connect(m) => Self::Connect(m),
+            NetError::Timeout(m) => Self::Timeout(m),
+            NetError::Protocol(m) => Self::Protocol(m),
+            NetError::Parse(m) => Self::Parse(m),
+            NetError::Local(m) => Self::Local(m),
         }
     }
 }
@@ -225,9 +212,4 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         UpstreamKind::Draytek => Ok(Box::new(draytek::Draytek::new(config, password))),
     }
-}
-
-/// Every protocol's name, for messages.
-pub fn kinds() -> impl Iterator<Item = &'static str> {
-    UpstreamKind::ALL.into_iter().map(UpstreamKind::name)
 }

@@ -58,7 +58,7 @@ impl Snmp {
 
     fn socket(&mut self, deadline: Deadline) -> Result<&UdpSocket, ScrapeError> {
         if self.socket.is_none() {
-            let addrs = super::http::resolve(&self.host, self.port, deadline)?;
+            let addrs = crate::net::resolve(&self.host, self.port, deadline)?;
             let addr: SocketAddr = *addrs
                 .first()
                 .ok_or_else(|| ScrapeError::Dns(format!("'{}' has no address", self.host)))?;

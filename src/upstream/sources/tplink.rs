@@ -15,10 +15,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::http::{self, Request, Response};
-use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, md5};
+use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, base64, md5};
 use crate::account::CounterWidth;
 use crate::config::Secret;
-use crate::upstream::config::{TplinkVariant, UpstreamConfig};
+use crate::config::upstream::{TplinkVariant, UpstreamConfig};
 
 /// Statistics pages followed at most (100 hosts each).
 const MAX_PAGES: u32 = 64;
@@ -394,7 +394,7 @@ impl Tplink {
         } else {
             password.to_owned()
         };
-        http::base64(format!("{}:{secret}", self.username).as_bytes())
+        base64::encode(format!("{}:{secret}", self.username).as_bytes())
     }
 
     /// The cookie as the UI's `escape("Basic " + …)` writes it: the space
