@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::calendar::{Calendar, UtcOffset};
 use super::files::{self, sibling, utc};
@@ -39,7 +39,8 @@ pub const JOURNAL_FILE: &str = "netmeter.journal";
 const JOURNAL_PER_CHECKPOINT: u64 = 2;
 
 /// How the last writes went, for `netmeter check` and the status API.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StoreStatus {
     pub spool_directory: PathBuf,
     pub database_directory: PathBuf,
