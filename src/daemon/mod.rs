@@ -413,12 +413,20 @@ fn persist(shared: &Mutex<State>, store: &mut Store, api_state: &Mutex<ApiState>
         && let Err(e) = store.commit(&mut state, now)
         && before.last_commit_error.is_none()
     {
-        log(store.status.last_commit_error.as_deref().unwrap_or(&e));
+        log(store
+            .status
+            .last_commit_error
+            .clone()
+            .unwrap_or_else(|| e.to_string()));
     }
     if let Err(e) = store.spool(&state, now)
         && before.last_spool_error.is_none()
     {
-        log(store.status.last_spool_error.as_deref().unwrap_or(&e));
+        log(store
+            .status
+            .last_spool_error
+            .clone()
+            .unwrap_or_else(|| e.to_string()));
     }
     drop(state);
     api_state.lock().unwrap_or_else(|p| p.into_inner()).store = store.status.clone();
