@@ -119,7 +119,7 @@ fn read_saved(
         eprintln!("netmeter: {p}");
     }
     let state = state.ok_or_else(|| {
-        CliError::Runtime(format!(
+        CliError::Failed(format!(
             "no daemon is running and no saved state is in {} or {}",
             config.spool_directory.display(),
             config.database_directory.display()
@@ -144,7 +144,7 @@ fn read_saved(
         &hostname,
         crate::clock::unix_now(),
     )
-    .map_err(CliError::Runtime)
+    .map_err(CliError::Failed)
 }
 
 /// The WAN interfaces by today's default routes, for the summary.
@@ -335,6 +335,50 @@ mod tests {
             &FixedOffset(0),
         );
         assert!(!one.contains("1970-01-01"), "{one}");
+    }
+
+    #[test]
+    fn the_table_renders_what_the_api_sent() {
+        let report = HistoryReport {
+            period: "day".into(),
+            now: 86_400 + 43_200,
+            series: vec![SeriesReport {
+                name: "aa:bb:cc:dd:ee:01".into(),
+                kind: "device".into(),
+                hostname: Some("laptop".into()),
+                buckets: vec![bucket(0, 86_400, 1 << 30, 1 << 20)],
+            }],
+        };
+        let sent = crate::serve::api::json(&report);
+        let read: HistoryReport = super::super::read_answer(sent.status, &sent.body).unwrap();
+        let text = render(
+            &read.series[0],
+            Granularity::Day,
+            read.now,
+            0,
+            &FixedOffset(0),
+        );
+        assert!(
+            text.starts_with("aa:bb:cc:dd:ee:01 (laptop)  daily traffic\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1970-01-01  1.00 GiB  1.00 MiB  1.00 GiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_refused_query_shows_the_daemons_reason() {
+        let state = crate::serve::api::samples::state();
+        let e = super::super::through_api::<HistoryReport>(state, "/api/v1/history?period=week")
+            .unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "answered: unknown period 'week': use fiveminute, hour, day, month or year"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

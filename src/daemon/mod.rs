@@ -35,8 +35,41 @@ pub use crate::log::log;
 #[derive(Debug)]
 pub enum DaemonError {
     Config(ConfigError),
-    /// Something the system refused (signals, sockets, threads).
-    Runtime(String),
+    /// The signals the main loop takes could not be blocked.
+    Signals(nix::errno::Errno),
+    /// The netlink socket for the link counters could not be opened.
+    Netlink(crate::netlink::NetlinkError),
+    /// An API address could not be bound.
+    Listen {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    /// The HTTP server's thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Config(e) => write!(f, "{e}"),
+            DaemonError::Signals(e) => write!(f, "cannot block signals: {e}"),
+            DaemonError::Netlink(e) => write!(f, "{e}"),
+            DaemonError::Listen { addr, error } => {
+                let hint = match error.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "; is another netmeter running? Or set 'option listen' to a free port"
+                    }
+                    std::io::ErrorKind::AddrNotAvailable => {
+                        "; this address is not on the router: fix 'option listen'"
+                    }
+                    std::io::ErrorKind::PermissionDenied => "; ports below 1024 need root",
+                    _ => "",
+                };
+                write!(f, "cannot listen on {addr}: {error}{hint}")
+            }
+            DaemonError::Thread(e) => write!(f, "cannot start the HTTP thread: {e}"),
+        }
+    }
 }
 
 impl From<ConfigError> for DaemonError {
@@ -50,11 +83,9 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     // Signals are taken synchronously by this thread; block them before any
     // other thread exists so none of them gets one.
     let signals = handled_signals();
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
-        .map_err(|e| DaemonError::Runtime(format!("cannot block signals: {e}")))?;
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).map_err(DaemonError::Signals)?;
 
-    let socket =
-        NetlinkSocket::open(NETLINK_ROUTE).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    let socket = NetlinkSocket::open(NETLINK_ROUTE).map_err(DaemonError::Netlink)?;
     let listeners = bind_all(&config)?;
     let api_state = Arc::new(Mutex::new(ApiState {
         started_unix: crate::clock::unix_now(),
@@ -75,7 +106,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
                     stop,
                 )
             })
-            .map_err(|e| DaemonError::Runtime(format!("cannot start the HTTP thread: {e}")))?
+            .map_err(DaemonError::Thread)?
     };
     warn_about_timeouts(&config);
     log(format!(
@@ -407,12 +438,20 @@ fn persist(shared: &Mutex<State>, store: &mut Store, api_state: &Mutex<ApiState>
         && let Err(e) = store.commit(&mut state, now)
         && before.last_commit_error.is_none()
     {
-        log(store.status.last_commit_error.as_deref().unwrap_or(&e));
+        log(store
+            .status
+            .last_commit_error
+            .clone()
+            .unwrap_or_else(|| e.to_string()));
     }
     if let Err(e) = store.spool(&state, now)
         && before.last_spool_error.is_none()
     {
-        log(store.status.last_spool_error.as_deref().unwrap_or(&e));
+        log(store
+            .status
+            .last_spool_error
+            .clone()
+            .unwrap_or_else(|| e.to_string()));
     }
     drop(state);
     api_state.lock().unwrap_or_else(|p| p.into_inner()).store = store.status.clone();
@@ -431,19 +470,7 @@ fn bind_all(config: &Config) -> Result<Vec<TcpListener>, DaemonError> {
         .listen
         .iter()
         .map(|addr| {
-            TcpListener::bind(addr).map_err(|e| {
-                let hint = match e.kind() {
-                    std::io::ErrorKind::AddrInUse => {
-                        "; is another netmeter running? Or set 'option listen' to a free port"
-                    }
-                    std::io::ErrorKind::AddrNotAvailable => {
-                        "; this address is not on the router: fix 'option listen'"
-                    }
-                    std::io::ErrorKind::PermissionDenied => "; ports below 1024 need root",
-                    _ => "",
-                };
-                DaemonError::Runtime(format!("cannot listen on {addr}: {e}{hint}"))
-            })
+            TcpListener::bind(addr).map_err(|error| DaemonError::Listen { addr: *addr, error })
         })
         .collect()
 }

@@ -199,6 +199,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_report_reads_back_equal_to_what_was_sent() {
+        let bucket = |start, rx_bytes| BucketView {
+            start,
+            end: start + 86_400,
+            rx_bytes,
+            tx_bytes: 7,
+        };
+        let report = HistoryReport {
+            period: "day".into(),
+            now: 1_795_000_000,
+            series: vec![
+                SeriesReport {
+                    name: "wan".into(),
+                    kind: "interface".into(),
+                    hostname: None,
+                    buckets: vec![bucket(0, 1), bucket(86_400, 2)],
+                },
+                SeriesReport {
+                    name: "aa:bb:cc:dd:ee:01".into(),
+                    kind: "device".into(),
+                    hostname: Some("laptop".into()),
+                    buckets: Vec::new(),
+                },
+            ],
+        };
+        let body = crate::serve::api::json(&report).body;
+        assert_eq!(
+            serde_json::from_slice::<HistoryReport>(&body).unwrap(),
+            report
+        );
+    }
+
+    #[test]
     fn queries_parse_with_defaults_and_errors_say_what_to_write() {
         assert_eq!(
             parse_query(Some("interface=br-lan&period=hour")).unwrap(),

@@ -101,6 +101,12 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// Every error answer's body; the CLI reads the message back with it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
 /// The methods every route answers: the API is read-only.
 pub const ALLOW: (&str, &str) = ("Allow", "GET, HEAD");
 
@@ -124,8 +130,10 @@ impl Response {
 
     /// A JSON error body: `{"error":"…"}`.
     pub fn error(status: u16, message: &str) -> Response {
-        let body = serde_json::to_vec(&serde_json::json!({ "error": message }))
-            .unwrap_or_else(|_| b"{}".to_vec());
+        let body = serde_json::to_vec(&ErrorBody {
+            error: message.to_owned(),
+        })
+        .unwrap_or_else(|_| b"{}".to_vec());
         Response::json(status, body)
     }
 

@@ -36,7 +36,7 @@ pub const ACCEPT_AFTER_MS: u64 = 3_600_000;
 pub const OTHER: [u8; 6] = [0; 6];
 
 /// What the wall clock is worth at a refresh.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClockState {
     Trusted,
