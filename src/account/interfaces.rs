@@ -4,6 +4,14 @@
 //! re-creates and renames interfaces and the router reboots, each time starting
 //! the kernel's counters over. So totals follow the name, and every way a
 //! counter can start over is detected here and bridged.
+//!
+//! A re-created interface (same name, new ifindex) continues its totals from
+//! a restarted counter; a renamed one (same ifindex, new name) carries them
+//! to the new name; a new boot id restarts every counter; an absent
+//! interface keeps its totals (`present = false`); at most
+//! [`MAX_INTERFACES`] records, absent ones evicted first. A drop whose wrap
+//! fits 10 Gbit/s over the interval is a wrap, else a reset. The events
+//! returned are for the daemon to log.
 
 /// Interfaces tracked at most; absent ones are evicted first.
 pub const MAX_INTERFACES: usize = 256;

@@ -1,5 +1,15 @@
 //! Command-line entry points: one file per subcommand. The rest of the code
 //! never sees the argument parser.
+//!
+//! `argh` with its `help` feature: every `--help` comes from the doc
+//! comments. A usage error names what was wrong and ends with `Run 'netmeter
+//! [SUBCOMMAND] --help'`. `CliError` is typed (usage, config, daemon,
+//! netlink, client, the daemon's answer, signal), and only [`main`] turns it
+//! into an exit code (0 ok, 1 runtime, 2 usage or config). `ask_daemon`
+//! asks the first `listen` address (or `--url`) and decodes the answer into
+//! the API's own view types; when nothing listens, `interfaces`, `devices`
+//! and `check` read the kernel through the same `account` code and say so on
+//! stderr.
 
 mod check;
 mod commit;

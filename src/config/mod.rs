@@ -2,6 +2,18 @@
 //!
 //! Every error names `file:line` and what was expected, because the reader is
 //! someone at a router's shell with `vi` and no documentation at hand.
+//!
+//! `uci.rs` parses the UCI syntax; this file holds `Config` and the loader,
+//! which maps each section through one table of known options per section
+//! type, so adding an option is a row: `settings.rs` (`config netmeter`),
+//! `device.rs` (`config device`), `upstream.rs` (`config upstream`, full
+//! build only; the core mounts `upstream_absent.rs`, which keeps a section's
+//! name and line unread). `table.rs` is the table machinery, `value.rs` the
+//! value parsers and how words are quoted back, `glob.rs` interface
+//! patterns, `spelling.rs` the did-you-mean, `prefix.rs` `IpPrefix`,
+//! `secret.rs` `Secret` (the token, passwords: no message quotes one).
+//! Every problem is collected and the earliest reported, so fixing errors
+//! top to bottom never jumps backwards.
 
 mod device;
 mod glob;

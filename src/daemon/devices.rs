@@ -1,5 +1,14 @@
 //! Per-device accounting as the daemon runs it: netmeter's nftables table,
 //! its reads, pruning of idle elements, and reinstalls after a flush.
+//!
+//! `PerDevice` plans and installs the table (falling back to the forward
+//! placement when the kernel refuses a netdev egress chain under `placement
+//! auto`), reads it every refresh, and deletes elements idle for half the
+//! element timeout only after reading them, so expiry never hides growth:
+//! netmeter owns the element lifecycle and the kernel timeout (at least
+//! three refresh intervals) is only a safety net. A vanished table is
+//! reinstalled and the gap counted as unknown; the table is removed on stop
+//! unless `keep_rules`. Without CAP_NET_ADMIN it stays off with the reason.
 
 use crate::account::{DeviceAccounts, DeviceEvent, DeviceSample, Direction, LinkSample};
 use crate::clock::Moment;

@@ -1,4 +1,14 @@
 //! The daemon's loop: refresh on schedule, publish for the API, obey signals.
+//!
+//! Signals (TERM, INT, HUP, USR1) are blocked before any thread starts and
+//! taken with `sigtimedwait` between refreshes: no async handlers. HUP
+//! reloads the config (an invalid one is logged and the old kept); USR1
+//! (`netmeter commit`) refreshes, then commits; TERM refreshes, reads the
+//! devices a last time and commits. The saved `State` sits behind a mutex
+//! the HTTP thread locks briefly for history; the upstream accounts are
+//! read before it is locked (`UpstreamNow`), since the upstream runner takes
+//! the two locks the other way round. On start the loaded device generation
+//! is continued, so the reinstalled table counts as restarted.
 
 mod devices;
 

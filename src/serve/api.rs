@@ -1,4 +1,13 @@
 //! The JSON API: the shapes the CLI's `--json` shares, and the routes.
+//!
+//! The token comes first (`option token`, compared in constant time; 401 with
+//! `WWW-Authenticate`), then 405 with `Allow`, 400 for query parameters on
+//! routes that take none, then the routes; every error is JSON, and data
+//! routes answer 503 until the first refresh. The view types here
+//! (`StatusView`, `InterfacesReport`, `DevicesReport`, …) are the contract:
+//! the CLI decodes the daemon's answers into them and its tables are tested
+//! from what `route` sends. Endpoints: `docs/API.md`; schemas:
+//! `docs/openapi.json` (checked by `tests/packaging/openapi.rs`).
 
 use super::history;
 use super::http::{self, Request, Response};

@@ -1,6 +1,13 @@
 //! State files on disk: atomic saves that keep the previous generation, and
 //! a load that takes the newest valid file from any directory (the tmpfs
 //! spool and the flash copy) and moves bad ones aside.
+//!
+//! `save` writes `name.tmp`, fsyncs, renames `name` to `name.prev` and the
+//! new file into place, and fsyncs the directory (created if missing; files
+//! 0600). Reads are bounded and refuse anything but regular files; a bad
+//! file is renamed `<file>.bad-<unix seconds>`, never deleted. Failures are
+//! `FileError`s with the operation, the path and the OS error, from which
+//! `persist::StoreError` gives its advice.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -6,6 +6,16 @@
 //! home-assistant/core#86661). Totals here only ever grow, and survive
 //! netmeter's restarts: a router that kept counting meanwhile is read on
 //! from its last raw value, so that traffic is not lost.
+//!
+//! Per source (config order): the WAN and interfaces as `SeriesTotals`,
+//! devices by MAC (at most 4096 per source), and `Bypass`, the double-NAT
+//! difference (the highest running balance of upstream minus local growth,
+//! so it never goes down and clock skew does not pile up). A 32-bit drop is
+//! a wrap only from the upper half, else a reboot. History series are named
+//! `SOURCE/wan` and `SOURCE/IFACE`: no Linux interface name has a `/`, so
+//! they clash with no local interface. The store keeps the accounts as
+//! bytes (`store::state::UpstreamBytes`); `encode` and `decode` here are the
+//! only code that knows their layout.
 
 use serde::{Deserialize, Serialize};
 

@@ -9,10 +9,11 @@
 //! `metrics` shape what the API and `/metrics` send. The `config upstream`
 //! sections are read by the config layer (`config/upstream.rs`).
 //!
-//! The rest of netmeter reaches it through the items below (and the CLI's
-//! `netmeter upstream`, `cli/upstream.rs`, through `sources` and `report`
-//! too); the slice itself imports nothing that imports it back: not the
-//! daemon, the server or the CLI.
+//! The slice sits above the store and below the server: it imports config,
+//! store, account, collect and the leaves, and is imported by serve, daemon
+//! and cli through the items below. The layers under it need nothing of it:
+//! the store keeps its totals as bytes (`UpstreamBytes`), and its accounts
+//! live beside the sources' health in [`Shared`], which the API reads.
 
 pub mod account;
 pub mod metrics;

@@ -1,9 +1,15 @@
 //! One thread per upstream source: its own schedule, a hard time limit per
 //! scrape, exponential back-off, and never a wait the local refresh shares.
 //!
-//! A source thread holds the state lock only to ingest a finished reading
-//! (microseconds); all network waits happen outside it, so a hung router
-//! cannot delay the local refresh.
+//! Each reading is ingested under the accounts' lock (`upstream::Shared`),
+//! checked there against the stop signal so an old thread never accounts
+//! after a reload; their bytes are then saved into the state under its lock
+//! (accounts, then state: nobody takes them the other way round). Back-off
+//! doubles from the interval up to an hour; `WrongCredentials` stops the
+//! thread until a reload, `LockedOut` waits the router's time. A reload
+//! always restarts the threads (a fixed password file changes no config
+//! line). On stop the threads get 3 s to end their sessions, after the
+//! final commit.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
