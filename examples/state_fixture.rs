@@ -1,6 +1,6 @@
 //! Writes the sample state as a state file: `state_fixture OUT`. Built for
 //! big-endian MIPS and run under qemu-mips it produced
-//! `src/store/fixtures/state-v2-mips.bin` (see `tests/state_fixture.rs`).
+//! `src/store/fixtures/state-v2-mips.bin` (see `tests/packaging/state_fixture.rs`).
 
 #[path = "../tests/fixtures/sample_state.rs"]
 mod sample_state;

@@ -1,4 +1,4 @@
-//! The program a VM scenario runs inside the guest (see tests/vm.rs and
+//! The program a VM scenario runs inside the guest (see tests/vm/main.rs and
 //! tests/vm/harness.rs): built static for the guest's architecture as the
 //! example `vm_scenario`, started by the guest's `/init` with the cases to
 //! run, it builds the namespace test bed (this binary is its own agent),
@@ -40,7 +40,7 @@ fn main() {
     let cases: Vec<String> = std::env::args().skip(1).collect();
     if cases.is_empty() {
         eprintln!(
-            "vm_scenario CASE…: run inside a VM by tests/vm.rs (CASE e.g. offload-auto, offload-forward, plain-auto)"
+            "vm_scenario CASE…: run inside a VM by tests/vm/main.rs (CASE e.g. offload-auto, offload-forward, plain-auto)"
         );
         return;
     }

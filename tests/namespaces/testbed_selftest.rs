@@ -1,6 +1,6 @@
 //! The test bed itself: namespaces, NAT, IPv6, exact transfers, cleanup.
 
-mod testbed;
+use crate::testbed;
 
 use testbed::topology::{PORT, ROUTER_WAN_V4, WAN_HOST_V4, WAN_HOST_V6};
 use testbed::{LanHost, Network, Topology};

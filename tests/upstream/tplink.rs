@@ -6,7 +6,7 @@
 //! client list, the login page's refusals (another admin, wrong password,
 //! lockout), and the TD-W `cgi` interface.
 
-mod mock;
+use crate::mock;
 
 use mock::{MockHttp, MockRequest, Reply, silent_listener};
 use netmeter::clock::Moment;

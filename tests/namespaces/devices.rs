@@ -2,7 +2,7 @@
 //! hosts behind a masquerading router with `br-lan`, known transfers, and
 //! the kernel's own interface counters as ground truth.
 
-mod testbed;
+use crate::testbed;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};

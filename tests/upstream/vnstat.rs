@@ -2,7 +2,7 @@
 //! The `vnstat` source from a URL (a vnstat-json.cgi mock on 127.0.0.1)
 //! and from a file.
 
-mod mock;
+use crate::mock;
 
 use mock::{MockHttp, Reply};
 use netmeter::clock::Moment;
@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-const V2_10: &str = include_str!("fixtures/upstream/vnstat/vnstat-2.10.json");
-const V2_6: &str = include_str!("fixtures/upstream/vnstat/vnstat-2.6.json");
-const V1: &str = include_str!("fixtures/upstream/vnstat/vnstat-1.18.json");
+const V2_10: &str = include_str!("../fixtures/upstream/vnstat/vnstat-2.10.json");
+const V2_6: &str = include_str!("../fixtures/upstream/vnstat/vnstat-2.6.json");
+const V1: &str = include_str!("../fixtures/upstream/vnstat/vnstat-1.18.json");
 
 fn config(url: Option<String>, file: Option<PathBuf>, device: &str) -> UpstreamConfig {
     let mut c = UpstreamConfig::new("nas", UpstreamKind::Vnstat);

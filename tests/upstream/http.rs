@@ -3,7 +3,7 @@
 //! every failure stage, the deadline against silent and trickling
 //! servers, and Digest auth checked by the mock's own computation.
 
-mod mock;
+use crate::mock;
 
 use std::time::Duration;
 

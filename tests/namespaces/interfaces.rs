@@ -1,6 +1,6 @@
 //! `netmeter interfaces` against the kernel's own counters, in the test bed.
 
-mod testbed;
+use crate::testbed;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

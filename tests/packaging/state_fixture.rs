@@ -22,14 +22,14 @@
 //! should the format change, keep this file and add a reader, as for
 //! `state-v1.bin`.
 
-#[path = "fixtures/sample_state.rs"]
+#[path = "../fixtures/sample_state.rs"]
 mod sample_state;
 
 use netmeter::store::state::State;
 use netmeter::store::{FileKind, decode, encode};
 
-const FROM_MIPS: &[u8] = include_bytes!("../src/store/fixtures/state-v1-mips.bin");
-const FROM_MIPS_V2: &[u8] = include_bytes!("../src/store/fixtures/state-v2-mips.bin");
+const FROM_MIPS: &[u8] = include_bytes!("../../src/store/fixtures/state-v1-mips.bin");
+const FROM_MIPS_V2: &[u8] = include_bytes!("../../src/store/fixtures/state-v2-mips.bin");
 
 #[test]
 fn a_version_2_state_loads_and_saves_to_the_same_bytes_in_either_build() {

@@ -4,7 +4,7 @@
 //! miniupnpd (`/rootDesc.xml`, no `GetAddonInfos`: a 500 fault, then
 //! `GetTotalBytesReceived`/`Sent`), in their real formats.
 
-mod mock;
+use crate::mock;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,10 +17,10 @@ use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 
-const FRITZ_DESC: &str = include_str!("fixtures/upstream/igd/igddesc-fritzbox.xml");
-const MINI_DESC: &str = include_str!("fixtures/upstream/igd/rootDesc-miniupnpd.xml");
-const MINI_FAULT: &str = include_str!("fixtures/upstream/igd/fault-invalid-action.xml");
-const ADDON: &str = include_str!("fixtures/upstream/fritzbox/GetAddonInfos.xml");
+const FRITZ_DESC: &str = include_str!("../fixtures/upstream/igd/igddesc-fritzbox.xml");
+const MINI_DESC: &str = include_str!("../fixtures/upstream/igd/rootDesc-miniupnpd.xml");
+const MINI_FAULT: &str = include_str!("../fixtures/upstream/igd/fault-invalid-action.xml");
+const ADDON: &str = include_str!("../fixtures/upstream/fritzbox/GetAddonInfos.xml");
 const IGD: &str = "urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1";
 const FRITZ_CONTROL: &str = "/igdupnp/control/WANCommonIFC1";
 const MINI_CONTROL: &str = "/ctl/CmnIfCfg";

@@ -23,7 +23,6 @@
 //! --ignored` runs them, and so does `.ci/run`, where a missing qemu or
 //! kernel package is a failure (CI=true); elsewhere they skip loudly.
 
-#[path = "vm/harness.rs"]
 mod harness;
 
 use harness::{Arch, Cpio, Vm};

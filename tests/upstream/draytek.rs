@@ -6,7 +6,7 @@
 //! an ADSL model's `adsl` commands, malformed answers, and routers that
 //! hang or trickle.
 
-mod mock;
+use crate::mock;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,9 +28,9 @@ const PROMPT: &str = "\r\nDrayTek> ";
 /// The answer to a command the model lacks (the exact wording differs by
 /// firmware; the source does not depend on it).
 const UNKNOWN: &str = "% Unknown command\r\n";
-const MORE_FIXTURE: &str = include_str!("fixtures/upstream/draytek/vdsl_status_more.txt");
-const STATUS_FIXTURE: &str = include_str!("fixtures/upstream/draytek/vdsl_status.txt");
-const WAN_FIXTURE: &str = include_str!("fixtures/upstream/draytek/wan_status.txt");
+const MORE_FIXTURE: &str = include_str!("../fixtures/upstream/draytek/vdsl_status_more.txt");
+const STATUS_FIXTURE: &str = include_str!("../fixtures/upstream/draytek/vdsl_status.txt");
+const WAN_FIXTURE: &str = include_str!("../fixtures/upstream/draytek/wan_status.txt");
 
 const IAC: u8 = 255;
 const WILL: u8 = 251;

@@ -2,7 +2,7 @@
 //! daemon is killed mid-write again and again and must always come back
 //! with valid state, totals that never go back and never count twice.
 
-mod testbed;
+use crate::testbed;
 
 use serde_json::Value;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `netmeter daemon`: signals, reload, and errors a person can act on.
 
-mod testbed;
+use crate::testbed;
 
 use std::time::{Duration, Instant};
 use testbed::Network;

@@ -6,7 +6,7 @@
 //! Traffic Analyzer on, off and missing, 32-bit wraps and reboots through
 //! `upstream::account`, and broken or slow answers.
 
-mod mock;
+use crate::mock;
 
 use mock::{MockHttp, MockRequest, Reply};
 use netmeter::account::CounterWidth;
@@ -27,8 +27,8 @@ const JSON: &str = "application/json;charset=UTF-8";
 /// What httpd sends instead of data to a client it has logged out.
 const LOGIN_PAGE: &str =
     "<HTML><HEAD><script>top.location.href='/Main_Login.asp';</script>\n</HEAD></HTML>";
-const TRAFFIC_PAGE: &str = include_str!("fixtures/upstream/asus/getTraffic.asp");
-const TRAFFIC_OFF: &str = include_str!("fixtures/upstream/asus/getTraffic-off.asp");
+const TRAFFIC_PAGE: &str = include_str!("../fixtures/upstream/asus/getTraffic.asp");
+const TRAFFIC_OFF: &str = include_str!("../fixtures/upstream/asus/getTraffic-off.asp");
 
 /// How the router refuses a token it no longer knows.
 #[derive(Clone, Copy, Debug, Default)]

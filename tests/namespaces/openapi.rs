@@ -10,7 +10,7 @@
 //! `additionalProperties: false` and lists its always-present fields as
 //! `required`: a renamed field, a new field, or a changed type fails.
 
-mod testbed;
+use crate::testbed;
 
 use netmeter::account::attribution::Attribution;
 use netmeter::serve::api::PerDeviceStatus;
@@ -24,7 +24,7 @@ use testbed::netmeter::{Daemon, Scratch};
 use testbed::topology::{PORT, WAN_HOST_V4, WAN_HOST_V6};
 use testbed::{LanHost, Network, Topology};
 
-const DOCUMENT: &str = include_str!("../docs/openapi.json");
+const DOCUMENT: &str = include_str!("../../docs/openapi.json");
 
 fn document() -> Value {
     serde_json::from_str(DOCUMENT).expect("docs/openapi.json is JSON")
@@ -558,7 +558,7 @@ fn renamed_fields_changed_types_and_new_fields_fail_validation() {
 
 #[test]
 fn the_examples_in_api_md_match_the_schemas() {
-    let text = include_str!("../docs/API.md");
+    let text = include_str!("../../docs/API.md");
     let examples: Vec<Value> = text
         .split("```json\n")
         .skip(1)

@@ -1,7 +1,7 @@
 //! netmeter's nf_tables client against the real kernel: counter sets keyed
 //! by (MAC, IP) on a LAN port's netdev ingress and egress hooks.
 
-mod testbed;
+use crate::testbed;
 
 use std::collections::BTreeMap;
 use testbed::Network;

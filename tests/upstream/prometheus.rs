@@ -4,7 +4,7 @@
 //! exporters: wraps and resets through the upstream accounts, and every
 //! way an endpoint can fail.
 
-mod mock;
+use crate::mock;
 
 use mock::{MockHttp, Reply};
 use netmeter::clock::Moment;
@@ -14,9 +14,9 @@ use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const NODE_EXPORTER: &str = include_str!("fixtures/upstream/prometheus/node_exporter.txt");
-const UCODE: &str = include_str!("fixtures/upstream/prometheus/ucode.txt");
-const LUA: &str = include_str!("fixtures/upstream/prometheus/lua.txt");
+const NODE_EXPORTER: &str = include_str!("../fixtures/upstream/prometheus/node_exporter.txt");
+const UCODE: &str = include_str!("../fixtures/upstream/prometheus/ucode.txt");
+const LUA: &str = include_str!("../fixtures/upstream/prometheus/lua.txt");
 
 /// node_exporter's Content-Type; the OpenWrt exporters send the same
 /// (the Lua one without the charset).

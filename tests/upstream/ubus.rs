@@ -6,7 +6,7 @@
 //! `option device`, a wrong password, an ACL that denies, and broken or
 //! slow answers.
 
-mod mock;
+use crate::mock;
 
 use mock::{MockHttp, MockRequest, Reply};
 use netmeter::account::CounterWidth;

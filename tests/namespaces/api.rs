@@ -5,7 +5,7 @@
 //! Server-only behaviour runs `serve::http::serve` in this process on
 //! 127.0.0.1 port 0; everything else asks a real daemon in a namespace.
 
-mod testbed;
+use crate::testbed;
 
 use netmeter::serve::api::{self, ApiState, InterfaceView, InterfacesReport};
 use netmeter::serve::http::{self, Limits, Request};

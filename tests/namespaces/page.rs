@@ -13,7 +13,7 @@
 //! them). Without them the test fails when CI=true and otherwise skips,
 //! loudly.
 
-mod testbed;
+use crate::testbed;
 
 use serde_json::{Value, json};
 use std::io::Write;

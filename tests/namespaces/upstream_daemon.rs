@@ -6,7 +6,7 @@
 //! counters on both sides. A second "router" accepts and never answers:
 //! local refreshes go on meanwhile. Totals and history survive a restart.
 
-mod testbed;
+use crate::testbed;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};

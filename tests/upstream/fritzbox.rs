@@ -4,7 +4,7 @@
 //! `GetAddonInfos` of `urn:dslforum-org:service:WANCommonInterfaceConfig:1`
 //! in FRITZ!OS's format; refusals as FRITZ!OS sends them.
 
-mod mock;
+use crate::mock;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +17,8 @@ use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 
-const ADDON: &str = include_str!("fixtures/upstream/fritzbox/GetAddonInfos-tr064.xml");
-const FAULT_606: &str = include_str!("fixtures/upstream/fritzbox/fault-606.xml");
+const ADDON: &str = include_str!("../fixtures/upstream/fritzbox/GetAddonInfos-tr064.xml");
+const FAULT_606: &str = include_str!("../fixtures/upstream/fritzbox/fault-606.xml");
 const TR064: &str = "urn:dslforum-org:service:WANCommonInterfaceConfig:1";
 const CONTROL: &str = "/upnp/control/wancommonifconfig1";
 const USER: &str = "netmeter";

@@ -1,0 +1,24 @@
+//! Integration tests on the real kernel, in the namespace test bed
+//! (`tests/testbed/`: throwaway user + network namespaces, no root needed
+//! where unprivileged user namespaces are allowed). One crate, so the test
+//! bed is compiled and netmeter linked once; one module per subject, so a
+//! test reads `devices::…`, `persistence::…` in the output.
+//!
+//! `page` also needs Chromium and chromedriver (it skips loudly without
+//! them, and fails when CI=true); `upstream_daemon` is in the full build
+//! only (the `upstream` feature).
+
+#[path = "../testbed/mod.rs"]
+mod testbed;
+
+mod api;
+mod daemon;
+mod devices;
+mod interfaces;
+mod nftables;
+mod openapi;
+mod page;
+mod persistence;
+mod testbed_selftest;
+#[cfg(feature = "upstream")]
+mod upstream_daemon;
