@@ -7,7 +7,7 @@
 //! (`StatusView`, `InterfacesReport`, `DevicesReport`, …) are the contract:
 //! the CLI decodes the daemon's answers into them and its tables are tested
 //! from what `route` sends. Endpoints: `docs/API.md`; schemas:
-//! `docs/openapi.json` (checked by `tests/packaging/openapi.rs`).
+//! `docs/openapi.json` (checked by `tests/namespaces/openapi.rs`).
 
 use super::history;
 use super::http::{self, Request, Response};

@@ -1,6 +1,14 @@
 //! Per-device accounting on the real kernel, in the test bed: three LAN
 //! hosts behind a masquerading router with `br-lan`, known transfers, and
 //! the kernel's own interface counters as ground truth.
+//!
+//! TCP, UDP and many small packets (so per-packet errors show), compared
+//! with each host's L3 ground truth: interface bytes − 14 × packets. One
+//! test turns DAD on and bounces br-lan and its ports, waits for the
+//! router's probes and MLD reports, and checks that no group MAC is a device
+//! in `/api/v1/devices` nor an element in the kernel's sets; another loads a
+//! state file as older builds saved it (group MACs as devices) and checks
+//! the daemon drops them with one log line.
 
 use crate::testbed;
 

@@ -1,6 +1,15 @@
 //! State that survives crashes and full disks, on the real kernel: the
 //! daemon is killed mid-write again and again and must always come back
 //! with valid state, totals that never go back and never count twice.
+//!
+//! The soak kills the daemon with SIGKILL during a commit 200 times
+//! (`NETMETER_SOAK_TRIALS`, `NETMETER_SOAK_SEED`) and restarts it: state
+//! always loads, totals never fall below the last confirmed commit, device
+//! totals never exceed what the host sent, interface totals never exceed the
+//! kernel's. Other tests fill the flash with a real ENOSPC (`/dev/full`
+//! behind the file names), mount the database directory read-only in the
+//! daemon's own mount namespace (the error must name read-only, not free
+//! space), and damage a checkpoint.
 
 use crate::testbed;
 
