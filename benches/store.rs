@@ -16,6 +16,7 @@
 
 use netmeter::account::{DeviceSample, Direction, UnattributedSample};
 use netmeter::clock::Moment;
+use netmeter::mac::Mac;
 use netmeter::store::calendar::{Calendar, FixedOffset};
 use netmeter::store::history::RingSizes;
 use netmeter::store::persist::Store;
@@ -50,8 +51,8 @@ fn hourly_share(h: u64) -> f64 {
     (1.0 + 0.8 * x.cos()) / 24.0
 }
 
-fn mac(i: usize) -> [u8; 6] {
-    [0x02, 0, 0, 0, (i >> 8) as u8, i as u8]
+fn mac(i: usize) -> Mac {
+    Mac([0x02, 0, 0, 0, (i >> 8) as u8, i as u8])
 }
 
 /// One accounts read with every device's cumulative totals, so the state
@@ -85,7 +86,7 @@ fn ingest_devices(state: &mut State, now: Moment, totals: &[[u64; 2]]) {
         .ingest(now, 1, &samples, UnattributedSample::default());
 }
 
-fn device_totals(state: &State) -> Vec<([u8; 6], [u64; 2])> {
+fn device_totals(state: &State) -> Vec<(Mac, [u64; 2])> {
     state
         .devices
         .devices()

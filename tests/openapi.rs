@@ -312,7 +312,7 @@ fn upstream_accounts() -> netmeter::upstream::UpstreamAccounts {
             wan: Some(c(1000)),
             interfaces: vec![("WIRED".into(), c(100))],
             devices: vec![DeviceReading {
-                mac: [2, 0, 0, 0, 0, 9],
+                mac: netmeter::mac::Mac([2, 0, 0, 0, 0, 9]),
                 ip: Some("192.168.1.9".parse().unwrap()),
                 hostname: Some("nas".into()),
                 rx_bytes: 10 * (step + 1),

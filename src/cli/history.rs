@@ -1,5 +1,6 @@
 use super::{CliError, format};
 use crate::config::Config;
+use crate::mac::Mac;
 use crate::serve::history::{self, BucketView, HistoryQuery, HistoryReport, Series, SeriesReport};
 use crate::store::calendar::{Granularity, SystemZone, UtcOffset};
 use crate::store::persist::Store;
@@ -135,7 +136,7 @@ fn read_saved(
     };
     let (names, _) = crate::collect::identity::Names::load(config);
     let wan = wan_now().unwrap_or_default();
-    let hostname = |mac: &[u8; 6]| names.hostname(mac, &[]).map(str::to_owned);
+    let hostname = |mac: &Mac| names.hostname(mac, &[]).map(str::to_owned);
     history::report(
         &state,
         &cal,

@@ -12,12 +12,13 @@ use crate::collect::identity::Names;
 use crate::collect::links::{read_boot_id, read_links, wan_interfaces};
 use crate::config::Config;
 use crate::config::ConfigError;
+use crate::mac::Mac;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
 use crate::serve::api::{self, ApiState, DevicesReport, InterfaceView, InterfacesReport};
 use crate::serve::http::{self, Limits};
 use crate::store::persist::Store;
 use crate::store::state::State;
-use crate::store::timeline::{OTHER, Observed};
+use crate::store::timeline::Observed;
 use devices::PerDevice;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use std::net::TcpListener;
@@ -404,7 +405,7 @@ fn update_timeline(
             .devices
             .devices()
             .chain(std::iter::once(state.devices.other()))
-            .filter(|t| t.mac != OTHER || t.first_seen != 0)
+            .filter(|t| t.mac != Mac::OTHER || t.first_seen != 0)
             .map(|t| (t.mac, [t.rx_bytes, t.tx_bytes]))
             .collect(),
     };

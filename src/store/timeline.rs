@@ -18,6 +18,7 @@
 //!
 //! Held growth is never dropped; the totals include it all along.
 
+use crate::mac::Mac;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -31,9 +32,6 @@ pub const TRUSTED_FROM: u64 = 1_735_689_600;
 pub const BACKWARD_TOLERANCE: u64 = 600;
 /// A clock behind for this long (boot time) was set back on purpose.
 pub const ACCEPT_AFTER_MS: u64 = 3_600_000;
-
-/// The MAC `other` (devices beyond max_devices) is tracked under.
-pub const OTHER: [u8; 6] = [0; 6];
 
 /// What the wall clock is worth at a refresh.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,7 +117,7 @@ impl Track {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
     pub interfaces: BTreeMap<String, Track>,
-    pub devices: BTreeMap<[u8; 6], Track>,
+    pub devices: BTreeMap<Mac, Track>,
     /// The newest wall time credited (unix seconds).
     pub high_water: u64,
     /// Boot-clock ms since which the clock has been behind; not kept across
@@ -131,7 +129,7 @@ pub struct Timeline {
 /// The series one refresh reports: current byte totals (rx, tx).
 pub struct Observed<'a> {
     pub interfaces: Vec<(&'a str, [u64; 2])>,
-    pub devices: Vec<([u8; 6], [u64; 2])>,
+    pub devices: Vec<(Mac, [u64; 2])>,
 }
 
 impl Timeline {
@@ -304,7 +302,7 @@ impl Timeline {
         &mut self,
         cal: &Calendar<Z>,
         sizes: &RingSizes,
-        mac: [u8; 6],
+        mac: Mac,
         change: &TrackChange,
     ) {
         self.devices

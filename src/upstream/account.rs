@@ -7,6 +7,7 @@
 //! netmeter's restarts: a router that kept counting meanwhile is read on
 //! from its last raw value, so that traffic is not lost.
 
+use crate::mac::Mac;
 use serde::{Deserialize, Serialize};
 
 use crate::account::{CounterWidth, DEFAULT_MAX_BYTES_PER_SEC, MonotonicCounter, Observation};
@@ -103,7 +104,7 @@ impl SeriesTotals {
 /// A device the upstream router counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamDevice {
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub ip: Option<std::net::IpAddr>,
     pub hostname: Option<String>,
     pub totals: SeriesTotals,
@@ -528,7 +529,7 @@ mod tests {
     #[test]
     fn devices_are_kept_by_mac_with_their_latest_names() {
         let device = |mac: u8, rx, host: Option<&str>| DeviceReading {
-            mac: [2, 0, 0, 0, 0, mac],
+            mac: Mac([2, 0, 0, 0, 0, mac]),
             ip: None,
             hostname: host.map(str::to_owned),
             rx_bytes: rx,
@@ -578,7 +579,7 @@ mod tests {
         for round in 0..2u64 {
             let devices = (0..MAX_DEVICES_PER_SOURCE as u64)
                 .map(|i| DeviceReading {
-                    mac: (i + round * 100_000).to_be_bytes()[2..].try_into().unwrap(),
+                    mac: Mac((i + round * 100_000).to_be_bytes()[2..].try_into().unwrap()),
                     ip: None,
                     hostname: None,
                     rx_bytes: 1,

@@ -5,6 +5,7 @@
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
 use crate::account::CounterWidth;
+use crate::mac::Mac;
 use crate::upstream::UpstreamConfig;
 use crate::upstream::account::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
 
@@ -303,12 +304,12 @@ fn stations(
     mac_label: &str,
 ) -> Option<Vec<DeviceReading>> {
     // By MAC: the device's [rx, tx] sums, and how many samples each side had.
-    let mut seen: Vec<([u8; 6], [u64; 2], [u64; 2])> = Vec::new();
+    let mut seen: Vec<(Mac, [u64; 2], [u64; 2])> = Vec::new();
     for s in samples
         .iter()
         .filter(|s| s.name == receive || s.name == transmit)
     {
-        let Some(mac) = s.label(mac_label).and_then(crate::mac::parse_mac) else {
+        let Some(mac) = s.label(mac_label).and_then(|m| m.parse::<Mac>().ok()) else {
             continue;
         };
         let at = match seen.iter().position(|(m, ..)| *m == mac) {
