@@ -17,6 +17,7 @@
 use netmeter::account::{DeviceSample, Direction, UnattributedSample};
 use netmeter::clock::Moment;
 use netmeter::mac::Mac;
+use netmeter::rxtx::RxTx;
 use netmeter::store::calendar::{Calendar, FixedOffset};
 use netmeter::store::history::RingSizes;
 use netmeter::store::persist::Store;
@@ -86,11 +87,11 @@ fn ingest_devices(state: &mut State, now: Moment, totals: &[[u64; 2]]) {
         .ingest(now, 1, &samples, UnattributedSample::default());
 }
 
-fn device_totals(state: &State) -> Vec<(Mac, [u64; 2])> {
+fn device_totals(state: &State) -> Vec<(Mac, RxTx<u64>)> {
     state
         .devices
         .devices()
-        .map(|d| (d.mac, [d.rx_bytes, d.tx_bytes]))
+        .map(|d| (d.mac, RxTx::new(d.rx_bytes, d.tx_bytes)))
         .collect()
 }
 
@@ -132,10 +133,10 @@ fn simulate(
             };
             ingest_devices(state, moment, totals);
             let devices = device_totals(state);
-            let interfaces: Vec<(&str, [u64; 2])> = INTERFACES
+            let interfaces: Vec<(&str, RxTx<u64>)> = INTERFACES
                 .iter()
                 .zip(interface_totals.iter())
-                .map(|(n, t)| (*n, *t))
+                .map(|(n, t)| (*n, RxTx::new(t[0], t[1])))
                 .collect();
             state.timeline.update(
                 &cal,

@@ -579,7 +579,12 @@ fn a_state_saved_with_multicast_devices_loads_without_them_and_their_history() {
         &Observed {
             interfaces: vec![],
             devices: saved
-                .map(|mac| (::netmeter::mac::Mac(mac), [5_000, 700]))
+                .map(|mac| {
+                    (
+                        ::netmeter::mac::Mac(mac),
+                        ::netmeter::rxtx::RxTx::new(5_000, 700),
+                    )
+                })
                 .to_vec(),
         },
     );

@@ -330,7 +330,13 @@ fn upstream_accounts() -> netmeter::upstream::UpstreamAccounts {
             monotonic_ms: step * 60_000,
             unix_secs: 1_795_000_000 + step * 60,
         };
-        accounts.ingest("isp", "fritzbox", now, &reading, Some([100, 100]));
+        accounts.ingest(
+            "isp",
+            "fritzbox",
+            now,
+            &reading,
+            Some(netmeter::rxtx::RxTx::new(100, 100)),
+        );
     }
     accounts
 }

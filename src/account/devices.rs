@@ -20,6 +20,7 @@ use super::counter::MonotonicCounter;
 use crate::account::CounterWidth;
 use crate::clock::Moment;
 use crate::mac::Mac;
+use crate::rxtx::RxTx;
 
 /// Addresses kept per device: IPv6 privacy addresses rotate.
 pub const MAX_IPS_PER_DEVICE: usize = 16;
@@ -267,7 +268,7 @@ impl DeviceAccounts {
             .and_then(|then| now.monotonic_ms.checked_sub(then));
         self.reads += 1;
         let stamp = self.reads;
-        let mut interval: HashMap<Owner, [u64; 2]> = HashMap::new();
+        let mut interval: HashMap<Owner, RxTx<u64>> = HashMap::new();
         // A group MAC (multicast, broadcast) is never a device, whatever
         // reported it: netmeter's own rules skip them already.
         for sample in samples {
@@ -285,7 +286,10 @@ impl DeviceAccounts {
             let (bytes, packets) = state.observe(sample, now, restarted);
             let owner = self.owner(sample.mac, now, &mut events);
             let moved = interval.entry(owner).or_default();
-            let moved = &mut moved[usize::from(sample.direction == Direction::Received)];
+            let moved = match sample.direction {
+                Direction::Sent => &mut moved.tx,
+                Direction::Received => &mut moved.rx,
+            };
             *moved = moved.saturating_add(bytes);
             let totals = match owner {
                 Owner::Device(mac) => self.devices.get_mut(&mac),
@@ -498,8 +502,8 @@ impl DeviceTotals {
 
     /// Any growth over a known, non-zero interval is a rate: elements are read
     /// every interval, so even a new one's whole counter grew within it.
-    fn set_rates(&mut self, moved: Option<&[u64; 2]>, elapsed_ms: Option<u64>) {
-        let [tx, rx] = moved.copied().unwrap_or_default();
+    fn set_rates(&mut self, moved: Option<&RxTx<u64>>, elapsed_ms: Option<u64>) {
+        let RxTx { rx, tx } = moved.copied().unwrap_or_default();
         let rate = |bytes: u64| match elapsed_ms {
             Some(ms) if ms > 0 => {
                 u64::try_from(u128::from(bytes) * 1000 / u128::from(ms)).unwrap_or(u64::MAX)

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::config::ConfigError;
 use crate::mac::Mac;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
+use crate::rxtx::RxTx;
 use crate::serve::api::{self, ApiState, DevicesReport, InterfaceView, InterfacesReport};
 use crate::serve::http::{self, Limits};
 use crate::store::persist::Store;
@@ -291,7 +292,7 @@ impl NamesCache {
 /// state is locked, since the upstream runner takes the two locks the other
 /// way round.
 struct UpstreamNow {
-    series: Vec<(String, [u64; 2])>,
+    series: Vec<(String, RxTx<u64>)>,
     figures: Vec<crate::upstream::DeviceFigure>,
 }
 
@@ -386,14 +387,19 @@ fn update_timeline(
     config: &Config,
     state: &mut State,
     now: Moment,
-    upstream: &[(String, [u64; 2])],
+    upstream: &[(String, RxTx<u64>)],
 ) -> crate::store::timeline::ClockState {
     let sizes = history_sizes(config);
     let observed = Observed {
         interfaces: state
             .interfaces
             .iter()
-            .map(|t| (t.name.as_str(), [t.rx_bytes.total(), t.tx_bytes.total()]))
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    RxTx::new(t.rx_bytes.total(), t.tx_bytes.total()),
+                )
+            })
             // Upstream series (`isp/wan`) have history like local interfaces.
             .chain(
                 upstream
@@ -406,7 +412,7 @@ fn update_timeline(
             .devices()
             .chain(std::iter::once(state.devices.other()))
             .filter(|t| t.mac != Mac::OTHER || t.first_seen != 0)
-            .map(|t| (t.mac, [t.rx_bytes, t.tx_bytes]))
+            .map(|t| (t.mac, RxTx::new(t.rx_bytes, t.tx_bytes)))
             .collect(),
     };
     let clock = state.timeline.update(

@@ -177,7 +177,7 @@ fn series<Z: UtcOffset>(
         .ring(g)
         .map(|ring| {
             ring.buckets()
-                .map(|(index, [rx, tx])| BucketView {
+                .map(|(index, crate::rxtx::RxTx { rx, tx })| BucketView {
                     start: cal.start(g, index),
                     end: cal.end(g, index),
                     rx_bytes: rx,

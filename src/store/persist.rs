@@ -521,6 +521,7 @@ mod tests {
     use crate::account::{DeviceSample, Direction, UnattributedSample};
     use crate::clock::Moment;
     use crate::mac::Mac;
+    use crate::rxtx::RxTx;
     use crate::store::calendar::FixedOffset;
     use crate::store::timeline::Observed;
     use std::net::{IpAddr, Ipv4Addr};
@@ -563,7 +564,7 @@ mod tests {
         let devices = state
             .devices
             .devices()
-            .map(|d| (d.mac, [d.rx_bytes, d.tx_bytes]))
+            .map(|d| (d.mac, RxTx::new(d.rx_bytes, d.tx_bytes)))
             .collect();
         state.timeline.update(
             &CAL,
@@ -571,14 +572,14 @@ mod tests {
             at,
             at * 1000,
             &Observed {
-                interfaces: vec![("wan", [bytes * 7, bytes * 3])],
+                interfaces: vec![("wan", RxTx::new(bytes * 7, bytes * 3))],
                 devices,
             },
         );
     }
 
     /// Per device: rx, tx and the daily buckets.
-    type Summary = Vec<(u64, u64, Vec<(i64, [u64; 2])>)>;
+    type Summary = Vec<(u64, u64, Vec<(i64, RxTx<u64>)>)>;
 
     fn summary(state: &State) -> Summary {
         state
