@@ -86,13 +86,11 @@ impl SeriesTotals {
         };
         // No interval of this run (the first reading after a start): no rate yet.
         let ms = elapsed.map_or(0, |e| e.ms);
-        RxTx {
-            rx: self.rx_rate,
-            tx: self.tx_rate,
-        } = match ms {
+        let rates = match ms {
             0 => RxTx::ZERO,
             ms => added.map(|a| a.saturating_mul(1000) / ms),
         };
+        (self.rx_rate, self.tx_rate) = (rates.rx, rates.tx);
         added
     }
 
