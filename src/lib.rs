@@ -17,6 +17,7 @@ pub mod log;
 pub mod mac;
 pub mod net;
 pub mod netlink;
+pub mod rxtx;
 pub mod serve;
 pub mod store;
 #[cfg(feature = "upstream")]

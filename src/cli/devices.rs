@@ -189,8 +189,9 @@ fn upstream_cell(figures: &[crate::serve::api::UpstreamFigure]) -> String {
 mod tests {
     use super::*;
     use crate::clock::Moment;
+    use crate::mac::Mac;
 
-    fn local(mac: [u8; 6], rx: u64) -> DeviceAccounts {
+    fn local(mac: Mac, rx: u64) -> DeviceAccounts {
         let mut accounts = DeviceAccounts::new(8);
         let sample = crate::account::DeviceSample {
             direction: crate::account::Direction::Received,
@@ -212,7 +213,7 @@ mod tests {
         use crate::account::CounterWidth::Bits64;
         use crate::upstream::UpstreamAccounts;
         use crate::upstream::sources::{DeviceReading, Reading};
-        let (laptop, printer) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let (laptop, printer) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
         let mut upstream = UpstreamAccounts::default();
         for (step, bytes) in [(0u64, 0u64), (1, 3 << 20)] {
             let device = |mac| DeviceReading {

@@ -1,5 +1,7 @@
 use super::{CliError, format};
 use crate::config::Config;
+use crate::mac::Mac;
+use crate::rxtx::RxTx;
 use crate::serve::history::{self, BucketView, HistoryQuery, HistoryReport, Series, SeriesReport};
 use crate::store::calendar::{Granularity, SystemZone, UtcOffset};
 use crate::store::persist::Store;
@@ -135,7 +137,7 @@ fn read_saved(
     };
     let (names, _) = crate::collect::identity::Names::load(config);
     let wan = wan_now().unwrap_or_default();
-    let hostname = |mac: &[u8; 6]| names.hostname(mac, &[]).map(str::to_owned);
+    let hostname = |mac: &Mac| names.hostname(mac, &[]).map(str::to_owned);
     history::report(
         &state,
         &cal,
@@ -192,7 +194,7 @@ fn render(
         .collect();
     if let Some(current) = shown.last()
         && matches!(period, Granularity::Day | Granularity::Month)
-        && let Some([rx, tx]) = estimate(current, now)
+        && let Some(RxTx { rx, tx }) = estimate(current, now)
     {
         rows.push(vec![
             "estimated".into(),
@@ -237,7 +239,7 @@ fn average(b: &BucketView, elapsed: i64) -> String {
 
 /// The running period's totals at its current pace, as vnStat estimates;
 /// None until an hour of it has passed (too early to say anything).
-fn estimate(b: &BucketView, now: u64) -> Option<[u64; 2]> {
+fn estimate(b: &BucketView, now: u64) -> Option<RxTx<u64>> {
     let now = now as i64;
     if now <= b.start || now >= b.end {
         return None;
@@ -247,7 +249,7 @@ fn estimate(b: &BucketView, now: u64) -> Option<[u64; 2]> {
         return None;
     }
     let scale = |v: u64| (u128::from(v) * length / elapsed).min(u128::from(u64::MAX)) as u64;
-    Some([scale(b.rx_bytes), scale(b.tx_bytes)])
+    Some(RxTx::new(scale(b.rx_bytes), scale(b.tx_bytes)))
 }
 
 /// The period's start in local time: `2026-11-22 14:05`, `2026-11-22`,
@@ -300,7 +302,7 @@ mod tests {
     fn a_day_is_estimated_at_its_pace_after_an_hour() {
         let day = bucket(0, 86_400, 1000, 100);
         assert_eq!(estimate(&day, 1800), None);
-        assert_eq!(estimate(&day, 21_600), Some([4000, 400]));
+        assert_eq!(estimate(&day, 21_600), Some(RxTx::new(4000, 400)));
         assert_eq!(estimate(&day, 86_400), None);
     }
 

@@ -106,7 +106,7 @@ fn raw_view(view: &mut SourceView, reading: &Reading) {
         .devices
         .iter()
         .map(|d| UpstreamDeviceView {
-            mac: crate::mac::format_mac(&d.mac),
+            mac: d.mac.to_string(),
             ip: d.ip.map(|ip| ip.to_string()),
             hostname: d.hostname.clone(),
             rx_bytes: d.rx_bytes,

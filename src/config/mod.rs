@@ -30,6 +30,7 @@ pub mod upstream;
 pub mod upstream;
 pub(crate) mod value;
 
+use crate::mac::Mac;
 use std::collections::{HashMap, hash_map};
 use std::fmt;
 use std::io;
@@ -37,7 +38,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::mac::format_mac;
 use device::device;
 pub use glob::glob_match;
 pub use prefix::{IpPrefix, PrefixError};
@@ -123,7 +123,7 @@ pub enum Placement {
 /// A name the admin gave a device; it wins over every name learnt elsewhere.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeviceName {
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub name: String,
     pub group: Option<String>,
 }
@@ -224,7 +224,7 @@ impl Config {
         let mut config = Config::default();
         let mut settings: Option<&uci::Section> = None;
         // The line of each MAC's `option mac`, to name both ends of a duplicate.
-        let mut macs: HashMap<[u8; 6], usize> = HashMap::new();
+        let mut macs: HashMap<Mac, usize> = HashMap::new();
         for section in &sections {
             match section.kind.as_str() {
                 SETTINGS => match settings {
@@ -248,7 +248,7 @@ impl Config {
                             format!(
                                 "option mac: {} already has a device section (its option mac is \
                                  at line {}): keep one section per device",
-                                format_mac(&device.mac),
+                                device.mac,
                                 first.get()
                             ),
                         )),
@@ -437,12 +437,12 @@ mod tests {
                 token: Secret::token("0123456789abcdef"),
                 devices: vec![
                     DeviceName {
-                        mac: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
+                        mac: Mac([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]),
                         name: "Kid laptop".into(),
                         group: Some("kids".into()),
                     },
                     DeviceName {
-                        mac: [0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c],
+                        mac: Mac([0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c]),
                         name: "TV".into(),
                         group: None,
                     },

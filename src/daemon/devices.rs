@@ -240,7 +240,7 @@ impl PerDevice {
                         DeviceEvent::Overflow { mac } => log.push(format!(
                             "more than {} devices: {} is counted as 'other' (raise option max_devices)",
                             config.max_devices,
-                            crate::mac::format_mac(&mac)
+                            mac
                         )),
                         DeviceEvent::ElementStateEvicted { count } => log.push(format!(
                             "too many set elements to follow ({count} dropped): their next growth may be counted twice"
@@ -429,7 +429,7 @@ mod tests {
 
     #[test]
     fn ip_only_traffic_takes_the_mac_the_device_was_seen_sending_from_else_stays_out() {
-        let mac = [2, 0, 0, 0, 0, 7];
+        let mac = crate::mac::Mac([2, 0, 0, 0, 0, 7]);
         let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
         let other: std::net::IpAddr = "10.0.0.8".parse().unwrap();
         let sent = [DeviceSample {

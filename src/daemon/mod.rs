@@ -22,12 +22,14 @@ use crate::collect::identity::Names;
 use crate::collect::links::{read_boot_id, read_links, wan_interfaces};
 use crate::config::Config;
 use crate::config::ConfigError;
+use crate::mac::Mac;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
+use crate::rxtx::RxTx;
 use crate::serve::api::{self, ApiState, DevicesReport, InterfaceView, InterfacesReport};
 use crate::serve::http::{self, Limits};
 use crate::store::persist::Store;
 use crate::store::state::State;
-use crate::store::timeline::{OTHER, Observed};
+use crate::store::timeline::Observed;
 use devices::PerDevice;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use std::net::TcpListener;
@@ -300,7 +302,7 @@ impl NamesCache {
 /// state is locked, since the upstream runner takes the two locks the other
 /// way round.
 struct UpstreamNow {
-    series: Vec<(String, [u64; 2])>,
+    series: Vec<(String, RxTx<u64>)>,
     figures: Vec<crate::upstream::DeviceFigure>,
 }
 
@@ -395,14 +397,19 @@ fn update_timeline(
     config: &Config,
     state: &mut State,
     now: Moment,
-    upstream: &[(String, [u64; 2])],
+    upstream: &[(String, RxTx<u64>)],
 ) -> crate::store::timeline::ClockState {
     let sizes = history_sizes(config);
     let observed = Observed {
         interfaces: state
             .interfaces
             .iter()
-            .map(|t| (t.name.as_str(), [t.rx_bytes.total(), t.tx_bytes.total()]))
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    RxTx::new(t.rx_bytes.total(), t.tx_bytes.total()),
+                )
+            })
             // Upstream series (`isp/wan`) have history like local interfaces.
             .chain(
                 upstream
@@ -414,8 +421,8 @@ fn update_timeline(
             .devices
             .devices()
             .chain(std::iter::once(state.devices.other()))
-            .filter(|t| t.mac != OTHER || t.first_seen != 0)
-            .map(|t| (t.mac, [t.rx_bytes, t.tx_bytes]))
+            .filter(|t| t.mac != Mac::OTHER || t.first_seen != 0)
+            .map(|t| (t.mac, RxTx::new(t.rx_bytes, t.tx_bytes)))
             .collect(),
     };
     let clock = state.timeline.update(

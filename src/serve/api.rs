@@ -16,6 +16,7 @@ use crate::account::attribution::Attribution;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::config::Secret;
+use crate::mac::Mac;
 use crate::store::calendar::{Calendar, SystemZone};
 use crate::store::persist::StoreStatus;
 use crate::store::state::State;
@@ -125,11 +126,11 @@ pub struct UpstreamOnlyDevice {
 impl DeviceView {
     fn new(t: &DeviceTotals, names: &Names) -> DeviceView {
         DeviceView {
-            mac: crate::mac::format_mac(&t.mac),
+            mac: t.mac.to_string(),
             ips: t.ips.iter().map(|ip| ip.to_string()).collect(),
             hostname: names.hostname(&t.mac, &t.ips).map(str::to_string),
             group: names.group(&t.mac).map(str::to_string),
-            random_mac: crate::mac::is_locally_administered(&t.mac),
+            random_mac: t.mac.is_locally_administered(),
             rx_bytes: t.rx_bytes,
             tx_bytes: t.tx_bytes,
             rx_packets: t.rx_packets,
@@ -179,7 +180,7 @@ impl DevicesReport {
     /// same MAC, else as devices of their own.
     pub fn join_upstream(&mut self, figures: Vec<crate::upstream::DeviceFigure>) {
         for f in figures {
-            let mac = crate::mac::format_mac(&f.mac);
+            let mac = f.mac.to_string();
             match self.devices.iter_mut().find(|v| v.mac == mac) {
                 Some(view) => view.upstream.push(UpstreamFigure {
                     source: f.source,
@@ -423,7 +424,7 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             };
             drop(state); // never hold both locks
             let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
-            let hostname = |mac: &[u8; 6]| names.get(&crate::mac::format_mac(mac)).cloned();
+            let hostname = |mac: &Mac| names.get(&mac.to_string()).cloned();
             match history::report(&saved, &cal, &query, &wan, &hostname, now_unix) {
                 Ok(report) => json(&report),
                 Err(e) => Response::error(404, &e),

@@ -520,6 +520,8 @@ mod tests {
     use super::*;
     use crate::account::{DeviceSample, Direction, UnattributedSample};
     use crate::clock::Moment;
+    use crate::mac::Mac;
+    use crate::rxtx::RxTx;
     use crate::store::calendar::FixedOffset;
     use crate::store::timeline::Observed;
     use std::net::{IpAddr, Ipv4Addr};
@@ -549,7 +551,7 @@ mod tests {
             .flat_map(|n| {
                 [Direction::Sent, Direction::Received].map(|direction| DeviceSample {
                     direction,
-                    mac: [2, 0, 0, 0, 0, n],
+                    mac: Mac([2, 0, 0, 0, 0, n]),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
                     bytes: bytes * u64::from(n + 1),
                     packets: bytes / 100,
@@ -562,7 +564,7 @@ mod tests {
         let devices = state
             .devices
             .devices()
-            .map(|d| (d.mac, [d.rx_bytes, d.tx_bytes]))
+            .map(|d| (d.mac, RxTx::new(d.rx_bytes, d.tx_bytes)))
             .collect();
         state.timeline.update(
             &CAL,
@@ -570,14 +572,14 @@ mod tests {
             at,
             at * 1000,
             &Observed {
-                interfaces: vec![("wan", [bytes * 7, bytes * 3])],
+                interfaces: vec![("wan", RxTx::new(bytes * 7, bytes * 3))],
                 devices,
             },
         );
     }
 
     /// Per device: rx, tx and the daily buckets.
-    type Summary = Vec<(u64, u64, Vec<(i64, [u64; 2])>)>;
+    type Summary = Vec<(u64, u64, Vec<(i64, RxTx<u64>)>)>;
 
     fn summary(state: &State) -> Summary {
         state
@@ -633,7 +635,7 @@ mod tests {
         let mut state = State::new(16, 16);
         // What an older build saved: multicast and broadcast MACs as
         // devices with history, in the checkpoint and in the journal.
-        let mut save_group = |state: &mut State, mac: [u8; 6], at: u64| {
+        let mut save_group = |state: &mut State, mac: Mac, at: u64| {
             let (generation, unattributed) =
                 (state.devices.generation(), state.devices.unattributed());
             let totals = crate::account::DeviceTotals {
@@ -647,8 +649,8 @@ mod tests {
             refresh(state, at, at - T0 + 1000);
             store.commit(state, at).unwrap();
         };
-        save_group(&mut state, [0x33, 0x33, 0, 0, 0, 0x16], T0);
-        save_group(&mut state, [0xff; 6], T0 + 3600);
+        save_group(&mut state, Mac([0x33, 0x33, 0, 0, 0, 0x16]), T0);
+        save_group(&mut state, Mac([0xff; 6]), T0 + 3600);
         assert_eq!(store.status.checkpoints, 1, "the second is in the journal");
         assert_eq!(state.timeline.devices.len(), 5);
         let real = summary(&state)[..3].to_vec(); // group MACs sort last

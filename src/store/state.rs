@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::calendar::{Calendar, UtcOffset};
 use super::format::Payload;
 use super::history::RingSizes;
-use super::timeline::{OTHER, Timeline, TrackChange};
+use super::timeline::{Timeline, TrackChange};
 use crate::account::devices::UnattributedTotals;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals};
-use crate::mac::drop_group;
+use crate::mac::{Mac, drop_group};
 
 /// The encoding of an empty list: the upstream totals a version 1 file
 /// never had.
@@ -179,7 +179,7 @@ pub struct Commit {
     pub interface_tracks: Vec<(String, TrackChange)>,
     /// Changed devices, `other` under the all-zero MAC; addresses left out.
     pub devices: Vec<DeviceTotals>,
-    pub device_tracks: Vec<([u8; 6], TrackChange)>,
+    pub device_tracks: Vec<(Mac, TrackChange)>,
     pub unattributed: UnattributedTotals,
     pub generation: Option<u64>,
     pub high_water: u64,
@@ -197,7 +197,7 @@ impl Commit {
             .iter()
             .filter_map(|(name, t)| Some((name.clone(), t.change()?)))
             .collect();
-        let device_tracks: Vec<([u8; 6], TrackChange)> = timeline
+        let device_tracks: Vec<(Mac, TrackChange)> = timeline
             .devices
             .iter()
             .filter_map(|(mac, t)| Some((*mac, t.change()?)))
@@ -205,7 +205,7 @@ impl Commit {
         let devices = device_tracks
             .iter()
             .filter_map(|(mac, _)| {
-                let totals = if *mac == OTHER {
+                let totals = if *mac == Mac::OTHER {
                     state.devices.other()
                 } else {
                     state.devices.get(mac)?

@@ -49,7 +49,7 @@ pub fn device_figures(_: &Shared) -> Vec<DeviceFigure> {
     Vec::new()
 }
 
-pub fn series(_: &Shared) -> Vec<(String, [u64; 2])> {
+pub fn series(_: &Shared) -> Vec<(String, crate::rxtx::RxTx<u64>)> {
     Vec::new()
 }
 

@@ -81,7 +81,7 @@ pub fn device_figures(shared: &Shared) -> Vec<DeviceFigure> {
 
 /// Every series with history (`isp/wan`), received and sent, for the
 /// timeline.
-pub fn series(shared: &Shared) -> Vec<(String, [u64; 2])> {
+pub fn series(shared: &Shared) -> Vec<(String, crate::rxtx::RxTx<u64>)> {
     shared.accounts().iter().flat_map(|a| a.series()).collect()
 }
 

@@ -132,7 +132,7 @@ fn fill(view: &mut SourceView, t: &UpstreamTotals) {
         .devices
         .iter()
         .map(|d| UpstreamDeviceView {
-            mac: crate::mac::format_mac(&d.mac),
+            mac: d.mac.to_string(),
             ip: d.ip.map(|ip| ip.to_string()),
             hostname: d.hostname.clone(),
             rx_bytes: d.totals.rx_bytes(),

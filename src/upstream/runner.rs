@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::collect::links::{read_links, wan_interfaces};
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
+use crate::rxtx::RxTx;
 use crate::store::state::State;
 use crate::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 use crate::upstream::{UpstreamAccounts, UpstreamConfig};
@@ -298,14 +299,14 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
 struct LocalWan {
     socket: Option<NetlinkSocket>,
     /// Raw rx/tx per interface at the last reading.
-    last: Vec<(String, [u64; 2])>,
+    last: Vec<(String, RxTx<u64>)>,
 }
 
 impl LocalWan {
     /// What the compared interfaces (or the default routes' interfaces)
     /// counted since the last call; None on the first call or when the
     /// kernel cannot be read.
-    fn delta(&mut self, configured: &[String]) -> Option<[u64; 2]> {
+    fn delta(&mut self, configured: &[String]) -> Option<RxTx<u64>> {
         if self.socket.is_none() {
             self.socket = NetlinkSocket::open(NETLINK_ROUTE).ok();
         }
@@ -316,9 +317,9 @@ impl LocalWan {
             false => configured.to_vec(),
         };
         let mut now = Vec::new();
-        let mut delta = Some([0u64; 2]);
+        let mut delta = Some(RxTx::<u64>::ZERO);
         for link in links.iter().filter(|l| names.contains(&l.name)) {
-            let raw = [link.counters.rx_bytes, link.counters.tx_bytes];
+            let raw = RxTx::new(link.counters.rx_bytes, link.counters.tx_bytes);
             match self
                 .last
                 .iter()
@@ -328,9 +329,8 @@ impl LocalWan {
                 // A counter that went down restarted: this interval is unknown for it.
                 Some(before) => {
                     if let Some(d) = &mut delta {
-                        for i in 0..2 {
-                            d[i] += raw[i].saturating_sub(before[i]);
-                        }
+                        d.rx += raw.rx.saturating_sub(before.rx);
+                        d.tx += raw.tx.saturating_sub(before.tx);
                     }
                 }
                 None => delta = None,

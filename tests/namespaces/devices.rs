@@ -565,7 +565,7 @@ fn a_state_saved_with_multicast_devices_loads_without_them_and_their_history() {
     let now = ::netmeter::clock::unix_now();
     let mut state = State::new(16, 64);
     let totals = saved.map(|mac| DeviceTotals {
-        mac,
+        mac: ::netmeter::mac::Mac(mac),
         rx_bytes: 5_000,
         tx_bytes: 700,
         first_seen: now - 3600,
@@ -586,7 +586,14 @@ fn a_state_saved_with_multicast_devices_loads_without_them_and_their_history() {
         0,
         &Observed {
             interfaces: vec![],
-            devices: saved.map(|mac| (mac, [5_000, 700])).to_vec(),
+            devices: saved
+                .map(|mac| {
+                    (
+                        ::netmeter::mac::Mac(mac),
+                        ::netmeter::rxtx::RxTx::new(5_000, 700),
+                    )
+                })
+                .to_vec(),
         },
     );
     let file = encode(FileKind::Snapshot, 9, now - 60, &state).unwrap();

@@ -312,7 +312,7 @@ fn upstream_accounts() -> netmeter::upstream::UpstreamAccounts {
             wan: Some(c(1000)),
             interfaces: vec![("WIRED".into(), c(100))],
             devices: vec![DeviceReading {
-                mac: [2, 0, 0, 0, 0, 9],
+                mac: netmeter::mac::Mac([2, 0, 0, 0, 0, 9]),
                 ip: Some("192.168.1.9".parse().unwrap()),
                 hostname: Some("nas".into()),
                 rx_bytes: 10 * (step + 1),
@@ -330,7 +330,13 @@ fn upstream_accounts() -> netmeter::upstream::UpstreamAccounts {
             monotonic_ms: step * 60_000,
             unix_secs: 1_795_000_000 + step * 60,
         };
-        accounts.ingest("isp", "fritzbox", now, &reading, Some([100, 100]));
+        accounts.ingest(
+            "isp",
+            "fritzbox",
+            now,
+            &reading,
+            Some(netmeter::rxtx::RxTx::new(100, 100)),
+        );
     }
     accounts
 }

@@ -148,7 +148,7 @@ fn a_state_file_written_on_big_endian_mips_loads_here_and_is_the_same_bytes() {
     );
     assert!(state.devices.other().tx_bytes > 0);
     assert!(
-        state.timeline.interfaces["wan"].held[0] > 0,
+        state.timeline.interfaces["wan"].held.rx > 0,
         "held growth kept"
     );
 }

@@ -81,7 +81,7 @@ fn the_ucode_exporter_interleaved_with_escaped_labels_and_nan_gauges() {
         (81_234_567_891, 9_876_543_219)
     );
     assert_eq!(names(&reading), ["lan1", "br-lan"], "list interface limits");
-    let macs: Vec<[u8; 6]> = reading.devices.iter().map(|d| d.mac).collect();
+    let macs: Vec<[u8; 6]> = reading.devices.iter().map(|d| d.mac.0).collect();
     assert_eq!(
         macs,
         [

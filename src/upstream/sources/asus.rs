@@ -188,7 +188,7 @@ pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
         rows.as_array()?
             .iter()
             .filter_map(|row| {
-                let mac = crate::mac::parse_mac(row.get(0)?.as_str()?)?;
+                let mac = row.get(0)?.as_str()?.parse::<crate::mac::Mac>().ok()?;
                 Some(DeviceReading {
                     mac,
                     ip: None,

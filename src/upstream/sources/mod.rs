@@ -5,6 +5,7 @@
 //! more. Wraps, resets, zero glitches and rates are `upstream::account`'s
 //! business; schedules, time limits and back-off are `upstream::runner`'s.
 
+use crate::mac::Mac;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -70,7 +71,7 @@ pub struct Counters {
 /// own view (rx = downloaded by the device), like netmeter's devices.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceReading {
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub ip: Option<IpAddr>,
     pub hostname: Option<String>,
     pub rx_bytes: u64,
