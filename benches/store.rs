@@ -14,7 +14,10 @@
 //! 1 MB to 5 GB across the 250 (a few heavy devices, many light ones), with
 //! a day/night swing. Not a test: `cargo bench --bench store`.
 
-use netmeter::account::{DeviceSample, Direction, Moment, UnattributedSample};
+use netmeter::account::{DeviceSample, Direction, UnattributedSample};
+use netmeter::clock::Moment;
+use netmeter::mac::Mac;
+use netmeter::rxtx::RxTx;
 use netmeter::store::calendar::{Calendar, FixedOffset};
 use netmeter::store::history::RingSizes;
 use netmeter::store::persist::Store;
@@ -49,8 +52,8 @@ fn hourly_share(h: u64) -> f64 {
     (1.0 + 0.8 * x.cos()) / 24.0
 }
 
-fn mac(i: usize) -> [u8; 6] {
-    [0x02, 0, 0, 0, (i >> 8) as u8, i as u8]
+fn mac(i: usize) -> Mac {
+    Mac([0x02, 0, 0, 0, (i >> 8) as u8, i as u8])
 }
 
 /// One accounts read with every device's cumulative totals, so the state
@@ -84,11 +87,11 @@ fn ingest_devices(state: &mut State, now: Moment, totals: &[[u64; 2]]) {
         .ingest(now, 1, &samples, UnattributedSample::default());
 }
 
-fn device_totals(state: &State) -> Vec<([u8; 6], [u64; 2])> {
+fn device_totals(state: &State) -> Vec<(Mac, RxTx<u64>)> {
     state
         .devices
         .devices()
-        .map(|d| (d.mac, [d.rx_bytes, d.tx_bytes]))
+        .map(|d| (d.mac, RxTx::new(d.rx_bytes, d.tx_bytes)))
         .collect()
 }
 
@@ -130,10 +133,10 @@ fn simulate(
             };
             ingest_devices(state, moment, totals);
             let devices = device_totals(state);
-            let interfaces: Vec<(&str, [u64; 2])> = INTERFACES
+            let interfaces: Vec<(&str, RxTx<u64>)> = INTERFACES
                 .iter()
                 .zip(interface_totals.iter())
-                .map(|(n, t)| (*n, *t))
+                .map(|(n, t)| (*n, RxTx::new(t[0], t[1])))
                 .collect();
             state.timeline.update(
                 &cal,

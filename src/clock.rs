@@ -1,7 +1,14 @@
 //! Reads the clocks once, at the edge: accounting gets time passed in.
 
-use crate::account::Moment;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// When a dump was taken: monotonic time for intervals (immune to NTP steps),
+/// wall time only for what people read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moment {
+    pub monotonic_ms: u64,
+    pub unix_secs: u64,
+}
 
 /// Now, as accounting wants it: a monotonic reading for intervals and the
 /// wall clock for first/last seen and history.

@@ -2,7 +2,9 @@
 //!
 //! Layers follow the data: `netlink` (wire formats only) → `collect` (samples)
 //! → `account` (monotonic totals, rates) → `serve` (HTTP API); `cli` and
-//! `config` sit beside them, `daemon` runs the loop.
+//! `config` sit beside them, `daemon` runs the loop; `net` is the outgoing
+//! side (resolve, connect, the HTTP client) for the CLI and the upstream
+//! slice.
 
 pub mod account;
 pub mod cli;
@@ -10,9 +12,12 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod exposition;
 pub mod log;
 pub mod mac;
+pub mod net;
 pub mod netlink;
+pub mod rxtx;
 pub mod serve;
 pub mod store;
 #[cfg(feature = "upstream")]

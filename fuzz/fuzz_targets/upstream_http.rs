@@ -5,9 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::upstream::sources::http::{
-    MAX_BODY, parse_digest_challenge, parse_response, parse_url,
-};
+use netmeter::upstream::sources::digest::parse_challenge;
+use netmeter::upstream::sources::http::{MAX_BODY, parse_response, parse_url};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(response) = parse_response(data) {
@@ -15,13 +14,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(response.body.len() <= data.len());
         for (name, value) in &response.headers {
             if name.eq_ignore_ascii_case("www-authenticate") {
-                let _ = parse_digest_challenge(value);
+                let _ = parse_challenge(value);
             }
         }
         let _ = response.text();
     }
     let text = String::from_utf8_lossy(data);
-    if let Some(challenge) = parse_digest_challenge(&text) {
+    if let Some(challenge) = parse_challenge(&text) {
         assert!(text.len() >= challenge.realm.len() + challenge.nonce.len());
     }
     if let Ok(url) = parse_url(&text) {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netmeter::collect::links::CounterWidth;
+use netmeter::account::CounterWidth;
 use netmeter::upstream::sources::ber::{decode, encode};
 use netmeter::upstream::sources::snmp::reading;
 

@@ -1,8 +1,7 @@
 //! How much of the WAN's traffic the per-device counters account for: the
 //! figure `netmeter check` judges placement by.
 
-use crate::account::{DeviceAccounts, InterfaceAccounts};
-use crate::collect::links::LinkSample;
+use crate::account::{DeviceAccounts, InterfaceAccounts, LinkSample};
 use serde::{Deserialize, Serialize};
 
 /// IP bytes over the WAN interfaces and over all devices since `since`.

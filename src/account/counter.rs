@@ -6,7 +6,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::collect::links::CounterWidth;
+/// How many bits a raw counter has before it wraps to zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CounterWidth {
+    Bits32,
+    Bits64,
+}
+
+impl CounterWidth {
+    /// The number of distinct values: a counter of this width wraps at `modulus()`.
+    pub fn modulus(self) -> u128 {
+        match self {
+            CounterWidth::Bits32 => 1u128 << 32,
+            CounterWidth::Bits64 => 1u128 << 64,
+        }
+    }
+}
 
 /// A running total fed by successive raw readings of one kernel counter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,9 +17,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::counter::MonotonicCounter;
-use super::interfaces::Moment;
-use crate::collect::links::CounterWidth;
-use crate::mac::is_group;
+use crate::account::CounterWidth;
+use crate::clock::Moment;
+use crate::mac::Mac;
+use crate::rxtx::RxTx;
 
 /// Addresses kept per device: IPv6 privacy addresses rotate.
 pub const MAX_IPS_PER_DEVICE: usize = 16;
@@ -40,7 +41,7 @@ pub enum Direction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceSample {
     pub direction: Direction,
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub ip: IpAddr,
     pub bytes: u64,
     pub packets: u64,
@@ -68,7 +69,7 @@ pub struct UnattributedTotals {
 /// Everything counted for one MAC.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceTotals {
-    pub mac: [u8; 6],
+    pub mac: Mac,
     /// Addresses that carried its traffic, most recently first, at most
     /// `MAX_IPS_PER_DEVICE`.
     pub ips: Vec<IpAddr>,
@@ -89,11 +90,11 @@ pub struct DeviceTotals {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceEvent {
     NewDevice {
-        mac: [u8; 6],
+        mac: Mac,
     },
     /// The first time this MAC's traffic was folded into `other`.
     Overflow {
-        mac: [u8; 6],
+        mac: Mac,
     },
     TableRestarted {
         generation: u64,
@@ -105,22 +106,13 @@ pub enum DeviceEvent {
     },
 }
 
-struct Mac<'a>(&'a [u8; 6]);
-
-impl fmt::Display for Mac<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
 /// One line for the log.
 impl fmt::Display for DeviceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NewDevice { mac } => write!(f, "new device {}", Mac(mac)),
+            Self::NewDevice { mac } => write!(f, "new device {mac}"),
             Self::Overflow { mac } => {
-                write!(f, "{} counted under other: device limit reached", Mac(mac))
+                write!(f, "{mac} counted under other: device limit reached")
             }
             Self::TableRestarted { generation } => write!(
                 f,
@@ -138,7 +130,7 @@ impl fmt::Display for DeviceEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct ElementKey {
     direction: Direction,
-    mac: [u8; 6],
+    mac: Mac,
     ip: IpAddr,
 }
 
@@ -210,7 +202,7 @@ impl UnattributedCounters {
 /// Where an element's growth is credited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Owner {
-    Device([u8; 6]),
+    Device(Mac),
     Other,
 }
 
@@ -220,7 +212,7 @@ enum Owner {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeviceAccounts {
     #[serde(with = "by_mac")]
-    devices: BTreeMap<[u8; 6], DeviceTotals>,
+    devices: BTreeMap<Mac, DeviceTotals>,
     other: DeviceTotals,
     /// Hashed, not ordered: every read touches every element, and this is
     /// half of a refresh's time at 10,000 devices.
@@ -232,7 +224,7 @@ pub struct DeviceAccounts {
     /// MACs already reported as folded into `other`, with the monotonic time
     /// they last were; bounded like the element states.
     #[serde(with = "pairs")]
-    overflowed: BTreeMap<[u8; 6], u64>,
+    overflowed: BTreeMap<Mac, u64>,
     unattributed: UnattributedCounters,
     generation: Option<u64>,
     read_ms: Option<u64>,
@@ -276,11 +268,11 @@ impl DeviceAccounts {
             .and_then(|then| now.monotonic_ms.checked_sub(then));
         self.reads += 1;
         let stamp = self.reads;
-        let mut interval: HashMap<Owner, [u64; 2]> = HashMap::new();
+        let mut interval: HashMap<Owner, RxTx<u64>> = HashMap::new();
         // A group MAC (multicast, broadcast) is never a device, whatever
         // reported it: netmeter's own rules skip them already.
         for sample in samples {
-            if is_group(&sample.mac) {
+            if sample.mac.is_group() {
                 continue;
             }
             let state = self
@@ -294,7 +286,10 @@ impl DeviceAccounts {
             let (bytes, packets) = state.observe(sample, now, restarted);
             let owner = self.owner(sample.mac, now, &mut events);
             let moved = interval.entry(owner).or_default();
-            let moved = &mut moved[usize::from(sample.direction == Direction::Received)];
+            let moved = match sample.direction {
+                Direction::Sent => &mut moved.tx,
+                Direction::Received => &mut moved.rx,
+            };
             *moved = moved.saturating_add(bytes);
             let totals = match owner {
                 Owner::Device(mac) => self.devices.get_mut(&mac),
@@ -319,7 +314,7 @@ impl DeviceAccounts {
 
     /// Elements whose counters have not grown for at least `idle_ms`, for
     /// netmeter to delete from the kernel once it has read them.
-    pub fn idle_elements(&self, now: Moment, idle_ms: u64) -> Vec<(Direction, [u8; 6], IpAddr)> {
+    pub fn idle_elements(&self, now: Moment, idle_ms: u64) -> Vec<(Direction, Mac, IpAddr)> {
         let mut idle: Vec<_> = self
             .elements
             .iter()
@@ -333,7 +328,7 @@ impl DeviceAccounts {
     /// The caller deleted these from the kernel: a later element with the same
     /// key starts from zero. Pass only elements actually deleted, or one still
     /// there will be counted again in full.
-    pub fn forget_elements(&mut self, keys: &[(Direction, [u8; 6], IpAddr)]) {
+    pub fn forget_elements(&mut self, keys: &[(Direction, Mac, IpAddr)]) {
         for &(direction, mac, ip) in keys {
             self.elements.remove(&ElementKey { direction, mac, ip });
         }
@@ -344,7 +339,7 @@ impl DeviceAccounts {
         self.devices.values()
     }
 
-    pub fn get(&self, mac: &[u8; 6]) -> Option<&DeviceTotals> {
+    pub fn get(&self, mac: &Mac) -> Option<&DeviceTotals> {
         self.devices.get(mac)
     }
 
@@ -378,7 +373,7 @@ impl DeviceAccounts {
         unattributed: UnattributedTotals,
     ) {
         for mut totals in devices {
-            if totals.mac == [0; 6] {
+            if totals.mac == Mac::OTHER {
                 self.other = totals;
                 continue;
             }
@@ -421,7 +416,7 @@ impl DeviceAccounts {
     }
 
     /// The record `mac`'s growth goes to, created while there is room.
-    fn owner(&mut self, mac: [u8; 6], now: Moment, events: &mut Vec<DeviceEvent>) -> Owner {
+    fn owner(&mut self, mac: Mac, now: Moment, events: &mut Vec<DeviceEvent>) -> Owner {
         if self.devices.contains_key(&mac) {
             return Owner::Device(mac);
         }
@@ -469,7 +464,7 @@ impl DeviceAccounts {
 }
 
 impl DeviceTotals {
-    fn new(mac: [u8; 6], now: Moment) -> Self {
+    fn new(mac: Mac, now: Moment) -> Self {
         Self {
             mac,
             first_seen: now.unix_secs,
@@ -507,8 +502,8 @@ impl DeviceTotals {
 
     /// Any growth over a known, non-zero interval is a rate: elements are read
     /// every interval, so even a new one's whole counter grew within it.
-    fn set_rates(&mut self, moved: Option<&[u64; 2]>, elapsed_ms: Option<u64>) {
-        let [tx, rx] = moved.copied().unwrap_or_default();
+    fn set_rates(&mut self, moved: Option<&RxTx<u64>>, elapsed_ms: Option<u64>) {
+        let RxTx { rx, tx } = moved.copied().unwrap_or_default();
         let rate = |bytes: u64| match elapsed_ms {
             Some(ms) if ms > 0 => {
                 u64::try_from(u128::from(bytes) * 1000 / u128::from(ms)).unwrap_or(u64::MAX)
@@ -554,9 +549,10 @@ mod by_mac {
     use serde::{Deserialize, Deserializer, Serializer};
 
     use super::DeviceTotals;
+    use crate::mac::Mac;
 
     pub fn serialize<S: Serializer>(
-        map: &BTreeMap<[u8; 6], DeviceTotals>,
+        map: &BTreeMap<Mac, DeviceTotals>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(map.values())
@@ -564,7 +560,7 @@ mod by_mac {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<BTreeMap<[u8; 6], DeviceTotals>, D::Error> {
+    ) -> Result<BTreeMap<Mac, DeviceTotals>, D::Error> {
         Ok(Vec::<DeviceTotals>::deserialize(deserializer)?
             .into_iter()
             .map(|t| (t.mac, t))
@@ -596,8 +592,8 @@ mod tests {
         }
     }
 
-    fn mac(n: u8) -> [u8; 6] {
-        [2, 0, 0, 0, 0, n]
+    fn mac(n: u8) -> Mac {
+        Mac([2, 0, 0, 0, 0, n])
     }
 
     fn v4(n: u8) -> IpAddr {
@@ -662,16 +658,16 @@ mod tests {
     #[test]
     fn multicast_and_broadcast_macs_never_become_devices_nor_go_to_other() {
         let mut a = DeviceAccounts::new(1);
-        let group = |mac: [u8; 6], ip: &str| DeviceSample {
+        let group = |mac: Mac, ip: &str| DeviceSample {
             mac,
             ip: ip.parse().unwrap(),
             ..received(0, 0, 2_688)
         };
         let read = [
-            group([0x33, 0x33, 0, 0, 0, 0x16], "ff02::16"),
-            group([0x33, 0x33, 0xff, 0, 0, 2], "ff02::1:ff00:2"),
-            group([0x01, 0, 0x5e, 0, 0, 0xfb], "224.0.0.251"),
-            group([0xff; 6], "255.255.255.255"),
+            group(Mac([0x33, 0x33, 0, 0, 0, 0x16]), "ff02::16"),
+            group(Mac([0x33, 0x33, 0xff, 0, 0, 2]), "ff02::1:ff00:2"),
+            group(Mac([0x01, 0, 0x5e, 0, 0, 0xfb]), "224.0.0.251"),
+            group(Mac([0xff; 6]), "255.255.255.255"),
             sent(1, 10, 100),
         ];
         assert_eq!(
@@ -694,7 +690,7 @@ mod tests {
             rx_bytes: 72,
             ..DeviceTotals::default()
         };
-        let group = [[0x33, 0x33, 0, 0, 0, 0x16], [0xff; 6]];
+        let group = [Mac([0x33, 0x33, 0, 0, 0, 0x16]), Mac([0xff; 6])];
         a.restore(
             Some(GEN),
             group.map(saved).to_vec(),
@@ -824,7 +820,7 @@ mod tests {
         assert_eq!(a.devices().count(), 2);
         let other = a.other();
         assert_eq!(totals(other), [7_000, 500, 70, 5]);
-        assert_eq!((other.mac, other.ips.len()), ([0; 6], 0));
+        assert_eq!((other.mac, other.ips.len()), (Mac::OTHER, 0));
         assert_eq!(other.first_seen, 1_700_000_000);
         read[2].bytes = 800;
         assert!(feed(&mut a, 1_000, GEN, &read).is_empty());
@@ -861,7 +857,7 @@ mod tests {
     fn the_folded_macs_remembered_are_bounded_and_a_forgotten_one_is_reported_again() {
         let mut a = DeviceAccounts::new(0);
         let folded = |i: u16, bytes| DeviceSample {
-            mac: [2, 0, 0, 0, (i >> 8) as u8, i as u8],
+            mac: Mac([2, 0, 0, 0, (i >> 8) as u8, i as u8]),
             ..sent(0, 1, bytes)
         };
         // As many elements as MACs: their states overflow their own cap too.
@@ -1062,7 +1058,7 @@ mod tests {
         }
     }
 
-    type Key = (Direction, [u8; 6], IpAddr);
+    type Key = (Direction, Mac, IpAddr);
 
     /// A kernel whose elements grow, expire, are re-created and flushed at random.
     #[derive(Default)]
@@ -1176,7 +1172,7 @@ mod tests {
         let mut a = DeviceAccounts::new(8);
         let (mut ms, mut highest_limit, mut forgotten) = (0, 8, 0);
         let mut kinds = BTreeSet::new();
-        let mut before: BTreeMap<[u8; 6], [u64; 4]> = BTreeMap::new();
+        let mut before: BTreeMap<Mac, [u64; 4]> = BTreeMap::new();
         let (mut other_before, mut unattributed_before) = ([0; 4], [0; 4]);
         for _ in 0..20_000 {
             kernel.traffic(&mut rng);
@@ -1194,8 +1190,7 @@ mod tests {
                 assert!(!matches!(event, DeviceEvent::ElementStateEvicted { .. }));
             }
 
-            let after: BTreeMap<[u8; 6], [u64; 4]> =
-                a.devices().map(|d| (d.mac, totals(d))).collect();
+            let after: BTreeMap<Mac, [u64; 4]> = a.devices().map(|d| (d.mac, totals(d))).collect();
             assert!(after.len() <= highest_limit);
             for (m, floor) in &before {
                 let now = after.get(m).expect("device records are never dropped");

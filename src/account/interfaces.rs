@@ -4,6 +4,14 @@
 //! re-creates and renames interfaces and the router reboots, each time starting
 //! the kernel's counters over. So totals follow the name, and every way a
 //! counter can start over is detected here and bridged.
+//!
+//! A re-created interface (same name, new ifindex) continues its totals from
+//! a restarted counter; a renamed one (same ifindex, new name) carries them
+//! to the new name; a new boot id restarts every counter; an absent
+//! interface keeps its totals (`present = false`); at most
+//! [`MAX_INTERFACES`] records, absent ones evicted first. A drop whose wrap
+//! fits 10 Gbit/s over the interval is a wrap, else a reset. The events
+//! returned are for the daemon to log.
 
 /// Interfaces tracked at most; absent ones are evicted first.
 pub const MAX_INTERFACES: usize = 256;
@@ -14,7 +22,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::counter::{MonotonicCounter, Observation};
-use crate::collect::links::{LinkCounters, LinkSample};
+use crate::account::counter::CounterWidth;
+use crate::clock::Moment;
 
 /// 10 Gbit/s: above any router port, so genuine wraps are not taken for resets.
 pub const DEFAULT_MAX_BYTES_PER_SEC: u64 = 1_250_000_000;
@@ -22,12 +31,35 @@ pub const DEFAULT_MAX_BYTES_PER_SEC: u64 = 1_250_000_000;
 /// The smallest Ethernet frame turns a byte-rate bound into a packet-rate bound.
 const MIN_FRAME_BYTES: u64 = 64;
 
-/// When a dump was taken: monotonic time for intervals (immune to NTP steps),
-/// wall time only for what people read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Moment {
-    pub monotonic_ms: u64,
-    pub unix_secs: u64,
+/// The kernel's counters of one interface as read at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+}
+
+/// One interface as seen in one link dump.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkSample {
+    /// The kernel's interface index: stays with the interface across renames,
+    /// changes when an interface is deleted and created again.
+    pub ifindex: u32,
+    pub name: String,
+    /// 64 when the kernel gave IFLA_STATS64, 32 for the old IFLA_STATS.
+    pub width: CounterWidth,
+    /// Link-layer header bytes each packet's count includes (14 on
+    /// Ethernet-like links, 0 on PPP, WireGuard, tunnels): IP bytes are
+    /// bytes − this × packets.
+    pub header_bytes: u8,
+    /// The bridge this interface is a port of (its ifindex).
+    pub master: Option<u32>,
+    pub counters: LinkCounters,
 }
 
 /// Everything counted under one interface name.
@@ -470,7 +502,7 @@ mod tests {
     use super::*;
 
     impl crate::store::format::Payload for InterfaceAccounts {}
-    use crate::collect::links::CounterWidth;
+    use crate::account::CounterWidth;
 
     const BOOT: &str = "7a3c0e1e-0b4f-4a53-9f0e-2d8f9f2c1a01\n";
     const REBOOT: &str = "0d9e5a44-1c2b-4e7f-8a6d-3b1c2d4e5f60\n";

@@ -10,11 +10,12 @@ pub mod counter;
 pub mod devices;
 pub mod interfaces;
 
-pub use counter::{MonotonicCounter, Observation};
+pub use counter::{CounterWidth, MonotonicCounter, Observation};
 pub use devices::{
     DeviceAccounts, DeviceEvent, DeviceSample, DeviceTotals, Direction, MAX_IPS_PER_DEVICE,
     UnattributedSample, UnattributedTotals,
 };
 pub use interfaces::{
-    DEFAULT_MAX_BYTES_PER_SEC, InterfaceAccounts, InterfaceEvent, InterfaceTotals, Moment,
+    DEFAULT_MAX_BYTES_PER_SEC, InterfaceAccounts, InterfaceEvent, InterfaceTotals, LinkCounters,
+    LinkSample,
 };

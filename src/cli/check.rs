@@ -1,11 +1,14 @@
 use super::CliError;
+use crate::account::attribution::Attribution;
 use crate::collect::devices::{self, Hooks};
 use crate::config::Config;
 use crate::netlink::nftables::NF_FLOWTABLE_HW_OFFLOAD;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_NETFILTER};
+use crate::serve::api::{DevicesReport, PerDeviceStatus, StatusView};
+use crate::store::persist::StoreStatus;
+use crate::store::timeline::ClockState;
 use argh::FromArgs;
 use serde::Serialize;
-use serde_json::Value;
 use std::path::PathBuf;
 
 /// Say what would make the counts wrong: placement, flow offloading, a
@@ -51,30 +54,15 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         findings.push(Finding { ok, topic, message })
     };
 
-    let status: Option<Value> = super::ask_daemon(&config, args.url.as_deref(), "/api/v1/status")?;
+    let status: Option<StatusView> =
+        super::ask_daemon(&config, args.url.as_deref(), "/api/v1/status")?;
     match &status {
         None => say(
             false,
             "daemon",
             "no daemon answers: nothing is being counted (service netmeter start)".into(),
         ),
-        Some(s) => {
-            let ago = s["uptime"].as_u64().unwrap_or(0);
-            say(
-                true,
-                "daemon",
-                format!(
-                    "running for {ago} s, refreshing every {} s",
-                    s["refresh_interval"]
-                ),
-            );
-            if let Some(e) = s["last_error"].as_str() {
-                say(false, "daemon", format!("the last refresh failed: {e}"));
-            }
-            check_per_device(&s["per_device"], &mut say);
-            check_attribution(&s["attribution"], &mut say);
-            check_store(&s["store"], &s["clock"], &mut say);
-        }
+        Some(s) => check_daemon(s, &mut say),
     }
     check_token(&config, &mut say);
     check_kernel(status.is_some(), &mut say);
@@ -87,7 +75,7 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
     }
     if status.is_some()
         && let Some(d) =
-            super::ask_daemon::<Value>(&config, args.url.as_deref(), "/api/v1/devices")?
+            super::ask_daemon::<DevicesReport>(&config, args.url.as_deref(), "/api/v1/devices")?
     {
         check_overflow(&d, &config, &mut say);
     }
@@ -96,51 +84,69 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
     if args.json {
         super::print_json(&Report { ok, findings })?;
     } else {
-        for f in &findings {
-            println!(
-                "{} {:<12} {}",
-                if f.ok { "ok  " } else { "WARN" },
-                f.topic,
-                f.message
-            );
-        }
+        print!("{}", render(&findings));
     }
     if ok {
         Ok(())
     } else {
-        Err(CliError::Runtime(
+        Err(CliError::Failed(
             "check found problems (WARN lines above)".into(),
         ))
     }
 }
 
-fn check_per_device(p: &Value, say: &mut impl FnMut(bool, &'static str, String)) {
-    if p["active"].as_bool() == Some(true) {
-        say(
-            true,
-            "placement",
-            p["placement"].as_str().unwrap_or("?").to_string(),
-        );
+fn render(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            let mark = if f.ok { "ok  " } else { "WARN" };
+            format!("{mark} {:<12} {}\n", f.topic, f.message)
+        })
+        .collect()
+}
+
+/// What the daemon's status says.
+fn check_daemon(s: &StatusView, say: &mut impl FnMut(bool, &'static str, String)) {
+    say(
+        true,
+        "daemon",
+        format!(
+            "running for {} s, refreshing every {} s",
+            s.uptime, s.refresh_interval
+        ),
+    );
+    if let Some(e) = &s.last_error {
+        say(false, "daemon", format!("the last refresh failed: {e}"));
+    }
+    check_per_device(&s.per_device, say);
+    if let Some(a) = &s.attribution {
+        check_attribution(a, say);
+    }
+    check_store(&s.store, s.clock, say);
+}
+
+fn check_per_device(p: &PerDeviceStatus, say: &mut impl FnMut(bool, &'static str, String)) {
+    if p.active {
+        say(true, "placement", p.placement.clone());
     } else {
-        let why = p["off_reason"].as_str().unwrap_or("not started yet");
+        let why = p.off_reason.as_deref().unwrap_or("not started yet");
         say(
             false,
             "placement",
             format!("per-device accounting is off: {why}"),
         );
     }
-    if let Some(missing) = p["missing_devices"].as_array().filter(|m| !m.is_empty()) {
-        let names: Vec<&str> = missing.iter().filter_map(Value::as_str).collect();
+    if !p.missing_devices.is_empty() {
         say(
             false,
             "placement",
             format!(
                 "configured LAN device(s) missing, not counted: {}",
-                names.join(", ")
+                p.missing_devices.join(", ")
             ),
         );
     }
-    let gaps = p["unknown_gaps"].as_u64().unwrap_or(0);
+    let gaps = p.unknown_gaps;
     if gaps > 0 {
         say(
             false,
@@ -154,17 +160,22 @@ fn check_per_device(p: &Value, say: &mut impl FnMut(bool, &'static str, String))
 }
 
 /// Whether history is safe: writes working, and the clock set.
-fn check_store(store: &Value, clock: &Value, say: &mut impl FnMut(bool, &'static str, String)) {
+fn check_store(
+    store: &StoreStatus,
+    clock: Option<ClockState>,
+    say: &mut impl FnMut(bool, &'static str, String),
+) {
     let mut fine = true;
-    for key in ["last_commit_error", "last_spool_error"] {
-        if let Some(e) = store[key].as_str() {
-            say(false, "storage", e.to_owned());
-            fine = false;
-        }
+    for e in [&store.last_commit_error, &store.last_spool_error]
+        .into_iter()
+        .flatten()
+    {
+        say(false, "storage", e.clone());
+        fine = false;
     }
     if fine {
-        let when = |key: &str| {
-            store[key].as_u64().map_or("not yet".to_owned(), |t| {
+        let when = |t: Option<u64>| {
+            t.map_or("not yet".to_owned(), |t| {
                 format!("at {}", crate::store::files::utc(t))
             })
         };
@@ -173,20 +184,20 @@ fn check_store(store: &Value, clock: &Value, say: &mut impl FnMut(bool, &'static
             "storage",
             format!(
                 "state from {}; last spool {}, last commit to {} {}",
-                store["loaded_from"].as_str().unwrap_or("?"),
-                when("last_spool"),
-                store["database_directory"].as_str().unwrap_or("?"),
-                when("last_commit")
+                store.loaded_from,
+                when(store.last_spool),
+                store.database_directory.display(),
+                when(store.last_commit)
             ),
         );
     }
-    match clock.as_str() {
-        Some("notset") => say(
+    match clock {
+        Some(ClockState::NotSet) => say(
             false,
             "clock",
             "the system clock is not set (before 2025): history waits for NTP, totals count on".into(),
         ),
-        Some("behind") => say(
+        Some(ClockState::Behind) => say(
             false,
             "clock",
             "the system clock went back behind saved history: history waits until it catches up (or an hour)"
@@ -196,25 +207,18 @@ fn check_store(store: &Value, clock: &Value, say: &mut impl FnMut(bool, &'static
     }
 }
 
-fn check_attribution(a: &Value, say: &mut impl FnMut(bool, &'static str, String)) {
-    if a.is_null() {
-        return;
-    }
-    let wan: Vec<&str> = a["wan"]
-        .as_array()
-        .map(|w| w.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    for (dir, share_key, wan_key) in [
-        ("sent", "tx_share", "wan_tx_bytes"),
-        ("received", "rx_share", "wan_rx_bytes"),
+fn check_attribution(a: &Attribution, say: &mut impl FnMut(bool, &'static str, String)) {
+    for (dir, share, bytes) in [
+        ("sent", a.tx_share, a.wan_tx_bytes),
+        ("received", a.rx_share, a.wan_rx_bytes),
     ] {
-        let (Some(share), Some(bytes)) = (a[share_key].as_f64(), a[wan_key].as_u64()) else {
+        let Some(share) = share else {
             continue;
         };
         let text = format!(
             "devices {dir} {:.1}% of the IP bytes on {} since counting began",
             share * 100.0,
-            wan.join(", ")
+            a.wan.join(", ")
         );
         if bytes < MEANINGFUL_BYTES {
             say(
@@ -345,9 +349,12 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
     }
 }
 
-fn check_overflow(d: &Value, config: &Config, say: &mut impl FnMut(bool, &'static str, String)) {
-    let u = &d["unattributed"];
-    let bytes = u["rx_bytes"].as_u64().unwrap_or(0) + u["tx_bytes"].as_u64().unwrap_or(0);
+fn check_overflow(
+    d: &DevicesReport,
+    config: &Config,
+    say: &mut impl FnMut(bool, &'static str, String),
+) {
+    let bytes = d.unattributed.rx_bytes + d.unattributed.tx_bytes;
     if bytes > 0 {
         say(
             false,
@@ -357,7 +364,7 @@ fn check_overflow(d: &Value, config: &Config, say: &mut impl FnMut(bool, &'stati
             ),
         );
     }
-    if !d["other"].is_null() {
+    if d.other.is_some() {
         say(
             false,
             "capacity",
@@ -365,6 +372,60 @@ fn check_overflow(d: &Value, config: &Config, say: &mut impl FnMut(bool, &'stati
                 "more than max_devices ({}) devices: the rest are counted together as 'other'",
                 config.max_devices
             ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::api::samples;
+
+    #[test]
+    fn findings_come_from_what_the_api_sent() {
+        let status: StatusView =
+            super::super::through_api(samples::state(), "/api/v1/status").unwrap();
+        let devices: DevicesReport =
+            super::super::through_api(samples::state(), "/api/v1/devices").unwrap();
+        let mut findings = Vec::new();
+        let mut say = |ok: bool, topic: &'static str, message: String| {
+            findings.push(Finding { ok, topic, message })
+        };
+        check_daemon(&status, &mut say);
+        check_overflow(&devices, &Config::default(), &mut say);
+        let text = render(&findings);
+        for needle in [
+            "ok   daemon       running for 20 s, refreshing every 10 s\n",
+            "WARN daemon       the last refresh failed: reading links: EINTR\n",
+            "ok   placement    netdev ingress and egress on br-lan\n",
+            "WARN placement    configured LAN device(s) missing, not counted: br-guest\n",
+            "WARN gaps         netmeter's table vanished 2 time(s)",
+            "WARN attribution  devices sent 50.0% of the IP bytes on wan since counting began: traffic",
+            "ok   attribution  devices received 95.0% of the IP bytes on wan since counting began \
+             (too little traffic yet to judge)\n",
+            "WARN storage      cannot commit to flash (read-only)\n",
+            "WARN clock        the system clock went back behind saved history",
+            "WARN capacity     3072 bytes could not be tied to a device",
+            "WARN capacity     more than max_devices (",
+        ] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_healthy_store_says_where_and_when_it_wrote() {
+        let mut state = samples::state();
+        state.store.last_commit_error = None;
+        state.clock = None;
+        let status: StatusView = super::super::through_api(state, "/api/v1/status").unwrap();
+        let mut findings = Vec::new();
+        check_store(&status.store, status.clock, &mut |ok, topic, message| {
+            findings.push(Finding { ok, topic, message })
+        });
+        assert_eq!(
+            render(&findings),
+            "ok   storage      state from /etc/netmeter/netmeter.state (saved …, sequence 9); \
+             last spool at 2026-11-18 11:06:45 UTC, last commit to /etc/netmeter at 2026-11-18 11:06:41 UTC\n"
         );
     }
 }

@@ -1,5 +1,4 @@
 use super::CliError;
-use crate::daemon::DaemonError;
 use argh::FromArgs;
 use std::path::PathBuf;
 
@@ -15,8 +14,5 @@ pub struct DaemonArgs {
 }
 
 pub fn run(args: DaemonArgs) -> Result<(), CliError> {
-    crate::daemon::run(args.config).map_err(|e| match e {
-        DaemonError::Config(e) => CliError::Config(e),
-        DaemonError::Runtime(why) => CliError::Runtime(why),
-    })
+    crate::daemon::run(args.config).map_err(CliError::Daemon)
 }

@@ -51,27 +51,19 @@ pub fn run(args: DevicesArgs) -> Result<(), CliError> {
 /// Without a daemon: one read of the kernel table a daemon left installed
 /// (`keep_rules`), which holds totals since each element was created.
 fn read_directly(config: &Config) -> Result<DevicesReport, CliError> {
-    let runtime = |e: crate::netlink::NetlinkError| CliError::Runtime(e.to_string());
-    let mut socket = NetlinkSocket::open(NETLINK_NETFILTER).map_err(runtime)?;
-    let hooks = devices::installed(&mut socket)
-        .map_err(runtime)?
-        .ok_or_else(|| {
-            CliError::Runtime(
-                "no daemon is running and netmeter's nftables table is not installed: \
+    let no_table = || {
+        CliError::Failed(
+            "no daemon is running and netmeter's nftables table is not installed: \
              start the daemon (service netmeter start)"
-                    .into(),
-            )
-        })?;
+                .into(),
+        )
+    };
+    let mut socket = NetlinkSocket::open(NETLINK_NETFILTER)?;
+    let hooks = devices::installed(&mut socket)?.ok_or_else(no_table)?;
     let reading = match devices::read(&mut socket, hooks) {
         Ok(r) => r,
-        Err(ReadError::TableMissing) => {
-            return Err(CliError::Runtime(
-                "no daemon is running and netmeter's nftables table is not installed: \
-                 start the daemon (service netmeter start)"
-                    .into(),
-            ));
-        }
-        Err(ReadError::Netlink(e)) => return Err(runtime(e)),
+        Err(ReadError::TableMissing) => return Err(no_table()),
+        Err(ReadError::Netlink(e)) => return Err(e.into()),
     };
     eprintln!(
         "netmeter: reading netmeter's nftables table directly (totals since each device was last seen; no rates)"
@@ -196,9 +188,10 @@ fn upstream_cell(figures: &[crate::serve::api::UpstreamFigure]) -> String {
 #[cfg(all(test, feature = "upstream"))]
 mod tests {
     use super::*;
-    use crate::account::Moment;
+    use crate::clock::Moment;
+    use crate::mac::Mac;
 
-    fn local(mac: [u8; 6], rx: u64) -> DeviceAccounts {
+    fn local(mac: Mac, rx: u64) -> DeviceAccounts {
         let mut accounts = DeviceAccounts::new(8);
         let sample = crate::account::DeviceSample {
             direction: crate::account::Direction::Received,
@@ -217,10 +210,10 @@ mod tests {
 
     #[test]
     fn upstream_figures_join_by_mac_and_upstream_only_devices_get_rows() {
-        use crate::collect::links::CounterWidth::Bits64;
+        use crate::account::CounterWidth::Bits64;
         use crate::upstream::UpstreamAccounts;
         use crate::upstream::sources::{DeviceReading, Reading};
-        let (laptop, printer) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let (laptop, printer) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
         let mut upstream = UpstreamAccounts::default();
         for (step, bytes) in [(0u64, 0u64), (1, 3 << 20)] {
             let device = |mac| DeviceReading {
@@ -242,7 +235,7 @@ mod tests {
             upstream.ingest("ap", "tplink", now, &reading, None);
         }
         let mut report = DevicesReport::new(&local(laptop, 5000), &Names::default());
-        report.join_upstream(crate::upstream::device_figures(&upstream));
+        report.join_upstream(upstream.device_figures());
         assert_eq!(report.devices.len(), 1);
         let figure = &report.devices[0].upstream[0];
         assert_eq!((figure.source.as_str(), figure.rx_bytes), ("ap", 3 << 20));
@@ -255,5 +248,41 @@ mod tests {
         // Not part of netmeter's own total.
         let total = text.lines().find(|l| l.starts_with("total")).unwrap();
         assert!(total.contains("4.88 KiB"), "{total}");
+    }
+}
+
+#[cfg(test)]
+mod from_api {
+    use super::*;
+    use crate::serve::api::samples;
+
+    #[test]
+    fn the_table_renders_what_the_api_sent() {
+        let mut report: DevicesReport =
+            super::super::through_api(samples::state(), "/api/v1/devices").unwrap();
+        sort(&mut report.devices, "total");
+        let text = render(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("MAC"), "{text}");
+        assert!(lines[0].ends_with("upstream total"), "{text}");
+        assert!(lines[1].starts_with("aa:bb:cc:dd:ee:01"), "{text}");
+        for needle in [
+            "192.168.1.2 fd00::2 +1",
+            "laptop (random MAC)",
+            "1.00 GiB",
+            "3.00 MiB (isp)",
+            "printer (only via isp)",
+            "other devices",
+            "unattributed",
+        ] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+        let total = lines.iter().find(|l| l.starts_with("total")).unwrap();
+        // Both devices, other and unattributed; not the upstream-only one.
+        let cells: Vec<&str> = total.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            ["total", "1.00", "GiB", "2.00", "MiB", "1.00", "GiB"]
+        );
     }
 }

@@ -1,5 +1,7 @@
 use super::{CliError, format};
 use crate::config::Config;
+use crate::mac::Mac;
+use crate::rxtx::RxTx;
 use crate::serve::history::{self, BucketView, HistoryQuery, HistoryReport, Series, SeriesReport};
 use crate::store::calendar::{Granularity, SystemZone, UtcOffset};
 use crate::store::persist::Store;
@@ -119,7 +121,7 @@ fn read_saved(
         eprintln!("netmeter: {p}");
     }
     let state = state.ok_or_else(|| {
-        CliError::Runtime(format!(
+        CliError::Failed(format!(
             "no daemon is running and no saved state is in {} or {}",
             config.spool_directory.display(),
             config.database_directory.display()
@@ -135,7 +137,7 @@ fn read_saved(
     };
     let (names, _) = crate::collect::identity::Names::load(config);
     let wan = wan_now().unwrap_or_default();
-    let hostname = |mac: &[u8; 6]| names.hostname(mac, &[]).map(str::to_owned);
+    let hostname = |mac: &Mac| names.hostname(mac, &[]).map(str::to_owned);
     history::report(
         &state,
         &cal,
@@ -144,7 +146,7 @@ fn read_saved(
         &hostname,
         crate::clock::unix_now(),
     )
-    .map_err(CliError::Runtime)
+    .map_err(CliError::Failed)
 }
 
 /// The WAN interfaces by today's default routes, for the summary.
@@ -192,7 +194,7 @@ fn render(
         .collect();
     if let Some(current) = shown.last()
         && matches!(period, Granularity::Day | Granularity::Month)
-        && let Some([rx, tx]) = estimate(current, now)
+        && let Some(RxTx { rx, tx }) = estimate(current, now)
     {
         rows.push(vec![
             "estimated".into(),
@@ -237,7 +239,7 @@ fn average(b: &BucketView, elapsed: i64) -> String {
 
 /// The running period's totals at its current pace, as vnStat estimates;
 /// None until an hour of it has passed (too early to say anything).
-fn estimate(b: &BucketView, now: u64) -> Option<[u64; 2]> {
+fn estimate(b: &BucketView, now: u64) -> Option<RxTx<u64>> {
     let now = now as i64;
     if now <= b.start || now >= b.end {
         return None;
@@ -247,7 +249,7 @@ fn estimate(b: &BucketView, now: u64) -> Option<[u64; 2]> {
         return None;
     }
     let scale = |v: u64| (u128::from(v) * length / elapsed).min(u128::from(u64::MAX)) as u64;
-    Some([scale(b.rx_bytes), scale(b.tx_bytes)])
+    Some(RxTx::new(scale(b.rx_bytes), scale(b.tx_bytes)))
 }
 
 /// The period's start in local time: `2026-11-22 14:05`, `2026-11-22`,
@@ -300,7 +302,7 @@ mod tests {
     fn a_day_is_estimated_at_its_pace_after_an_hour() {
         let day = bucket(0, 86_400, 1000, 100);
         assert_eq!(estimate(&day, 1800), None);
-        assert_eq!(estimate(&day, 21_600), Some([4000, 400]));
+        assert_eq!(estimate(&day, 21_600), Some(RxTx::new(4000, 400)));
         assert_eq!(estimate(&day, 86_400), None);
     }
 
@@ -335,6 +337,50 @@ mod tests {
             &FixedOffset(0),
         );
         assert!(!one.contains("1970-01-01"), "{one}");
+    }
+
+    #[test]
+    fn the_table_renders_what_the_api_sent() {
+        let report = HistoryReport {
+            period: "day".into(),
+            now: 86_400 + 43_200,
+            series: vec![SeriesReport {
+                name: "aa:bb:cc:dd:ee:01".into(),
+                kind: "device".into(),
+                hostname: Some("laptop".into()),
+                buckets: vec![bucket(0, 86_400, 1 << 30, 1 << 20)],
+            }],
+        };
+        let sent = crate::serve::api::json(&report);
+        let read: HistoryReport = super::super::read_answer(sent.status, &sent.body).unwrap();
+        let text = render(
+            &read.series[0],
+            Granularity::Day,
+            read.now,
+            0,
+            &FixedOffset(0),
+        );
+        assert!(
+            text.starts_with("aa:bb:cc:dd:ee:01 (laptop)  daily traffic\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1970-01-01  1.00 GiB  1.00 MiB  1.00 GiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_refused_query_shows_the_daemons_reason() {
+        let state = crate::serve::api::samples::state();
+        let e = super::super::through_api::<HistoryReport>(state, "/api/v1/history?period=week")
+            .unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "answered: unknown period 'week': use fiveminute, hour, day, month or year"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

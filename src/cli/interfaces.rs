@@ -54,15 +54,14 @@ pub fn run(args: InterfacesArgs) -> Result<(), CliError> {
 /// Two link dumps `DIRECT_RATE_WINDOW` apart, through the same accounting
 /// the daemon uses.
 fn read_directly(config: &Config) -> Result<InterfacesReport, CliError> {
-    let runtime = |e: crate::netlink::NetlinkError| CliError::Runtime(e.to_string());
-    let mut socket = NetlinkSocket::open(NETLINK_ROUTE).map_err(runtime)?;
+    let mut socket = NetlinkSocket::open(NETLINK_ROUTE)?;
     let boot_id = read_boot_id().unwrap_or_default();
     let mut accounts = InterfaceAccounts::new(crate::account::interfaces::MAX_INTERFACES);
     for round in 0..2 {
         if round == 1 {
             std::thread::sleep(DIRECT_RATE_WINDOW);
         }
-        let mut samples = read_links(&mut socket).map_err(runtime)?;
+        let mut samples = read_links(&mut socket)?;
         samples.retain(|s| config.tracks_interface(&s.name));
         accounts.ingest(crate::clock::now(), &boot_id, &samples);
     }
@@ -94,4 +93,24 @@ fn render(interfaces: &[InterfaceView]) -> String {
         &["interface", "rx", "tx", "total", "rx rate", "tx rate"],
         &rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::api::samples;
+
+    #[test]
+    fn the_table_renders_what_the_api_sent() {
+        let report: InterfacesReport =
+            super::super::through_api(samples::state(), "/api/v1/interfaces").unwrap();
+        let text = render(&report.interfaces);
+        for needle in [
+            "interface         rx          tx     total      rx rate  tx rate\n",
+            "wan         1.00 GiB  512.00 MiB  1.50 GiB  1.00 Mbit/s  0 bit/s\n",
+            "wg0 (gone)  1.00 MiB  512.00 KiB  1.50 MiB  1.00 Mbit/s  0 bit/s\n",
+        ] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+    }
 }

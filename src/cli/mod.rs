@@ -1,5 +1,15 @@
 //! Command-line entry points: one file per subcommand. The rest of the code
 //! never sees the argument parser.
+//!
+//! `argh` with its `help` feature: every `--help` comes from the doc
+//! comments. A usage error names what was wrong and ends with `Run 'netmeter
+//! [SUBCOMMAND] --help'`. `CliError` is typed (usage, config, daemon,
+//! netlink, client, the daemon's answer, signal), and only [`main`] turns it
+//! into an exit code (0 ok, 1 runtime, 2 usage or config). `ask_daemon`
+//! asks the first `listen` address (or `--url`) and decodes the answer into
+//! the API's own view types; when nothing listens, `interfaces`, `devices`
+//! and `check` read the kernel through the same `account` code and say so on
+//! stderr.
 
 mod check;
 mod commit;
@@ -14,7 +24,11 @@ mod upstream;
 mod version;
 
 use crate::config::ConfigError;
+use crate::daemon::DaemonError;
+use crate::netlink::NetlinkError;
+use crate::serve::client::ClientError;
 use argh::FromArgs;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// Per-device and per-interface bandwidth accounting for the gateway router.
@@ -39,14 +53,46 @@ enum Command {
     Version(version::VersionArgs),
 }
 
-/// Why a command failed; decides the exit code.
+/// Why a command failed. Only [`main`] turns it into an exit code.
 #[derive(Debug)]
 pub enum CliError {
-    /// Bad arguments or configuration: exit 2.
+    /// Bad arguments.
     Usage(String),
     Config(ConfigError),
-    /// Something failed while running: exit 1.
-    Runtime(String),
+    /// `netmeter daemon` could not start or had to stop.
+    Daemon(DaemonError),
+    /// The kernel refused or garbled a netlink request.
+    Netlink(NetlinkError),
+    /// Asking the daemon failed (a missing daemon is not an error: the
+    /// commands read the kernel or the saved state instead).
+    Client(ClientError),
+    /// The daemon answered, but not with the view asked for.
+    Api {
+        addr: SocketAddr,
+        error: ApiError,
+    },
+    /// `--json` output could not be encoded.
+    Encode(serde_json::Error),
+    /// `netmeter commit` could not signal the daemon.
+    Signal {
+        pid: i32,
+        error: std::io::Error,
+    },
+    /// A sentence that is the whole cause: nothing to read, nothing found,
+    /// a problem the daemon reported, `check`'s verdict.
+    Failed(String),
+}
+
+/// What was wrong with a daemon's answer.
+#[derive(Debug)]
+pub enum ApiError {
+    /// An error status, with the daemon's message when it sent one.
+    Status {
+        status: u16,
+        message: Option<String>,
+    },
+    /// A 200 whose body is not the view.
+    Unreadable(serde_json::Error),
 }
 
 impl From<ConfigError> for CliError {
@@ -55,12 +101,48 @@ impl From<ConfigError> for CliError {
     }
 }
 
+impl From<NetlinkError> for CliError {
+    fn from(e: NetlinkError) -> Self {
+        CliError::Netlink(e)
+    }
+}
+
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CliError::Usage(m) | CliError::Runtime(m) => f.write_str(m),
+            CliError::Usage(m) | CliError::Failed(m) => f.write_str(m),
             CliError::Config(e) => write!(f, "{e}"),
+            CliError::Daemon(e) => write!(f, "{e}"),
+            CliError::Netlink(e) => write!(f, "{e}"),
+            CliError::Client(e) => write!(f, "{e}"),
+            CliError::Api {
+                addr,
+                error: ApiError::Status { status, message },
+            } => match message {
+                Some(m) => write!(f, "the daemon at {addr} answered: {m}"),
+                None => write!(f, "the daemon at {addr} answered: HTTP {status}"),
+            },
+            CliError::Api {
+                addr,
+                error: ApiError::Unreadable(e),
+            } => write!(f, "the daemon at {addr} sent unreadable JSON: {e}"),
+            CliError::Encode(e) => write!(f, "{e}"),
+            CliError::Signal { pid, error } => write!(
+                f,
+                "cannot signal the daemon (pid {pid}): {error}; run this as root on the router itself"
+            ),
         }
+    }
+}
+
+/// 2 for what the admin wrote wrong (arguments, configuration), 1 for
+/// what went wrong running.
+fn exit_code(e: &CliError) -> ExitCode {
+    match e {
+        CliError::Usage(_) | CliError::Config(_) | CliError::Daemon(DaemonError::Config(_)) => {
+            ExitCode::from(2)
+        }
+        _ => ExitCode::from(1),
     }
 }
 
@@ -116,10 +198,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("netmeter: {e}");
-            match e {
-                CliError::Runtime(_) => ExitCode::from(1),
-                CliError::Usage(_) | CliError::Config(_) => ExitCode::from(2),
-            }
+            exit_code(&e)
         }
     }
 }
@@ -147,7 +226,7 @@ fn ask_daemon<T: serde::de::DeserializeOwned>(
     url: Option<&str>,
     path: &str,
 ) -> Result<Option<T>, CliError> {
-    use crate::serve::client::{self, ClientError};
+    use crate::serve::client;
     let addr = match url {
         Some(url) => client::parse_url(url).map_err(CliError::Usage)?,
         None => match config.listen.first() {
@@ -163,20 +242,22 @@ fn ask_daemon<T: serde::de::DeserializeOwned>(
             eprintln!("netmeter: {why}");
             return Ok(None);
         }
-        Err(e) => return Err(CliError::Runtime(e.to_string())),
+        Err(e) => return Err(CliError::Client(e)),
     };
-    if status != 200 {
-        let msg = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        return Err(CliError::Runtime(format!(
-            "the daemon at {addr} answered: {msg}"
-        )));
-    }
-    serde_json::from_slice(&body)
+    read_answer(status, &body)
         .map(Some)
-        .map_err(|e| CliError::Runtime(format!("the daemon at {addr} sent unreadable JSON: {e}")))
+        .map_err(|error| CliError::Api { addr, error })
+}
+
+/// A daemon's answer as the view the API serialised it from.
+fn read_answer<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, ApiError> {
+    if status != 200 {
+        let message = serde_json::from_slice::<crate::serve::http::ErrorBody>(body)
+            .ok()
+            .map(|b| b.error);
+        return Err(ApiError::Status { status, message });
+    }
+    serde_json::from_slice(body).map_err(ApiError::Unreadable)
 }
 
 /// A daemon listening on every address is asked on loopback.
@@ -194,7 +275,48 @@ fn loopback_for(addr: std::net::SocketAddr) -> std::net::SocketAddr {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
-    let text = serde_json::to_string(value).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let text = serde_json::to_string(value).map_err(CliError::Encode)?;
     println!("{text}");
     Ok(())
+}
+
+/// What the CLI reads from a daemon publishing `state`: the API's own
+/// route and serialiser, then the CLI's own reader.
+#[cfg(test)]
+fn through_api<T: serde::de::DeserializeOwned>(
+    state: crate::serve::api::ApiState,
+    path: &str,
+) -> Result<T, CliError> {
+    let sent = crate::serve::api::samples::answer(state, path);
+    read_answer(sent.status, &sent.body).map_err(|error| CliError::Api {
+        addr: SocketAddr::from(([127, 0, 0, 1], 9750)),
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::api::{StatusView, samples};
+
+    #[test]
+    fn an_error_answer_is_shown_with_the_daemons_own_message() {
+        let e = through_api::<StatusView>(samples::state(), "/api/v1/nope").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the daemon at 127.0.0.1:9750 answered: no such endpoint: /api/v1/nope"
+        );
+        assert_eq!(exit_code(&e), ExitCode::from(1));
+    }
+
+    #[test]
+    fn an_answer_that_is_not_the_view_is_unreadable() {
+        let e = through_api::<crate::serve::api::DevicesReport>(samples::state(), "/api/v1/status")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("sent unreadable JSON: missing field `devices`"),
+            "{e}"
+        );
+    }
 }

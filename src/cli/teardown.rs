@@ -10,9 +10,8 @@ use argh::FromArgs;
 pub struct TeardownArgs {}
 
 pub fn run(_: TeardownArgs) -> Result<(), CliError> {
-    let runtime = |e: crate::netlink::NetlinkError| CliError::Runtime(e.to_string());
-    let mut socket = NetlinkSocket::open(NETLINK_NETFILTER).map_err(runtime)?;
-    if devices::teardown(&mut socket).map_err(runtime)? {
+    let mut socket = NetlinkSocket::open(NETLINK_NETFILTER)?;
+    if devices::teardown(&mut socket)? {
         println!("removed netmeter's nftables table");
     } else {
         println!("nothing to remove: netmeter's nftables table is not installed");

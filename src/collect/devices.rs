@@ -24,6 +24,7 @@
 
 use crate::account::{DeviceSample, Direction, UnattributedSample};
 use crate::config::IpPrefix;
+use crate::mac::Mac;
 
 use crate::netlink::nftables::*;
 use crate::netlink::route::{AddressMessage, address_dump_request};
@@ -442,8 +443,8 @@ fn decode_ip_key(key: &[u8]) -> Option<IpAddr> {
 }
 
 /// The (MAC, IP) in a set key: 6 bytes of MAC, 2 of padding, the address.
-fn decode_key(key: &[u8]) -> Option<([u8; 6], IpAddr)> {
-    let mac: [u8; 6] = key.get(..6)?.try_into().ok()?;
+fn decode_key(key: &[u8]) -> Option<(Mac, IpAddr)> {
+    let mac = Mac(key.get(..6)?.try_into().ok()?);
     let ip = match key.len() {
         12 => IpAddr::from(<[u8; 4]>::try_from(&key[8..12]).ok()?),
         24 => IpAddr::from(<[u8; 16]>::try_from(&key[8..24]).ok()?),
@@ -452,8 +453,8 @@ fn decode_key(key: &[u8]) -> Option<([u8; 6], IpAddr)> {
     Some((mac, ip))
 }
 
-fn encode_key(mac: &[u8; 6], ip: &IpAddr) -> Vec<u8> {
-    let mut key = mac.to_vec();
+fn encode_key(mac: &Mac, ip: &IpAddr) -> Vec<u8> {
+    let mut key = mac.0.to_vec();
     key.extend([0, 0]);
     match ip {
         IpAddr::V4(a) => key.extend(a.octets()),
@@ -527,7 +528,7 @@ pub fn read(socket: &mut NetlinkSocket, hooks: Hooks) -> Result<Reading, ReadErr
 pub fn delete_elements(
     socket: &mut NetlinkSocket,
     hooks: Hooks,
-    keys: &[(Direction, [u8; 6], IpAddr)],
+    keys: &[(Direction, Mac, IpAddr)],
 ) -> Result<(), NetlinkError> {
     let mut b = Batch::new();
     for (set, direction, version) in SETS {
@@ -588,7 +589,7 @@ pub fn flowtables(socket: &mut NetlinkSocket) -> Result<Vec<Flowtable>, NetlinkE
 /// offloaded packets go port ⇄ WAN and never pass the bridge's own hooks;
 /// the ports see them, and every bridged packet crosses exactly one port
 /// in each direction. A bridge without ports is hooked itself.
-pub fn hook_devices(lan: &[String], links: &[crate::collect::links::LinkSample]) -> Vec<String> {
+pub fn hook_devices(lan: &[String], links: &[crate::account::LinkSample]) -> Vec<String> {
     let mut hooked = Vec::new();
     for name in lan {
         let Some(bridge) = links.iter().find(|l| &l.name == name) else {
@@ -614,7 +615,7 @@ pub fn hook_devices(lan: &[String], links: &[crate::collect::links::LinkSample])
 
 pub fn lan_prefixes(
     route: &mut NetlinkSocket,
-    links: &[crate::collect::links::LinkSample],
+    links: &[crate::account::LinkSample],
     devices: &[String],
 ) -> Result<Vec<IpPrefix>, NetlinkError> {
     let indexes: Vec<u32> = links
@@ -644,7 +645,7 @@ pub fn lan_prefixes(
 #[cfg(test)]
 mod bridge_tests {
     use super::hook_devices;
-    use crate::collect::links::{CounterWidth, LinkCounters, LinkSample};
+    use crate::account::{CounterWidth, LinkCounters, LinkSample};
 
     fn link(name: &str, ifindex: u32, master: Option<u32>) -> LinkSample {
         LinkSample {
@@ -692,7 +693,7 @@ mod tests {
 
     #[test]
     fn keys_round_trip_for_both_address_families() {
-        let mac = [2, 1, 2, 3, 4, 5];
+        let mac = Mac([2, 1, 2, 3, 4, 5]);
         for ip in ["10.0.0.2", "fd00::1:2"] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(decode_key(&encode_key(&mac, &ip)), Some((mac, ip)));

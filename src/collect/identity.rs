@@ -7,6 +7,7 @@
 //! file at [`MAX_FILE_BYTES`], so a flood of leases cannot exhaust a
 //! router's memory.
 
+use crate::mac::Mac;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -14,7 +15,6 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::config::{Config, DeviceName};
-use crate::mac::parse_mac;
 
 /// Entries kept per source; later lines are ignored.
 pub const MAX_ENTRIES: usize = 65_536;
@@ -28,7 +28,7 @@ const MAX_NAME_BYTES: usize = 253;
 pub struct Lease {
     /// None for DHCPv6 leases, which dnsmasq records by DUID, and for
     /// hardware other than Ethernet.
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
     pub ip: IpAddr,
     /// None when the client sent none (dnsmasq writes `*`).
     pub hostname: Option<String>,
@@ -62,7 +62,7 @@ pub fn parse_dnsmasq_leases(text: &str) -> Vec<Lease> {
             continue;
         }
         leases.push(Lease {
-            mac: if dhcpv6 { None } else { parse_mac(id) },
+            mac: if dhcpv6 { None } else { id.parse().ok() },
             ip,
             hostname: fields.next().and_then(name),
         });
@@ -72,11 +72,11 @@ pub fn parse_dnsmasq_leases(text: &str) -> Vec<Lease> {
 
 /// `/etc/ethers`: `MAC NAME` lines, `#` comments. A line whose second
 /// column is an IP address gives no name and is skipped.
-pub fn parse_ethers(text: &str) -> Vec<([u8; 6], String)> {
+pub fn parse_ethers(text: &str) -> Vec<(Mac, String)> {
     text.lines()
         .filter_map(|line| {
             let mut fields = uncommented(line).split_whitespace();
-            let mac = parse_mac(fields.next()?)?;
+            let mac = fields.next()?.parse().ok()?;
             let second = fields.next()?;
             if second.parse::<IpAddr>().is_ok() {
                 return None;
@@ -115,9 +115,9 @@ fn name(word: &str) -> Option<String> {
 /// Every name known for the LAN's devices, looked up by MAC and address.
 #[derive(Clone, Debug, Default)]
 pub struct Names {
-    configured: HashMap<[u8; 6], DeviceName>,
-    ethers: HashMap<[u8; 6], String>,
-    leased: HashMap<[u8; 6], String>,
+    configured: HashMap<Mac, DeviceName>,
+    ethers: HashMap<Mac, String>,
+    leased: HashMap<Mac, String>,
     by_ip: HashMap<IpAddr, String>,
 }
 
@@ -153,7 +153,7 @@ impl Names {
     pub fn from_sources(
         devices: &[DeviceName],
         leases: Vec<Lease>,
-        ethers: Vec<([u8; 6], String)>,
+        ethers: Vec<(Mac, String)>,
         hosts: Vec<(IpAddr, String)>,
     ) -> Names {
         let mut names = Names::default();
@@ -184,7 +184,7 @@ impl Names {
     /// The admin's own name first, then `/etc/ethers`, then the DHCP lease
     /// for the MAC, then a lease or hosts entry for the first of `ips` that
     /// has one (DHCPv6 leases are known only by address).
-    pub fn hostname(&self, mac: &[u8; 6], ips: &[IpAddr]) -> Option<&str> {
+    pub fn hostname(&self, mac: &Mac, ips: &[IpAddr]) -> Option<&str> {
         let by_mac = self
             .configured
             .get(mac)
@@ -197,7 +197,7 @@ impl Names {
     }
 
     /// Only `config device` sections give groups.
-    pub fn group(&self, mac: &[u8; 6]) -> Option<&str> {
+    pub fn group(&self, mac: &Mac) -> Option<&str> {
         self.configured.get(mac)?.group.as_deref()
     }
 }
@@ -236,14 +236,14 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    const LAPTOP: [u8; 6] = [0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c];
-    const PHONE: [u8; 6] = [0xda, 0xa1, 0x19, 0x00, 0x00, 0x01];
+    const LAPTOP: Mac = Mac([0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c]);
+    const PHONE: Mac = Mac([0xda, 0xa1, 0x19, 0x00, 0x00, 0x01]);
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
 
-    fn lease(mac: Option<[u8; 6]>, addr: &str, hostname: Option<&str>) -> Lease {
+    fn lease(mac: Option<Mac>, addr: &str, hostname: Option<&str>) -> Lease {
         Lease {
             mac,
             ip: ip(addr),
@@ -365,7 +365,7 @@ fe80::1%br-lan\tlinklocal
         );
     }
 
-    fn device(mac: [u8; 6], name: &str, group: Option<&str>) -> DeviceName {
+    fn device(mac: Mac, name: &str, group: Option<&str>) -> DeviceName {
         DeviceName {
             mac,
             name: name.into(),
@@ -375,7 +375,7 @@ fe80::1%br-lan\tlinklocal
 
     #[test]
     fn names_follow_config_then_ethers_then_lease_then_address() {
-        let other = [0x00, 0x1b, 0x21, 0, 0, 9];
+        let other = Mac([0x00, 0x1b, 0x21, 0, 0, 9]);
         let names = Names::from_sources(
             &[device(LAPTOP, "Work laptop", Some("office"))],
             vec![
@@ -401,7 +401,7 @@ fe80::1%br-lan\tlinklocal
             names.hostname(&PHONE, &[ip("fd00::12")]),
             Some("dhcp-phone")
         );
-        let nobody = [0x02, 0, 0, 0, 0, 1];
+        let nobody = Mac([0x02, 0, 0, 0, 0, 1]);
         assert_eq!(
             names.hostname(&nobody, &[ip("10.9.9.9"), ip("fd00::13"), ip("fd00::12")]),
             Some("hosts-only")
@@ -427,7 +427,7 @@ fe80::1%br-lan\tlinklocal
         assert_eq!(names.hostname(&LAPTOP, &[]), Some("first"));
         assert_eq!(names.hostname(&PHONE, &[]), Some("one"));
         assert_eq!(
-            names.hostname(&[0; 6], &[ip("192.168.1.20")]),
+            names.hostname(&Mac::OTHER, &[ip("192.168.1.20")]),
             Some("second")
         );
     }
@@ -455,7 +455,10 @@ fe80::1%br-lan\tlinklocal
         assert_eq!(warnings, Vec::<String>::new());
         assert_eq!(names.hostname(&LAPTOP, &[]), Some("mine"));
         assert_eq!(names.hostname(&PHONE, &[]), Some("phone"));
-        assert_eq!(names.hostname(&[0; 6], &[ip("fd00::10")]), Some("laptop"));
+        assert_eq!(
+            names.hostname(&Mac::OTHER, &[ip("fd00::10")]),
+            Some("laptop")
+        );
         assert_eq!(names.group(&LAPTOP), Some("kids"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -476,7 +479,10 @@ fe80::1%br-lan\tlinklocal
             warnings[0].starts_with(&format!("cannot read {}: ", dir.display())),
             "{warnings:?}"
         );
-        assert_eq!(names.hostname(&[0; 6], &[ip("fd00::10")]), Some("laptop"));
+        assert_eq!(
+            names.hostname(&Mac::OTHER, &[ip("fd00::10")]),
+            Some("laptop")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

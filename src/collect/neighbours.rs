@@ -2,6 +2,7 @@
 //! the kernel's neighbour tables and from what devices were seen sending,
 //! remembered so a device keeps its MAC when its neighbour entry ages out.
 
+use crate::mac::Mac;
 use crate::netlink::route::{NeighbourMessage, neighbour_dump_request};
 use crate::netlink::{NetlinkError, NetlinkSocket};
 use std::collections::{HashMap, VecDeque};
@@ -11,7 +12,7 @@ use std::net::IpAddr;
 const UNRESOLVED: u16 = 0x01 | 0x20;
 
 pub struct NeighbourMacs {
-    known: HashMap<IpAddr, [u8; 6]>,
+    known: HashMap<IpAddr, Mac>,
     /// Learning order, oldest first: the one dropped when full.
     order: VecDeque<IpAddr>,
     limit: usize,
@@ -26,7 +27,7 @@ impl NeighbourMacs {
         }
     }
 
-    pub fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
+    pub fn learn(&mut self, ip: IpAddr, mac: Mac) {
         if self.known.insert(ip, mac).is_none() {
             self.order.push_back(ip);
             while self.order.len() > self.limit {
@@ -59,7 +60,7 @@ impl NeighbourMacs {
         Ok(())
     }
 
-    pub fn mac(&self, ip: &IpAddr) -> Option<[u8; 6]> {
+    pub fn mac(&self, ip: &IpAddr) -> Option<Mac> {
         self.known.get(ip).copied()
     }
 }
@@ -72,14 +73,14 @@ mod tests {
     fn the_oldest_mapping_goes_when_the_limit_is_reached_and_updates_keep_their_place() {
         let mut n = NeighbourMacs::new(2);
         let ip = |i: u8| IpAddr::from([10, 0, 0, i]);
-        n.learn(ip(1), [1; 6]);
-        n.learn(ip(2), [2; 6]);
-        n.learn(ip(1), [9; 6]);
-        assert_eq!(n.mac(&ip(1)), Some([9; 6]));
-        n.learn(ip(3), [3; 6]);
+        n.learn(ip(1), Mac([1; 6]));
+        n.learn(ip(2), Mac([2; 6]));
+        n.learn(ip(1), Mac([9; 6]));
+        assert_eq!(n.mac(&ip(1)), Some(Mac([9; 6])));
+        n.learn(ip(3), Mac([3; 6]));
         assert_eq!(
             (n.mac(&ip(1)), n.mac(&ip(2)), n.mac(&ip(3))),
-            (None, Some([2; 6]), Some([3; 6]))
+            (None, Some(Mac([2; 6])), Some(Mac([3; 6])))
         );
     }
 

@@ -3,7 +3,7 @@
 use super::table::{Known, apply};
 use super::value::{LABEL, describe, label, last};
 use super::{DeviceName, uci};
-use crate::mac::parse_mac;
+use crate::mac::Mac;
 
 /// The options of a `config device` section.
 pub(crate) const DEVICE_OPTIONS: &[Known<DeviceName>] = &[
@@ -13,7 +13,7 @@ pub(crate) const DEVICE_OPTIONS: &[Known<DeviceName>] = &[
         expected: "a MAC address such as aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff",
         default: "",
         set: |d, v| {
-            d.mac = last(v, parse_mac)?;
+            d.mac = last(v, |s| s.parse::<Mac>().ok())?;
             Ok(())
         },
     },

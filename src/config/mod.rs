@@ -2,6 +2,18 @@
 //!
 //! Every error names `file:line` and what was expected, because the reader is
 //! someone at a router's shell with `vi` and no documentation at hand.
+//!
+//! `uci.rs` parses the UCI syntax; this file holds `Config` and the loader,
+//! which maps each section through one table of known options per section
+//! type, so adding an option is a row: `settings.rs` (`config netmeter`),
+//! `device.rs` (`config device`), `upstream.rs` (`config upstream`, full
+//! build only; the core mounts `upstream_absent.rs`, which keeps a section's
+//! name and line unread). `table.rs` is the table machinery, `value.rs` the
+//! value parsers and how words are quoted back, `glob.rs` interface
+//! patterns, `spelling.rs` the did-you-mean, `prefix.rs` `IpPrefix`,
+//! `secret.rs` `Secret` (the token, passwords: no message quotes one).
+//! Every problem is collected and the earliest reported, so fixing errors
+//! top to bottom never jumps backwards.
 
 mod device;
 mod glob;
@@ -11,8 +23,14 @@ mod settings;
 mod spelling;
 pub(crate) mod table;
 pub mod uci;
+#[cfg(feature = "upstream")]
+pub mod upstream;
+#[cfg(not(feature = "upstream"))]
+#[path = "upstream_absent.rs"]
+pub mod upstream;
 pub(crate) mod value;
 
+use crate::mac::Mac;
 use std::collections::{HashMap, hash_map};
 use std::fmt;
 use std::io;
@@ -20,8 +38,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::mac::format_mac;
-use crate::upstream::UpstreamConfig;
 use device::device;
 pub use glob::glob_match;
 pub use prefix::{IpPrefix, PrefixError};
@@ -29,6 +45,7 @@ pub use secret::Secret;
 use settings::OPTIONS;
 use spelling::closest;
 use table::apply;
+use upstream::UpstreamConfig;
 use value::shown;
 
 pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
@@ -106,7 +123,7 @@ pub enum Placement {
 /// A name the admin gave a device; it wins over every name learnt elsewhere.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeviceName {
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub name: String,
     pub group: Option<String>,
 }
@@ -207,7 +224,7 @@ impl Config {
         let mut config = Config::default();
         let mut settings: Option<&uci::Section> = None;
         // The line of each MAC's `option mac`, to name both ends of a duplicate.
-        let mut macs: HashMap<[u8; 6], usize> = HashMap::new();
+        let mut macs: HashMap<Mac, usize> = HashMap::new();
         for section in &sections {
             match section.kind.as_str() {
                 SETTINGS => match settings {
@@ -231,7 +248,7 @@ impl Config {
                             format!(
                                 "option mac: {} already has a device section (its option mac is \
                                  at line {}): keep one section per device",
-                                format_mac(&device.mac),
+                                device.mac,
                                 first.get()
                             ),
                         )),
@@ -241,9 +258,7 @@ impl Config {
                         }
                     }
                 }
-                UPSTREAM => {
-                    crate::upstream::add_section(&mut config.upstream, section, &mut problems)
-                }
+                UPSTREAM => upstream::add_section(&mut config.upstream, section, &mut problems),
                 kind => {
                     let known = [SETTINGS, DEVICE, UPSTREAM];
                     let hint = match closest(kind, known) {
@@ -422,12 +437,12 @@ mod tests {
                 token: Secret::token("0123456789abcdef"),
                 devices: vec![
                     DeviceName {
-                        mac: [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
+                        mac: Mac([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]),
                         name: "Kid laptop".into(),
                         group: Some("kids".into()),
                     },
                     DeviceName {
-                        mac: [0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c],
+                        mac: Mac([0x00, 0x1b, 0x21, 0x3a, 0x4b, 0x5c]),
                         name: "TV".into(),
                         group: None,
                     },

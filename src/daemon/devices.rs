@@ -1,10 +1,18 @@
 //! Per-device accounting as the daemon runs it: netmeter's nftables table,
 //! its reads, pruning of idle elements, and reinstalls after a flush.
+//!
+//! `PerDevice` plans and installs the table (falling back to the forward
+//! placement when the kernel refuses a netdev egress chain under `placement
+//! auto`), reads it every refresh, and deletes elements idle for half the
+//! element timeout only after reading them, so expiry never hides growth:
+//! netmeter owns the element lifecycle and the kernel timeout (at least
+//! three refresh intervals) is only a safety net. A vanished table is
+//! reinstalled and the gap counted as unknown; the table is removed on stop
+//! unless `keep_rules`. Without CAP_NET_ADMIN it stays off with the reason.
 
-use crate::account::{DeviceAccounts, DeviceEvent, Moment};
-use crate::account::{DeviceSample, Direction};
+use crate::account::{DeviceAccounts, DeviceEvent, DeviceSample, Direction, LinkSample};
+use crate::clock::Moment;
 use crate::collect::devices::{self, Hooks, Plan, ReadError};
-use crate::collect::links::LinkSample;
 use crate::collect::neighbours::NeighbourMacs;
 use crate::config::Config;
 use crate::config::Placement;
@@ -232,7 +240,7 @@ impl PerDevice {
                         DeviceEvent::Overflow { mac } => log.push(format!(
                             "more than {} devices: {} is counted as 'other' (raise option max_devices)",
                             config.max_devices,
-                            crate::mac::format_mac(&mac)
+                            mac
                         )),
                         DeviceEvent::ElementStateEvicted { count } => log.push(format!(
                             "too many set elements to follow ({count} dropped): their next growth may be counted twice"
@@ -372,7 +380,8 @@ mod tests {
 
     #[test]
     fn a_restored_state_makes_the_next_install_a_newer_generation() {
-        use crate::account::{DeviceAccounts, Moment, UnattributedSample};
+        use crate::account::{DeviceAccounts, UnattributedSample};
+        use crate::clock::Moment;
         let mut accounts = DeviceAccounts::new(4);
         let now = Moment {
             monotonic_ms: 0,
@@ -420,7 +429,7 @@ mod tests {
 
     #[test]
     fn ip_only_traffic_takes_the_mac_the_device_was_seen_sending_from_else_stays_out() {
-        let mac = [2, 0, 0, 0, 0, 7];
+        let mac = crate::mac::Mac([2, 0, 0, 0, 0, 7]);
         let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
         let other: std::net::IpAddr = "10.0.0.8".parse().unwrap();
         let sent = [DeviceSample {

@@ -1,4 +1,14 @@
 //! The daemon's loop: refresh on schedule, publish for the API, obey signals.
+//!
+//! Signals (TERM, INT, HUP, USR1) are blocked before any thread starts and
+//! taken with `sigtimedwait` between refreshes: no async handlers. HUP
+//! reloads the config (an invalid one is logged and the old kept); USR1
+//! (`netmeter commit`) refreshes, then commits; TERM refreshes, reads the
+//! devices a last time and commits. The saved `State` sits behind a mutex
+//! the HTTP thread locks briefly for history; the upstream accounts are
+//! read before it is locked (`UpstreamNow`), since the upstream runner takes
+//! the two locks the other way round. On start the loaded device generation
+//! is continued, so the reinstalled table counts as restarted.
 
 mod devices;
 
@@ -6,17 +16,20 @@ pub use crate::account::attribution::Attribution;
 pub use crate::serve::api::PerDeviceStatus;
 pub use devices::resolve;
 
-use crate::account::{InterfaceEvent, Moment};
+use crate::account::InterfaceEvent;
+use crate::clock::Moment;
 use crate::collect::identity::Names;
 use crate::collect::links::{read_boot_id, read_links, wan_interfaces};
 use crate::config::Config;
 use crate::config::ConfigError;
+use crate::mac::Mac;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
+use crate::rxtx::RxTx;
 use crate::serve::api::{self, ApiState, DevicesReport, InterfaceView, InterfacesReport};
 use crate::serve::http::{self, Limits};
 use crate::store::persist::Store;
 use crate::store::state::State;
-use crate::store::timeline::{OTHER, Observed};
+use crate::store::timeline::Observed;
 use devices::PerDevice;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use std::net::TcpListener;
@@ -34,8 +47,41 @@ pub use crate::log::log;
 #[derive(Debug)]
 pub enum DaemonError {
     Config(ConfigError),
-    /// Something the system refused (signals, sockets, threads).
-    Runtime(String),
+    /// The signals the main loop takes could not be blocked.
+    Signals(nix::errno::Errno),
+    /// The netlink socket for the link counters could not be opened.
+    Netlink(crate::netlink::NetlinkError),
+    /// An API address could not be bound.
+    Listen {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    /// The HTTP server's thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Config(e) => write!(f, "{e}"),
+            DaemonError::Signals(e) => write!(f, "cannot block signals: {e}"),
+            DaemonError::Netlink(e) => write!(f, "{e}"),
+            DaemonError::Listen { addr, error } => {
+                let hint = match error.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "; is another netmeter running? Or set 'option listen' to a free port"
+                    }
+                    std::io::ErrorKind::AddrNotAvailable => {
+                        "; this address is not on the router: fix 'option listen'"
+                    }
+                    std::io::ErrorKind::PermissionDenied => "; ports below 1024 need root",
+                    _ => "",
+                };
+                write!(f, "cannot listen on {addr}: {error}{hint}")
+            }
+            DaemonError::Thread(e) => write!(f, "cannot start the HTTP thread: {e}"),
+        }
+    }
 }
 
 impl From<ConfigError> for DaemonError {
@@ -49,11 +95,9 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     // Signals are taken synchronously by this thread; block them before any
     // other thread exists so none of them gets one.
     let signals = handled_signals();
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
-        .map_err(|e| DaemonError::Runtime(format!("cannot block signals: {e}")))?;
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).map_err(DaemonError::Signals)?;
 
-    let socket =
-        NetlinkSocket::open(NETLINK_ROUTE).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    let socket = NetlinkSocket::open(NETLINK_ROUTE).map_err(DaemonError::Netlink)?;
     let listeners = bind_all(&config)?;
     let api_state = Arc::new(Mutex::new(ApiState {
         started_unix: crate::clock::unix_now(),
@@ -74,7 +118,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
                     stop,
                 )
             })
-            .map_err(|e| DaemonError::Runtime(format!("cannot start the HTTP thread: {e}")))?
+            .map_err(DaemonError::Thread)?
     };
     warn_about_timeouts(&config);
     log(format!(
@@ -129,8 +173,9 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     let mut commit_now = false;
     loop {
         if Instant::now() >= next_refresh {
+            let upstream_now = UpstreamNow::read(&health);
             let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
-            refresher.run(&mut state, &config, &api_state);
+            refresher.run(&mut state, &config, &api_state, &upstream_now);
             next_refresh += config.refresh_interval;
             if next_refresh < Instant::now() {
                 next_refresh = Instant::now() + config.refresh_interval; // we fell behind: skip, don't burst
@@ -196,15 +241,16 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     // No upstream reading lands after the final commit.
     upstream.signal_stop();
     {
+        let upstream_now = UpstreamNow::read(&health);
         let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
         // The last counts before they are written.
-        refresher.run(&mut state, &config, &api_state);
+        refresher.run(&mut state, &config, &api_state, &upstream_now);
         let state = &mut *state;
         let now = crate::clock::now();
         for line in refresher.per_device.stop(now, &config, &mut state.devices) {
             log(line);
         }
-        update_timeline(&config, state, now);
+        update_timeline(&config, state, now, &upstream_now.series);
     }
     persist(&shared, &mut store, &api_state, true);
     stop.store(true, Ordering::Relaxed);
@@ -252,6 +298,23 @@ impl NamesCache {
     }
 }
 
+/// The upstream accounts as a refresh uses them: read before the saved
+/// state is locked, since the upstream runner takes the two locks the other
+/// way round.
+struct UpstreamNow {
+    series: Vec<(String, RxTx<u64>)>,
+    figures: Vec<crate::upstream::DeviceFigure>,
+}
+
+impl UpstreamNow {
+    fn read(shared: &crate::upstream::Shared) -> Self {
+        Self {
+            series: crate::upstream::series(shared),
+            figures: crate::upstream::device_figures(shared),
+        }
+    }
+}
+
 /// What a refresh works with, besides the state it updates.
 struct Refresher {
     socket: NetlinkSocket,
@@ -261,7 +324,13 @@ struct Refresher {
 }
 
 impl Refresher {
-    fn run(&mut self, state: &mut State, config: &Config, api_state: &Mutex<ApiState>) {
+    fn run(
+        &mut self,
+        state: &mut State,
+        config: &Config,
+        api_state: &Mutex<ApiState>,
+        upstream: &UpstreamNow,
+    ) {
         let boot_id = read_boot_id().unwrap_or_default();
         let now = crate::clock::now();
         let links = read_links(&mut self.socket);
@@ -286,7 +355,7 @@ impl Refresher {
             {
                 log(line);
             }
-            clock = Some(update_timeline(config, state, now));
+            clock = Some(update_timeline(config, state, now, &upstream.series));
             wan = wan_interfaces(&mut self.socket, links).unwrap_or_default();
             attribution = self.attribution.update(
                 now.unix_secs,
@@ -304,8 +373,7 @@ impl Refresher {
                     interfaces: state.interfaces.iter().map(InterfaceView::from).collect(),
                 };
                 s.devices = DevicesReport::new(&state.devices, self.names.current(config));
-                s.devices
-                    .join_upstream(crate::upstream::device_figures(&state.upstream));
+                s.devices.join_upstream(upstream.figures.clone());
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
                 s.clock = clock;
@@ -329,15 +397,20 @@ fn update_timeline(
     config: &Config,
     state: &mut State,
     now: Moment,
+    upstream: &[(String, RxTx<u64>)],
 ) -> crate::store::timeline::ClockState {
     let sizes = history_sizes(config);
-    // Upstream series (`isp/wan`) have history like local interfaces.
-    let upstream = state.upstream.series();
     let observed = Observed {
         interfaces: state
             .interfaces
             .iter()
-            .map(|t| (t.name.as_str(), [t.rx_bytes.total(), t.tx_bytes.total()]))
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    RxTx::new(t.rx_bytes.total(), t.tx_bytes.total()),
+                )
+            })
+            // Upstream series (`isp/wan`) have history like local interfaces.
             .chain(
                 upstream
                     .iter()
@@ -348,8 +421,8 @@ fn update_timeline(
             .devices
             .devices()
             .chain(std::iter::once(state.devices.other()))
-            .filter(|t| t.mac != OTHER || t.first_seen != 0)
-            .map(|t| (t.mac, [t.rx_bytes, t.tx_bytes]))
+            .filter(|t| t.mac != Mac::OTHER || t.first_seen != 0)
+            .map(|t| (t.mac, RxTx::new(t.rx_bytes, t.tx_bytes)))
             .collect(),
     };
     let clock = state.timeline.update(
@@ -382,12 +455,20 @@ fn persist(shared: &Mutex<State>, store: &mut Store, api_state: &Mutex<ApiState>
         && let Err(e) = store.commit(&mut state, now)
         && before.last_commit_error.is_none()
     {
-        log(store.status.last_commit_error.as_deref().unwrap_or(&e));
+        log(store
+            .status
+            .last_commit_error
+            .clone()
+            .unwrap_or_else(|| e.to_string()));
     }
     if let Err(e) = store.spool(&state, now)
         && before.last_spool_error.is_none()
     {
-        log(store.status.last_spool_error.as_deref().unwrap_or(&e));
+        log(store
+            .status
+            .last_spool_error
+            .clone()
+            .unwrap_or_else(|| e.to_string()));
     }
     drop(state);
     api_state.lock().unwrap_or_else(|p| p.into_inner()).store = store.status.clone();
@@ -406,19 +487,7 @@ fn bind_all(config: &Config) -> Result<Vec<TcpListener>, DaemonError> {
         .listen
         .iter()
         .map(|addr| {
-            TcpListener::bind(addr).map_err(|e| {
-                let hint = match e.kind() {
-                    std::io::ErrorKind::AddrInUse => {
-                        "; is another netmeter running? Or set 'option listen' to a free port"
-                    }
-                    std::io::ErrorKind::AddrNotAvailable => {
-                        "; this address is not on the router: fix 'option listen'"
-                    }
-                    std::io::ErrorKind::PermissionDenied => "; ports below 1024 need root",
-                    _ => "",
-                };
-                DaemonError::Runtime(format!("cannot listen on {addr}: {e}{hint}"))
-            })
+            TcpListener::bind(addr).map_err(|error| DaemonError::Listen { addr: *addr, error })
         })
         .collect()
 }

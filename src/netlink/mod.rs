@@ -1,5 +1,17 @@
 //! Netlink wire formats: sockets, messages, attributes. No policy lives here:
 //! callers get checked views and small plain structs, and decide what they mean.
+//!
+//! `message.rs`: `nlmsghdr`, `MessageIter`, NLMSG_ERROR with the extended
+//! ack's text. `attr.rs`: `AttrIter` with checked reads, `MessageBuilder`
+//! with nesting. `socket.rs`: `NetlinkSocket` on `netlink-sys` (`dump`,
+//! `request`, `batch`; a 5 s reply timeout; a batch refused at its BEGIN
+//! marker, no privilege, ends the wait at once), `NetlinkError` whose text
+//! names the request and the fix for EPERM. `route.rs`: links, addresses,
+//! routes and neighbours. `nftables.rs`: `Batch` (tables, base chains, rules
+//! from `Expr`, sets, counter objects, elements added with counters that
+//! start from given values) and dumps of set elements (both kernel
+//! encodings of their counters), counter objects, tables and flowtables.
+//! A malformed buffer is a `Malformed` error, never a panic (fuzzed).
 
 pub mod attr;
 pub mod message;

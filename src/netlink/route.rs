@@ -3,6 +3,7 @@
 
 use super::message::{NLM_F_DUMP, NLM_F_REQUEST};
 use super::{AttrIter, Malformed, Message, MessageBuilder};
+use crate::mac::Mac;
 
 pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_DELLINK: u16 = 17;
@@ -325,7 +326,7 @@ pub struct NeighbourMessage {
     /// NUD_* state bits (NUD_FAILED = 0x20 means the MAC is not known).
     pub state: u16,
     pub ip: std::net::IpAddr,
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
 }
 
 impl NeighbourMessage {
@@ -342,7 +343,7 @@ impl NeighbourMessage {
             let attr = attr?;
             match attr.kind {
                 NDA_DST => ip = ip_from(attr.payload),
-                NDA_LLADDR => mac = <[u8; 6]>::try_from(attr.payload).ok(),
+                NDA_LLADDR => mac = <[u8; 6]>::try_from(attr.payload).ok().map(Mac),
                 _ => {}
             }
         }

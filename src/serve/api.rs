@@ -1,4 +1,13 @@
 //! The JSON API: the shapes the CLI's `--json` shares, and the routes.
+//!
+//! The token comes first (`option token`, compared in constant time; 401 with
+//! `WWW-Authenticate`), then 405 with `Allow`, 400 for query parameters on
+//! routes that take none, then the routes; every error is JSON, and data
+//! routes answer 503 until the first refresh. The view types here
+//! (`StatusView`, `InterfacesReport`, `DevicesReport`, …) are the contract:
+//! the CLI decodes the daemon's answers into them and its tables are tested
+//! from what `route` sends. Endpoints: `docs/API.md`; schemas:
+//! `docs/openapi.json` (checked by `tests/namespaces/openapi.rs`).
 
 use super::history;
 use super::http::{self, Request, Response};
@@ -7,6 +16,7 @@ use crate::account::attribution::Attribution;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::config::Secret;
+use crate::mac::Mac;
 use crate::store::calendar::{Calendar, SystemZone};
 use crate::store::persist::StoreStatus;
 use crate::store::state::State;
@@ -116,11 +126,11 @@ pub struct UpstreamOnlyDevice {
 impl DeviceView {
     fn new(t: &DeviceTotals, names: &Names) -> DeviceView {
         DeviceView {
-            mac: crate::mac::format_mac(&t.mac),
+            mac: t.mac.to_string(),
             ips: t.ips.iter().map(|ip| ip.to_string()).collect(),
             hostname: names.hostname(&t.mac, &t.ips).map(str::to_string),
             group: names.group(&t.mac).map(str::to_string),
-            random_mac: crate::mac::is_locally_administered(&t.mac),
+            random_mac: t.mac.is_locally_administered(),
             rx_bytes: t.rx_bytes,
             tx_bytes: t.tx_bytes,
             rx_packets: t.rx_packets,
@@ -170,7 +180,7 @@ impl DevicesReport {
     /// same MAC, else as devices of their own.
     pub fn join_upstream(&mut self, figures: Vec<crate::upstream::DeviceFigure>) {
         for f in figures {
-            let mac = crate::mac::format_mac(&f.mac);
+            let mac = f.mac.to_string();
             match self.devices.iter_mut().find(|v| v.mac == mac) {
                 Some(view) => view.upstream.push(UpstreamFigure {
                     source: f.source,
@@ -194,7 +204,8 @@ impl DevicesReport {
 }
 
 /// What `/api/v1/status` and `netmeter check` say about per-device accounting.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PerDeviceStatus {
     pub active: bool,
     /// Where the counters sit, in words.
@@ -241,28 +252,52 @@ pub struct ApiState {
     pub month_rotate: u8,
     /// `option token`: when set, every request must present it.
     pub token: Option<Secret>,
-    /// Each upstream source's health, in configuration order.
-    pub upstream: crate::upstream::Health,
+    /// Each upstream source's health and accounts.
+    pub upstream: crate::upstream::Shared,
 }
 
-#[derive(Serialize)]
-struct Status<'a> {
-    version: &'a str,
-    /// For `netmeter commit`, which signals the daemon.
-    pid: u32,
-    started: u64,
-    uptime: u64,
-    refresh_interval: u64,
-    last_refresh: Option<u64>,
-    refreshes: u64,
-    last_error: Option<&'a str>,
-    per_device: &'a PerDeviceStatus,
-    attribution: Option<&'a Attribution>,
-    store: &'a StoreStatus,
-    clock: Option<ClockState>,
+/// `/api/v1/status`, which `netmeter check` and `netmeter commit` read back.
+/// Field names are a contract: only add. Missing fields read as defaults,
+/// as the CLI read them before it had this type.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusView {
+    pub version: String,
+    /// For `netmeter commit`, which signals the daemon; 0 when not said.
+    pub pid: u32,
+    pub started: u64,
+    pub uptime: u64,
+    pub refresh_interval: u64,
+    pub last_refresh: Option<u64>,
+    pub refreshes: u64,
+    pub last_error: Option<String>,
+    pub per_device: PerDeviceStatus,
+    pub attribution: Option<Attribution>,
+    pub store: StoreStatus,
+    pub clock: Option<ClockState>,
 }
 
-fn json<T: Serialize>(value: &T) -> Response {
+impl StatusView {
+    fn new(state: &ApiState, now_unix: u64) -> StatusView {
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            started: state.started_unix,
+            uptime: now_unix.saturating_sub(state.started_unix),
+            refresh_interval: state.refresh_interval_secs,
+            last_refresh: state.last_refresh_unix,
+            refreshes: state.refreshes,
+            last_error: state.last_error.clone(),
+            per_device: state.per_device.clone(),
+            attribution: state.attribution.clone(),
+            store: state.store.clone(),
+            clock: state.clock,
+        }
+    }
+}
+
+/// The one serialiser of every view the API answers with.
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => Response::json(200, body),
         Err(e) => Response::error(500, &format!("cannot encode the answer: {e}")),
@@ -356,20 +391,7 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
         return bad;
     }
     match req.path.as_str() {
-        "/api/v1/status" => json(&Status {
-            version: env!("CARGO_PKG_VERSION"),
-            pid: std::process::id(),
-            started: state.started_unix,
-            uptime: now_unix.saturating_sub(state.started_unix),
-            refresh_interval: state.refresh_interval_secs,
-            last_refresh: state.last_refresh_unix,
-            refreshes: state.refreshes,
-            last_error: state.last_error.as_deref(),
-            per_device: &state.per_device,
-            attribution: state.attribution.as_ref(),
-            store: &state.store,
-            clock: state.clock,
-        }),
+        "/api/v1/status" => json(&StatusView::new(&state, now_unix)),
         "/api/v1/interfaces" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
@@ -402,19 +424,19 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             };
             drop(state); // never hold both locks
             let saved = shared.lock().unwrap_or_else(|p| p.into_inner());
-            let hostname = |mac: &[u8; 6]| names.get(&crate::mac::format_mac(mac)).cloned();
+            let hostname = |mac: &Mac| names.get(&mac.to_string()).cloned();
             match history::report(&saved, &cal, &query, &wan, &hostname, now_unix) {
                 Ok(report) => json(&report),
                 Err(e) => Response::error(404, &e),
             }
         }
         "/api/v1/upstream" => {
-            let health = state.upstream.clone();
-            let Some(shared) = state.history.clone() else {
+            let upstream = state.upstream.clone();
+            if state.history.is_none() {
                 return Response::error(503, "starting: the state is not loaded yet");
-            };
+            }
             drop(state); // never hold both locks
-            match crate::upstream::report_json(&health, &shared) {
+            match crate::upstream::report_json(&upstream) {
                 Ok(body) => Response::json(200, body),
                 Err(why) => Response::error(404, &why),
             }
@@ -424,13 +446,204 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
         }
         "/metrics" => {
             let mut text = metrics::render(&state);
-            let health = state.upstream.clone();
-            if let Some(shared) = state.history.clone() {
-                drop(state); // never hold both locks
-                text += &crate::upstream::metrics_text(&health, &shared);
-            }
-            Response::new(200, metrics::CONTENT_TYPE, text.into_bytes())
+            let upstream = state.upstream.clone();
+            drop(state); // never hold both locks
+            text += &crate::upstream::metrics_text(&upstream);
+            Response::new(200, crate::exposition::CONTENT_TYPE, text.into_bytes())
         }
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),
+    }
+}
+
+/// Views with every optional field filled, for tests of the API and of the
+/// CLI that reads it.
+#[cfg(test)]
+pub(crate) mod samples {
+    use super::*;
+    use crate::account::UnattributedTotals;
+
+    pub const NOW: u64 = 1_795_000_020;
+
+    pub fn interface(name: &str, rx_bytes: u64, present: bool) -> InterfaceView {
+        InterfaceView {
+            name: name.into(),
+            rx_bytes,
+            tx_bytes: rx_bytes / 2,
+            rx_packets: 3,
+            tx_packets: 4,
+            rx_errors: 5,
+            tx_errors: 6,
+            rx_dropped: 7,
+            tx_dropped: 8,
+            rx_rate: 125_000,
+            tx_rate: 0,
+            present,
+            first_seen: 1_795_000_000,
+            last_seen: 1_795_000_010,
+        }
+    }
+
+    pub fn device(mac: &str, hostname: Option<&str>, rx_bytes: u64) -> DeviceView {
+        DeviceView {
+            mac: mac.into(),
+            ips: vec!["192.168.1.2".into(), "fd00::2".into(), "fd00::3".into()],
+            hostname: hostname.map(str::to_owned),
+            group: Some("kids".into()),
+            random_mac: true,
+            rx_bytes,
+            tx_bytes: 1 << 20,
+            rx_packets: 1,
+            tx_packets: 2,
+            rx_rate: 3,
+            tx_rate: 4,
+            first_seen: 1_795_000_000,
+            last_seen: 1_795_000_010,
+            upstream: vec![UpstreamFigure {
+                source: "isp".into(),
+                rx_bytes: 3 << 20,
+                tx_bytes: 0,
+            }],
+        }
+    }
+
+    pub fn devices() -> DevicesReport {
+        let totals = UnattributedTotals {
+            tx_bytes: 1 << 10,
+            tx_packets: 2,
+            rx_bytes: 2 << 10,
+            rx_packets: 4,
+        };
+        DevicesReport {
+            devices: vec![
+                device("aa:bb:cc:dd:ee:01", Some("laptop"), 1 << 30),
+                device("aa:bb:cc:dd:ee:02", None, 1 << 20),
+            ],
+            unattributed: totals,
+            other: Some(totals),
+            upstream_only: vec![UpstreamOnlyDevice {
+                mac: "aa:bb:cc:dd:ee:09".into(),
+                ip: Some("192.168.178.20".into()),
+                hostname: Some("printer".into()),
+                source: "isp".into(),
+                rx_bytes: 5 << 20,
+                tx_bytes: 0,
+                rx_rate: 3,
+                tx_rate: 4,
+                last_seen: 1_795_000_010,
+            }],
+        }
+    }
+
+    /// A daemon whose last refresh and last commit failed.
+    pub fn state() -> ApiState {
+        ApiState {
+            started_unix: 1_795_000_000,
+            refresh_interval_secs: 10,
+            last_refresh_unix: Some(1_795_000_010),
+            refreshes: 7,
+            interfaces: InterfacesReport {
+                interfaces: vec![
+                    interface("wan", 1 << 30, true),
+                    interface("wg0", 1 << 20, false),
+                ],
+            },
+            devices: devices(),
+            per_device: PerDeviceStatus {
+                active: true,
+                placement: "netdev ingress and egress on br-lan".into(),
+                placement_kind: "netdev".into(),
+                off_reason: None,
+                unknown_gaps: 2,
+                last_gap: Some((1_795_000_001, 1_795_000_002)),
+                tracked_elements: 12,
+                missing_devices: vec!["br-guest".into()],
+            },
+            attribution: Some(Attribution {
+                wan: vec!["wan".into()],
+                since: 1_795_000_000,
+                wan_tx_bytes: 100 << 20,
+                wan_rx_bytes: 200,
+                device_tx_bytes: 50 << 20,
+                device_rx_bytes: 190,
+                tx_share: Some(0.5),
+                rx_share: Some(0.95),
+            }),
+            last_error: Some("reading links: EINTR".into()),
+            store: StoreStatus {
+                spool_directory: "/var/lib/netmeter".into(),
+                database_directory: "/etc/netmeter".into(),
+                loaded_from: "/etc/netmeter/netmeter.state (saved …, sequence 9)".into(),
+                last_spool: Some(1_795_000_005),
+                last_spool_error: None,
+                last_commit: Some(1_795_000_001),
+                last_commit_error: Some("cannot commit to flash (read-only)".into()),
+                last_checkpoint: Some(1_795_000_000),
+                commits: 3,
+                checkpoints: 1,
+                flash_bytes_written: 12_345,
+                journal_bytes: 2_000,
+                checkpoint_bytes: 10_345,
+            },
+            clock: Some(ClockState::Behind),
+            ..ApiState::default()
+        }
+    }
+
+    /// `path` answered from `state`, as the daemon puts it on the wire.
+    pub fn answer(state: ApiState, path: &str) -> Response {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_owned())),
+            None => (path, None),
+        };
+        let req = Request {
+            method: "GET".into(),
+            path: path.into(),
+            query,
+            authorization: None,
+        };
+        route(&Mutex::new(state), &req, NOW)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(view: &T) {
+        let body = json(view).body;
+        let back: T = serde_json::from_slice(&body).unwrap();
+        assert_eq!(&back, view, "{}", String::from_utf8_lossy(&body));
+    }
+
+    #[test]
+    fn every_view_reads_back_equal_to_what_was_sent() {
+        let state = samples::state();
+        round_trip(&state.interfaces);
+        round_trip(&state.devices);
+        round_trip(&DevicesReport::default());
+        round_trip(&StatusView::new(&state, samples::NOW));
+        round_trip(&StatusView::default());
+        round_trip(&http::ErrorBody {
+            error: "no such endpoint".into(),
+        });
+    }
+
+    #[test]
+    fn the_status_route_sends_the_status_view() {
+        let state = samples::state();
+        let sent = samples::answer(state.clone(), "/api/v1/status");
+        assert_eq!(sent.status, 200);
+        let read: StatusView = serde_json::from_slice(&sent.body).unwrap();
+        assert_eq!(read, StatusView::new(&state, samples::NOW));
+        assert_eq!(read.pid, std::process::id());
+        assert_eq!(read.uptime, 20);
+    }
+
+    #[test]
+    fn a_status_without_some_fields_reads_them_as_defaults() {
+        let read: StatusView =
+            serde_json::from_slice(br#"{"uptime":5,"store":{"commits":2}}"#).unwrap();
+        assert_eq!((read.uptime, read.store.commits, read.pid), (5, 2, 0));
     }
 }

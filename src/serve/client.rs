@@ -1,11 +1,15 @@
-//! A minimal HTTP/1.1 GET client for asking a netmeter daemon over loopback.
+//! The CLI's GET to a netmeter daemon over loopback, through the one HTTP
+//! client (`net::http`); this file adds the daemon's default port, the
+//! bearer token and what a failure means for the CLI.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::net::http::{self, Request};
+use crate::net::{Deadline, NetError};
+
 /// Answers larger than this are refused: netmeter never sends one.
-const MAX_ANSWER: u64 = 64 * 1024 * 1024;
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -42,68 +46,37 @@ pub fn parse_url(url: &str) -> Result<SocketAddr, String> {
 }
 
 /// GETs `path`, with `Authorization: Bearer <token>` when a token is
-/// given; the status and body.
+/// given; the status and body. `timeout` bounds the connect, then the
+/// exchange.
 pub fn get(
     addr: SocketAddr,
     path: &str,
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), ClientError> {
-    let authorization = match token {
+    let request = match token {
         // A configured token is checked at load; this guards other callers.
         Some(t) if t.contains(|c: char| c.is_control()) => {
             return Err(ClientError::Failed(
                 "the token contains control characters".into(),
             ));
         }
-        Some(t) => format!("Authorization: Bearer {t}\r\n"),
-        None => String::new(),
+        Some(t) => Request::get(path).header("Authorization", format!("Bearer {t}")),
+        None => Request::get(path),
     };
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+    // Connected here, not by `http::send`, so a refusal keeps the OS's
+    // words: it means no daemon, and the CLI says so.
+    let stream = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| ClientError::NoDaemon(format!("no daemon answers at {addr}: {e}")))?;
-    let failed = |e: std::io::Error| ClientError::Failed(format!("asking {addr}: {e}"));
-    stream.set_read_timeout(Some(timeout)).map_err(failed)?;
-    stream.set_write_timeout(Some(timeout)).map_err(failed)?;
-    let host = addr.to_string();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{authorization}Connection: close\r\n\r\n"
-    )
-    .map_err(failed)?;
-    let mut raw = Vec::new();
-    stream
-        .take(MAX_ANSWER)
-        .read_to_end(&mut raw)
-        .map_err(failed)?;
-    parse_response(&raw).map_err(|e| ClientError::Failed(format!("{addr} answered oddly: {e}")))
-}
-
-fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(raw) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err("the answer ended inside its head".into()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let body = &raw[head_len..];
-    let length = resp
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| {
-            std::str::from_utf8(h.value)
-                .ok()?
-                .trim()
-                .parse::<usize>()
-                .ok()
-        });
-    if let Some(n) = length
-        && body.len() != n
-    {
-        return Err(format!("body of {} bytes, Content-Length {n}", body.len()));
+    let host = addr.ip().to_string();
+    let deadline = Deadline::after(timeout);
+    match http::exchange(stream, &host, addr.port(), &request, MAX_ANSWER, deadline) {
+        Ok(response) => Ok((response.status, response.body)),
+        Err(NetError::Protocol(e) | NetError::Parse(e)) => {
+            Err(ClientError::Failed(format!("{addr} answered oddly: {e}")))
+        }
+        Err(e) => Err(ClientError::Failed(format!("asking {addr}: {e}"))),
     }
-    Ok((resp.code.unwrap_or(0), body.to_vec()))
 }
 
 #[cfg(test)]
@@ -120,11 +93,12 @@ mod tests {
 
     #[test]
     fn a_body_shorter_than_its_content_length_is_an_error() {
+        let parse = |raw| http::parse_response(raw, MAX_ANSWER).map(|r| (r.status, r.body));
         assert_eq!(
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap(),
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap(),
             (200, b"{}".to_vec())
         );
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}").is_err());
-        assert!(parse_response(b"HTTP/1.1 200").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}").is_err());
+        assert!(parse(b"HTTP/1.1 200").is_err());
     }
 }

@@ -1,12 +1,12 @@
 //! History as the API and `netmeter history` show it: one period's buckets
 //! of one interface or device, or of the WAN interfaces and top devices.
 
+use crate::mac::Mac;
 use serde::{Deserialize, Serialize};
 
-use crate::mac::{format_mac, parse_mac};
 use crate::store::calendar::{Calendar, Granularity, UtcOffset};
 use crate::store::state::State;
-use crate::store::timeline::{OTHER, Track};
+use crate::store::timeline::Track;
 
 /// Devices shown when no series is asked for.
 pub const TOP_DEVICES: usize = 5;
@@ -96,7 +96,7 @@ pub fn report<Z: UtcOffset>(
     cal: &Calendar<Z>,
     query: &HistoryQuery,
     wan: &[String],
-    hostname: &dyn Fn(&[u8; 6]) -> Option<String>,
+    hostname: &dyn Fn(&Mac) -> Option<String>,
     now: u64,
 ) -> Result<HistoryReport, String> {
     let g = query.period;
@@ -107,12 +107,12 @@ pub fn report<Z: UtcOffset>(
             .get(name)
             .map(|t| series(cal, g, name.to_owned(), "interface", None, t))
     };
-    let device = |mac: &[u8; 6]| {
+    let device = |mac: &Mac| {
         timeline.devices.get(mac).map(|t| {
-            let name = if *mac == OTHER {
+            let name = if *mac == Mac::OTHER {
                 "other".to_owned()
             } else {
-                format_mac(mac)
+                mac.to_string()
             };
             series(cal, g, name, "device", hostname(mac), t)
         })
@@ -127,9 +127,9 @@ pub fn report<Z: UtcOffset>(
         Some(Series::Device(wanted) | Series::Any(wanted)) => {
             let mac =
                 if wanted == "other" {
-                    Some(OTHER)
+                    Some(Mac::OTHER)
                 } else {
-                    parse_mac(wanted).or_else(|| {
+                    wanted.parse().ok().or_else(|| {
                         timeline.devices.keys().copied().find(|mac| {
                             hostname(mac).is_some_and(|h| h.eq_ignore_ascii_case(wanted))
                         })
@@ -177,7 +177,7 @@ fn series<Z: UtcOffset>(
         .ring(g)
         .map(|ring| {
             ring.buckets()
-                .map(|(index, [rx, tx])| BucketView {
+                .map(|(index, crate::rxtx::RxTx { rx, tx })| BucketView {
                     start: cal.start(g, index),
                     end: cal.end(g, index),
                     rx_bytes: rx,
@@ -197,6 +197,39 @@ fn series<Z: UtcOffset>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_reads_back_equal_to_what_was_sent() {
+        let bucket = |start, rx_bytes| BucketView {
+            start,
+            end: start + 86_400,
+            rx_bytes,
+            tx_bytes: 7,
+        };
+        let report = HistoryReport {
+            period: "day".into(),
+            now: 1_795_000_000,
+            series: vec![
+                SeriesReport {
+                    name: "wan".into(),
+                    kind: "interface".into(),
+                    hostname: None,
+                    buckets: vec![bucket(0, 1), bucket(86_400, 2)],
+                },
+                SeriesReport {
+                    name: "aa:bb:cc:dd:ee:01".into(),
+                    kind: "device".into(),
+                    hostname: Some("laptop".into()),
+                    buckets: Vec::new(),
+                },
+            ],
+        };
+        let body = crate::serve::api::json(&report).body;
+        assert_eq!(
+            serde_json::from_slice::<HistoryReport>(&body).unwrap(),
+            report
+        );
+    }
 
     #[test]
     fn queries_parse_with_defaults_and_errors_say_what_to_write() {

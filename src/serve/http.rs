@@ -7,6 +7,15 @@
 //! that connect and stall cannot lock everyone else out; only when every
 //! slot is busy answering does the newcomer get the 503. One request per
 //! connection (`Connection: close`), which is all pollers need.
+//!
+//! The limits: 32 connections, 8 KiB request heads (431), a 5 s deadline
+//! per connection (408), bodies refused (413), HTTP/1.1 without `Host` and
+//! malformed heads 400, HEAD answered without the body. A shed connection is
+//! read once more first, so a request that has arrived is answered. After an
+//! answer the connection is shut down for writing and drained (up to 64 KiB,
+//! until the client closes or the deadline), so unread input never turns the
+//! close into a reset that could destroy the answer. `parse_request` is pure
+//! (fuzzed).
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -101,6 +110,12 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// Every error answer's body; the CLI reads the message back with it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
 /// The methods every route answers: the API is read-only.
 pub const ALLOW: (&str, &str) = ("Allow", "GET, HEAD");
 
@@ -124,8 +139,10 @@ impl Response {
 
     /// A JSON error body: `{"error":"…"}`.
     pub fn error(status: u16, message: &str) -> Response {
-        let body = serde_json::to_vec(&serde_json::json!({ "error": message }))
-            .unwrap_or_else(|_| b"{}".to_vec());
+        let body = serde_json::to_vec(&ErrorBody {
+            error: message.to_owned(),
+        })
+        .unwrap_or_else(|_| b"{}".to_vec());
         Response::json(status, body)
     }
 

@@ -7,12 +7,9 @@
 //! kernel's counters wrap, reset, or interfaces come and go.
 
 use super::api::{ApiState, DeviceView, InterfaceView};
-use std::fmt::Write;
-
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use crate::exposition::{Labels, head, sample};
 
 type Field<T> = fn(&T) -> u64;
-pub(crate) type Labels<'a> = &'a [(&'a str, &'a str)];
 
 /// Name, HELP text and value of the families with a sample per interface.
 const INTERFACE_FAMILIES: [(&str, &str, Field<InterfaceView>); 4] = [
@@ -130,47 +127,6 @@ pub fn render(state: &ApiState) -> String {
         }
     }
     text
-}
-
-/// A family's HELP and TYPE lines, written once before its samples.
-pub(crate) fn head(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {}", escape(help, false));
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-pub(crate) fn sample(out: &mut String, name: &str, labels: Labels, value: u64) {
-    series(out, name, labels);
-    let _ = writeln!(out, " {value}");
-}
-
-/// A sample's name and labels, before its value.
-pub(crate) fn series(out: &mut String, name: &str, labels: Labels) {
-    out.push_str(name);
-    for (i, (label, text)) in labels.iter().enumerate() {
-        out.push(if i == 0 { '{' } else { ',' });
-        let _ = write!(out, "{label}=\"{}\"", escape(text, true));
-    }
-    if !labels.is_empty() {
-        out.push('}');
-    }
-}
-
-/// The format's escapes: backslash and line feed in HELP text, and double
-/// quotes too in label values.
-fn escape(text: &str, label_value: bool) -> std::borrow::Cow<'_, str> {
-    if !text.contains(['\\', '\n', '"']) {
-        return text.into();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if label_value => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
-    out.into()
 }
 
 #[cfg(test)]
@@ -302,11 +258,6 @@ netmeter_device_transmit_packets_total{{mac="aa:bb:cc:dd:ee:02",hostname=""}} 4
 
     #[test]
     fn label_values_escape_backslash_quote_and_newline() {
-        assert_eq!(escape(r#"a\b"c"#, true), r#"a\\b\"c"#);
-        assert_eq!(escape("two\nlines", true), r"two\nlines");
-        assert_eq!(escape(r#"say "hi"\n"#, false), r#"say "hi"\\n"#);
-        assert_eq!(escape("plain-name ü", true), "plain-name ü");
-
         let mut state = small_state();
         state.devices.devices[0].hostname = Some("Bob's \"tv\"\\\nroom".into());
         let text = render(&state);

@@ -1,5 +1,14 @@
 //! The built-in page at `/`: one file with its CSS, script and SVG charts
 //! inline, no external assets. It reads the JSON API like any client.
+//!
+//! Served before the token check (it carries no data and must load to ask
+//! for the token), with a Content-Security-Policy that allows only its
+//! inline script and style and `connect-src 'self'`. The script polls
+//! status, interfaces and devices every refresh and the chart every 30 s,
+//! updates rows in place (a refresh must not swallow a click), builds every
+//! element with `textContent` (host names come from DHCP) and keeps the
+//! token in sessionStorage. Unit tests keep it at most 40 KB and free of
+//! external URLs; the browser test is `tests/namespaces/page.rs`.
 
 use super::http::{Request, Response};
 

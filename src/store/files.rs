@@ -1,6 +1,13 @@
 //! State files on disk: atomic saves that keep the previous generation, and
 //! a load that takes the newest valid file from any directory (the tmpfs
 //! spool and the flash copy) and moves bad ones aside.
+//!
+//! `save` writes `name.tmp`, fsyncs, renames `name` to `name.prev` and the
+//! new file into place, and fsyncs the directory (created if missing; files
+//! 0600). Reads are bounded and refuse anything but regular files; a bad
+//! file is renamed `<file>.bad-<unix seconds>`, never deleted. Failures are
+//! `FileError`s with the operation, the path and the OS error, from which
+//! `persist::StoreError` gives its advice.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -8,6 +15,44 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::format::{self, Decoded, FileKind};
+
+/// A file operation the system refused: which, on what, and the OS error.
+#[derive(Debug)]
+pub struct FileError {
+    pub op: Op,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+/// What was being done when the system refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    CreateDirectory,
+    Write,
+    Rename,
+    Append,
+    Sync,
+}
+
+impl FileError {
+    /// The OS error number, for advice that depends on it.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.op {
+            Op::CreateDirectory => "create",
+            Op::Write => "write",
+            Op::Rename => "rename",
+            Op::Append => "append to",
+            Op::Sync => "sync",
+        };
+        write!(f, "cannot {op} {}: {}", self.path.display(), self.source)
+    }
+}
 
 /// Files above this are not read at all: a 64 MB router must not try.
 const MAX_FILE_LEN: u64 = format::MAX_PAYLOAD_LEN as u64 + 64;
@@ -18,22 +63,22 @@ const MAX_FILE_LEN: u64 = format::MAX_PAYLOAD_LEN as u64 + 64;
 /// and the directory is synced. Creates `dir` (the tmpfs spool is empty
 /// after a boot). On an error before the renames (ENOSPC, a read-only
 /// filesystem) `name.tmp` is removed and the old files stay as they were.
-/// Errors name the path.
-pub fn save(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+/// Errors name the path and the operation.
+pub fn save(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), FileError> {
     let path = dir.join(name);
     let tmp = sibling(&path, ".tmp");
     let prev = sibling(&path, ".prev");
-    fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+    fs::create_dir_all(dir).map_err(|e| at(Op::CreateDirectory, dir, e))?;
     if let Err(e) = write_synced(&tmp, bytes) {
         let _ = fs::remove_file(&tmp);
-        return Err(at(&tmp, e));
+        return Err(at(Op::Write, &tmp, e));
     }
     let had_old = match fs::rename(&path, &prev) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => {
             let _ = fs::remove_file(&tmp);
-            return Err(at(&path, e));
+            return Err(at(Op::Rename, &path, e));
         }
     };
     if let Err(e) = fs::rename(&tmp, &path) {
@@ -41,13 +86,17 @@ pub fn save(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
             let _ = fs::rename(&prev, &path);
         }
         let _ = fs::remove_file(&tmp);
-        return Err(at(&path, e));
+        return Err(at(Op::Rename, &path, e));
     }
     // Without it the renames may not survive a power cut; the files are
     // already in place, so there is nothing to undo.
+    sync_directory(dir)
+}
+
+fn sync_directory(dir: &Path) -> Result<(), FileError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| at(dir, e))
+        .map_err(|e| at(Op::Sync, dir, e))
 }
 
 /// What `load` found.
@@ -122,36 +171,32 @@ pub fn load<T: format::Payload>(dirs: &[&Path], name: &str, kind: FileKind) -> L
 /// Appends `bytes` to `dir/name` and syncs it (and the directory, when the
 /// file is new). An append a crash cuts short leaves a torn last record,
 /// which readers detect by its checksum and length.
-pub fn append(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+pub fn append(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), FileError> {
     let path = dir.join(name);
-    fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+    fs::create_dir_all(dir).map_err(|e| at(Op::CreateDirectory, dir, e))?;
     let existed = path.exists();
     let mut file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| at(&path, e))?;
+        .map_err(|e| at(Op::Append, &path, e))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| at(&path, e))?;
+        .map_err(|e| at(Op::Append, &path, e))?;
     if !existed {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| at(dir, e))?;
+        sync_directory(dir)?;
     }
     Ok(())
 }
 
 /// Renames `dir/name` to `dir/name.prev` (replacing it), if it exists.
-pub fn rotate(dir: &Path, name: &str) -> io::Result<()> {
+pub fn rotate(dir: &Path, name: &str) -> Result<(), FileError> {
     let path = dir.join(name);
     match fs::rename(&path, sibling(&path, ".prev")) {
-        Ok(()) => File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| at(dir, e)),
+        Ok(()) => sync_directory(dir),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(at(&path, e)),
+        Err(e) => Err(at(Op::Rename, &path, e)),
     }
 }
 
@@ -244,8 +289,12 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn at(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+fn at(op: Op, path: &Path, source: io::Error) -> FileError {
+    FileError {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// `2026-11-19 08:53:20 UTC`: routers log in UTC and have no tz database.

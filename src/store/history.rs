@@ -24,6 +24,7 @@ use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::calendar::{Calendar, Granularity, UtcOffset};
+use crate::rxtx::RxTx;
 
 /// The largest ring a file may declare (or a configuration may ask for):
 /// 16 MB of buckets, so a hostile file cannot make a 64 MB router allocate
@@ -78,7 +79,7 @@ pub struct Ring {
     /// Period index of the last bucket; 0 while the ring is empty, so equal
     /// contents compare equal.
     newest: i64,
-    values: VecDeque<[u64; 2]>,
+    values: VecDeque<RxTx<u64>>,
 }
 
 impl Ring {
@@ -100,14 +101,14 @@ impl Ring {
         (!self.values.is_empty()).then_some(self.newest)
     }
 
-    pub fn get(&self, index: i64) -> Option<[u64; 2]> {
+    pub fn get(&self, index: i64) -> Option<RxTx<u64>> {
         let back = usize::try_from(self.newest()?.checked_sub(index)?).ok()?;
         let position = self.values.len().checked_sub(back + 1)?;
         self.values.get(position).copied()
     }
 
     /// Oldest to newest, gaps included as zero buckets.
-    pub fn buckets(&self) -> impl Iterator<Item = (i64, [u64; 2])> + '_ {
+    pub fn buckets(&self) -> impl Iterator<Item = (i64, RxTx<u64>)> + '_ {
         // Never overflows: decoding and crediting keep every bucket's index
         // representable.
         let oldest = self.newest - (self.values.len() as i64 - 1).max(0);
@@ -126,7 +127,7 @@ impl Ring {
             return true;
         }
         let Some(newest) = self.newest() else {
-            self.push([rx, tx]);
+            self.push(RxTx::new(rx, tx));
             self.newest = index;
             return true;
         };
@@ -141,10 +142,10 @@ impl Ring {
                     *last = round_to_kib(*last);
                 }
                 for _ in 1..gap {
-                    self.push([0, 0]);
+                    self.push(RxTx::ZERO);
                 }
             }
-            self.push([rx, tx]);
+            self.push(RxTx::new(rx, tx));
             self.newest = index;
             return true;
         }
@@ -158,11 +159,11 @@ impl Ring {
             // Before the oldest held bucket but within reach: the ring
             // was not full yet.
             reserve_one(&mut self.values, self.capacity as usize);
-            self.values.push_front([0, 0]);
+            self.values.push_front(RxTx::ZERO);
         }
         let position = self.values.len() - 1 - back;
         let bucket = &mut self.values[position];
-        *bucket = [bucket[0].saturating_add(rx), bucket[1].saturating_add(tx)];
+        *bucket = bucket.saturating_add(RxTx::new(rx, tx));
         if back > 0 {
             // A late credit to a closed bucket: keep it closed-shaped.
             *bucket = round_to_kib(*bucket);
@@ -185,7 +186,7 @@ impl Ring {
         }
     }
 
-    fn push(&mut self, value: [u64; 2]) {
+    fn push(&mut self, value: RxTx<u64>) {
         push_bounded(&mut self.values, self.capacity as usize, value);
     }
 }
@@ -193,7 +194,7 @@ impl Ring {
 /// Appends, dropping the oldest beyond `capacity`, and grows the buffer
 /// geometrically but never past `capacity` (`VecDeque`'s own doubling
 /// would reserve up to twice it).
-fn push_bounded(values: &mut VecDeque<[u64; 2]>, capacity: usize, value: [u64; 2]) {
+fn push_bounded(values: &mut VecDeque<RxTx<u64>>, capacity: usize, value: RxTx<u64>) {
     while values.len() >= capacity.max(1) {
         values.pop_front();
     }
@@ -202,7 +203,7 @@ fn push_bounded(values: &mut VecDeque<[u64; 2]>, capacity: usize, value: [u64; 2
 }
 
 /// Room for one more bucket in a ring of `capacity` that holds fewer.
-fn reserve_one(values: &mut VecDeque<[u64; 2]>, capacity: usize) {
+fn reserve_one(values: &mut VecDeque<RxTx<u64>>, capacity: usize) {
     if values.len() == values.capacity() {
         let wanted = (values.len() * 2)
             .max(4)
@@ -212,7 +213,7 @@ fn reserve_one(values: &mut VecDeque<[u64; 2]>, capacity: usize) {
 }
 
 /// Nearest multiple of 1024, half up.
-fn round_to_kib(bucket: [u64; 2]) -> [u64; 2] {
+fn round_to_kib(bucket: RxTx<u64>) -> RxTx<u64> {
     bucket.map(|bytes| bytes.saturating_add(512) / 1024 * 1024)
 }
 
@@ -229,7 +230,7 @@ impl Serialize for Ring {
     }
 }
 
-struct StoredBuckets<'a>(&'a VecDeque<[u64; 2]>);
+struct StoredBuckets<'a>(&'a VecDeque<RxTx<u64>>);
 
 impl Serialize for StoredBuckets<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -302,7 +303,7 @@ struct BucketsSeed {
 }
 
 impl<'de> DeserializeSeed<'de> for BucketsSeed {
-    type Value = VecDeque<[u64; 2]>;
+    type Value = VecDeque<RxTx<u64>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
@@ -310,7 +311,7 @@ impl<'de> DeserializeSeed<'de> for BucketsSeed {
 }
 
 impl<'de> Visitor<'de> for BucketsSeed {
-    type Value = VecDeque<[u64; 2]>;
+    type Value = VecDeque<RxTx<u64>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "at most {} history buckets", self.capacity)
@@ -324,18 +325,22 @@ impl<'de> Visitor<'de> for BucketsSeed {
         let mut values = VecDeque::new();
         // The last bucket read is the newest, stored exact; every one
         // before it is closed, stored in KiB.
-        let mut pending: Option<[u64; 2]> = None;
+        let mut pending: Option<RxTx<u64>> = None;
         let mut count = 0usize;
-        while let Some(stored) = seq.next_element::<[u64; 2]>()? {
+        while let Some(stored) = seq.next_element::<RxTx<u64>>()? {
             count += 1;
             if count > capacity {
                 return Err(de::Error::invalid_length(count, &self));
             }
             if let Some(kib) = pending.replace(stored) {
-                let [Some(rx), Some(tx)] = kib.map(|k| k.checked_mul(1024)) else {
+                let RxTx {
+                    rx: Some(rx),
+                    tx: Some(tx),
+                } = kib.map(|k| k.checked_mul(1024))
+                else {
                     return Err(de::Error::custom("closed history bucket over 2^64 bytes"));
                 };
-                push_bounded(&mut values, capacity, [rx, tx]);
+                push_bounded(&mut values, capacity, RxTx::new(rx, tx));
             }
         }
         if let Some(newest) = pending {
@@ -401,6 +406,7 @@ impl SeriesHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rxtx::RxTx;
     use crate::store::calendar::FixedOffset;
 
     const UTC: Calendar<FixedOffset> = Calendar {
@@ -418,7 +424,7 @@ mod tests {
     }
 
     fn contents(ring: &Ring) -> Vec<(i64, [u64; 2])> {
-        ring.buckets().collect()
+        ring.buckets().map(|(i, v)| (i, [v.rx, v.tx])).collect()
     }
 
     #[test]
@@ -441,8 +447,8 @@ mod tests {
             [(10, [4096, 1024]), (11, [0, 0]), (12, [0, 0]), (13, [5, 6])]
         );
         assert_eq!(ring.newest(), Some(13));
-        assert_eq!(ring.get(11), Some([0, 0]));
-        assert_eq!(ring.get(13), Some([5, 6]));
+        assert_eq!(ring.get(11), Some(RxTx::new(0, 0)));
+        assert_eq!(ring.get(13), Some(RxTx::new(5, 6)));
         assert_eq!(ring.get(9), None);
         assert_eq!(ring.get(14), None);
         assert_eq!(ring.get(i64::MIN), None);
@@ -461,7 +467,7 @@ mod tests {
         assert!(ring.credit(18, 0, 0));
         let indexes: Vec<i64> = ring.buckets().map(|(i, _)| i).collect();
         assert_eq!(indexes, [15, 16, 17, 18]);
-        assert_eq!(ring.get(15), Some([15 * 1024, 0]));
+        assert_eq!(ring.get(15), Some(RxTx::new(15 * 1024, 0)));
     }
 
     #[test]
@@ -510,7 +516,7 @@ mod tests {
         assert!(!ring.credit(5, 1, 0));
         assert!(ring.credit(6, 1, 0));
         assert_eq!(ring.buckets().count(), 8);
-        assert_eq!(ring.get(6), Some([0, 0]));
+        assert_eq!(ring.get(6), Some(RxTx::new(0, 0)));
         assert!(ring.values.capacity() <= 16);
     }
 
@@ -520,13 +526,13 @@ mod tests {
         ring.credit(11, 1024, 0);
         ring.credit(13, 7, 0);
         assert!(ring.credit(11, 2048, 100));
-        assert_eq!(ring.get(11), Some([3072, 0]));
+        assert_eq!(ring.get(11), Some(RxTx::new(3072, 0)));
         assert_eq!(ring.newest(), Some(13));
         // Closed buckets stay in whole KiB, the running one exact.
         assert!(ring.credit(12, 600, 0));
-        assert_eq!(ring.get(12), Some([1024, 0]));
+        assert_eq!(ring.get(12), Some(RxTx::new(1024, 0)));
         assert!(ring.credit(13, 1, 0));
-        assert_eq!(ring.get(13), Some([8, 0]));
+        assert_eq!(ring.get(13), Some(RxTx::new(8, 0)));
         assert!(ring.credit(10, 0, 0));
         assert!(!ring.credit(9, 0, 0));
     }
@@ -537,17 +543,20 @@ mod tests {
         ring.credit(1, 512, 511);
         ring.credit(2, 1536, 1535);
         ring.credit(3, 1_000_000_007, 3);
-        assert_eq!(ring.get(1), Some([1024, 0]));
-        assert_eq!(ring.get(2), Some([2048, 1024]));
+        assert_eq!(ring.get(1), Some(RxTx::new(1024, 0)));
+        assert_eq!(ring.get(2), Some(RxTx::new(2048, 1024)));
         // The running bucket is exact to the byte.
-        assert_eq!(ring.get(3), Some([1_000_000_007, 3]));
+        assert_eq!(ring.get(3), Some(RxTx::new(1_000_000_007, 3)));
         ring.credit(4, 0, 0);
-        assert_eq!(ring.get(3), Some([1_000_000_512, 0]));
+        assert_eq!(ring.get(3), Some(RxTx::new(1_000_000_512, 0)));
         // Saturation, then rounding, never overflows.
         ring.credit(4, u64::MAX, u64::MAX);
         ring.credit(4, 1, 1);
         ring.credit(5, 0, 0);
-        assert_eq!(ring.get(4), Some([u64::MAX / 1024 * 1024; 2]));
+        assert_eq!(
+            ring.get(4),
+            Some(RxTx::new(u64::MAX / 1024 * 1024, u64::MAX / 1024 * 1024))
+        );
         let bytes = postcard::to_allocvec(&ring).unwrap();
         assert_eq!(postcard::from_bytes::<Ring>(&bytes).unwrap(), ring);
     }
@@ -627,7 +636,7 @@ mod tests {
         let negative = Ring {
             capacity: 1,
             newest: -1,
-            values: VecDeque::from([[0, 0]]),
+            values: VecDeque::from([RxTx::ZERO]),
         };
         assert_eq!(postcard::to_allocvec(&negative).unwrap(), [1, 1, 1, 0, 0]);
     }
@@ -703,9 +712,9 @@ mod tests {
         assert!(history.credit(&UTC, t + 7200, 24, 0));
         let hour = history.ring(Granularity::Hour).unwrap();
         assert_eq!(hour.newest(), Some(t / 3600 + 2));
-        assert_eq!(hour.get(t / 3600), Some([1024, 0]));
+        assert_eq!(hour.get(t / 3600), Some(RxTx::new(1024, 0)));
         let day = history.ring(Granularity::Day).unwrap();
-        assert_eq!(day.get(t / 86_400), Some([1024, 10]));
+        assert_eq!(day.get(t / 86_400), Some(RxTx::new(1024, 10)));
         assert_eq!(
             history.ring(Granularity::Month).unwrap().newest(),
             Some(2026 * 12)
@@ -720,11 +729,11 @@ mod tests {
         assert!(!history.credit(&UTC, t - 4 * 86_400, 2048, 0));
         assert_eq!(
             history.ring(Granularity::Day).unwrap().get(t / 86_400 - 4),
-            Some([2048, 0])
+            Some(RxTx::new(2048, 0))
         );
         assert_eq!(
             history.ring(Granularity::Year).unwrap().get(2025),
-            Some([2048, 0])
+            Some(RxTx::new(2048, 0))
         );
     }
 
@@ -795,7 +804,7 @@ mod tests {
             assert_eq!(held, expected, "{g:?} is full");
         }
         let month = device.ring(Granularity::Month).unwrap();
-        let (_, [rx, _]) = month.buckets().next().unwrap();
+        let (_, RxTx { rx, .. }) = month.buckets().next().unwrap();
         assert!((2_500_000_000..3_500_000_000).contains(&rx), "{rx}");
         let size = postcard::to_allocvec(&device).unwrap().len();
         println!("full device history (DEVICE_DEFAULT), 100 MB/day: {size} bytes");

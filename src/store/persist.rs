@@ -21,10 +21,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::calendar::{Calendar, UtcOffset};
-use super::files::{self, sibling, utc};
+use super::files::{self, FileError, sibling, utc};
 use super::format::{self, Decoded, FileKind, FormatError};
 use super::history::RingSizes;
 use super::state::{Commit, State};
@@ -38,8 +38,67 @@ pub const JOURNAL_FILE: &str = "netmeter.journal";
 /// and a load replays at most a couple of days of records.
 const JOURNAL_PER_CHECKPOINT: u64 = 2;
 
+/// Why a spool copy or a commit was not written.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The state does not fit the file format.
+    Encode(FormatError),
+    /// A file in the directory that `option` names could not be written.
+    Io {
+        option: &'static str,
+        file: FileError,
+    },
+}
+
+impl StoreError {
+    fn io(option: &'static str) -> impl Fn(FileError) -> StoreError {
+        move |file| StoreError::Io { option, file }
+    }
+
+    /// What failed, naming the file, the operation and the OS error.
+    pub fn cause(&self) -> String {
+        match self {
+            StoreError::Encode(e) => format!("cannot encode the state: {e}"),
+            StoreError::Io { file, .. } => file.to_string(),
+        }
+    }
+
+    /// What the admin can do about it: the OS error decides.
+    pub fn advice(&self) -> String {
+        let (option, errno) = match self {
+            StoreError::Encode(_) => {
+                return "lower option max_devices or the history lengths".into();
+            }
+            StoreError::Io { option, file } => (option, file.errno()),
+        };
+        match errno {
+            Some(libc::ENOSPC | libc::EDQUOT) => format!(
+                "free space on the overlay (or the filesystem {option} is on) \
+                 or point option {option} at a bigger one"
+            ),
+            Some(libc::EROFS) => format!(
+                "the filesystem is read-only: remount it read-write (an overlay turns \
+                 read-only when its flash is damaged) or point option {option} at a \
+                 writable directory"
+            ),
+            Some(libc::EIO) => format!(
+                "the medium failed (worn-out flash, a failing USB stick): see dmesg, \
+                 and point option {option} at a healthy one"
+            ),
+            _ => format!("fix that, or point option {option} at a writable directory"),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.cause(), self.advice())
+    }
+}
+
 /// How the last writes went, for `netmeter check` and the status API.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StoreStatus {
     pub spool_directory: PathBuf,
     pub database_directory: PathBuf,
@@ -229,12 +288,12 @@ impl Store {
     }
 
     /// The whole state to the spool.
-    pub fn spool(&mut self, state: &State, now_unix: u64) -> Result<(), String> {
+    pub fn spool(&mut self, state: &State, now_unix: u64) -> Result<(), StoreError> {
         let sequence = self.next_sequence();
         let result = format::encode(FileKind::Snapshot, sequence, now_unix, state)
-            .map_err(|e| e.to_string())
+            .map_err(StoreError::Encode)
             .and_then(|bytes| {
-                files::save(&self.spool, SPOOL_FILE, &bytes).map_err(|e| e.to_string())
+                files::save(&self.spool, SPOOL_FILE, &bytes).map_err(StoreError::io(SPOOL))
             });
         match &result {
             Ok(()) => {
@@ -250,7 +309,7 @@ impl Store {
     /// when one is due. On success the state's changes are marked committed.
     /// On failure (no space, read-only) the old files stay as they were and
     /// the next commit retries with a checkpoint.
-    pub fn commit(&mut self, state: &mut State, now_unix: u64) -> Result<(), String> {
+    pub fn commit(&mut self, state: &mut State, now_unix: u64) -> Result<(), StoreError> {
         let grown =
             state.flash.journal_bytes >= JOURNAL_PER_CHECKPOINT * state.flash.checkpoint_bytes;
         self.status.commits += 1;
@@ -276,24 +335,24 @@ impl Store {
         result
     }
 
-    fn append(&mut self, state: &mut State, now_unix: u64) -> Result<(), String> {
+    fn append(&mut self, state: &mut State, now_unix: u64) -> Result<(), StoreError> {
         let commit = Commit::of(state);
         if commit.is_empty() {
             return Ok(());
         }
         let sequence = self.next_sequence();
         let bytes = format::encode(FileKind::Journal, sequence, now_unix, &commit)
-            .map_err(|e| e.to_string())?;
+            .map_err(StoreError::Encode)?;
         let written = files::append(&self.flash, JOURNAL_FILE, &bytes);
         // Counted even when it failed: it may have reached the flash in part.
         self.status.flash_bytes_written += bytes.len() as u64;
-        written.map_err(|e| e.to_string())?;
+        written.map_err(StoreError::io(FLASH))?;
         state.flash.last_record = sequence;
         state.flash.journal_bytes += bytes.len() as u64;
         Ok(())
     }
 
-    fn checkpoint(&mut self, state: &mut State, now_unix: u64) -> Result<(), String> {
+    fn checkpoint(&mut self, state: &mut State, now_unix: u64) -> Result<(), StoreError> {
         // The old checkpoint plus its journal must equal the new one, for
         // when the new one turns out damaged.
         if !self.checkpoint_due && state.flash.checkpoint != 0 {
@@ -306,12 +365,12 @@ impl Store {
         state.flash.journal_bytes = 0;
         let encoded = format::encode(FileKind::Snapshot, sequence, now_unix, &*state);
         let first = !sibling(&self.flash.join(CHECKPOINT_FILE), ".prev").exists();
-        let result = encoded.map_err(|e| e.to_string()).and_then(|bytes| {
+        let result = encoded.map_err(StoreError::Encode).and_then(|bytes| {
             // The very first checkpoint is saved twice, so that it, too, has
             // a previous generation (the same state; its journal fits both).
             for _ in 0..if first { 2 } else { 1 } {
                 self.status.flash_bytes_written += bytes.len() as u64;
-                files::save(&self.flash, CHECKPOINT_FILE, &bytes).map_err(|e| e.to_string())?;
+                files::save(&self.flash, CHECKPOINT_FILE, &bytes).map_err(StoreError::io(FLASH))?;
             }
             Ok(bytes.len() as u64)
         });
@@ -323,7 +382,7 @@ impl Store {
                     // Harmless to loading (its records name the old
                     // checkpoint), but appends must not follow them.
                     self.checkpoint_due = true;
-                    return Err(e.to_string());
+                    return Err(StoreError::io(FLASH)(e));
                 }
                 self.checkpoint_due = false;
                 self.status.last_checkpoint = Some(now_unix);
@@ -436,21 +495,33 @@ fn read_journal(path: &Path, read_only: bool) -> Journal {
     journal
 }
 
-fn spool_error(e: &str) -> String {
-    format!("cannot write the spool copy ({e}): a crash now loses data since the last commit")
+/// The options naming the two directories, for advice.
+const SPOOL: &str = "spool_directory";
+const FLASH: &str = "database_directory";
+
+fn spool_error(e: &StoreError) -> String {
+    format!(
+        "cannot write the spool copy ({}): a crash now loses data since the last commit; {}",
+        e.cause(),
+        e.advice()
+    )
 }
 
-fn flash_error(e: &str) -> String {
+fn flash_error(e: &StoreError) -> String {
     format!(
-        "cannot commit to flash ({e}): counting goes on in RAM and the old files are kept; \
-         free space on the overlay or fix option database_directory"
+        "cannot commit to flash ({}): counting goes on in RAM and the old files are kept; {}",
+        e.cause(),
+        e.advice()
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{DeviceSample, Direction, Moment, UnattributedSample};
+    use crate::account::{DeviceSample, Direction, UnattributedSample};
+    use crate::clock::Moment;
+    use crate::mac::Mac;
+    use crate::rxtx::RxTx;
     use crate::store::calendar::FixedOffset;
     use crate::store::timeline::Observed;
     use std::net::{IpAddr, Ipv4Addr};
@@ -480,7 +551,7 @@ mod tests {
             .flat_map(|n| {
                 [Direction::Sent, Direction::Received].map(|direction| DeviceSample {
                     direction,
-                    mac: [2, 0, 0, 0, 0, n],
+                    mac: Mac([2, 0, 0, 0, 0, n]),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
                     bytes: bytes * u64::from(n + 1),
                     packets: bytes / 100,
@@ -493,7 +564,7 @@ mod tests {
         let devices = state
             .devices
             .devices()
-            .map(|d| (d.mac, [d.rx_bytes, d.tx_bytes]))
+            .map(|d| (d.mac, RxTx::new(d.rx_bytes, d.tx_bytes)))
             .collect();
         state.timeline.update(
             &CAL,
@@ -501,14 +572,14 @@ mod tests {
             at,
             at * 1000,
             &Observed {
-                interfaces: vec![("wan", [bytes * 7, bytes * 3])],
+                interfaces: vec![("wan", RxTx::new(bytes * 7, bytes * 3))],
                 devices,
             },
         );
     }
 
     /// Per device: rx, tx and the daily buckets.
-    type Summary = Vec<(u64, u64, Vec<(i64, [u64; 2])>)>;
+    type Summary = Vec<(u64, u64, Vec<(i64, RxTx<u64>)>)>;
 
     fn summary(state: &State) -> Summary {
         state
@@ -564,7 +635,7 @@ mod tests {
         let mut state = State::new(16, 16);
         // What an older build saved: multicast and broadcast MACs as
         // devices with history, in the checkpoint and in the journal.
-        let mut save_group = |state: &mut State, mac: [u8; 6], at: u64| {
+        let mut save_group = |state: &mut State, mac: Mac, at: u64| {
             let (generation, unattributed) =
                 (state.devices.generation(), state.devices.unattributed());
             let totals = crate::account::DeviceTotals {
@@ -578,8 +649,8 @@ mod tests {
             refresh(state, at, at - T0 + 1000);
             store.commit(state, at).unwrap();
         };
-        save_group(&mut state, [0x33, 0x33, 0, 0, 0, 0x16], T0);
-        save_group(&mut state, [0xff; 6], T0 + 3600);
+        save_group(&mut state, Mac([0x33, 0x33, 0, 0, 0, 0x16]), T0);
+        save_group(&mut state, Mac([0xff; 6]), T0 + 3600);
         assert_eq!(store.status.checkpoints, 1, "the second is in the journal");
         assert_eq!(state.timeline.devices.len(), 5);
         let real = summary(&state)[..3].to_vec(); // group MACs sort last
@@ -643,7 +714,7 @@ mod tests {
 
     #[test]
     fn after_a_reboot_totals_continue_from_the_saved_state_and_nothing_is_counted_twice() {
-        use crate::collect::links::{CounterWidth, LinkCounters, LinkSample};
+        use crate::account::{CounterWidth, LinkCounters, LinkSample};
         let link = |rx: u64| LinkSample {
             ifindex: 2,
             name: "wan".into(),
@@ -733,5 +804,64 @@ mod tests {
             assert_eq!(due, torn, "cut at {len}: a torn tail forces a checkpoint");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn io_error(errno: i32) -> StoreError {
+        StoreError::Io {
+            option: FLASH,
+            file: FileError {
+                op: files::Op::Write,
+                path: "/overlay/netmeter/netmeter.state.tmp".into(),
+                source: std::io::Error::from_raw_os_error(errno),
+            },
+        }
+    }
+
+    #[test]
+    fn each_os_error_gets_its_own_advice_naming_the_option() {
+        let erofs = io_error(libc::EROFS).to_string();
+        assert!(
+            erofs.starts_with(
+                "cannot write /overlay/netmeter/netmeter.state.tmp: Read-only file system"
+            ),
+            "{erofs}"
+        );
+        assert!(erofs.contains("remount it read-write"), "{erofs}");
+        assert!(!erofs.contains("free space"), "{erofs}");
+        let enospc = io_error(libc::ENOSPC).to_string();
+        assert!(enospc.contains("free space on the overlay"), "{enospc}");
+        assert!(!enospc.contains("read-only"), "{enospc}");
+        let eio = io_error(libc::EIO).to_string();
+        assert!(eio.contains("the medium failed"), "{eio}");
+        for e in [erofs, enospc, eio, io_error(libc::EACCES).to_string()] {
+            assert!(e.contains("option database_directory"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_full_flash_is_reported_with_the_file_and_advice_to_free_space() {
+        let (spool, flash) = (scratch("full-spool"), scratch("full-flash"));
+        std::fs::create_dir_all(&flash).unwrap();
+        std::os::unix::fs::symlink("/dev/full", flash.join("netmeter.state.tmp")).unwrap();
+        let mut store = Store::new(&spool, &flash);
+        let mut state = State::new(8, 8);
+        refresh(&mut state, T0, 1000);
+        let e = store.commit(&mut state, T0).unwrap_err();
+        assert!(matches!(&e, StoreError::Io { file, .. } if file.errno() == Some(libc::ENOSPC)));
+        let logged = store.status.last_commit_error.clone().unwrap();
+        assert!(
+            logged.starts_with(&format!(
+                "cannot commit to flash (cannot write {}: No space left on device",
+                flash.join("netmeter.state.tmp").display()
+            )),
+            "{logged}"
+        );
+        assert!(
+            logged.contains("counting goes on in RAM") && logged.contains("free space"),
+            "{logged}"
+        );
+        store.spool(&state, T0).unwrap();
+        let _ = std::fs::remove_dir_all(&spool);
+        let _ = std::fs::remove_dir_all(&flash);
     }
 }

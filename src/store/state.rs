@@ -6,11 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::calendar::{Calendar, UtcOffset};
 use super::format::Payload;
 use super::history::RingSizes;
-use super::timeline::{OTHER, Timeline, TrackChange};
+use super::timeline::{Timeline, TrackChange};
 use crate::account::devices::UnattributedTotals;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals};
-use crate::mac::drop_group;
-use crate::upstream::{Committed, Tail, UpstreamAccounts};
+use crate::mac::{Mac, drop_group};
 
 /// The encoding of an empty list: the upstream totals a version 1 file
 /// never had.
@@ -26,28 +25,108 @@ pub struct State {
     /// loaded from the spool goes on with the same journal.
     pub flash: FlashPosition,
     /// Upstream routers' totals (format version 2).
-    pub upstream: UpstreamAccounts,
+    pub upstream: UpstreamBytes,
 }
 
-// The upstream totals end both payloads, so a build without the upstream
-// feature can keep their bytes as they are (`upstream/absent.rs`).
+/// The upstream routers' totals as saved: bytes that only the upstream
+/// slice reads and writes (`upstream::UpstreamAccounts`), so the store
+/// needs nothing of the slice, and a build without it (the core) keeps a
+/// full build's totals as they are. They end both payloads, after the
+/// fields, as the list of sources the slice encodes; `[0]` (an empty list)
+/// when there are none.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UpstreamBytes {
+    bytes: Vec<u8>,
+    /// New totals since the last commit.
+    changed: bool,
+}
+
+/// No bytes inside the fields: they follow them ([`Payload::tail`]).
+impl Serialize for UpstreamBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <()>::deserialize(d)?;
+        Ok(Self::default())
+    }
+}
+
+impl UpstreamBytes {
+    /// The encoded list of sources, `[0]` when there is none.
+    pub fn bytes(&self) -> &[u8] {
+        if self.bytes.is_empty() {
+            NO_UPSTREAM
+        } else {
+            &self.bytes
+        }
+    }
+
+    /// New totals after a reading: the next commit records them.
+    pub fn update(&mut self, bytes: Vec<u8>) {
+        self.replace(bytes);
+        self.changed = true;
+    }
+
+    /// The same totals in another shape (sources dropped or added by a
+    /// reload): saved with the next checkpoint, not worth a record.
+    pub fn replace(&mut self, bytes: Vec<u8>) {
+        self.bytes = match bytes[..] {
+            [0] => Vec::new(),
+            _ => bytes,
+        };
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes() == NO_UPSTREAM
+    }
+
+    /// A journal record's copy: every source whole when any changed, else
+    /// nothing.
+    pub fn committed(&self) -> Self {
+        match self.changed {
+            true => Self {
+                bytes: self.bytes.clone(),
+                changed: false,
+            },
+            false => Self::default(),
+        }
+    }
+
+    /// A record's copy holds every source whole: it replaces these.
+    pub fn replay(&mut self, committed: Self) {
+        if !committed.is_empty() {
+            self.bytes = committed.bytes;
+        }
+    }
+
+    pub fn mark_committed(&mut self) {
+        self.changed = false;
+    }
+}
+
 impl Payload for State {
     const V1_SUFFIX: &'static [u8] = NO_UPSTREAM;
     fn keep_tail(&mut self, tail: &[u8]) -> bool {
-        self.upstream.keep_tail(tail)
+        self.upstream.replace(tail.to_vec());
+        true
     }
     fn tail(&self) -> &[u8] {
-        self.upstream.tail()
+        self.upstream.bytes()
     }
 }
 
 impl Payload for Commit {
     const V1_SUFFIX: &'static [u8] = NO_UPSTREAM;
     fn keep_tail(&mut self, tail: &[u8]) -> bool {
-        self.upstream.keep_tail(tail)
+        self.upstream.replace(tail.to_vec());
+        true
     }
     fn tail(&self) -> &[u8] {
-        self.upstream.tail()
+        self.upstream.bytes()
     }
 }
 
@@ -68,7 +147,7 @@ impl State {
             devices: DeviceAccounts::new(max_devices),
             timeline: Timeline::default(),
             flash: FlashPosition::default(),
-            upstream: UpstreamAccounts::default(),
+            upstream: UpstreamBytes::default(),
         }
     }
 }
@@ -100,13 +179,13 @@ pub struct Commit {
     pub interface_tracks: Vec<(String, TrackChange)>,
     /// Changed devices, `other` under the all-zero MAC; addresses left out.
     pub devices: Vec<DeviceTotals>,
-    pub device_tracks: Vec<([u8; 6], TrackChange)>,
+    pub device_tracks: Vec<(Mac, TrackChange)>,
     pub unattributed: UnattributedTotals,
     pub generation: Option<u64>,
     pub high_water: u64,
     /// Every upstream source whole, when any changed (format version 2):
     /// they are few, and their raw readings let counting go on exactly.
-    pub upstream: Committed,
+    pub upstream: UpstreamBytes,
 }
 
 impl Commit {
@@ -118,7 +197,7 @@ impl Commit {
             .iter()
             .filter_map(|(name, t)| Some((name.clone(), t.change()?)))
             .collect();
-        let device_tracks: Vec<([u8; 6], TrackChange)> = timeline
+        let device_tracks: Vec<(Mac, TrackChange)> = timeline
             .devices
             .iter()
             .filter_map(|(mac, t)| Some((*mac, t.change()?)))
@@ -126,7 +205,7 @@ impl Commit {
         let devices = device_tracks
             .iter()
             .filter_map(|(mac, _)| {
-                let totals = if *mac == OTHER {
+                let totals = if *mac == Mac::OTHER {
                     state.devices.other()
                 } else {
                     state.devices.get(mac)?

@@ -18,12 +18,14 @@
 //!
 //! Held growth is never dropped; the totals include it all along.
 
+use crate::mac::Mac;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::calendar::{Calendar, Granularity, UtcOffset};
 use super::history::{RingSizes, SeriesHistory};
+use crate::rxtx::RxTx;
 
 /// 2025-01-01T00:00:00Z: any clock before it was never set.
 pub const TRUSTED_FROM: u64 = 1_735_689_600;
@@ -32,11 +34,8 @@ pub const BACKWARD_TOLERANCE: u64 = 600;
 /// A clock behind for this long (boot time) was set back on purpose.
 pub const ACCEPT_AFTER_MS: u64 = 3_600_000;
 
-/// The MAC `other` (devices beyond max_devices) is tracked under.
-pub const OTHER: [u8; 6] = [0; 6];
-
 /// What the wall clock is worth at a refresh.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClockState {
     Trusted,
@@ -51,9 +50,9 @@ pub enum ClockState {
 pub struct Track {
     pub history: SeriesHistory,
     /// Byte totals (rx, tx) accounted for, credited or held.
-    pub seen: [u64; 2],
+    pub seen: RxTx<u64>,
     /// Growth waiting for a trusted clock.
-    pub held: [u64; 2],
+    pub held: RxTx<u64>,
     /// Changed since the last commit (growth seen).
     pub changed: bool,
     /// The earliest finest-ring period credited since the last commit.
@@ -61,11 +60,11 @@ pub struct Track {
 }
 
 impl Track {
-    fn new(sizes: &RingSizes, seen: [u64; 2]) -> Self {
+    fn new(sizes: &RingSizes, seen: RxTx<u64>) -> Self {
         Self {
             history: SeriesHistory::new(sizes),
             seen,
-            held: [0; 2],
+            held: RxTx::ZERO,
             changed: false,
             dirty_from: None,
         }
@@ -83,26 +82,20 @@ impl Track {
     fn observe<Z: UtcOffset>(
         &mut self,
         cal: &Calendar<Z>,
-        totals: [u64; 2],
+        totals: RxTx<u64>,
         at: Option<i64>,
     ) -> bool {
         // Totals only grow; a smaller one (a restore from an older file) is
         // taken as the new base without crediting anything.
-        let grown = [
-            totals[0].saturating_sub(self.seen[0]),
-            totals[1].saturating_sub(self.seen[1]),
-        ];
+        let grown = totals.saturating_sub(self.seen);
         if totals != self.seen {
             self.changed = true;
         }
         self.seen = totals;
-        self.held = [
-            self.held[0].saturating_add(grown[0]),
-            self.held[1].saturating_add(grown[1]),
-        ];
+        self.held = self.held.saturating_add(grown);
         match at {
-            Some(unix) if self.held != [0; 2] => {
-                let [rx, tx] = std::mem::take(&mut self.held);
+            Some(unix) if self.held != RxTx::ZERO => {
+                let RxTx { rx, tx } = std::mem::take(&mut self.held);
                 if let Some(g) = self.finest() {
                     let period = cal.period(g, unix);
                     self.dirty_from = Some(self.dirty_from.map_or(period, |d| d.min(period)));
@@ -119,7 +112,7 @@ impl Track {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
     pub interfaces: BTreeMap<String, Track>,
-    pub devices: BTreeMap<[u8; 6], Track>,
+    pub devices: BTreeMap<Mac, Track>,
     /// The newest wall time credited (unix seconds).
     pub high_water: u64,
     /// Boot-clock ms since which the clock has been behind; not kept across
@@ -130,8 +123,8 @@ pub struct Timeline {
 
 /// The series one refresh reports: current byte totals (rx, tx).
 pub struct Observed<'a> {
-    pub interfaces: Vec<(&'a str, [u64; 2])>,
-    pub devices: Vec<([u8; 6], [u64; 2])>,
+    pub interfaces: Vec<(&'a str, RxTx<u64>)>,
+    pub devices: Vec<(Mac, RxTx<u64>)>,
 }
 
 impl Timeline {
@@ -157,7 +150,7 @@ impl Timeline {
             let mut track = self
                 .interfaces
                 .remove(name)
-                .unwrap_or_else(|| Track::new(sizes.0, [0; 2]));
+                .unwrap_or_else(|| Track::new(sizes.0, RxTx::ZERO));
             track.observe(cal, totals, at);
             interfaces.insert(name.to_owned(), track);
         }
@@ -167,7 +160,7 @@ impl Timeline {
             let mut track = self
                 .devices
                 .remove(&mac)
-                .unwrap_or_else(|| Track::new(sizes.1, [0; 2]));
+                .unwrap_or_else(|| Track::new(sizes.1, RxTx::ZERO));
             track.observe(cal, totals, at);
             devices.insert(mac, track);
         }
@@ -228,10 +221,10 @@ impl Timeline {
 /// absolute values, so replaying it onto the state it followed repeats it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackChange {
-    pub seen: [u64; 2],
-    pub held: [u64; 2],
+    pub seen: RxTx<u64>,
+    pub held: RxTx<u64>,
     /// The finest ring's buckets from the first one changed to the newest.
-    pub finest: Option<(Granularity, i64, Vec<[u64; 2]>)>,
+    pub finest: Option<(Granularity, i64, Vec<RxTx<u64>>)>,
 }
 
 impl Track {
@@ -242,7 +235,7 @@ impl Track {
         }
         let finest = match (self.finest(), self.dirty_from) {
             (Some(g), Some(from)) => self.history.ring(g).and_then(|ring| {
-                let values: Vec<[u64; 2]> = ring
+                let values: Vec<RxTx<u64>> = ring
                     .buckets()
                     .filter(|(index, _)| *index >= from)
                     .map(|(_, v)| v)
@@ -269,14 +262,11 @@ impl Track {
                     .history
                     .ring(*g)
                     .and_then(|r| r.get(index))
-                    .unwrap_or([0; 2]);
-                let grown = [
-                    value[0].saturating_sub(old[0]),
-                    value[1].saturating_sub(old[1]),
-                ];
-                if grown != [0; 2] {
+                    .unwrap_or_default();
+                let grown = value.saturating_sub(old);
+                if grown != RxTx::ZERO {
                     self.history
-                        .credit(cal, cal.start(*g, index), grown[0], grown[1]);
+                        .credit(cal, cal.start(*g, index), grown.rx, grown.tx);
                 }
             }
         }
@@ -296,7 +286,7 @@ impl Timeline {
     ) {
         self.interfaces
             .entry(name.to_owned())
-            .or_insert_with(|| Track::new(sizes, [0; 2]))
+            .or_insert_with(|| Track::new(sizes, RxTx::ZERO))
             .apply(cal, change);
     }
 
@@ -304,12 +294,12 @@ impl Timeline {
         &mut self,
         cal: &Calendar<Z>,
         sizes: &RingSizes,
-        mac: [u8; 6],
+        mac: Mac,
         change: &TrackChange,
     ) {
         self.devices
             .entry(mac)
-            .or_insert_with(|| Track::new(sizes, [0; 2]))
+            .or_insert_with(|| Track::new(sizes, RxTx::ZERO))
             .apply(cal, change);
     }
 }
@@ -337,7 +327,7 @@ mod tests {
             unix,
             boot_ms,
             &Observed {
-                interfaces: vec![("wan", [total, 0])],
+                interfaces: vec![("wan", RxTx::new(total, 0))],
                 devices: vec![],
             },
         )
@@ -349,7 +339,7 @@ mod tests {
             .ring(Granularity::Day)
             .unwrap()
             .buckets()
-            .map(|(i, [rx, _])| (i, rx))
+            .map(|(i, RxTx { rx, .. })| (i, rx))
             .collect()
     }
 
@@ -363,12 +353,12 @@ mod tests {
         // A router without RTC boots at 1970; traffic flows before NTP.
         assert_eq!(observe(&mut t, 5, 1_000, 1_000), ClockState::NotSet);
         assert_eq!(observe(&mut t, 65, 61_000, 5_000), ClockState::NotSet);
-        assert_eq!(t.interfaces["wan"].held, [5_000, 0]);
+        assert_eq!(t.interfaces["wan"].held, RxTx::new(5_000, 0));
         assert!(days(&t).is_empty(), "nothing in 1970");
         // NTP steps the clock to today: all of it goes to today.
         assert_eq!(observe(&mut t, NOON, 121_000, 6_000), ClockState::Trusted);
         assert_eq!(days(&t), vec![(day_of(NOON), 6_000)]);
-        assert_eq!(t.interfaces["wan"].held, [0, 0]);
+        assert_eq!(t.interfaces["wan"].held, RxTx::new(0, 0));
     }
 
     #[test]
@@ -433,12 +423,12 @@ mod tests {
             NOON + 60,
             60_000,
             &Observed {
-                interfaces: vec![("wan0", [1_200, 0])],
+                interfaces: vec![("wan0", RxTx::new(1_200, 0))],
                 devices: vec![],
             },
         );
         let ring = t.interfaces["wan0"].history.ring(Granularity::Day).unwrap();
-        assert_eq!(ring.get(day_of(NOON)), Some([1_200, 0]));
+        assert_eq!(ring.get(day_of(NOON)), Some(RxTx::new(1_200, 0)));
         assert!(!t.interfaces.contains_key("wan"));
     }
 }

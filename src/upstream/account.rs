@@ -6,12 +6,25 @@
 //! home-assistant/core#86661). Totals here only ever grow, and survive
 //! netmeter's restarts: a router that kept counting meanwhile is read on
 //! from its last raw value, so that traffic is not lost.
+//!
+//! Per source (config order): the WAN and interfaces as `SeriesTotals`,
+//! devices by MAC (at most 4096 per source), and `Bypass`, the double-NAT
+//! difference (the highest running balance of upstream minus local growth,
+//! so it never goes down and clock skew does not pile up). A 32-bit drop is
+//! a wrap only from the upper half, else a reboot. History series are named
+//! `SOURCE/wan` and `SOURCE/IFACE`: no Linux interface name has a `/`, so
+//! they clash with no local interface. The store keeps the accounts as
+//! bytes (`store::state::UpstreamBytes`); `encode` and `decode` here are the
+//! only code that knows their layout.
 
+use crate::mac::Mac;
 use serde::{Deserialize, Serialize};
 
-use crate::account::counter::{MonotonicCounter, Observation};
-use crate::account::interfaces::{DEFAULT_MAX_BYTES_PER_SEC, Moment};
-use crate::collect::links::CounterWidth;
+use crate::account::{CounterWidth, DEFAULT_MAX_BYTES_PER_SEC, MonotonicCounter, Observation};
+use crate::clock::Moment;
+use crate::rxtx::RxTx;
+use crate::store::state::UpstreamBytes;
+use crate::upstream::DeviceFigure;
 use crate::upstream::sources::{Counters, Reading};
 
 /// Devices kept per source; the longest unseen go first.
@@ -75,18 +88,19 @@ pub struct SeriesTotals {
 }
 
 impl SeriesTotals {
-    fn ingest(&mut self, counters: &Counters, elapsed: Option<Elapsed>) -> [u64; 2] {
+    fn ingest(&mut self, counters: &Counters, elapsed: Option<Elapsed>) -> RxTx<u64> {
         let secs = elapsed.map_or(0, |e| e.secs);
-        let added = [
-            self.rx.observe(counters.rx_bytes, counters.width, secs),
-            self.tx.observe(counters.tx_bytes, counters.width, secs),
-        ];
+        let added = RxTx {
+            rx: self.rx.observe(counters.rx_bytes, counters.width, secs),
+            tx: self.tx.observe(counters.tx_bytes, counters.width, secs),
+        };
         // No interval of this run (the first reading after a start): no rate yet.
         let ms = elapsed.map_or(0, |e| e.ms);
-        [self.rx_rate, self.tx_rate] = match ms {
-            0 => [0, 0],
+        let rates = match ms {
+            0 => RxTx::ZERO,
             ms => added.map(|a| a.saturating_mul(1000) / ms),
         };
+        (self.rx_rate, self.tx_rate) = (rates.rx, rates.tx);
         added
     }
 
@@ -102,7 +116,7 @@ impl SeriesTotals {
 /// A device the upstream router counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamDevice {
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub ip: Option<std::net::IpAddr>,
     pub hostname: Option<String>,
     pub totals: SeriesTotals,
@@ -120,29 +134,30 @@ pub struct Bypass {
     pub tx_rate: u64,
     /// Upstream minus local since counting began; may dip below zero
     /// when the two sides' counters are read a little apart.
-    balance: [i64; 2],
+    balance: RxTx<i64>,
 }
 
 impl Bypass {
     /// Credits one interval: `upstream` and `local` are what each side
     /// counted over the same interval. The totals follow the highest
     /// balance seen, so they never go down and skew does not pile up.
-    fn credit(&mut self, upstream: [u64; 2], local: [u64; 2], elapsed_ms: u64) {
-        let mut totals = [self.rx_bytes, self.tx_bytes];
-        let mut rates = [0; 2];
-        for i in 0..2 {
-            let step = upstream[i] as i128 - local[i] as i128;
-            let balance = (self.balance[i] as i128 + step).clamp(i64::MIN.into(), i64::MAX.into());
-            self.balance[i] = balance as i64;
-            let new_total = (balance.max(0) as u64).max(totals[i]);
-            rates[i] = (step.max(0) as u64)
+    fn credit(&mut self, upstream: RxTx<u64>, local: RxTx<u64>, elapsed_ms: u64) {
+        // One direction: its balance moves by the step; returns (total, rate).
+        let direction = |upstream: u64, local: u64, balance: &mut i64, total: u64| {
+            let step = upstream as i128 - local as i128;
+            let moved = (*balance as i128 + step).clamp(i64::MIN.into(), i64::MAX.into());
+            *balance = moved as i64;
+            let new_total = (moved.max(0) as u64).max(total);
+            let rate = (step.max(0) as u64)
                 .saturating_mul(1000)
                 .checked_div(elapsed_ms)
                 .unwrap_or(0);
-            totals[i] = new_total;
-        }
-        [self.rx_bytes, self.tx_bytes] = totals;
-        [self.rx_rate, self.tx_rate] = rates;
+            (new_total, rate)
+        };
+        (self.rx_bytes, self.rx_rate) =
+            direction(upstream.rx, local.rx, &mut self.balance.rx, self.rx_bytes);
+        (self.tx_bytes, self.tx_rate) =
+            direction(upstream.tx, local.tx, &mut self.balance.tx, self.tx_bytes);
     }
 }
 
@@ -175,13 +190,12 @@ struct Elapsed {
     ms: u64,
 }
 
-/// All sources' accounts, in configuration order.
+/// All sources' accounts, in configuration order. Saved as the store's
+/// [`UpstreamBytes`]: [`Self::encode`] and [`Self::decode`] are the only
+/// place their layout is known.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamAccounts {
     sources: Vec<UpstreamTotals>,
-    /// Something was ingested since the last commit.
-    #[serde(skip)]
-    changed: bool,
 }
 
 impl UpstreamAccounts {
@@ -189,33 +203,42 @@ impl UpstreamAccounts {
         self.sources.iter()
     }
 
-    /// Whether a reading came in since [`Self::mark_committed`].
-    pub fn changed(&self) -> bool {
-        self.changed
+    /// The saved form: the list of sources (postcard), as format version 2
+    /// ends a state file and a journal record.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("encoding into memory cannot fail")
     }
 
-    /// A journal record's copy: every source whole when any changed.
-    pub fn committed(&self) -> Vec<UpstreamTotals> {
-        match self.changed {
-            true => self.sources.clone(),
-            false => Vec::new(),
-        }
+    /// The accounts the store saved; an error names what is wrong.
+    pub fn decode(saved: &UpstreamBytes) -> Result<Self, String> {
+        postcard::from_bytes(saved.bytes())
+            .map_err(|e| format!("the saved upstream totals do not decode: {e}"))
     }
 
-    /// Replays a journal record's copy.
-    pub fn replay(&mut self, committed: Vec<UpstreamTotals>) {
-        for totals in committed {
-            self.restore(totals);
+    /// Every device each source counts, for the devices report.
+    pub fn device_figures(&self) -> Vec<DeviceFigure> {
+        let mut figures = Vec::new();
+        for source in &self.sources {
+            for d in &source.devices {
+                figures.push(DeviceFigure {
+                    source: source.name.clone(),
+                    mac: d.mac,
+                    ip: d.ip,
+                    hostname: d.hostname.clone(),
+                    rx_bytes: d.totals.rx_bytes(),
+                    tx_bytes: d.totals.tx_bytes(),
+                    rx_rate: d.totals.rx_rate,
+                    tx_rate: d.totals.tx_rate,
+                    last_seen: d.last_seen,
+                });
+            }
         }
+        figures
     }
 
     /// Every series with history (`isp/wan`), rx and tx.
-    pub fn series(&self) -> Vec<(String, [u64; 2])> {
+    pub fn series(&self) -> Vec<(String, RxTx<u64>)> {
         self.sources.iter().flat_map(|s| s.series()).collect()
-    }
-
-    pub fn mark_committed(&mut self) {
-        self.changed = false;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -260,9 +283,8 @@ impl UpstreamAccounts {
         kind: &str,
         now: Moment,
         reading: &Reading,
-        local_wan: Option<[u64; 2]>,
+        local_wan: Option<RxTx<u64>>,
     ) {
-        self.changed = true;
         let source = match self.sources.iter().position(|s| s.name == name) {
             Some(at) => &mut self.sources[at],
             None => {
@@ -278,7 +300,7 @@ impl UpstreamAccounts {
 }
 
 impl UpstreamTotals {
-    fn ingest(&mut self, kind: &str, now: Moment, reading: &Reading, local_wan: Option<[u64; 2]>) {
+    fn ingest(&mut self, kind: &str, now: Moment, reading: &Reading, local_wan: Option<RxTx<u64>>) {
         kind.clone_into(&mut self.kind);
         let elapsed = (self.last_seen > 0).then(|| Elapsed {
             secs: now.unix_secs.saturating_sub(self.last_seen),
@@ -358,13 +380,13 @@ impl UpstreamTotals {
     /// History series names: `<source>/wan` and `<source>/<interface>`. A
     /// slash never occurs in a Linux interface name or a source (UCI)
     /// name, so these clash with no local interface and no other source.
-    pub fn series(&self) -> impl Iterator<Item = (String, [u64; 2])> + '_ {
+    pub fn series(&self) -> impl Iterator<Item = (String, RxTx<u64>)> + '_ {
         let wan = self.wan.iter().map(|w| ("wan".to_owned(), w));
         let others = self.interfaces.iter().map(|(n, t)| (n.clone(), t));
         wan.chain(others).map(|(series, t)| {
             (
                 format!("{}/{series}", self.name),
-                [t.rx_bytes(), t.tx_bytes()],
+                RxTx::new(t.rx_bytes(), t.tx_bytes()),
             )
         })
     }
@@ -494,7 +516,7 @@ mod tests {
                 "fritzbox",
                 at(secs),
                 &wan(up, up, Bits64),
-                Some(local),
+                Some(RxTx::new(local[0], local[1])),
             );
             accounts
                 .get("isp")
@@ -520,7 +542,7 @@ mod tests {
     #[test]
     fn devices_are_kept_by_mac_with_their_latest_names() {
         let device = |mac: u8, rx, host: Option<&str>| DeviceReading {
-            mac: [2, 0, 0, 0, 0, mac],
+            mac: Mac([2, 0, 0, 0, 0, mac]),
             ip: None,
             hostname: host.map(str::to_owned),
             rx_bytes: rx,
@@ -570,7 +592,7 @@ mod tests {
         for round in 0..2u64 {
             let devices = (0..MAX_DEVICES_PER_SOURCE as u64)
                 .map(|i| DeviceReading {
-                    mac: (i + round * 100_000).to_be_bytes()[2..].try_into().unwrap(),
+                    mac: Mac((i + round * 100_000).to_be_bytes()[2..].try_into().unwrap()),
                     ip: None,
                     hostname: None,
                     rx_bytes: 1,

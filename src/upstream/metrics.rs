@@ -3,7 +3,7 @@
 use super::report::{SourceView, TrafficView, UpstreamReport};
 use std::fmt::Write;
 
-use crate::serve::metrics::{Labels, head, sample, series};
+use crate::exposition::{Labels, head, sample, series};
 
 /// The upstream routers' families, appended to the local ones when sources
 /// are configured (built separately: they come from the state's lock).

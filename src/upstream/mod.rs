@@ -6,120 +6,100 @@
 //! Data flows through it as through the local pipeline: `sources` reads a
 //! router over its own protocol, `account` turns readings into totals that
 //! only grow, `runner` schedules the scrapes in the daemon, `report` and
-//! `metrics` shape what the API and `/metrics` send; `config` reads the
-//! `config upstream` sections.
+//! `metrics` shape what the API and `/metrics` send. The `config upstream`
+//! sections are read by the config layer (`config/upstream.rs`).
 //!
-//! The rest of netmeter reaches it through the items below (and the CLI's
-//! `netmeter upstream`, `cli/upstream.rs`, through `sources` and `report`
-//! too); the slice itself imports nothing that imports it back: not the
-//! daemon, the server or the CLI.
+//! The slice sits above the store and below the server: it imports config,
+//! store, account, collect and the leaves, and is imported by serve, daemon
+//! and cli through the items below. The layers under it need nothing of it:
+//! the store keeps its totals as bytes (`UpstreamBytes`), and its accounts
+//! live beside the sources' health in [`Shared`], which the API reads.
 
 pub mod account;
-pub mod config;
 pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod sources;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::uci;
-use crate::store::state::State;
-
+pub use crate::config::upstream::{UpstreamConfig, UpstreamKind};
 pub use account::{UpstreamAccounts, UpstreamTotals};
-pub use config::UpstreamConfig;
 pub use runner::{SourceStatus, UpstreamRunner};
 pub use seen::{DeviceFigure, NEEDS_FULL};
 
 mod seen;
 
-/// Each source's health: the runner writes it, the API reads it.
-pub type Health = Arc<Mutex<Vec<SourceStatus>>>;
+/// What the source threads share with the daemon and the API: each
+/// source's health, and the accounts. Behind locks of their own, so a
+/// scrape never waits for the saved state's: the runner takes the accounts'
+/// lock, then the state's to save their bytes; no one takes them the other
+/// way round.
+#[derive(Clone, Debug, Default)]
+pub struct Shared(Arc<Parts>);
 
-/// A journal record's part: every source whole when any changed, else
-/// nothing.
-pub type Committed = Vec<UpstreamTotals>;
-
-/// What the saved state keeps of upstream bytes it cannot decode: in this
-/// build nothing, since it decodes them all (see `absent.rs`).
-pub trait Tail {
-    fn keep_tail(&mut self, _tail: &[u8]) -> bool {
-        false
-    }
-    fn tail(&self) -> &[u8] {
-        &[]
-    }
+#[derive(Debug, Default)]
+struct Parts {
+    health: Mutex<Vec<SourceStatus>>,
+    /// None until the runner first starts and reads the saved ones.
+    accounts: Mutex<Option<UpstreamAccounts>>,
 }
 
-impl Tail for UpstreamAccounts {}
-impl Tail for Committed {}
+impl Shared {
+    /// Given health and accounts, as the runner would leave them (tests).
+    pub fn new(health: Vec<SourceStatus>, accounts: UpstreamAccounts) -> Self {
+        Self(Arc::new(Parts {
+            health: Mutex::new(health),
+            accounts: Mutex::new(Some(accounts)),
+        }))
+    }
+
+    fn health(&self) -> MutexGuard<'_, Vec<SourceStatus>> {
+        self.0.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn accounts(&self) -> MutexGuard<'_, Option<UpstreamAccounts>> {
+        self.0.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The accounts as they are now (none before the runner started).
+    fn accounts_now(&self) -> UpstreamAccounts {
+        self.accounts().clone().unwrap_or_default()
+    }
+}
 
 /// Whether this build reads upstream routers (for `netmeter version`).
 pub const BUILT: bool = true;
 
-/// Reads a `config upstream` section into `sources`, pushing problems.
-pub fn add_section(
-    sources: &mut Vec<UpstreamConfig>,
-    section: &uci::Section,
-    problems: &mut Vec<(usize, String)>,
-) {
-    let Some(source) = config::section(section, problems) else {
-        return;
-    };
-    match sources.iter().find(|u| u.name == source.name) {
-        Some(first) => problems.push((
-            section.line,
-            format!(
-                "a second upstream section named '{}' (the first is at line {}): \
-                 give each upstream router its own name",
-                source.name, first.line
-            ),
-        )),
-        None => sources.push(source),
-    }
-}
-
 /// Every device each source counts, for the devices report.
-pub fn device_figures(upstream: &UpstreamAccounts) -> Vec<DeviceFigure> {
-    let mut figures = Vec::new();
-    for source in upstream.iter() {
-        for d in &source.devices {
-            figures.push(DeviceFigure {
-                source: source.name.clone(),
-                mac: d.mac,
-                ip: d.ip,
-                hostname: d.hostname.clone(),
-                rx_bytes: d.totals.rx_bytes(),
-                tx_bytes: d.totals.tx_bytes(),
-                rx_rate: d.totals.rx_rate,
-                tx_rate: d.totals.tx_rate,
-                last_seen: d.last_seen,
-            });
-        }
-    }
-    figures
+pub fn device_figures(shared: &Shared) -> Vec<DeviceFigure> {
+    shared
+        .accounts()
+        .as_ref()
+        .map_or_else(Vec::new, UpstreamAccounts::device_figures)
 }
 
-fn health_now(health: &Health) -> Vec<SourceStatus> {
-    health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+/// Every series with history (`isp/wan`), received and sent, for the
+/// timeline.
+pub fn series(shared: &Shared) -> Vec<(String, crate::rxtx::RxTx<u64>)> {
+    shared.accounts().iter().flat_map(|a| a.series()).collect()
 }
 
-/// `/api/v1/upstream`'s body: the sources' health and accounts. Takes the
-/// saved state's lock, so the caller must hold no other.
-pub fn report_json(health: &Health, state: &Mutex<State>) -> Result<Vec<u8>, String> {
-    let status = health_now(health);
-    let saved = state.lock().unwrap_or_else(|p| p.into_inner());
-    let report = report::UpstreamReport::new(&status, &saved.upstream);
+/// `/api/v1/upstream`'s body: the sources' health and accounts.
+pub fn report_json(shared: &Shared) -> Result<Vec<u8>, String> {
+    let status = shared.health().clone();
+    let report = report::UpstreamReport::new(&status, &shared.accounts_now());
     serde_json::to_vec(&report).map_err(|e| format!("cannot encode the answer: {e}"))
 }
 
-/// The upstream families of `/metrics`; empty, without taking the saved
-/// state's lock, when no source is configured.
-pub fn metrics_text(health: &Health, state: &Mutex<State>) -> String {
-    let status = health_now(health);
+/// The upstream families of `/metrics`; empty when no source is configured.
+pub fn metrics_text(shared: &Shared) -> String {
+    let status = shared.health().clone();
     if status.is_empty() {
         return String::new();
     }
-    let saved = state.lock().unwrap_or_else(|p| p.into_inner());
-    metrics::render(&report::UpstreamReport::new(&status, &saved.upstream))
+    metrics::render(&report::UpstreamReport::new(
+        &status,
+        &shared.accounts_now(),
+    ))
 }

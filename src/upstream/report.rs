@@ -132,7 +132,7 @@ fn fill(view: &mut SourceView, t: &UpstreamTotals) {
         .devices
         .iter()
         .map(|d| UpstreamDeviceView {
-            mac: crate::mac::format_mac(&d.mac),
+            mac: d.mac.to_string(),
             ip: d.ip.map(|ip| ip.to_string()),
             hostname: d.hostname.clone(),
             rx_bytes: d.totals.rx_bytes(),
@@ -162,4 +162,61 @@ fn fill(view: &mut SourceView, t: &UpstreamTotals) {
             .into(),
         })
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_reads_back_equal_to_what_was_sent() {
+        let traffic = TrafficView {
+            rx_bytes: 1,
+            tx_bytes: 2,
+            rx_rate: 3,
+            tx_rate: 4,
+        };
+        let report = UpstreamReport {
+            sources: vec![
+                SourceView {
+                    name: "isp".into(),
+                    kind: "draytek".into(),
+                    ok: true,
+                    last_success: Some(1_795_000_000),
+                    last_error: Some("timeout: no answer within 5 s".into()),
+                    error_stage: Some("timeout".into()),
+                    next_attempt: Some(1_795_000_060),
+                    stopped: true,
+                    wan: Some(traffic),
+                    interfaces: vec![NamedTraffic {
+                        name: "WIRED".into(),
+                        traffic,
+                    }],
+                    devices: vec![UpstreamDeviceView {
+                        mac: "02:00:00:00:00:09".into(),
+                        ip: Some("192.168.1.9".into()),
+                        hostname: Some("nas".into()),
+                        rx_bytes: 5,
+                        tx_bytes: 6,
+                        rx_rate: 7,
+                        tx_rate: 8,
+                        last_seen: 1_795_000_000,
+                    }],
+                    bypass: Some(traffic),
+                    line: vec![LineView {
+                        name: "crc".into(),
+                        end: Some("near".into()),
+                        value: 12.5,
+                        kind: "counter".into(),
+                    }],
+                },
+                SourceView::default(),
+            ],
+        };
+        let body = serde_json::to_vec(&report).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<UpstreamReport>(&body).unwrap(),
+            report
+        );
+    }
 }

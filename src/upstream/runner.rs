@@ -1,9 +1,15 @@
 //! One thread per upstream source: its own schedule, a hard time limit per
 //! scrape, exponential back-off, and never a wait the local refresh shares.
 //!
-//! A source thread holds the state lock only to ingest a finished reading
-//! (microseconds); all network waits happen outside it, so a hung router
-//! cannot delay the local refresh.
+//! Each reading is ingested under the accounts' lock (`upstream::Shared`),
+//! checked there against the stop signal so an old thread never accounts
+//! after a reload; their bytes are then saved into the state under its lock
+//! (accounts, then state: nobody takes them the other way round). Back-off
+//! doubles from the interval up to an hour; `WrongCredentials` stops the
+//! thread until a reload, `LockedOut` waits the router's time. A reload
+//! always restarts the threads (a fixed password file changes no config
+//! line). On stop the threads get 3 s to end their sessions, after the
+//! final commit.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -14,9 +20,10 @@ use serde::Serialize;
 
 use crate::collect::links::{read_links, wan_interfaces};
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
+use crate::rxtx::RxTx;
 use crate::store::state::State;
-use crate::upstream::UpstreamConfig;
 use crate::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
+use crate::upstream::{UpstreamAccounts, UpstreamConfig};
 
 /// The longest wait between attempts after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -63,16 +70,25 @@ impl UpstreamRunner {
         &mut self,
         sources: &[UpstreamConfig],
         state: &Arc<Mutex<State>>,
-        health: &super::Health,
+        shared: &super::Shared,
     ) {
         self.signal_stop();
         self.workers.clear();
-        state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .upstream
-            .retain_configured(sources.iter().map(|s| s.name.as_str()));
-        *health.lock().unwrap_or_else(|p| p.into_inner()) = sources
+        {
+            let mut accounts = shared.accounts();
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            // The saved accounts are read once: a reload keeps those in
+            // memory, with the readings' moments their rates need.
+            let accounts = accounts.get_or_insert_with(|| {
+                UpstreamAccounts::decode(&state.upstream).unwrap_or_else(|e| {
+                    crate::log::log(format!("{e}: upstream totals start from zero"));
+                    UpstreamAccounts::default()
+                })
+            });
+            accounts.retain_configured(sources.iter().map(|s| s.name.as_str()));
+            state.upstream.replace(accounts.encode());
+        }
+        *shared.health() = sources
             .iter()
             .map(|s| SourceStatus {
                 name: s.name.clone(),
@@ -86,7 +102,7 @@ impl UpstreamRunner {
             let mut context = Context {
                 config: config.clone(),
                 state: state.clone(),
-                health: health.clone(),
+                shared: shared.clone(),
                 local: LocalWan::default(),
             };
             let spawned = std::thread::Builder::new()
@@ -139,7 +155,7 @@ impl UpstreamRunner {
 struct Context {
     config: UpstreamConfig,
     state: Arc<Mutex<State>>,
-    health: super::Health,
+    shared: super::Shared,
     local: LocalWan,
 }
 
@@ -206,15 +222,19 @@ impl Context {
         };
         let kind = self.config.kind.name();
         {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut accounts = self.shared.accounts();
             // Checked under the lock: the runner signals before a new
             // thread can ingest, so two never account the same source.
             if !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
                 return false;
             }
-            state
-                .upstream
-                .ingest(&self.config.name, kind, now, reading, local);
+            let accounts = accounts.get_or_insert_default();
+            accounts.ingest(&self.config.name, kind, now, reading, local);
+            // Saved while the accounts are still locked, so a reading of
+            // another source cannot overwrite these bytes with older ones.
+            let bytes = accounts.encode();
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.upstream.update(bytes);
         }
         let recovered = self.update_status(|s| {
             let was_failing = s.last_error.is_some();
@@ -256,7 +276,7 @@ impl Context {
     }
 
     fn update_status<T>(&self, change: impl FnOnce(&mut SourceStatus) -> T) -> T {
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let mut health = self.shared.health();
         let mut spare = SourceStatus::default();
         let slot = health
             .iter_mut()
@@ -279,14 +299,14 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
 struct LocalWan {
     socket: Option<NetlinkSocket>,
     /// Raw rx/tx per interface at the last reading.
-    last: Vec<(String, [u64; 2])>,
+    last: Vec<(String, RxTx<u64>)>,
 }
 
 impl LocalWan {
     /// What the compared interfaces (or the default routes' interfaces)
     /// counted since the last call; None on the first call or when the
     /// kernel cannot be read.
-    fn delta(&mut self, configured: &[String]) -> Option<[u64; 2]> {
+    fn delta(&mut self, configured: &[String]) -> Option<RxTx<u64>> {
         if self.socket.is_none() {
             self.socket = NetlinkSocket::open(NETLINK_ROUTE).ok();
         }
@@ -297,9 +317,9 @@ impl LocalWan {
             false => configured.to_vec(),
         };
         let mut now = Vec::new();
-        let mut delta = Some([0u64; 2]);
+        let mut delta = Some(RxTx::<u64>::ZERO);
         for link in links.iter().filter(|l| names.contains(&l.name)) {
-            let raw = [link.counters.rx_bytes, link.counters.tx_bytes];
+            let raw = RxTx::new(link.counters.rx_bytes, link.counters.tx_bytes);
             match self
                 .last
                 .iter()
@@ -309,9 +329,8 @@ impl LocalWan {
                 // A counter that went down restarted: this interval is unknown for it.
                 Some(before) => {
                     if let Some(d) = &mut delta {
-                        for i in 0..2 {
-                            d[i] += raw[i].saturating_sub(before[i]);
-                        }
+                        d.rx += raw.rx.saturating_sub(before.rx);
+                        d.tx += raw.tx.saturating_sub(before.tx);
                     }
                 }
                 None => delta = None,

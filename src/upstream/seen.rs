@@ -1,12 +1,14 @@
 //! What the rest of netmeter sees of the upstream routers' devices, in
 //! either build (the core build has none).
 
+use crate::mac::Mac;
+
 /// One device as one upstream router counts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceFigure {
     /// The upstream section's name.
     pub source: String,
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub ip: Option<std::net::IpAddr>,
     pub hostname: Option<String>,
     pub rx_bytes: u64,

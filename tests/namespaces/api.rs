@@ -4,6 +4,10 @@
 //!
 //! Server-only behaviour runs `serve::http::serve` in this process on
 //! 127.0.0.1 port 0; everything else asks a real daemon in a namespace.
+//!
+//! Raw requests go from inside the router namespace (agent commands
+//! `http_raw`, and `http_hammer` for many clients at once); the daemon's
+//! `Threads` and `VmRSS` are read from `/proc/PID/status`.
 
 use crate::testbed;
 

@@ -298,10 +298,10 @@ fn device(mac: &str, hostname: Option<&str>, group: Option<&str>) -> DeviceView 
 /// Upstream accounts with every part filled: WAN, interfaces, a device,
 /// the double-NAT difference and line statistics.
 #[cfg(feature = "upstream")]
-fn upstream_state() -> netmeter::store::state::State {
-    use netmeter::collect::links::CounterWidth::Bits64;
+fn upstream_accounts() -> netmeter::upstream::UpstreamAccounts {
+    use netmeter::account::CounterWidth::Bits64;
     use netmeter::upstream::sources::{Counters, DeviceReading, LineKind, LineValue, Reading};
-    let mut state = netmeter::store::state::State::new(16, 16);
+    let mut accounts = netmeter::upstream::UpstreamAccounts::default();
     for step in 0..2u64 {
         let c = |n: u64| Counters {
             rx_bytes: n * (step + 1),
@@ -312,7 +312,7 @@ fn upstream_state() -> netmeter::store::state::State {
             wan: Some(c(1000)),
             interfaces: vec![("WIRED".into(), c(100))],
             devices: vec![DeviceReading {
-                mac: [2, 0, 0, 0, 0, 9],
+                mac: netmeter::mac::Mac([2, 0, 0, 0, 0, 9]),
                 ip: Some("192.168.1.9".parse().unwrap()),
                 hostname: Some("nas".into()),
                 rx_bytes: 10 * (step + 1),
@@ -326,14 +326,25 @@ fn upstream_state() -> netmeter::store::state::State {
                 kind: LineKind::Counter,
             }],
         };
-        let now = netmeter::account::Moment {
+        let now = netmeter::clock::Moment {
             monotonic_ms: step * 60_000,
             unix_secs: 1_795_000_000 + step * 60,
         };
-        state
-            .upstream
-            .ingest("isp", "fritzbox", now, &reading, Some([100, 100]));
+        accounts.ingest(
+            "isp",
+            "fritzbox",
+            now,
+            &reading,
+            Some(netmeter::rxtx::RxTx::new(100, 100)),
+        );
     }
+    accounts
+}
+
+#[cfg(feature = "upstream")]
+fn upstream_state() -> netmeter::store::state::State {
+    let mut state = netmeter::store::state::State::new(16, 16);
+    state.upstream.update(upstream_accounts().encode());
     state
 }
 
@@ -342,9 +353,10 @@ fn upstream_state() -> netmeter::store::state::State {
     netmeter::store::state::State::new(16, 16)
 }
 
+/// The sources' health and accounts, as the runner leaves them.
 #[cfg(feature = "upstream")]
-fn health() -> netmeter::upstream::Health {
-    std::sync::Arc::new(Mutex::new(vec![netmeter::upstream::SourceStatus {
+fn health() -> netmeter::upstream::Shared {
+    let health = vec![netmeter::upstream::SourceStatus {
         name: "isp".into(),
         kind: "fritzbox".into(),
         ok: false,
@@ -354,11 +366,12 @@ fn health() -> netmeter::upstream::Health {
         failures: 1,
         next_attempt: Some(1_795_000_120),
         stopped: false,
-    }]))
+    }];
+    netmeter::upstream::Shared::new(health, upstream_accounts())
 }
 
 #[cfg(not(feature = "upstream"))]
-fn health() -> netmeter::upstream::Health {
+fn health() -> netmeter::upstream::Shared {
     Default::default()
 }
 

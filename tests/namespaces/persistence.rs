@@ -1,6 +1,15 @@
 //! State that survives crashes and full disks, on the real kernel: the
 //! daemon is killed mid-write again and again and must always come back
 //! with valid state, totals that never go back and never count twice.
+//!
+//! The soak kills the daemon with SIGKILL during a commit 200 times
+//! (`NETMETER_SOAK_TRIALS`, `NETMETER_SOAK_SEED`) and restarts it: state
+//! always loads, totals never fall below the last confirmed commit, device
+//! totals never exceed what the host sent, interface totals never exceed the
+//! kernel's. Other tests fill the flash with a real ENOSPC (`/dev/full`
+//! behind the file names), mount the database directory read-only in the
+//! daemon's own mount namespace (the error must name read-only, not free
+//! space), and damage a checkpoint.
 
 use crate::testbed;
 
@@ -236,6 +245,88 @@ fn a_full_flash_is_reported_and_counting_goes_on_then_recovers() {
     );
     assert!(flash.join("netmeter.state").exists());
     assert!(status(&net)["store"]["last_commit_error"].is_null());
+}
+
+/// Before `cmd` runs: a mount namespace of its own (inside the test's user
+/// namespace) with a read-only tmpfs over `dir`. Only that process sees
+/// it; nothing of the host's is mounted or remounted.
+fn on_read_only_tmpfs(cmd: &mut std::process::Command, dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: only async-signal-safe syscalls between fork and exec, on
+    // strings made before the fork. Runs after the test bed's own hook
+    // has joined the host's user and network namespaces.
+    unsafe {
+        cmd.pre_exec(move || {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            let none = std::ptr::null();
+            check(libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            check(libc::mount(
+                c"tmpfs".as_ptr(),
+                dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+                std::ptr::null(),
+            ))
+        });
+    }
+}
+
+#[test]
+fn a_read_only_database_directory_is_reported_as_read_only_not_as_full() {
+    let net = network();
+    let scratch = Scratch::new();
+    let flash = scratch.0.join("flash");
+    std::fs::create_dir_all(&flash).unwrap();
+    let mut cmd = net.router.command(netmeter::binary());
+    on_read_only_tmpfs(&mut cmd, &flash);
+    let d = Daemon::launch(cmd, &net.router, &scratch, CONFIG);
+    let cfg = d.config_path().to_str().unwrap().to_owned();
+    let out = netmeter::run(&net.router, &["commit", "-c", &cfg]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Read-only file system")
+            && err.contains("the filesystem is read-only: remount it read-write")
+            && err.contains("option database_directory")
+            && err.contains("counting goes on"),
+        "{err}"
+    );
+    assert!(!err.contains("free space"), "{err}");
+    let check = netmeter::run(&net.router, &["check", "-c", &cfg]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{text}");
+    let storage = text
+        .lines()
+        .find(|l| l.contains("storage"))
+        .unwrap_or_else(|| panic!("no storage line:\n{text}"));
+    assert!(
+        storage.starts_with("WARN")
+            && storage.contains("read-only")
+            && !storage.contains("free space"),
+        "{storage}"
+    );
+    assert!(
+        d.log_text().contains("Read-only file system"),
+        "{}",
+        d.log_text()
+    );
+    // The host's view of the directory is untouched and writable.
+    std::fs::write(flash.join("probe"), b"").unwrap();
 }
 
 #[test]

@@ -112,7 +112,9 @@ impl Daemon {
         Self::launch(host.command(binary), host, scratch, config_text)
     }
 
-    fn launch(mut cmd: Command, host: &Host, scratch: &Scratch, config_text: &str) -> Daemon {
+    /// Starts `cmd` (netmeter in `host`'s namespaces, perhaps with more
+    /// set up before it runs) as the daemon.
+    pub fn launch(mut cmd: Command, host: &Host, scratch: &Scratch, config_text: &str) -> Daemon {
         let config_text = &with_scratch_directories(config_text, scratch);
         let config = scratch.file("netmeter.conf", config_text);
         let log = scratch.0.join("daemon.log");

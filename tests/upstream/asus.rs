@@ -9,11 +9,11 @@
 use crate::mock;
 
 use mock::{MockHttp, MockRequest, Reply};
-use netmeter::account::Moment;
-use netmeter::collect::links::CounterWidth;
+use netmeter::account::CounterWidth;
+use netmeter::clock::Moment;
 use netmeter::config::Secret;
+use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
-use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

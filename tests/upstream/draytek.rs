@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use netmeter::config::Secret;
-use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
+use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::telnet::{Pattern, Telnet};
 use netmeter::upstream::sources::{
     Deadline, LineKind, LineValue, Reading, ScrapeError, Source, source_for,

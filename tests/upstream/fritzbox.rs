@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mock::{MockHttp, MockRequest, Reply};
-use netmeter::account::Moment;
-use netmeter::collect::links::CounterWidth;
+use netmeter::account::CounterWidth;
+use netmeter::clock::Moment;
 use netmeter::config::Secret;
+use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
-use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 
 const ADDON: &str = include_str!("../fixtures/upstream/fritzbox/GetAddonInfos-tr064.xml");

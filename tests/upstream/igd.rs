@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mock::{MockHttp, MockRequest, Reply};
-use netmeter::account::Moment;
-use netmeter::collect::links::CounterWidth;
+use netmeter::account::CounterWidth;
+use netmeter::clock::Moment;
+use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
-use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 
 const FRITZ_DESC: &str = include_str!("../fixtures/upstream/igd/igddesc-fritzbox.xml");

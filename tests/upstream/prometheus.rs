@@ -7,9 +7,9 @@
 use crate::mock;
 
 use mock::{MockHttp, Reply};
-use netmeter::account::Moment;
+use netmeter::clock::Moment;
+use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
-use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,7 +81,7 @@ fn the_ucode_exporter_interleaved_with_escaped_labels_and_nan_gauges() {
         (81_234_567_891, 9_876_543_219)
     );
     assert_eq!(names(&reading), ["lan1", "br-lan"], "list interface limits");
-    let macs: Vec<[u8; 6]> = reading.devices.iter().map(|d| d.mac).collect();
+    let macs: Vec<[u8; 6]> = reading.devices.iter().map(|d| d.mac.0).collect();
     assert_eq!(
         macs,
         [
@@ -191,7 +191,7 @@ fn a_counter_that_wraps_near_2_to_the_64_is_passed_on_raw() {
     *value.lock().unwrap() = "4096".to_owned();
     let after = scrape(&mut s).unwrap().wan.unwrap();
     assert_eq!(after.rx_bytes, 4096);
-    assert_eq!(after.width, netmeter::collect::links::CounterWidth::Bits64);
+    assert_eq!(after.width, netmeter::account::CounterWidth::Bits64);
 }
 
 #[test]

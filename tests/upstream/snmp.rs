@@ -4,11 +4,11 @@
 //! same BER codec; the codec itself is checked against hand-written bytes
 //! in its unit tests).
 
-use netmeter::account::Moment;
-use netmeter::collect::links::CounterWidth;
+use netmeter::account::CounterWidth;
+use netmeter::clock::Moment;
 use netmeter::config::Secret;
+use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
-use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::ber::{self, Message, Value};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source_for};
 use std::collections::BTreeMap;

@@ -5,9 +5,9 @@
 use crate::mock;
 
 use mock::{MockHttp, Reply};
-use netmeter::account::Moment;
+use netmeter::clock::Moment;
+use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::account::UpstreamAccounts;
-use netmeter::upstream::config::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, source_for};
 use std::path::PathBuf;
 use std::sync::Mutex;

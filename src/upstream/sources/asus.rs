@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::http::{self, Request, Response};
-use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source, base64};
+use crate::account::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::UpstreamConfig;
 
@@ -188,7 +188,7 @@ pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
         rows.as_array()?
             .iter()
             .filter_map(|row| {
-                let mac = crate::mac::parse_mac(row.get(0)?.as_str()?)?;
+                let mac = row.get(0)?.as_str()?.parse::<crate::mac::Mac>().ok()?;
                 Some(DeviceReading {
                     mac,
                     ip: None,
@@ -207,7 +207,7 @@ pub fn parse_traffic(body: &str) -> Option<Vec<DeviceReading>> {
 /// router's form decoder turns a bare `+` of the base64 into a space,
 /// and the login would fail as wrong credentials.
 fn login_body(username: &str, password: &str) -> String {
-    let credentials = http::base64(format!("{username}:{password}").as_bytes());
+    let credentials = base64::encode(format!("{username}:{password}").as_bytes());
     let mut body = String::from("login_authorization=");
     for c in credentials.chars() {
         match c {

@@ -3,7 +3,7 @@
 
 use super::soap::{self, Outcome, TR064_WAN_COMMON};
 use super::{Deadline, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::UpstreamConfig;
 

@@ -4,7 +4,7 @@
 use super::http::{self, Request};
 use super::soap::{self, IGD_WAN_COMMON, Outcome};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::upstream::UpstreamConfig;
 
 /// Where device descriptions are, FRITZ!Box's first, then miniupnpd's.

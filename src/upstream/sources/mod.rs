@@ -5,16 +5,21 @@
 //! more. Wraps, resets, zero glitches and rates are `upstream::account`'s
 //! business; schedules, time limits and back-off are `upstream::runner`'s.
 
+use crate::mac::Mac;
 use std::fmt;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
-use crate::upstream::config::{UpstreamConfig, UpstreamKind};
+use crate::config::upstream::{UpstreamConfig, UpstreamKind};
+use crate::net::NetError;
+
+pub use crate::net::Deadline;
 
 pub mod asus;
+pub mod base64;
 pub mod ber;
+pub mod digest;
 pub mod draytek;
 pub mod fritzbox;
 pub mod http;
@@ -66,7 +71,7 @@ pub struct Counters {
 /// own view (rx = downloaded by the device), like netmeter's devices.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceReading {
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub ip: Option<IpAddr>,
     pub hostname: Option<String>,
     pub rx_bytes: u64,
@@ -156,33 +161,16 @@ impl fmt::Display for ScrapeError {
 
 impl std::error::Error for ScrapeError {}
 
-/// The moment a scrape must be over by; every wait inside a scrape is
-/// bounded by what is left of it.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline(Instant);
-
-impl Deadline {
-    pub fn after(limit: Duration) -> Self {
-        Deadline(Instant::now() + limit)
-    }
-
-    pub fn at(instant: Instant) -> Self {
-        Deadline(instant)
-    }
-
-    pub fn instant(self) -> Instant {
-        self.0
-    }
-
-    /// Time left, or a timeout naming `stage` when none is.
-    pub fn remaining(self, stage: &str) -> Result<Duration, ScrapeError> {
-        let left = self.0.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(ScrapeError::Timeout(format!(
-                "{stage}: the scrape's time limit passed"
-            )))
-        } else {
-            Ok(left)
+/// The network layer's stages are the scrape's.
+impl From<NetError> for ScrapeError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Dns(m) => Self::Dns(m),
+            NetError::Connect(m) => Self::Connect(m),
+            NetError::Timeout(m) => Self::Timeout(m),
+            NetError::Protocol(m) => Self::Protocol(m),
+            NetError::Parse(m) => Self::Parse(m),
+            NetError::Local(m) => Self::Local(m),
         }
     }
 }
@@ -225,9 +213,4 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         UpstreamKind::Draytek => Ok(Box::new(draytek::Draytek::new(config, password))),
     }
-}
-
-/// Every protocol's name, for messages.
-pub fn kinds() -> impl Iterator<Item = &'static str> {
-    UpstreamKind::ALL.into_iter().map(UpstreamKind::name)
 }

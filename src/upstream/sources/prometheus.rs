@@ -4,7 +4,9 @@
 
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, DeviceReading, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
+use crate::mac::Mac;
+use crate::rxtx::RxTx;
 use crate::upstream::UpstreamConfig;
 use crate::upstream::account::{MAX_DEVICES_PER_SOURCE, MAX_INTERFACES_PER_SOURCE};
 
@@ -302,32 +304,35 @@ fn stations(
     transmit: &str,
     mac_label: &str,
 ) -> Option<Vec<DeviceReading>> {
-    // By MAC: the device's [rx, tx] sums, and how many samples each side had.
-    let mut seen: Vec<([u8; 6], [u64; 2], [u64; 2])> = Vec::new();
+    // By MAC: the device's sums, and how many samples each side had.
+    let mut seen: Vec<(Mac, RxTx<u64>, RxTx<u64>)> = Vec::new();
     for s in samples
         .iter()
         .filter(|s| s.name == receive || s.name == transmit)
     {
-        let Some(mac) = s.label(mac_label).and_then(crate::mac::parse_mac) else {
+        let Some(mac) = s.label(mac_label).and_then(|m| m.parse::<Mac>().ok()) else {
             continue;
         };
         let at = match seen.iter().position(|(m, ..)| *m == mac) {
             Some(at) => at,
             None if seen.len() < MAX_DEVICES_PER_SOURCE => {
-                seen.push((mac, [0; 2], [0; 2]));
+                seen.push((mac, RxTx::ZERO, RxTx::ZERO));
                 seen.len() - 1
             }
             None => continue,
         };
         let (_, sums, counts) = &mut seen[at];
         // The device downloaded what the access point sent it.
-        let side = usize::from(s.name == receive);
+        let (sum, count) = match s.name == receive {
+            true => (&mut sums.tx, &mut counts.tx),
+            false => (&mut sums.rx, &mut counts.rx),
+        };
         match bytes(s.value) {
             Some(value) => {
-                sums[side] = sums[side].saturating_add(value);
-                counts[side] += 1;
+                *sum = sum.saturating_add(value);
+                *count += 1;
             }
-            None => counts[side] = UNUSABLE,
+            None => *count = UNUSABLE,
         }
     }
     if seen.is_empty() {
@@ -335,8 +340,8 @@ fn stations(
     }
     let devices = seen
         .into_iter()
-        .filter(|(_, _, [rx, tx])| rx == tx && *rx < UNUSABLE)
-        .map(|(mac, [rx, tx], _)| DeviceReading {
+        .filter(|(_, _, counts)| counts.rx == counts.tx && counts.rx < UNUSABLE)
+        .map(|(mac, RxTx { rx, tx }, _)| DeviceReading {
             mac,
             ip: None,
             hostname: None,

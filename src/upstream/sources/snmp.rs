@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::ber::{self, Message, Value};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::UpstreamConfig;
 
@@ -58,7 +58,7 @@ impl Snmp {
 
     fn socket(&mut self, deadline: Deadline) -> Result<&UdpSocket, ScrapeError> {
         if self.socket.is_none() {
-            let addrs = super::http::resolve(&self.host, self.port, deadline)?;
+            let addrs = crate::net::resolve(&self.host, self.port, deadline)?;
             let addr: SocketAddr = *addrs
                 .first()
                 .ok_or_else(|| ScrapeError::Dns(format!("'{}' has no address", self.host)))?;

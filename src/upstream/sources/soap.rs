@@ -9,7 +9,7 @@
 
 use super::http::{self, Request};
 use super::{Counters, Deadline, ScrapeError};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
 
 /// The service both IGD and AVM's TR-064 read WAN totals from.

@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use super::{Deadline, ScrapeError, http};
+use super::{Deadline, ScrapeError};
 
 /// The most clean text held while waiting for a prompt: a router's
 /// console answers are a few KiB.
@@ -254,7 +254,7 @@ pub struct Telnet {
 impl Telnet {
     /// Connects (resolving a name first), within the deadline.
     pub fn connect(host: &str, port: u16, deadline: Deadline) -> Result<Self, ScrapeError> {
-        let stream = http::connect(host, port, deadline)?;
+        let stream = crate::net::connect(host, port, deadline)?;
         let _ = stream.set_nodelay(true);
         Ok(Telnet {
             stream,

@@ -12,13 +12,14 @@
 //! out at its end; a logout the time limit cut off is made before the next
 //! scrape, or on close.
 
+use crate::mac::Mac;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::http::{self, Request, Response};
-use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, md5};
-use crate::collect::links::CounterWidth;
+use super::{Deadline, DeviceReading, Reading, ScrapeError, Source, base64, md5};
+use crate::account::CounterWidth;
 use crate::config::Secret;
-use crate::upstream::config::{TplinkVariant, UpstreamConfig};
+use crate::config::upstream::{TplinkVariant, UpstreamConfig};
 
 /// Statistics pages followed at most (100 hosts each).
 const MAX_PAGES: u32 = 64;
@@ -71,8 +72,8 @@ pub fn js_array(page: &str, name: &str) -> Option<Vec<String>> {
 }
 
 /// `AC-89-95-77-9A-E9` (legacy pages) or `ac:89:95:77:9a:e9` (cgi).
-fn mac(text: &str) -> Option<[u8; 6]> {
-    crate::mac::parse_mac(text)
+fn mac(text: &str) -> Option<Mac> {
+    text.parse().ok()
 }
 
 fn number(item: Option<&String>) -> Option<u64> {
@@ -80,7 +81,7 @@ fn number(item: Option<&String>) -> Option<u64> {
 }
 
 /// 32-bit as the firmware counts, unless a value says otherwise.
-fn host(mac: [u8; 6], ip: Option<Ipv4Addr>, bytes: u64) -> DeviceReading {
+fn host(mac: Mac, ip: Option<Ipv4Addr>, bytes: u64) -> DeviceReading {
     DeviceReading {
         mac,
         ip: ip.map(IpAddr::V4),
@@ -164,7 +165,7 @@ pub fn page_count(page: &str) -> u32 {
 
 /// Host names by MAC from the DHCP clients page: `DHCPDynList` rows of
 /// name, MAC, IP, lease time.
-pub fn parse_dhcp(page: &str) -> Vec<([u8; 6], String)> {
+pub fn parse_dhcp(page: &str) -> Vec<(Mac, String)> {
     let items = js_array(page, "DHCPDynList").unwrap_or_default();
     items
         .chunks_exact(4)
@@ -312,7 +313,7 @@ pub fn parse_cgi(body: &str) -> Result<Vec<DeviceReading>, ScrapeError> {
         }
     }
     let mut hosts = Vec::new();
-    let mut section: (Option<u32>, Option<[u8; 6]>, Option<u64>) = (None, None, None);
+    let mut section: (Option<u32>, Option<Mac>, Option<u64>) = (None, None, None);
     for line in body.lines().map(str::trim) {
         if line.starts_with('[') {
             if let (ip, Some(mac), Some(bytes)) = std::mem::take(&mut section) {
@@ -394,7 +395,7 @@ impl Tplink {
         } else {
             password.to_owned()
         };
-        http::base64(format!("{}:{secret}", self.username).as_bytes())
+        base64::encode(format!("{}:{secret}", self.username).as_bytes())
     }
 
     /// The cookie as the UI's `escape("Basic " + …)` writes it: the space
@@ -721,7 +722,7 @@ mod tests {
         assert_eq!(
             names[0],
             (
-                [0xac, 0x89, 0x95, 0x77, 0x9a, 0xe9],
+                Mac([0xac, 0x89, 0x95, 0x77, 0x9a, 0xe9]),
                 "living-room-tv".to_owned()
             )
         );

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::http::{self, Request};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::config::Secret;
 use crate::upstream::UpstreamConfig;
 

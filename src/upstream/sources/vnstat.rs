@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::http::{self, Request, Url};
 use super::{Counters, Deadline, Reading, ScrapeError, Source};
-use crate::collect::links::CounterWidth;
+use crate::account::CounterWidth;
 use crate::upstream::UpstreamConfig;
 use crate::upstream::account::MAX_INTERFACES_PER_SOURCE;
 

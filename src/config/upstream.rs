@@ -1,8 +1,15 @@
 //! `config upstream 'name'` sections: the routers above this one to scrape.
 //!
-//! One option table serves every protocol; which options a protocol needs
-//! is checked after the table, so a missing password is reported on the
-//! section line with an example to add.
+//! What differs between protocols (name, default port and interval, how a
+//! router is addressed, which credentials it needs) is one row of
+//! [`SPECS`]; the option table, the checks after it and their messages
+//! read the rows, so a new protocol is a variant and a row here plus its
+//! client in `upstream::sources`. One option table serves every protocol;
+//! which options a protocol needs is checked after the table, so a missing
+//! password is reported on the section line with an example to add.
+//!
+//! Compiled in the full build only; the core keeps a section by name and
+//! line (`upstream_absent.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +42,147 @@ pub enum UpstreamKind {
     Vnstat,
 }
 
+/// How a protocol's router is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Address {
+    /// `option host` (and `option port`).
+    Host,
+    /// `option url`; `example` is what the missing-URL message suggests.
+    Url { example: &'static str },
+    /// Exactly one of `option url` and `option file`.
+    UrlOrFile { example: &'static str },
+}
+
+/// Which credentials a protocol needs before a scrape is worth trying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// None: the router answers anyone on its LAN.
+    None,
+    /// `option username` and a password.
+    Login,
+    /// A password; a username only if the router asks for one.
+    Password,
+    /// `option community`, which has a default (`public`).
+    Community,
+}
+
+impl Credentials {
+    pub fn needs_username(self) -> bool {
+        self == Self::Login
+    }
+
+    /// `option password` or `option password_file`.
+    pub fn needs_password(self) -> bool {
+        matches!(self, Self::Login | Self::Password)
+    }
+}
+
+/// Everything about a protocol that the configuration needs: one row per
+/// [`UpstreamKind`] in [`SPECS`].
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub kind: UpstreamKind,
+    /// The value of `option type`.
+    pub name: &'static str,
+    /// The port the protocol's routers answer on out of the box.
+    pub port: u16,
+    pub interval: Duration,
+    pub address: Address,
+    pub credentials: Credentials,
+}
+
+/// Every protocol, in [`UpstreamKind`]'s order (checked when compiling).
+pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
+    Spec {
+        kind: UpstreamKind::Igd,
+        name: "igd",
+        port: 49000,
+        interval: MINUTE,
+        address: Address::Host,
+        credentials: Credentials::None,
+    },
+    Spec {
+        kind: UpstreamKind::Fritzbox,
+        name: "fritzbox",
+        port: 49000,
+        interval: MINUTE,
+        address: Address::Host,
+        credentials: Credentials::Login,
+    },
+    Spec {
+        kind: UpstreamKind::Asus,
+        name: "asus",
+        port: 80,
+        interval: MINUTE,
+        address: Address::Host,
+        credentials: Credentials::Login,
+    },
+    Spec {
+        kind: UpstreamKind::Ubus,
+        name: "ubus",
+        port: 80,
+        interval: MINUTE,
+        address: Address::Host,
+        credentials: Credentials::Login,
+    },
+    Spec {
+        kind: UpstreamKind::Prometheus,
+        name: "prometheus",
+        port: 80,
+        interval: MINUTE,
+        address: Address::Url {
+            example: "http://192.168.1.1:9100/metrics",
+        },
+        credentials: Credentials::None,
+    },
+    Spec {
+        kind: UpstreamKind::Tplink,
+        name: "tplink",
+        port: 80,
+        // 32-bit per-host counters: poll well inside a wrap.
+        interval: Duration::from_secs(30),
+        address: Address::Host,
+        credentials: Credentials::Login,
+    },
+    Spec {
+        kind: UpstreamKind::Snmp,
+        name: "snmp",
+        port: 161,
+        interval: MINUTE,
+        address: Address::Host,
+        credentials: Credentials::Community,
+    },
+    Spec {
+        kind: UpstreamKind::Draytek,
+        name: "draytek",
+        port: 23,
+        interval: MINUTE,
+        address: Address::Host,
+        credentials: Credentials::Password,
+    },
+    Spec {
+        kind: UpstreamKind::Vnstat,
+        name: "vnstat",
+        port: 80,
+        interval: MINUTE,
+        address: Address::UrlOrFile {
+            example: "http://192.168.1.10/cgi-bin/vnstat.cgi",
+        },
+        credentials: Credentials::None,
+    },
+];
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+// Row i is kind i, so `spec` is an index and a missing row a build error.
+const _: () = {
+    let mut i = 0;
+    while i < SPECS.len() {
+        assert!(SPECS[i].kind as usize == i && UpstreamKind::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl UpstreamKind {
     pub const ALL: [UpstreamKind; 9] = [
         Self::Igd,
@@ -48,39 +196,128 @@ impl UpstreamKind {
         Self::Vnstat,
     ];
 
+    pub const fn spec(self) -> &'static Spec {
+        &SPECS[self as usize]
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Igd => "igd",
-            Self::Fritzbox => "fritzbox",
-            Self::Asus => "asus",
-            Self::Ubus => "ubus",
-            Self::Prometheus => "prometheus",
-            Self::Tplink => "tplink",
-            Self::Snmp => "snmp",
-            Self::Draytek => "draytek",
-            Self::Vnstat => "vnstat",
-        }
+        self.spec().name
     }
 
     fn from_name(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == text)
+        SPECS.iter().find(|s| s.name == text).map(|s| s.kind)
     }
 
     /// The port the protocol's routers answer on out of the box.
     pub fn default_port(self) -> u16 {
-        match self {
-            Self::Igd | Self::Fritzbox => 49000,
-            Self::Snmp => 161,
-            Self::Draytek => 23,
-            Self::Asus | Self::Ubus | Self::Prometheus | Self::Tplink | Self::Vnstat => 80,
-        }
+        self.spec().port
     }
 
     fn default_interval(self) -> Duration {
-        match self {
-            // 32-bit per-host counters: poll well inside a wrap.
-            Self::Tplink => Duration::from_secs(30),
-            _ => Duration::from_secs(60),
+        self.spec().interval
+    }
+}
+
+/// "igd, fritzbox, … or vnstat", for `option type`'s message.
+const KIND_NAMES: &str = kind_names().as_str();
+
+/// "60 (tplink: 30)": the usual interval, then the protocols that differ.
+const INTERVAL_DEFAULTS: &str = interval_defaults().as_str();
+
+const fn kind_names() -> Text {
+    let mut text = Text::new();
+    let mut i = 0;
+    while i < SPECS.len() {
+        if i > 0 {
+            text = text.push(if i + 1 == SPECS.len() { " or " } else { ", " });
+        }
+        text = text.push(SPECS[i].name);
+        i += 1;
+    }
+    text
+}
+
+const fn interval_defaults() -> Text {
+    // The interval most rows have; the first such row on a tie.
+    let (mut usual, mut most, mut i) = (0, 0, 0);
+    while i < SPECS.len() {
+        let secs = SPECS[i].interval.as_secs();
+        let (mut same, mut j) = (0, 0);
+        while j < SPECS.len() {
+            same += (SPECS[j].interval.as_secs() == secs) as usize;
+            j += 1;
+        }
+        if same > most {
+            (usual, most) = (secs, same);
+        }
+        i += 1;
+    }
+    let mut text = Text::new().number(usual);
+    let (mut others, mut i) = (0, 0);
+    while i < SPECS.len() {
+        let secs = SPECS[i].interval.as_secs();
+        if secs != usual {
+            text = text.push(if others == 0 { " (" } else { ", " });
+            text = text.push(SPECS[i].name).push(": ").number(secs);
+            others += 1;
+        }
+        i += 1;
+    }
+    if others > 0 {
+        text = text.push(")");
+    }
+    text
+}
+
+/// Text made while compiling, for the option table's `&'static str`
+/// fields that [`SPECS`] decides.
+struct Text {
+    bytes: [u8; 256],
+    len: usize,
+}
+
+impl Text {
+    const fn new() -> Self {
+        Text {
+            bytes: [0; 256],
+            len: 0,
+        }
+    }
+
+    /// Fails the build when the text outgrows the buffer.
+    const fn push(mut self, part: &str) -> Self {
+        let part = part.as_bytes();
+        let mut i = 0;
+        while i < part.len() {
+            self.bytes[self.len] = part[i];
+            self.len += 1;
+            i += 1;
+        }
+        self
+    }
+
+    const fn number(mut self, mut n: u64) -> Self {
+        let (mut reversed, mut count) = ([0u8; 20], 0);
+        loop {
+            reversed[count] = b'0' + (n % 10) as u8;
+            count += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        while count > 0 {
+            count -= 1;
+            self.bytes[self.len] = reversed[count];
+            self.len += 1;
+        }
+        self
+    }
+
+    const fn as_str(&self) -> &str {
+        match std::str::from_utf8(self.bytes.split_at(self.len).0) {
+            Ok(text) => text,
+            Err(_) => panic!("not UTF-8"),
         }
     }
 }
@@ -169,7 +406,7 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
     Known {
         name: "type",
         many: false,
-        expected: "igd, fritzbox, asus, ubus, prometheus, tplink, snmp, draytek or vnstat",
+        expected: KIND_NAMES,
         default: "",
         set: |u, v| {
             u.kind = last(v, UpstreamKind::from_name)?;
@@ -244,7 +481,7 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         name: "interval",
         many: false,
         expected: "whole seconds from 5 to 86400",
-        default: "60 (tplink: 30)",
+        default: INTERVAL_DEFAULTS,
         set: |u, v| {
             u.interval = last(v, |s| whole(s, 5..=86_400).map(Duration::from_secs))?;
             Ok(())
@@ -413,11 +650,30 @@ fn section_name(text: &str) -> bool {
     (1..=32).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// A `config upstream` section; None when it has problems, which are pushed.
-pub(super) fn section(
+/// Reads a `config upstream` section into `sources`, pushing problems.
+pub(super) fn add_section(
+    sources: &mut Vec<UpstreamConfig>,
     section: &uci::Section,
     problems: &mut Vec<(usize, String)>,
-) -> Option<UpstreamConfig> {
+) {
+    let Some(source) = self::section(section, problems) else {
+        return;
+    };
+    match sources.iter().find(|u| u.name == source.name) {
+        Some(first) => problems.push((
+            section.line,
+            format!(
+                "a second upstream section named '{}' (the first is at line {}): \
+                 give each upstream router its own name",
+                source.name, first.line
+            ),
+        )),
+        None => sources.push(source),
+    }
+}
+
+/// A `config upstream` section; None when it has problems, which are pushed.
+fn section(section: &uci::Section, problems: &mut Vec<(usize, String)>) -> Option<UpstreamConfig> {
     let before = problems.len();
     let Some(name) = section.name.as_deref() else {
         problems.push((
@@ -469,45 +725,36 @@ pub(super) fn section(
         ));
         return None;
     }
-    let uses_url = matches!(source.kind, UpstreamKind::Prometheus | UpstreamKind::Vnstat);
-    if uses_url {
-        let allowed = if source.kind == UpstreamKind::Vnstat {
-            source.url.is_some() as u8 + source.file.is_some() as u8
-        } else {
-            source.url.is_some() as u8
-        };
-        if allowed == 0 {
-            problems.push(missing(match source.kind {
-                UpstreamKind::Vnstat => {
-                    "option url or option file: add a line such as \
-                     option url 'http://192.168.1.10/cgi-bin/vnstat.cgi'"
-                }
-                _ => "option url: add a line such as option url 'http://192.168.1.1:9100/metrics'",
-            }));
-        } else if allowed == 2 {
-            problems.push((
+    let spec = source.kind.spec();
+    match spec.address {
+        Address::Host if source.host.is_none() => problems.push(missing(
+            "option host: add a line such as option host '192.168.1.1'",
+        )),
+        Address::Host => {}
+        Address::Url { example } if source.url.is_none() => problems.push(missing(&format!(
+            "option url: add a line such as option url '{example}'"
+        ))),
+        Address::Url { .. } => {}
+        Address::UrlOrFile { example } => match (source.url.is_some(), source.file.is_some()) {
+            (false, false) => problems.push(missing(&format!(
+                "option url or option file: add a line such as option url '{example}'"
+            ))),
+            (true, true) => problems.push((
                 section.line,
                 format!(
                     "{} has both option url and option file: keep one",
                     describe(section)
                 ),
-            ));
-        }
-    } else if source.host.is_none() {
-        problems.push(missing(
-            "option host: add a line such as option host '192.168.1.1'",
-        ));
+            )),
+            _ => {}
+        },
     }
-    let needs_login = matches!(
-        source.kind,
-        UpstreamKind::Fritzbox | UpstreamKind::Asus | UpstreamKind::Ubus | UpstreamKind::Tplink
-    );
-    if needs_login && source.username.is_none() {
+    if spec.credentials.needs_username() && source.username.is_none() {
         problems.push(missing(
             "option username: add a line such as option username 'admin'",
         ));
     }
-    let needs_password = needs_login || source.kind == UpstreamKind::Draytek;
+    let needs_password = spec.credentials.needs_password();
     match (is_given("password"), is_given("password_file")) {
         (true, true) => problems.push((
             section.line,
@@ -552,6 +799,71 @@ mod tests {
         Config::parse(text, Path::new(FILE))
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn every_kind_has_exactly_one_spec_row() {
+        for kind in UpstreamKind::ALL {
+            let rows = SPECS.iter().filter(|s| s.kind == kind).count();
+            assert_eq!(rows, 1, "{kind:?}");
+            assert_eq!(UpstreamKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(SPECS.len(), UpstreamKind::ALL.len());
+    }
+
+    #[test]
+    fn texts_made_from_the_spec_rows_read_as_before() {
+        assert_eq!(
+            KIND_NAMES,
+            "igd, fritzbox, asus, ubus, prometheus, tplink, snmp, draytek or vnstat"
+        );
+        assert_eq!(INTERVAL_DEFAULTS, "60 (tplink: 30)");
+        assert_eq!(Text::new().number(0).number(86_400).as_str(), "086400");
+    }
+
+    #[test]
+    fn address_and_credential_messages_come_from_the_spec_rows() {
+        let section = |body: &str| format!("config upstream 'u'\n{body}");
+        for (body, message) in [
+            (
+                "\toption type 'prometheus'\n",
+                "missing option url: add a line such as option url \
+                 'http://192.168.1.1:9100/metrics'",
+            ),
+            (
+                "\toption type 'vnstat'\n",
+                "missing option url or option file: add a line such as option url \
+                 'http://192.168.1.10/cgi-bin/vnstat.cgi'",
+            ),
+            (
+                "\toption type 'vnstat'\n\toption url 'http://n/'\n\toption file '/tmp/v'\n",
+                "has both option url and option file: keep one",
+            ),
+            (
+                "\toption type 'ubus'\n\toption host 'r'\n\toption password 'p'\n",
+                "missing option username: add a line such as option username 'admin'",
+            ),
+            (
+                "\toption type 'draytek'\n\toption host 'r'\n",
+                "missing option password or option password_file: add a line such as \
+                 option password_file '/etc/netmeter/isp.pass'",
+            ),
+            (
+                "\toption type 'snmp'\n\toption interval 'x'\n",
+                "option interval: expected whole seconds from 5 to 86400, got 'x' \
+                 (default 60 (tplink: 30))",
+            ),
+        ] {
+            let got = error(&section(body));
+            assert!(got.contains(message), "{body:?}: {got}");
+        }
+        // Prometheus reads no file, and host sources no URL: neither is an error.
+        parse(&section(
+            "\toption type 'prometheus'\n\toption url 'http://r/m'\n\toption file '/tmp/m'\n",
+        ));
+        parse(&section(
+            "\toption type 'snmp'\n\toption host 'r'\n\toption url 'http://r/'\n",
+        ));
     }
 
     #[test]
