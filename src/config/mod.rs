@@ -353,13 +353,14 @@ mod tests {
     use super::spelling::edit_distance;
     use super::*;
 
-    const FILE: &str = "/etc/config/netmeter";
+    /// The path messages name; shared with the section files' tests.
+    pub(super) const FILE: &str = "/etc/config/netmeter";
 
-    fn parse(text: &str) -> Config {
+    pub(super) fn parse(text: &str) -> Config {
         Config::parse(text, Path::new(FILE)).unwrap()
     }
 
-    fn error(text: &str) -> String {
+    pub(super) fn error(text: &str) -> String {
         Config::parse(text, Path::new(FILE))
             .unwrap_err()
             .to_string()

@@ -786,20 +786,8 @@ fn section(section: &uci::Section, problems: &mut Vec<(usize, String)>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::tests::{error, parse};
     use std::path::Path;
-
-    const FILE: &str = "/etc/config/netmeter";
-
-    fn parse(text: &str) -> Config {
-        Config::parse(text, Path::new(FILE)).unwrap()
-    }
-
-    fn error(text: &str) -> String {
-        Config::parse(text, Path::new(FILE))
-            .unwrap_err()
-            .to_string()
-    }
 
     #[test]
     fn every_kind_has_exactly_one_spec_row() {
