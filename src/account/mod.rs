@@ -8,7 +8,9 @@
 pub mod attribution;
 pub mod counter;
 pub mod devices;
+pub mod flows;
 pub mod interfaces;
+pub mod protocols;
 
 pub use counter::{CounterWidth, MonotonicCounter, Observation};
 pub use devices::{

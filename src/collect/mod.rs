@@ -9,6 +9,7 @@
 //! names devices. Samples are the account layer's types: collect imports
 //! account, never the other way.
 
+pub mod conntrack;
 pub mod devices;
 pub mod identity;
 pub mod links;

@@ -18,6 +18,7 @@
 mod device;
 mod glob;
 pub mod prefix;
+pub mod protocol;
 pub mod secret;
 mod settings;
 mod spelling;
@@ -41,6 +42,7 @@ use std::time::Duration;
 use device::device;
 pub use glob::glob_match;
 pub use prefix::{IpPrefix, PrefixError};
+pub use protocol::{PortRange, ProtocolClass};
 pub use secret::Secret;
 use settings::OPTIONS;
 use spelling::closest;
@@ -58,6 +60,8 @@ const DEVICE: &str = "device";
 pub(crate) const SECRET_OPTIONS: &[&str] = &["token", "password", "community"];
 /// An upstream router to scrape; one section per router.
 const UPSTREAM: &str = "upstream";
+/// A class of traffic for the protocol view; one section per class.
+const PROTOCOL: &str = "protocol";
 
 /// The validated `config netmeter` section; anything the file leaves out
 /// holds its default.
@@ -105,19 +109,26 @@ pub struct Config {
     pub token: Option<Secret>,
     /// From the `config upstream` sections, in file order; names unique.
     pub upstream: Vec<UpstreamConfig>,
+    /// From the `config protocol` sections, in file order.
+    pub protocols: Vec<ProtocolClass>,
+    /// Flows the conntrack placement follows at most.
+    pub max_flows: u32,
 }
 
 /// Where per-device counters sit. `Netdev` (LAN device ingress before any
 /// flowtable, and egress) sees flows a software flowtable offloads;
 /// `Forward` (the forward chain) does not, but works on kernels before 5.16,
-/// which lack the netdev egress hook. `Auto` is netdev where the kernel
-/// offers it, else forward.
+/// which lack the netdev egress hook. `Conntrack` reads conntrack's per-flow
+/// counters, which a flowtable with the `counter` flag keeps up to date even
+/// for flows offloaded to hardware. `Auto` is conntrack when a flowtable
+/// offloads to hardware, else netdev where the kernel offers it, else forward.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Placement {
     #[default]
     Auto,
     Netdev,
     Forward,
+    Conntrack,
 }
 
 /// A name the admin gave a device; it wins over every name learnt elsewhere.
@@ -154,6 +165,8 @@ impl Default for Config {
             devices: Vec::new(),
             token: None,
             upstream: Vec::new(),
+            protocols: Vec::new(),
+            max_flows: 65_536,
         }
     }
 }
@@ -259,13 +272,19 @@ impl Config {
                     }
                 }
                 UPSTREAM => upstream::add_section(&mut config.upstream, section, &mut problems),
+                PROTOCOL => {
+                    if let Some(class) = protocol::protocol(section, &mut problems) {
+                        config.protocols.push(class);
+                    }
+                }
                 kind => {
-                    let known = [SETTINGS, DEVICE, UPSTREAM];
+                    let known = [SETTINGS, DEVICE, UPSTREAM, PROTOCOL];
                     let hint = match closest(kind, known) {
                         Some(near) => format!("did you mean '{near}'?"),
-                        None => {
-                            format!("expected '{}', '{}' or '{}'", known[0], known[1], known[2])
-                        }
+                        None => format!(
+                            "expected '{}', '{}', '{}' or '{}'",
+                            known[0], known[1], known[2], known[3]
+                        ),
                     };
                     problems.push((
                         section.line,
@@ -449,6 +468,8 @@ mod tests {
                     },
                 ],
                 upstream: Vec::new(),
+                protocols: Vec::new(),
+                max_flows: 65_536,
             }
         );
     }
@@ -521,7 +542,7 @@ mod tests {
              history_fiveminute_hours, history_hourly_days, history_daily_days, \
              history_monthly_months, history_yearly_years, device_hourly_hours, device_daily_days, \
              device_monthly_months, device_yearly_years, lan_interface, lan_subnet, max_devices, \
-             keep_rules, placement, element_timeout, dhcp_leases, odhcpd_hosts, ethers, token"
+             max_flows, keep_rules, placement, element_timeout, dhcp_leases, odhcpd_hosts, ethers, token"
         );
     }
 
@@ -611,7 +632,7 @@ mod tests {
         assert_eq!(
             error("config interface 'lan'\n"),
             "/etc/config/netmeter:1: unknown section type 'interface': \
-             expected 'netmeter', 'device' or 'upstream'"
+             expected 'netmeter', 'device', 'upstream' or 'protocol'"
         );
     }
 

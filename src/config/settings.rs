@@ -161,6 +161,16 @@ pub(crate) const OPTIONS: &[Known<Config>] = &[
         },
     },
     Known {
+        name: "max_flows",
+        many: false,
+        expected: "a whole number from 64 to 4194304",
+        default: "65536",
+        set: |c, v| {
+            c.max_flows = last(v, |s| whole(s, 64..=4_194_304)?.try_into().ok())?;
+            Ok(())
+        },
+    },
+    Known {
         name: "keep_rules",
         many: false,
         expected: "1 or 0 (or true/false, yes/no, on/off)",
@@ -173,13 +183,14 @@ pub(crate) const OPTIONS: &[Known<Config>] = &[
     Known {
         name: "placement",
         many: false,
-        expected: "auto, netdev or forward",
+        expected: "auto, netdev, forward or conntrack",
         default: "auto",
         set: |c, v| {
             c.placement = last(v, |s| match s {
                 "auto" => Some(Placement::Auto),
                 "netdev" => Some(Placement::Netdev),
                 "forward" => Some(Placement::Forward),
+                "conntrack" => Some(Placement::Conntrack),
                 _ => None,
             })?;
             Ok(())

@@ -10,12 +10,14 @@
 //! reinstalled and the gap counted as unknown; the table is removed on stop
 //! unless `keep_rules`. Without CAP_NET_ADMIN it stays off with the reason.
 
+use super::conntrack::FlowCounting;
 use crate::account::{DeviceAccounts, DeviceEvent, DeviceSample, Direction, LinkSample};
 use crate::clock::Moment;
+use crate::collect::conntrack as flows;
 use crate::collect::devices::{self, Hooks, Plan, ReadError};
 use crate::collect::neighbours::NeighbourMacs;
 use crate::config::Config;
-use crate::config::Placement;
+use crate::config::{IpPrefix, Placement};
 use crate::netlink::socket::NETLINK_NETFILTER;
 use crate::netlink::{NetlinkError, NetlinkSocket};
 use crate::serve::api::PerDeviceStatus;
@@ -37,6 +39,8 @@ pub struct PerDevice {
     /// The kernel refused a netdev egress chain (before Linux 5.16).
     no_egress: bool,
     neighbours: NeighbourMacs,
+    /// The conntrack placement, when it is the one in force.
+    pub flows: Option<FlowCounting>,
     pub status: PerDeviceStatus,
 }
 
@@ -50,6 +54,7 @@ impl PerDevice {
             refused: false,
             no_egress: false,
             neighbours: NeighbourMacs::new(4 * config.max_devices as usize + 64),
+            flows: None,
             status: PerDeviceStatus::default(),
         }
     }
@@ -60,13 +65,14 @@ impl PerDevice {
         self.generation = self.generation.max(accounts.generation().unwrap_or(0));
     }
 
-    /// The plan for the current config and interfaces, or why there is none.
+    /// The plan for the current config and interfaces, or why there is none;
+    /// also the LAN's own prefixes.
     fn plan(
         &self,
         config: &Config,
         route: &mut NetlinkSocket,
         links: &[LinkSample],
-    ) -> Result<(Plan, Vec<String>), String> {
+    ) -> Result<(Plan, Vec<String>, Vec<IpPrefix>), String> {
         let (present, missing): (Vec<String>, Vec<String>) = config
             .lan_interface
             .iter()
@@ -87,6 +93,9 @@ impl PerDevice {
         let hooks = match config.placement {
             Placement::Netdev => Hooks::Netdev,
             Placement::Forward => Hooks::Forward,
+            // Its table is the forward placement's family; the caller
+            // takes only the prefixes from this plan.
+            Placement::Conntrack => Hooks::Forward,
             Placement::Auto if self.no_egress => Hooks::Forward,
             Placement::Auto => Hooks::Netdev,
         };
@@ -105,6 +114,7 @@ impl PerDevice {
                 timeout_ms,
             ),
             missing,
+            prefixes,
         ))
     }
 
@@ -132,6 +142,8 @@ impl PerDevice {
     }
 
     fn turn_off(&mut self, reason: String, log: &mut Vec<String>) {
+        self.flows = None;
+        self.status.conntrack = None;
         if self.status.off_reason.as_deref() != Some(&reason) {
             log.push(format!("per-device accounting is off: {reason}"));
         }
@@ -158,14 +170,36 @@ impl PerDevice {
         }
         if self.installed.is_some() {
             self.read(now, config, Some(route), accounts, &mut log);
+        } else if let Some(flows) = self.flows.as_mut() {
+            let idle_ms = element_timeout(config).as_millis() as u64 / 2;
+            let neighbours = &mut self.neighbours;
+            flows.read(
+                now,
+                self.generation,
+                idle_ms,
+                Some(&mut *route),
+                neighbours,
+                accounts,
+                &mut log,
+            );
+            self.status.tracked_elements = flows.status.tracked_flows;
+            self.last_read_unix = now.unix_secs;
         }
-        let (plan, missing) = match self.plan(config, route, links) {
+        let (plan, missing, lan) = match self.plan(config, route, links) {
             Ok(p) => p,
             Err(reason) => {
                 self.turn_off(reason, &mut log);
                 return log;
             }
         };
+        if self.counts_by_conntrack(config) {
+            self.status.missing_devices = missing;
+            self.refresh_conntrack(now, config, route, plan, lan, &mut log);
+            return log;
+        }
+        if self.flows.take().is_some() {
+            self.remove_table(&mut log);
+        }
         if missing != self.status.missing_devices && !missing.is_empty() {
             log.push(format!(
                 "LAN device(s) not found, not counted: {}",
@@ -187,7 +221,7 @@ impl PerDevice {
                         // Planned again: the forward chain names the bridge,
                         // not its ports.
                         let fallback = match self.plan(config, route, links) {
-                            Ok((fallback, _)) => fallback,
+                            Ok((fallback, _, _)) => fallback,
                             Err(reason) => {
                                 self.turn_off(reason, &mut log);
                                 return log;
@@ -280,6 +314,106 @@ impl PerDevice {
         }
     }
 
+    /// Whether the conntrack placement is the one to use: configured, or
+    /// under `auto` when a flowtable offloads to hardware (no hook sees
+    /// those packets, and conntrack's counters still grow).
+    fn counts_by_conntrack(&mut self, config: &Config) -> bool {
+        match config.placement {
+            Placement::Conntrack => true,
+            Placement::Auto => self
+                .netfilter_socket()
+                .ok()
+                .and_then(|s| devices::flowtables(s).ok())
+                .is_some_and(|all| {
+                    all.iter()
+                        .any(|f| f.flags & crate::netlink::nftables::NF_FLOWTABLE_HW_OFFLOAD != 0)
+                }),
+            _ => false,
+        }
+    }
+
+    fn netfilter_socket(&mut self) -> Result<&mut NetlinkSocket, NetlinkError> {
+        match self.netfilter {
+            Some(ref mut s) => Ok(s),
+            None => Ok(self
+                .netfilter
+                .insert(NetlinkSocket::open(NETLINK_NETFILTER)?)),
+        }
+    }
+
+    /// Starts the conntrack placement if it is not running, and keeps its
+    /// view of the network and the flowtables current.
+    fn refresh_conntrack(
+        &mut self,
+        now: Moment,
+        config: &Config,
+        route: &mut NetlinkSocket,
+        plan: Plan,
+        lan: Vec<IpPrefix>,
+        log: &mut Vec<String>,
+    ) {
+        if self.flows.is_none() {
+            if self.installed.take().is_some() {
+                self.remove_table(log);
+            }
+            let started = self.netfilter_socket().and_then(|socket| {
+                socket.batch(
+                    flows::install_batch().finish(),
+                    "installing netmeter's nftables table (conntrack for IPv4 and IPv6)",
+                )
+            });
+            match started.and_then(|()| FlowCounting::start(config, now, log)) {
+                Ok(counting) => {
+                    self.generation += 1;
+                    let placement = "conntrack: per-flow counters of the kernel's connection \
+                                     tracking (sees hardware-offloaded flows when the flowtable counts)"
+                        .to_string();
+                    log.push(format!("per-device accounting: {placement}"));
+                    self.status.active = true;
+                    self.status.off_reason = None;
+                    self.status.placement = placement;
+                    self.status.placement_kind = "conntrack".into();
+                    self.flows = Some(counting);
+                }
+                Err(e) => {
+                    self.refused = e.is_permission_denied();
+                    self.turn_off(e.to_string(), log);
+                    return;
+                }
+            }
+        }
+        let uncounted: Vec<String> = self
+            .netfilter_socket()
+            .ok()
+            .and_then(|s| devices::flowtables(s).ok())
+            .map(|all| {
+                flows::uncounted_flowtables(&all)
+                    .into_iter()
+                    .map(flows::counter_fix)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(counting) = self.flows.as_mut() else {
+            return;
+        };
+        for fix in &uncounted {
+            if !counting.status.uncounted_flowtables.contains(fix) {
+                log.push(fix.clone());
+            }
+        }
+        counting.status.uncounted_flowtables = uncounted;
+        counting.set_network(lan, plan.local_prefixes, route);
+        self.status.conntrack = Some(counting.status.clone());
+    }
+
+    fn remove_table(&mut self, log: &mut Vec<String>) {
+        if let Ok(socket) = self.netfilter_socket()
+            && let Err(e) = devices::teardown(socket)
+        {
+            log.push(format!("cannot remove netmeter's nftables table: {e}"));
+        }
+    }
+
     /// A reloaded config may have fixed what refused us.
     pub fn reconfigure(&mut self) {
         self.refused = false;
@@ -295,8 +429,19 @@ impl PerDevice {
         let mut log = Vec::new();
         if self.installed.is_some() {
             self.read(now, config, None, accounts, &mut log);
+        } else if let Some(flows) = self.flows.as_mut() {
+            let idle_ms = element_timeout(config).as_millis() as u64 / 2;
+            flows.read(
+                now,
+                self.generation,
+                idle_ms,
+                None,
+                &mut self.neighbours,
+                accounts,
+                &mut log,
+            );
         }
-        if config.keep_rules || self.installed.is_none() {
+        if config.keep_rules || (self.installed.is_none() && self.flows.is_none()) {
             return log;
         }
         if let Some(socket) = self.netfilter.as_mut() {

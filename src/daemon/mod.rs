@@ -10,6 +10,7 @@
 //! the two locks the other way round. On start the loaded device generation
 //! is continued, so the reinstalled table counts as restarted.
 
+mod conntrack;
 mod devices;
 
 pub use crate::account::attribution::Attribution;
@@ -374,6 +375,9 @@ impl Refresher {
                 };
                 s.devices = DevicesReport::new(&state.devices, self.names.current(config));
                 s.devices.join_upstream(upstream.figures.clone());
+                if let Some(flows) = &self.per_device.flows {
+                    s.devices.join_classes(&flows.by_class);
+                }
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
                 s.clock = clock;

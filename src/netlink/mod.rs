@@ -11,9 +11,12 @@
 //! from `Expr`, sets, counter objects, elements added with counters that
 //! start from given values) and dumps of set elements (both kernel
 //! encodings of their counters), counter objects, tables and flowtables.
+//! `conntrack.rs`: ctnetlink dumps and destroy events as `Flow`s (both
+//! tuples, status, per-direction counters).
 //! A malformed buffer is a `Malformed` error, never a panic (fuzzed).
 
 pub mod attr;
+pub mod conntrack;
 pub mod message;
 pub mod nftables;
 pub mod route;

@@ -65,6 +65,9 @@ const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
+const NFTA_CT_DREG: u16 = 1;
+const NFTA_CT_KEY: u16 = 2;
+const NFT_CT_STATE: u32 = 0;
 const NFTA_CMP_SREG: u16 = 1;
 const NFTA_CMP_OP: u16 = 2;
 const NFTA_CMP_DATA: u16 = 3;
@@ -246,6 +249,10 @@ pub enum Expr {
     Masquerade,
     /// Count packets and bytes.
     Counter,
+    /// Load the packet's conntrack state into a register. A rule holding it
+    /// makes the kernel track connections of the table's family in this
+    /// namespace (both IPv4 and IPv6 for `inet`).
+    CtState { dreg: u32 },
     /// Offload the packet's connection to the named flowtable
     /// (`flow add @name`); the kernel does it once the flow is established.
     FlowOffload { flowtable: String },
@@ -335,6 +342,13 @@ impl Expr {
             }
             Expr::Counter => {
                 m.attr_str(NFTA_EXPR_NAME, "counter");
+            }
+            Expr::CtState { dreg } => {
+                m.attr_str(NFTA_EXPR_NAME, "ct");
+                m.nest_start(NFTA_EXPR_DATA);
+                m.attr_be32(NFTA_CT_KEY, NFT_CT_STATE);
+                m.attr_be32(NFTA_CT_DREG, *dreg);
+                m.nest_end();
             }
             Expr::FlowOffload { flowtable } => {
                 m.attr_str(NFTA_EXPR_NAME, "flow_offload");

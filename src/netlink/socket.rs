@@ -105,6 +105,60 @@ impl NetlinkSocket {
         })
     }
 
+    /// A socket that listens to one multicast group (kernel events), with
+    /// a receive buffer of `buffer` bytes so bursts between two drains fit:
+    /// forced past the system's limit with CAP_NET_ADMIN, else as large as
+    /// it allows.
+    pub fn subscribe(protocol: isize, group: u32, buffer: usize) -> Result<Self, NetlinkError> {
+        let socket = Self::open(protocol)?;
+        socket
+            .socket
+            .add_membership(group)
+            .map_err(|source| NetlinkError::Io {
+                context: format!("cannot listen to netlink group {group}"),
+                source,
+            })?;
+        if set_receive_buffer(&socket.socket, libc::SO_RCVBUFFORCE, buffer).is_err() {
+            let _ = socket.socket.set_rx_buf_sz(buffer);
+        }
+        Ok(socket)
+    }
+
+    /// Hands every message queued on a subscribed socket to `each`, without
+    /// waiting. Returns whether the kernel dropped events since the last
+    /// drain because the buffer was full (ENOBUFS): the caller must then
+    /// learn the current state another way.
+    pub fn drain(
+        &mut self,
+        context: &str,
+        mut each: impl FnMut(&Message<'_>) -> Result<(), Malformed>,
+    ) -> Result<bool, NetlinkError> {
+        let mut overrun = false;
+        loop {
+            match self.receive(context, true) {
+                Ok(Some(())) => {}
+                Ok(None) => return Ok(overrun),
+                Err(e) if e.errno() == Some(libc::ENOBUFS) => {
+                    overrun = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            for msg in MessageIter::new(&self.buf) {
+                let msg = msg.map_err(|source| NetlinkError::Malformed {
+                    context: context.to_string(),
+                    source,
+                })?;
+                if msg.msg_type != NLMSG_DONE && msg.msg_type != NLMSG_ERROR {
+                    each(&msg).map_err(|source| NetlinkError::Malformed {
+                        context: context.to_string(),
+                        source,
+                    })?;
+                }
+            }
+        }
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1).max(1);
         self.seq
@@ -268,6 +322,25 @@ impl NetlinkSocket {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+fn set_receive_buffer(socket: &netlink_sys::Socket, option: i32, bytes: usize) -> io::Result<()> {
+    let value = bytes.min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: a valid socket fd and a correctly sized c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -13,6 +13,7 @@ use super::history;
 use super::http::{self, Request, Response};
 use super::metrics;
 use crate::account::attribution::Attribution;
+use crate::account::protocols::ClassTotals;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, UnattributedTotals};
 use crate::collect::identity::Names;
 use crate::config::Secret;
@@ -98,6 +99,17 @@ pub struct DeviceView {
     /// What upstream routers counted for this device (joined by MAC).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstream: Vec<UpstreamFigure>,
+    /// Bytes by protocol class, largest first (conntrack placement only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<ProtocolFigure>,
+}
+
+/// One protocol class's bytes for a device, since `protocols_since`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolFigure {
+    pub class: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
 }
 
 /// One upstream router's totals for a device netmeter counts too.
@@ -140,6 +152,7 @@ impl DeviceView {
             first_seen: t.first_seen,
             last_seen: t.last_seen,
             upstream: Vec::new(),
+            protocols: Vec::new(),
         }
     }
 }
@@ -155,6 +168,10 @@ pub struct DevicesReport {
     /// Devices only upstream routers count; absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstream_only: Vec<UpstreamOnlyDevice>,
+    /// Unix time the protocol view began counting; absent when the
+    /// placement gives none (only conntrack does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocols_since: Option<u64>,
 }
 
 impl DevicesReport {
@@ -173,6 +190,32 @@ impl DevicesReport {
                 tx_packets: o.tx_packets,
             }),
             upstream_only: Vec::new(),
+            protocols_since: None,
+        }
+    }
+
+    /// The protocol view's bytes per device, largest class first.
+    pub fn join_classes(&mut self, classes: &ClassTotals) {
+        self.protocols_since = Some(classes.since_unix());
+        for view in &mut self.devices {
+            let Some(by_class) = view
+                .mac
+                .parse()
+                .ok()
+                .and_then(|mac: Mac| classes.device(&mac))
+            else {
+                continue;
+            };
+            view.protocols = by_class
+                .iter()
+                .map(|(class, b)| ProtocolFigure {
+                    class: class.clone(),
+                    rx_bytes: b.rx,
+                    tx_bytes: b.tx,
+                })
+                .collect();
+            view.protocols
+                .sort_by_key(|p| std::cmp::Reverse(p.rx_bytes.saturating_add(p.tx_bytes)));
         }
     }
 
@@ -223,6 +266,32 @@ pub struct PerDeviceStatus {
     pub tracked_elements: usize,
     /// Configured LAN devices that do not exist.
     pub missing_devices: Vec<String>,
+    /// The conntrack placement's figures; absent with the other placements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<ConntrackStatus>,
+}
+
+/// How the conntrack placement is doing (`/api/v1/status`, `netmeter check`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConntrackStatus {
+    /// "on", or why conntrack accounting is off and how to turn it on.
+    pub accounting: String,
+    /// Flows followed after the last read, and the most that will be.
+    pub tracked_flows: usize,
+    pub max_flows: usize,
+    /// Flows in the last dump not followed because `max_flows` were: each
+    /// is counted whole when it ends.
+    pub untracked_flows: usize,
+    /// Flows gone without a destroy event since the start: their bytes
+    /// since their last dump are not counted.
+    pub ended_unseen: u64,
+    /// Times the kernel dropped destroy events (its buffer was full).
+    pub event_overruns: u64,
+    /// Flows in the last dump that carry no counters.
+    pub flows_without_counters: usize,
+    /// Flowtables whose offloaded flows conntrack does not count, with the fix.
+    pub uncounted_flowtables: Vec<String>,
 }
 
 /// What the daemon publishes for the server after every refresh.
@@ -503,6 +572,11 @@ pub(crate) mod samples {
                 rx_bytes: 3 << 20,
                 tx_bytes: 0,
             }],
+            protocols: vec![ProtocolFigure {
+                class: "https".into(),
+                rx_bytes: 2 << 20,
+                tx_bytes: 1 << 10,
+            }],
         }
     }
 
@@ -531,6 +605,7 @@ pub(crate) mod samples {
                 tx_rate: 4,
                 last_seen: 1_795_000_010,
             }],
+            protocols_since: Some(1_795_000_000),
         }
     }
 
@@ -557,6 +632,7 @@ pub(crate) mod samples {
                 last_gap: Some((1_795_000_001, 1_795_000_002)),
                 tracked_elements: 12,
                 missing_devices: vec!["br-guest".into()],
+                conntrack: None,
             },
             attribution: Some(Attribution {
                 wan: vec!["wan".into()],

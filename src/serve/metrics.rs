@@ -169,6 +169,7 @@ mod tests {
             first_seen: 1_795_000_000,
             last_seen: 1_795_000_010,
             upstream: Default::default(),
+            protocols: Default::default(),
         }
     }
 

@@ -292,6 +292,11 @@ fn device(mac: &str, hostname: Option<&str>, group: Option<&str>) -> DeviceView 
             rx_bytes: 7,
             tx_bytes: 8,
         }],
+        protocols: vec![netmeter::serve::api::ProtocolFigure {
+            class: "https".into(),
+            rx_bytes: 9,
+            tx_bytes: 10,
+        }],
     }
 }
 
@@ -397,6 +402,7 @@ fn full_state() -> ApiState {
                 device("aa:bb:cc:dd:ee:02", None, None),
             ],
             unattributed: totals,
+            protocols_since: Some(1_795_000_000),
             other: Some(totals),
             upstream_only: vec![netmeter::serve::api::UpstreamOnlyDevice {
                 mac: "aa:bb:cc:dd:ee:09".into(),
@@ -419,6 +425,16 @@ fn full_state() -> ApiState {
             last_gap: Some((1_795_000_001, 1_795_000_002)),
             tracked_elements: 12,
             missing_devices: vec!["br-guest".into()],
+            conntrack: Some(netmeter::serve::api::ConntrackStatus {
+                accounting: "on".into(),
+                tracked_flows: 3,
+                max_flows: 65536,
+                untracked_flows: 0,
+                ended_unseen: 1,
+                event_overruns: 0,
+                flows_without_counters: 0,
+                uncounted_flowtables: vec!["flowtable ft has no 'counter' flag".into()],
+            }),
         },
         attribution: Some(Attribution {
             wan: vec!["wan".into()],
