@@ -1,10 +1,12 @@
 use super::CliError;
 use crate::account::attribution::Attribution;
+use crate::collect::conntrack;
 use crate::collect::devices::{self, Hooks};
 use crate::config::Config;
+use crate::netlink::nftables::NF_FLOWTABLE_COUNTER;
 use crate::netlink::nftables::NF_FLOWTABLE_HW_OFFLOAD;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_NETFILTER};
-use crate::serve::api::{DevicesReport, PerDeviceStatus, StatusView};
+use crate::serve::api::{ConntrackStatus, DevicesReport, PerDeviceStatus, StatusView};
 use crate::store::persist::StoreStatus;
 use crate::store::timeline::ClockState;
 use argh::FromArgs;
@@ -65,7 +67,10 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         Some(s) => check_daemon(s, &mut say),
     }
     check_token(&config, &mut say);
-    check_kernel(status.is_some(), &mut say);
+    let by_conntrack = status
+        .as_ref()
+        .is_some_and(|s| s.per_device.placement_kind == "conntrack");
+    check_kernel(status.is_some(), by_conntrack, &mut say);
     #[cfg(feature = "upstream")]
     super::upstream::check(&config, &mut say);
     #[cfg(not(feature = "upstream"))]
@@ -146,6 +151,9 @@ fn check_per_device(p: &PerDeviceStatus, say: &mut impl FnMut(bool, &'static str
             ),
         );
     }
+    if let Some(c) = &p.conntrack {
+        check_conntrack(c, say);
+    }
     let gaps = p.unknown_gaps;
     if gaps > 0 {
         say(
@@ -156,6 +164,67 @@ fn check_per_device(p: &PerDeviceStatus, say: &mut impl FnMut(bool, &'static str
                  reinstalled; traffic between the last read and each reinstall is unknown"
             ),
         );
+    }
+}
+
+fn check_conntrack(c: &ConntrackStatus, say: &mut impl FnMut(bool, &'static str, String)) {
+    if c.accounting == "on" {
+        say(
+            true,
+            "conntrack",
+            format!(
+                "conntrack accounting is on; {} of at most {} flows followed",
+                c.tracked_flows, c.max_flows
+            ),
+        );
+    } else {
+        say(false, "conntrack", c.accounting.clone());
+    }
+    if c.flows_without_counters > 0 {
+        // With accounting on now, these began before it was: they end.
+        say(
+            c.accounting == "on",
+            "conntrack",
+            format!(
+                "{} flows carry no counters (begun while nf_conntrack_acct was off): their bytes are not counted",
+                c.flows_without_counters
+            ),
+        );
+    }
+    if c.untracked_flows > 0 {
+        say(
+            false,
+            "conntrack",
+            format!(
+                "{} flows are not followed (option max_flows {} is reached): each is counted only when it \
+                 ends; raise option max_flows",
+                c.untracked_flows, c.max_flows
+            ),
+        );
+    }
+    if c.event_overruns > 0 {
+        say(
+            false,
+            "conntrack",
+            format!(
+                "the kernel dropped destroy events {} time(s) (netmeter's buffer was full) and {} flows ended \
+                 unseen: their last bytes are not counted; a shorter option refresh_interval helps",
+                c.event_overruns, c.ended_unseen
+            ),
+        );
+    } else if c.ended_unseen > 0 {
+        say(
+            true,
+            "conntrack",
+            format!(
+                "{} flows ended without a destroy event (flows begun before netmeter started get none): \
+                 their bytes since the last read before their end are not counted",
+                c.ended_unseen
+            ),
+        );
+    }
+    for fix in &c.uncounted_flowtables {
+        say(false, "conntrack", fix.clone());
     }
 }
 
@@ -266,7 +335,11 @@ fn check_token(config: &Config, say: &mut impl FnMut(bool, &'static str, String)
 }
 
 /// What the kernel itself says: netmeter's table and any flowtables.
-fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, String)) {
+fn check_kernel(
+    daemon_running: bool,
+    by_conntrack: bool,
+    say: &mut impl FnMut(bool, &'static str, String),
+) {
     let mut socket = match NetlinkSocket::open(NETLINK_NETFILTER) {
         Ok(s) => s,
         Err(e) => return say(false, "firewall", format!("cannot inspect nftables: {e}")),
@@ -308,7 +381,21 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
         Ok(fts) => {
             for ft in fts {
                 let on = ft.devices.join(", ");
-                if placement == Some(Hooks::Forward) {
+                if by_conntrack {
+                    if ft.flags & NF_FLOWTABLE_COUNTER == 0 {
+                        say(false, "offload", conntrack::counter_fix(&ft));
+                    } else {
+                        say(
+                            true,
+                            "offload",
+                            format!(
+                                "flowtable {} (table {}) offloads on {on} and counts: conntrack's counters, \
+                                 which netmeter reads, include its offloaded flows",
+                                ft.name, ft.table
+                            ),
+                        );
+                    }
+                } else if placement == Some(Hooks::Forward) {
                     say(
                         false,
                         "offload",
@@ -326,8 +413,9 @@ fn check_kernel(daemon_running: bool, say: &mut impl FnMut(bool, &'static str, S
                         "offload",
                         format!(
                             "flowtable {} (table {}) offloads to hardware on {on}: those flows bypass every software \
-                             hook, netmeter's included, and are not counted per device. For exact counts turn \
-                             hardware offload off (firewall: option flow_offloading_hw '0')",
+                             hook, netmeter's included, and are not counted per device. Count them from \
+                             conntrack instead (option placement 'conntrack', or 'auto'), or turn hardware \
+                             offload off (firewall: option flow_offloading_hw '0')",
                             ft.name, ft.table
                         ),
                     );

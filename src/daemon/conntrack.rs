@@ -77,6 +77,17 @@ impl FlowCounting {
         self.net.local = local;
     }
 
+    /// The first read: flows standing now are taken as they are, so only
+    /// what they carry from here on counts.
+    pub fn baseline(&mut self, log: &mut Vec<String>) {
+        if let Err(e) = self
+            .reader
+            .read(&mut self.tracker, &self.net, &self.classes)
+        {
+            log.push(format!("reading conntrack failed: {e}"));
+        }
+    }
+
     /// One read into the accounts. Returns the element count for the status.
     #[allow(clippy::too_many_arguments)]
     pub fn read(

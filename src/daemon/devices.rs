@@ -363,7 +363,7 @@ impl PerDevice {
                 )
             });
             match started.and_then(|()| FlowCounting::start(config, now, log)) {
-                Ok(counting) => {
+                Ok(mut counting) => {
                     self.generation += 1;
                     let placement = "conntrack: per-flow counters of the kernel's connection \
                                      tracking (sees hardware-offloaded flows when the flowtable counts)"
@@ -373,6 +373,8 @@ impl PerDevice {
                     self.status.off_reason = None;
                     self.status.placement = placement;
                     self.status.placement_kind = "conntrack".into();
+                    counting.set_network(lan.clone(), plan.local_prefixes.clone(), route);
+                    counting.baseline(log);
                     self.flows = Some(counting);
                 }
                 Err(e) => {

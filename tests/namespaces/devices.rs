@@ -18,13 +18,13 @@ use testbed::netmeter::{self, Daemon, Scratch};
 use testbed::topology::{PORT, WAN_HOST_V4, WAN_HOST_V6};
 use testbed::{Counters, Host, LanHost, Network, Topology};
 
-fn config(extra: &str) -> String {
+pub(super) fn config(extra: &str) -> String {
     format!(
         "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n{extra}"
     )
 }
 
-fn network() -> Network {
+pub(super) fn network() -> Network {
     Network::build(Topology {
         lan: vec![
             LanHost::dual("laptop"),
@@ -36,7 +36,7 @@ fn network() -> Network {
 }
 
 /// The devices report through the daemon (never a direct reading).
-fn devices(net: &Network, d: &Daemon) -> Value {
+pub(super) fn devices(net: &Network, d: &Daemon) -> Value {
     let out = netmeter::run(
         &net.router,
         &["devices", "--json", "-c", d.config_path().to_str().unwrap()],
@@ -46,7 +46,7 @@ fn devices(net: &Network, d: &Daemon) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"))
 }
 
-fn device<'a>(report: &'a Value, mac: &str) -> &'a Value {
+pub(super) fn device<'a>(report: &'a Value, mac: &str) -> &'a Value {
     report["devices"]
         .as_array()
         .unwrap()
@@ -55,12 +55,12 @@ fn device<'a>(report: &'a Value, mac: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no device {mac} in {report}"))
 }
 
-fn mac_of(host: &Host) -> String {
+pub(super) fn mac_of(host: &Host) -> String {
     host.mac()
 }
 
 /// `netmeter check --json` in the router: (exit code, report).
-fn check(net: &Network, d: &Daemon) -> (i32, Value) {
+pub(super) fn check(net: &Network, d: &Daemon) -> (i32, Value) {
     let out = netmeter::run(
         &net.router,
         &["check", "--json", "-c", d.config_path().to_str().unwrap()],
@@ -74,7 +74,7 @@ fn check(net: &Network, d: &Daemon) -> (i32, Value) {
     (out.status.code().unwrap(), report)
 }
 
-fn finding<'a>(report: &'a Value, topic: &str) -> Vec<&'a Value> {
+pub(super) fn finding<'a>(report: &'a Value, topic: &str) -> Vec<&'a Value> {
     report["findings"]
         .as_array()
         .unwrap()
@@ -83,7 +83,7 @@ fn finding<'a>(report: &'a Value, topic: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-fn u(v: &Value, field: &str) -> u64 {
+pub(super) fn u(v: &Value, field: &str) -> u64 {
     v[field]
         .as_u64()
         .unwrap_or_else(|| panic!("{field} missing in {v}"))
@@ -91,7 +91,7 @@ fn u(v: &Value, field: &str) -> u64 {
 
 /// Every host uploads and downloads over TCP and UDP, IPv4 where it has
 /// it and IPv6 always; sizes differ per host.
-fn traffic(net: &Network) {
+pub(super) fn traffic(net: &Network) {
     for (i, host) in net.lan.iter().enumerate() {
         let n = 300_000 * (i as u64 + 1);
         let (v4, _) = net.lan_ips(i);
@@ -114,11 +114,11 @@ fn traffic(net: &Network) {
 }
 
 /// Waits until the daemon's figures include everything sent so far.
-fn settle(net: &Network, d: &Daemon) {
+pub(super) fn settle(net: &Network, d: &Daemon) {
     d.wait_refreshed(&net.router);
 }
 
-fn within(got: u64, truth: u64, tolerance: f64, what: &str) {
+pub(super) fn within(got: u64, truth: u64, tolerance: f64, what: &str) {
     let err = (got as f64 - truth as f64).abs() / truth as f64;
     assert!(
         err <= tolerance,
@@ -154,12 +154,24 @@ fn the_forward_placement_matches_too_where_nothing_is_offloaded_and_says_what_it
 /// Runs the three-host scenario with this extra config; asserts accuracy
 /// and attribution; returns `netmeter check --json`.
 fn accuracy_with(extra: &str) -> Value {
+    accuracy_of(extra, |_, _| {}, |_| {})
+}
+
+/// The same, with `prepare` run on the network and daemon before the
+/// counters are taken, and `more` traffic after the usual mix.
+pub(super) fn accuracy_of(
+    extra: &str,
+    prepare: impl Fn(&Network, &Daemon),
+    more: impl Fn(&Network),
+) -> Value {
     let net = network();
     let scratch = Scratch::new();
     let d = Daemon::start(&net.router, &scratch, &config(extra));
+    prepare(&net, &d);
     let before: Vec<Counters> = net.lan.iter().map(|h| h.counters()["eth0"]).collect();
     let wan_before = net.router.counters()["wan"];
     traffic(&net);
+    more(&net);
     settle(&net, &d);
     let report = devices(&net, &d);
     let wan_after = net.router.counters()["wan"];

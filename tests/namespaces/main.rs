@@ -12,6 +12,7 @@
 mod testbed;
 
 mod api;
+mod conntrack;
 mod daemon;
 mod devices;
 mod interfaces;

@@ -561,3 +561,106 @@ pub fn nft_flush() -> R {
         .and_then(|mut s| s.batch(b.finish(), "flushing the ruleset"))
         .map_err(|e| e.to_string())
 }
+
+/// `count` short TCP connections one after another, each uploading `len`
+/// bytes: as many conntrack flows, each begun and ended within moments.
+pub fn tcp_flows(addr: &str, port: u16, count: u64, len: u64) -> R<String> {
+    for _ in 0..count {
+        tcp_transfer(addr, port, b'U', len)?;
+    }
+    Ok(count.to_string())
+}
+
+/// One TCP upload of `len` bytes spread over `secs` seconds: a flow that
+/// spans many refreshes.
+pub fn tcp_paced(addr: &str, port: u16, len: u64, secs: u64) -> R<String> {
+    const STEPS: u64 = 20;
+    let io = |e: std::io::Error| format!("tcp {addr}:{port}: {e}");
+    let mut conn =
+        TcpStream::connect_timeout(&target(addr, port)?, Duration::from_secs(5)).map_err(io)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(io)?;
+    let mut head = [b'U'; 9];
+    head[1..9].copy_from_slice(&len.to_be_bytes());
+    conn.write_all(&head).map_err(io)?;
+    for step in 0..STEPS {
+        let part = len / STEPS + if step == STEPS - 1 { len % STEPS } else { 0 };
+        send_bytes(&mut conn, part).map_err(io)?;
+        std::thread::sleep(Duration::from_millis(secs * 1000 / STEPS));
+    }
+    let mut ack = [0u8; 1];
+    conn.read_exact(&mut ack).map_err(io)?;
+    Ok(len.to_string())
+}
+
+/// `count` ICMP (or ICMPv6) echo requests with `size` payload bytes, each
+/// waiting for its reply; answers how many replies came. Uses the kernel's
+/// ping sockets, allowed here for every group of this namespace.
+pub fn icmp_echo(addr: &str, count: u64, size: usize) -> R<String> {
+    let ip: IpAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 0")
+        .map_err(|e| format!("ping_group_range: {e}"))?;
+    let (domain, protocol, echo) = match ip {
+        IpAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP, 8u8),
+        IpAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6, 128u8),
+    };
+    // SAFETY: plain socket calls on a descriptor owned here and closed below;
+    // the address structs are zeroed and filled by field.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_DGRAM, protocol);
+        if fd < 0 {
+            return Err(format!("ping socket: {}", std::io::Error::last_os_error()));
+        }
+        let rc = match ip {
+            IpAddr::V4(a) => {
+                let mut sa: libc::sockaddr_in = std::mem::zeroed();
+                sa.sin_family = libc::AF_INET as libc::sa_family_t;
+                sa.sin_addr.s_addr = u32::from_ne_bytes(a.octets());
+                libc::connect(
+                    fd,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+            IpAddr::V6(a) => {
+                let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
+                sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sa.sin6_addr.s6_addr = a.octets();
+                libc::connect(
+                    fd,
+                    (&sa as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        };
+        let mut tv: libc::timeval = std::mem::zeroed();
+        tv.tv_sec = 1;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(format!("ping connect {addr}: {e}"));
+        }
+        let mut replies = 0;
+        let mut buf = vec![0u8; size + 64];
+        for seq in 0..count {
+            let mut packet = vec![echo, 0, 0, 0, 0, 0];
+            packet.extend_from_slice(&(seq as u16).to_be_bytes());
+            packet.resize(8 + size, b'p');
+            if libc::send(fd, packet.as_ptr().cast(), packet.len(), 0) < 0 {
+                break;
+            }
+            if libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) > 0 {
+                replies += 1;
+            }
+        }
+        libc::close(fd);
+        Ok(replies.to_string())
+    }
+}
