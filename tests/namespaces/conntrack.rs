@@ -125,6 +125,7 @@ fn flows_to_443_53_22_and_an_unknown_port_land_in_https_dns_ssh_and_other() {
         truth.push((class, before, laptop.counters()["eth0"]));
     }
     d.wait_refreshed(&net.router);
+    real_dump_parses(&net);
     let report = devices(&net, &d);
     assert!(report["protocols_since"].is_u64(), "{report}");
     let dev = device(&report, &mac_of(laptop));
@@ -147,5 +148,31 @@ fn flows_to_443_53_22_and_an_unknown_port_land_in_https_dns_ssh_and_other() {
                 "{class} {what}: netmeter {got}, ground truth {truth}"
             );
         }
+    }
+}
+
+/// A dump as this kernel sends it parses into the flows just made; with
+/// NETMETER_SAVE_SEEDS=DIR it is also saved there (how the fuzz target's
+/// `real_dump_*` seeds were made).
+fn real_dump_parses(net: &Network) {
+    use netmeter::netlink::MessageIter;
+    use netmeter::netlink::conntrack::{FlowMessage, parse};
+    let hex = net.router.run("conntrack_dump_hex");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let ports: Vec<u16> = MessageIter::new(&bytes)
+        .map(|m| m.expect("a well-formed message"))
+        .filter_map(|m| match parse(&m).expect("a flow the parser reads") {
+            Some(FlowMessage::Live(f)) => Some(f.original.dst_port),
+            _ => None,
+        })
+        .collect();
+    for port in [443, 53, 22, 7777] {
+        assert!(ports.contains(&port), "no flow to port {port} in {ports:?}");
+    }
+    if let Ok(dir) = std::env::var("NETMETER_SAVE_SEEDS") {
+        std::fs::write(format!("{dir}/real_dump_protocols.bin"), &bytes).unwrap();
     }
 }

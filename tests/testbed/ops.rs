@@ -664,3 +664,27 @@ pub fn icmp_echo(addr: &str, count: u64, size: usize) -> R<String> {
         Ok(replies.to_string())
     }
 }
+
+/// The raw bytes of a conntrack dump as the kernel sends them, in hex:
+/// every datagram up to NLMSG_DONE (for the parser's tests and fuzz seeds).
+pub fn conntrack_dump_hex() -> R<String> {
+    use netmeter::netlink::MessageIter;
+    use netmeter::netlink::message::NLMSG_DONE;
+    let mut socket = netlink_sys::Socket::new(NETLINK_NETFILTER).map_err(|e| e.to_string())?;
+    socket.bind_auto().map_err(|e| e.to_string())?;
+    let request = netmeter::netlink::conntrack::dump_request().finish(1);
+    socket.send(&request, 0).map_err(|e| e.to_string())?;
+    let mut all = Vec::new();
+    loop {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        socket.recv(&mut buf, 0).map_err(|e| e.to_string())?;
+        let done = MessageIter::new(&buf)
+            .flatten()
+            .any(|m| m.msg_type == NLMSG_DONE);
+        all.extend_from_slice(&buf);
+        if done {
+            break;
+        }
+    }
+    Ok(all.iter().map(|b| format!("{b:02x}")).collect())
+}
