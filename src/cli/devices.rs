@@ -18,6 +18,10 @@ pub struct DevicesArgs {
     /// order: total (default), rx, tx or name
     #[argh(option, default = "String::from(\"total\")")]
     sort: String,
+    /// break each device down: "protocol" shows its bytes by protocol
+    /// class (https, dns, …; needs option placement 'conntrack')
+    #[argh(option)]
+    by: Option<String>,
     /// ask the daemon at this address (http://HOST:PORT)
     #[argh(option)]
     url: Option<String>,
@@ -33,19 +37,76 @@ pub fn run(args: DevicesArgs) -> Result<(), CliError> {
             args.sort
         )));
     }
+    let by_protocol = match args.by.as_deref() {
+        None => false,
+        Some("protocol") => true,
+        Some(other) => {
+            return Err(CliError::Usage(format!("--by {other}: expected protocol")));
+        }
+    };
     let config = Config::load(args.config.as_deref())?;
     let mut report: DevicesReport =
         match super::ask_daemon(&config, args.url.as_deref(), "/api/v1/devices")? {
             Some(r) => r,
+            None if by_protocol => return Err(no_protocol_view("no daemon is running")),
             None => read_directly(&config)?,
         };
+    if by_protocol && report.protocols_since.is_none() {
+        return Err(no_protocol_view(
+            "the daemon counts with the netdev or forward placement, which sees packets, not flows",
+        ));
+    }
     sort(&mut report.devices, &args.sort);
     if args.json {
         super::print_json(&report)
+    } else if by_protocol {
+        print!("{}", render_protocols(&report));
+        Ok(())
     } else {
         print!("{}", render(&report));
         Ok(())
     }
+}
+
+fn no_protocol_view(why: &str) -> CliError {
+    CliError::Failed(format!(
+        "no protocol view: {why}. It comes from conntrack: set option placement 'conntrack' \
+         (or 'auto' with hardware offload) and reload the daemon"
+    ))
+}
+
+/// Each device's classes, largest first, under a line naming the device.
+fn render_protocols(report: &DevicesReport) -> String {
+    let mut rows = Vec::new();
+    for d in &report.devices {
+        let name = d.hostname.clone().unwrap_or_else(|| "-".into());
+        rows.push(vec![
+            d.mac.clone(),
+            name,
+            String::new(),
+            format::bytes(d.rx_bytes),
+            format::bytes(d.tx_bytes),
+            format::bytes(d.rx_bytes + d.tx_bytes),
+        ]);
+        for p in &d.protocols {
+            rows.push(vec![
+                String::new(),
+                String::new(),
+                p.class.clone(),
+                format::bytes(p.rx_bytes),
+                format::bytes(p.tx_bytes),
+                format::bytes(p.rx_bytes + p.tx_bytes),
+            ]);
+        }
+    }
+    let since = report
+        .protocols_since
+        .map(crate::store::files::utc)
+        .unwrap_or_default();
+    format!(
+        "{}classes since {since} (device totals since first seen)\n",
+        format::table(&["MAC", "hostname", "class", "rx", "tx", "total"], &rows)
+    )
 }
 
 /// Without a daemon: one read of the kernel table a daemon left installed

@@ -126,8 +126,39 @@ pub fn render(state: &ApiState) -> String {
             );
         }
     }
+    // Only where a placement gives a protocol view (conntrack).
+    if state.devices.protocols_since.is_some() {
+        for (name, help, rx) in PROTOCOL_FAMILIES {
+            head(out, name, "counter", help);
+            for d in devices {
+                let hostname = d.hostname.as_deref().unwrap_or("");
+                for p in &d.protocols {
+                    let labels = [
+                        ("mac", d.mac.as_str()),
+                        ("hostname", hostname),
+                        ("class", &p.class),
+                    ];
+                    sample(out, name, &labels, if rx { p.rx_bytes } else { p.tx_bytes });
+                }
+            }
+        }
+    }
     text
 }
+
+/// The protocol view per device: (name, help, rx rather than tx).
+const PROTOCOL_FAMILIES: [(&str, &str, bool); 2] = [
+    (
+        "netmeter_device_protocol_receive_bytes_total",
+        "IP bytes the LAN device received, by protocol class (conntrack placement), since the daemon started.",
+        true,
+    ),
+    (
+        "netmeter_device_protocol_transmit_bytes_total",
+        "IP bytes the LAN device sent, by protocol class (conntrack placement), since the daemon started.",
+        false,
+    ),
+];
 
 #[cfg(test)]
 mod tests {
@@ -193,6 +224,25 @@ mod tests {
         };
         state.per_device.active = true;
         state
+    }
+
+    #[test]
+    fn the_protocol_view_is_exposed_per_device_and_class_only_where_there_is_one() {
+        let mut state = small_state();
+        assert!(!render(&state).contains("netmeter_device_protocol"));
+        state.devices.protocols_since = Some(1_795_000_000);
+        state.devices.devices[0].protocols = vec![crate::serve::api::ProtocolFigure {
+            class: "https".into(),
+            rx_bytes: 900,
+            tx_bytes: 80,
+        }];
+        let text = render(&state);
+        assert!(text.contains(
+            "netmeter_device_protocol_receive_bytes_total{mac=\"aa:bb:cc:dd:ee:01\",hostname=\"laptop\",class=\"https\"} 900\n"
+        ), "{text}");
+        assert!(text.contains(
+            "netmeter_device_protocol_transmit_bytes_total{mac=\"aa:bb:cc:dd:ee:01\",hostname=\"laptop\",class=\"https\"} 80\n"
+        ), "{text}");
     }
 
     #[test]

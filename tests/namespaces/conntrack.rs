@@ -129,6 +129,30 @@ fn flows_to_443_53_22_and_an_unknown_port_land_in_https_dns_ssh_and_other() {
     let report = devices(&net, &d);
     assert!(report["protocols_since"].is_u64(), "{report}");
     let dev = device(&report, &mac_of(laptop));
+    let out = testbed::netmeter::run(
+        &net.router,
+        &[
+            "devices",
+            "--by",
+            "protocol",
+            "-c",
+            d.config_path().to_str().unwrap(),
+        ],
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for class in ["https", "dns", "ssh", "other"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(class)),
+            "{table}"
+        );
+    }
     for (class, before, after) in truth {
         let (rx, tx) = class_bytes(dev, class);
         let truth_rx = after.rx_l3_bytes() - before.rx_l3_bytes();

@@ -399,6 +399,20 @@ fn devices_prints_a_table_with_a_total_line_largest_first() {
     assert!(lines.last().unwrap().starts_with("total"), "{table}");
     // tv (host 1) moved the most (about 2.7 MB against 1.35 MB), so it comes first.
     assert!(lines[1].starts_with(&mac_of(&net.lan[1])), "{table}");
+    // The netdev placement sees packets, not flows: no protocol view, said so.
+    let out = netmeter::run(
+        &net.router,
+        &[
+            "devices",
+            "--by",
+            "protocol",
+            "-c",
+            d.config_path().to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("placement 'conntrack'"), "{stderr}");
 }
 
 #[test]
