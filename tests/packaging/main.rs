@@ -5,5 +5,6 @@
 //! so netmeter is linked once for the three.
 
 mod cli_help;
+mod install;
 mod package;
 mod state_fixture;
