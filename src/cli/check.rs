@@ -64,6 +64,15 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         ),
         Some(s) => check_daemon(s, &mut say),
     }
+    say(
+        true,
+        "state",
+        format!(
+            "history in {}, spool in {} (database_directory, spool_directory)",
+            config.database_directory.display(),
+            config.spool_directory.display()
+        ),
+    );
     check_token(&config, &mut say);
     check_kernel(status.is_some(), &mut say);
     #[cfg(feature = "upstream")]
