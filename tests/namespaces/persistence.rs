@@ -455,16 +455,18 @@ fn an_ordinary_user_without_a_config_keeps_the_totals_in_their_state_directory_a
     let d = start();
     net.lan[0].run(&format!("udp_upload {WAN_HOST_V4} {PORT} 50 1000"));
     // SIGTERM (the drop): a last read of the counters, then the commit.
-    let log = {
-        let log = d.log_text();
-        drop(d);
-        log
-    };
+    let log_file = d.log.clone();
+    drop(d);
+    let log = std::fs::read_to_string(&log_file).unwrap();
     let state = home.join(".local/state/netmeter");
     assert!(
-        state.join("state").is_file(),
-        "no state file saved in {}:\n{log}",
-        state.display()
+        state.join("netmeter.state").is_file(),
+        "no state file saved in {} (it holds {:?}):\n{log}",
+        state.display(),
+        std::fs::read_dir(&state).map(|d| d
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>())
     );
     assert!(
         log.contains(&state.display().to_string()),
