@@ -49,6 +49,21 @@ use upstream::UpstreamConfig;
 use value::shown;
 
 pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
+/// Where the Debian package (`debian-package/build-deb`) puts the config.
+pub const DEBIAN_PATH: &str = "/etc/netmeter/netmeter.conf";
+
+/// The config file read without `-c`: [`DEFAULT_PATH`] (OpenWrt's) if it
+/// exists, else [`DEBIAN_PATH`] if that exists, else [`DEFAULT_PATH`]
+/// (missing: built-in defaults). `exists` answers for a path, so the
+/// choice is tested without the files.
+pub fn default_path(exists: impl Fn(&Path) -> bool) -> &'static Path {
+    let (openwrt, debian) = (Path::new(DEFAULT_PATH), Path::new(DEBIAN_PATH));
+    if !exists(openwrt) && exists(debian) {
+        debian
+    } else {
+        openwrt
+    }
+}
 
 /// The facts the default directories depend on: where netmeter runs and
 /// as whom ([`System::here`] reads them).
@@ -369,15 +384,15 @@ impl Config {
         }
     }
 
-    /// Explicit path: a missing file is an error. None: read [`DEFAULT_PATH`],
-    /// and a missing default file means built-in defaults, so a fresh
+    /// Explicit path: a missing file is an error. None: read the
+    /// [`default_path`], and a missing default file means built-in defaults, so a fresh
     /// install runs before anyone writes a config. The directories a file
     /// leaves unset are this system's ([`default_directories`]).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let defaults = Config::for_system(&System::here());
         match path {
             Some(path) => load_from(path, true, defaults),
-            None => load_from(Path::new(DEFAULT_PATH), false, defaults),
+            None => load_from(default_path(|p| p.exists()), false, defaults),
         }
     }
 
@@ -444,6 +459,19 @@ mod tests {
             xdg_state_home: xdg.map(PathBuf::from),
             home: home.map(PathBuf::from),
         }
+    }
+
+    #[test]
+    fn without_c_the_openwrt_config_is_read_else_the_debian_one_if_only_it_exists() {
+        let with = |files: &'static [&'static str]| {
+            default_path(move |p| files.iter().any(|f| Path::new(f) == p))
+                .display()
+                .to_string()
+        };
+        assert_eq!(with(&[]), DEFAULT_PATH);
+        assert_eq!(with(&[DEFAULT_PATH]), DEFAULT_PATH);
+        assert_eq!(with(&[DEFAULT_PATH, DEBIAN_PATH]), DEFAULT_PATH);
+        assert_eq!(with(&[DEBIAN_PATH]), "/etc/netmeter/netmeter.conf");
     }
 
     #[test]
