@@ -25,7 +25,8 @@ pub struct CheckArgs {
     /// ask the daemon at this address (http://HOST:PORT)
     #[argh(option)]
     url: Option<String>,
-    /// configuration file (default /etc/config/netmeter)
+    /// configuration file (default /etc/config/netmeter, else
+    /// /etc/netmeter/netmeter.conf)
     #[argh(option, short = 'c')]
     config: Option<PathBuf>,
 }
@@ -66,6 +67,15 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         ),
         Some(s) => check_daemon(s, &mut say),
     }
+    say(
+        true,
+        "state",
+        format!(
+            "history in {}, spool in {} (database_directory, spool_directory)",
+            config.database_directory.display(),
+            config.spool_directory.display()
+        ),
+    );
     check_token(&config, &mut say);
     let by_conntrack = status
         .as_ref()

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 #[derive(FromArgs)]
 #[argh(subcommand, name = "commit")]
 pub struct CommitArgs {
-    /// configuration file (default /etc/config/netmeter)
+    /// configuration file (default /etc/config/netmeter, else
+    /// /etc/netmeter/netmeter.conf)
     #[argh(option, short = 'c')]
     config: Option<PathBuf>,
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 #[derive(FromArgs)]
 #[argh(subcommand, name = "daemon")]
 pub struct DaemonArgs {
-    /// configuration file (default /etc/config/netmeter; built-in defaults
-    /// when that does not exist)
+    /// configuration file (default /etc/config/netmeter, else
+    /// /etc/netmeter/netmeter.conf; built-in defaults when neither exists)
     #[argh(option, short = 'c')]
     config: Option<PathBuf>,
 }

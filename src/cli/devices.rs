@@ -25,7 +25,8 @@ pub struct DevicesArgs {
     /// ask the daemon at this address (http://HOST:PORT)
     #[argh(option)]
     url: Option<String>,
-    /// configuration file (default /etc/config/netmeter)
+    /// configuration file (default /etc/config/netmeter, else
+    /// /etc/netmeter/netmeter.conf)
     #[argh(option, short = 'c')]
     config: Option<PathBuf>,
 }

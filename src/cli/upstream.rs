@@ -19,7 +19,8 @@ pub struct UpstreamArgs {
     /// configured listen address
     #[argh(option)]
     url: Option<String>,
-    /// configuration file (default /etc/config/netmeter)
+    /// configuration file (default /etc/config/netmeter, else
+    /// /etc/netmeter/netmeter.conf)
     #[argh(option, short = 'c')]
     config: Option<PathBuf>,
 }

@@ -51,6 +51,81 @@ use upstream::UpstreamConfig;
 use value::shown;
 
 pub const DEFAULT_PATH: &str = "/etc/config/netmeter";
+/// Where the Debian package (`debian-package/build-deb`) puts the config.
+pub const DEBIAN_PATH: &str = "/etc/netmeter/netmeter.conf";
+
+/// The config file read without `-c`: [`DEFAULT_PATH`] (OpenWrt's) if it
+/// exists, else [`DEBIAN_PATH`] if that exists, else [`DEFAULT_PATH`]
+/// (missing: built-in defaults). `exists` answers for a path, so the
+/// choice is tested without the files.
+pub fn default_path(exists: impl Fn(&Path) -> bool) -> &'static Path {
+    let (openwrt, debian) = (Path::new(DEFAULT_PATH), Path::new(DEBIAN_PATH));
+    if !exists(openwrt) && exists(debian) {
+        debian
+    } else {
+        openwrt
+    }
+}
+
+/// The facts the default directories depend on: where netmeter runs and
+/// as whom ([`System::here`] reads them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct System {
+    /// `/etc/openwrt_release` exists.
+    pub openwrt: bool,
+    /// Running as uid 0.
+    pub root: bool,
+    /// `$XDG_STATE_HOME`, if set.
+    pub xdg_state_home: Option<PathBuf>,
+    /// `$HOME`, if set.
+    pub home: Option<PathBuf>,
+}
+
+impl System {
+    pub fn here() -> System {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        System {
+            openwrt: Path::new("/etc/openwrt_release").exists(),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            root: unsafe { libc::geteuid() } == 0,
+            xdg_state_home: var("XDG_STATE_HOME"),
+            home: var("HOME"),
+        }
+    }
+}
+
+/// The default `database_directory` and `spool_directory` for a system:
+/// on OpenWrt `/etc/netmeter` (flash) and `/var/lib/netmeter` (tmpfs); as
+/// root elsewhere `/var/lib/netmeter` and `/run/netmeter` (the systemd
+/// unit's StateDirectory and RuntimeDirectory); as an ordinary user
+/// `$XDG_STATE_HOME/netmeter` (else `~/.local/state/netmeter`) and its
+/// `spool` directory. A relative `XDG_STATE_HOME` is ignored, as the XDG
+/// spec says; a user without a home gets root's paths (and the error that
+/// names them).
+pub fn default_directories(system: &System) -> (PathBuf, PathBuf) {
+    if system.openwrt {
+        return ("/etc/netmeter".into(), "/var/lib/netmeter".into());
+    }
+    let state_home = system
+        .xdg_state_home
+        .clone()
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            let home = system.home.as_ref().filter(|p| p.is_absolute())?;
+            Some(home.join(".local/state"))
+        });
+    match state_home {
+        Some(state) if !system.root => {
+            let dir = state.join("netmeter");
+            (dir.clone(), dir.join("spool"))
+        }
+        _ => ("/var/lib/netmeter".into(), "/run/netmeter".into()),
+    }
+}
 
 /// The one section type holding netmeter's settings.
 const SETTINGS: &str = "netmeter";
@@ -223,8 +298,25 @@ impl std::error::Error for ConfigError {
 }
 
 impl Config {
-    /// `file` is only used to name the file in errors.
+    /// The built-in defaults with the directories this system calls for
+    /// ([`default_directories`]).
+    pub fn for_system(system: &System) -> Config {
+        let (database_directory, spool_directory) = default_directories(system);
+        Config {
+            database_directory,
+            spool_directory,
+            ..Config::default()
+        }
+    }
+
+    /// `file` is only used to name the file in errors. Unset options take
+    /// [`Config::default`] (OpenWrt's directories).
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        Config::parse_over(text, file, Config::default())
+    }
+
+    /// As [`Config::parse`], unset options taking `defaults`.
+    pub fn parse_over(text: &str, file: &Path, defaults: Config) -> Result<Config, ConfigError> {
         let invalid = |(line, message)| ConfigError::Invalid {
             path: file.into(),
             line,
@@ -234,7 +326,7 @@ impl Config {
         // Collect every problem and report the earliest, so fixing errors
         // top to bottom never jumps backwards.
         let mut problems = Vec::new();
-        let mut config = Config::default();
+        let mut config = defaults;
         let mut settings: Option<&uci::Section> = None;
         // The line of each MAC's `option mac`, to name both ends of a duplicate.
         let mut macs: HashMap<Mac, usize> = HashMap::new();
@@ -311,13 +403,15 @@ impl Config {
         }
     }
 
-    /// Explicit path: a missing file is an error. None: read [`DEFAULT_PATH`],
-    /// and a missing default file means built-in defaults, so a fresh
-    /// install runs before anyone writes a config.
+    /// Explicit path: a missing file is an error. None: read the
+    /// [`default_path`], and a missing default file means built-in defaults, so a fresh
+    /// install runs before anyone writes a config. The directories a file
+    /// leaves unset are this system's ([`default_directories`]).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let defaults = Config::for_system(&System::here());
         match path {
-            Some(path) => load_from(path, true),
-            None => load_from(Path::new(DEFAULT_PATH), false),
+            Some(path) => load_from(path, true, defaults),
+            None => load_from(default_path(|p| p.exists()), false, defaults),
         }
     }
 
@@ -337,11 +431,11 @@ impl Config {
     }
 }
 
-fn load_from(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+fn load_from(path: &Path, explicit: bool, defaults: Config) -> Result<Config, ConfigError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound && !explicit => {
-            return Ok(Config::default());
+            return Ok(defaults);
         }
         Err(error) => {
             return Err(ConfigError::Read {
@@ -352,7 +446,7 @@ fn load_from(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
         }
     };
     match std::str::from_utf8(&bytes) {
-        Ok(text) => Config::parse(text, path),
+        Ok(text) => Config::parse_over(text, path, defaults),
         Err(e) => {
             let line = 1 + bytes[..e.valid_up_to()]
                 .iter()
@@ -371,6 +465,108 @@ fn load_from(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
 mod tests {
     use super::spelling::edit_distance;
     use super::*;
+
+    fn directories(system: System) -> (String, String) {
+        let (db, spool) = default_directories(&system);
+        (db.display().to_string(), spool.display().to_string())
+    }
+
+    fn user(xdg: Option<&str>, home: Option<&str>) -> System {
+        System {
+            openwrt: false,
+            root: false,
+            xdg_state_home: xdg.map(PathBuf::from),
+            home: home.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn without_c_the_openwrt_config_is_read_else_the_debian_one_if_only_it_exists() {
+        let with = |files: &'static [&'static str]| {
+            default_path(move |p| files.iter().any(|f| Path::new(f) == p))
+                .display()
+                .to_string()
+        };
+        assert_eq!(with(&[]), DEFAULT_PATH);
+        assert_eq!(with(&[DEFAULT_PATH]), DEFAULT_PATH);
+        assert_eq!(with(&[DEFAULT_PATH, DEBIAN_PATH]), DEFAULT_PATH);
+        assert_eq!(with(&[DEBIAN_PATH]), "/etc/netmeter/netmeter.conf");
+    }
+
+    #[test]
+    fn on_openwrt_the_history_is_on_flash_and_the_spool_on_tmpfs_whoever_runs_it() {
+        for root in [true, false] {
+            let system = System {
+                openwrt: true,
+                root,
+                ..user(Some("/x"), Some("/home/a"))
+            };
+            assert_eq!(
+                directories(system),
+                ("/etc/netmeter".into(), "/var/lib/netmeter".into())
+            );
+        }
+    }
+
+    #[test]
+    fn as_root_elsewhere_the_state_is_in_var_lib_and_the_spool_in_run() {
+        let system = System {
+            root: true,
+            ..user(Some("/x"), Some("/root"))
+        };
+        assert_eq!(
+            directories(system),
+            ("/var/lib/netmeter".into(), "/run/netmeter".into())
+        );
+    }
+
+    #[test]
+    fn an_ordinary_user_keeps_the_state_under_xdg_state_home_else_the_home() {
+        assert_eq!(
+            directories(user(Some("/s"), Some("/home/a"))),
+            ("/s/netmeter".into(), "/s/netmeter/spool".into())
+        );
+        assert_eq!(
+            directories(user(None, Some("/home/a"))),
+            (
+                "/home/a/.local/state/netmeter".into(),
+                "/home/a/.local/state/netmeter/spool".into()
+            )
+        );
+        // The XDG spec: a relative path is invalid and ignored.
+        assert_eq!(
+            directories(user(Some("rel"), Some("/home/a"))).0,
+            "/home/a/.local/state/netmeter"
+        );
+    }
+
+    #[test]
+    fn an_ordinary_user_without_a_home_gets_roots_paths() {
+        assert_eq!(
+            directories(user(None, None)),
+            ("/var/lib/netmeter".into(), "/run/netmeter".into())
+        );
+    }
+
+    #[test]
+    fn a_file_that_sets_no_directory_keeps_the_systems_defaults() {
+        let system = user(Some("/s"), None);
+        let config = Config::parse_over(
+            "config netmeter\n\toption refresh_interval '5'\n",
+            Path::new(FILE),
+            Config::for_system(&system),
+        )
+        .unwrap();
+        assert_eq!(config.database_directory, Path::new("/s/netmeter"));
+        let config = Config::parse_over(
+            "config netmeter\n\toption database_directory '/d'\n",
+            Path::new(FILE),
+            Config::for_system(&system),
+        )
+        .unwrap();
+        assert_eq!(config.database_directory, Path::new("/d"));
+        assert_eq!(config.spool_directory, Path::new("/s/netmeter/spool"));
+    }
 
     /// The path messages name; shared with the section files' tests.
     pub(super) const FILE: &str = "/etc/config/netmeter";
@@ -780,7 +976,7 @@ mod tests {
     #[test]
     fn missing_default_file_means_built_in_defaults() {
         assert_eq!(
-            load_from(&missing_path("default"), false).unwrap(),
+            load_from(&missing_path("default"), false, Config::default()).unwrap(),
             Config::default()
         );
     }
@@ -801,7 +997,9 @@ mod tests {
         );
         let bad = dir.join("bad");
         std::fs::write(&bad, b"config netmeter\n\noption listen '\xff'\n").unwrap();
-        let message = load_from(&bad, false).unwrap_err().to_string();
+        let message = load_from(&bad, false, Config::default())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             message,
             format!(
@@ -810,7 +1008,9 @@ mod tests {
             )
         );
         // A directory cannot be read as a file, even when it is the default path.
-        let message = load_from(&dir, false).unwrap_err().to_string();
+        let message = load_from(&dir, false, Config::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             message.starts_with(&format!("cannot read {}: ", dir.display())),
             "{message}"

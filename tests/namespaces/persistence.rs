@@ -423,3 +423,68 @@ fn history_survives_a_restart_and_commit_says_where_it_wrote() {
     assert!(err.contains("showing the state saved in"), "{err}");
     assert!(text.starts_with("br-lan  hourly traffic"), "{text}");
 }
+
+/// br-lan's received bytes from the API (the LAN host's uploads).
+fn br_lan_rx(net: &Network) -> u64 {
+    api(net, "/api/v1/interfaces")["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "br-lan")
+        .map_or(0, |i| i["rx_bytes"].as_u64().unwrap())
+}
+
+#[test]
+fn an_ordinary_user_without_a_config_keeps_the_totals_in_their_state_directory_across_a_restart() {
+    for path in ["/etc/config/netmeter", "/etc/openwrt_release"] {
+        assert!(
+            !Path::new(path).exists(),
+            "{path} exists on this machine: this test starts the daemon without -c and needs \
+             the defaults of a machine that is not OpenWrt and has no netmeter config"
+        );
+    }
+    let net = network();
+    let scratch = Scratch::new();
+    let home = scratch.0.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let start = || {
+        let mut cmd = net.router.command_as_user(netmeter::binary(), 1000);
+        cmd.env("HOME", &home).env_remove("XDG_STATE_HOME");
+        Daemon::launch_without_config(cmd, &net.router, &scratch)
+    };
+    let d = start();
+    net.lan[0].run(&format!("udp_upload {WAN_HOST_V4} {PORT} 50 1000"));
+    // SIGTERM (the drop): a last read of the counters, then the commit.
+    let log_file = d.log.clone();
+    drop(d);
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    let state = home.join(".local/state/netmeter");
+    assert!(
+        state.join("netmeter.state").is_file(),
+        "no state file saved in {} (it holds {:?}):\n{log}",
+        state.display(),
+        std::fs::read_dir(&state).map(|d| d
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>())
+    );
+    assert!(
+        log.contains(&state.display().to_string()),
+        "the log does not name {}:\n{log}",
+        state.display()
+    );
+    // Per-device accounting is off for want of privilege, said once with the fix.
+    let said = log.lines().filter(|l| l.contains("CAP_NET_ADMIN")).count();
+    assert_eq!(
+        said, 1,
+        "per-device accounting off should be said once:\n{log}"
+    );
+
+    let d = start();
+    let after = br_lan_rx(&net);
+    assert!(
+        after >= 50 * 1000,
+        "the totals did not continue: br-lan rx {after} after the restart:\n{}",
+        d.log_text()
+    );
+}

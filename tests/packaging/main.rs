@@ -1,9 +1,13 @@
 //! What ships, checked without namespaces: the OpenWrt packages of both
 //! variants taken apart (`package`; builds the other variant with cargo and
-//! needs shellcheck), the binary a new user runs first (`cli_help`), and the
-//! state file a big-endian MIPS router writes (`state_fixture`). One crate,
-//! so netmeter is linked once for the three.
+//! needs shellcheck) and installed with the real apk and opkg (`install`),
+//! the Debian package installed with the real dpkg (`deb`), the binary a
+//! new user runs first (`cli_help`), and the state file a big-endian MIPS
+//! router writes (`state_fixture`). One crate, so netmeter is linked once
+//! for them all.
 
 mod cli_help;
+mod deb;
+mod install;
 mod package;
 mod state_fixture;

@@ -26,7 +26,7 @@ const ARCH: &str = "x86_64";
 /// 2023-11-14 22:13:20 UTC.
 const EPOCH: u64 = 1_700_000_000;
 
-fn root() -> &'static Path {
+pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -43,7 +43,7 @@ fn read_text(path: &Path) -> String {
 }
 
 /// A fresh empty directory under the system's temporary directory.
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("netmeter-package-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -79,7 +79,7 @@ fn make_default(name: &str) -> String {
 
 /// The two builds of one program (cross/variants.sh).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Variant {
+pub(crate) enum Variant {
     Core,
     Full,
 }
@@ -87,10 +87,10 @@ enum Variant {
 use Variant::{Core, Full};
 
 impl Variant {
-    const ALL: [Variant; 2] = [Core, Full];
+    pub(crate) const ALL: [Variant; 2] = [Core, Full];
 
     /// build-ipk's `--variant`.
-    fn flag(self) -> &'static str {
+    pub(crate) fn flag(self) -> &'static str {
         match self {
             Core => "core",
             Full => "full",
@@ -98,14 +98,14 @@ impl Variant {
     }
 
     /// The package's name (and the binary's in dist/<arch>/).
-    fn package(self) -> &'static str {
+    pub(crate) fn package(self) -> &'static str {
         match self {
             Core => "netmeter",
             Full => "netmeter-full",
         }
     }
 
-    fn other(self) -> Variant {
+    pub(crate) fn other(self) -> Variant {
         match self {
             Core => Full,
             Full => Core,
@@ -130,7 +130,7 @@ impl Variant {
 /// executables again as an unprivileged user, who may neither run this
 /// cargo nor write the target directory) the copy from an earlier run is
 /// taken, if there is one.
-fn variant_binary(variant: Variant) -> &'static Path {
+pub(crate) fn variant_binary(variant: Variant) -> &'static Path {
     static BINARIES: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
     let own = Path::new(env!("CARGO_BIN_EXE_netmeter"));
     if variant == Variant::this_build() {

@@ -173,6 +173,44 @@ impl Host {
         self.command_in(program, false)
     }
 
+    /// Like `command`, but the program runs as uid and gid `id` in a user
+    /// namespace of its own inside the test's (so an ordinary user, not
+    /// root, to whatever looks at its uid), with no capabilities over this
+    /// host's network.
+    pub fn command_as_user(&self, program: impl AsRef<std::ffi::OsStr>, id: u32) -> Command {
+        let mut cmd = Command::new(program);
+        let userns = self.userns.as_raw_fd();
+        let netns = self.netns.as_raw_fd();
+        // Formatted before the fork: only syscalls after it.
+        let map = format!("{id} 0 1\n").into_bytes();
+        // SAFETY: only async-signal-safe syscalls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                die_with_parent()?;
+                check(libc::setns(userns, libc::CLONE_NEWUSER))?;
+                check(libc::setns(netns, libc::CLONE_NEWNET))?;
+                check(libc::unshare(libc::CLONE_NEWUSER))?;
+                for (file, text) in [
+                    (c"/proc/self/setgroups", &b"deny"[..]),
+                    (c"/proc/self/uid_map", &map[..]),
+                    (c"/proc/self/gid_map", &map[..]),
+                ] {
+                    let fd = libc::open(file.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let written = libc::write(fd, text.as_ptr().cast(), text.len());
+                    libc::close(fd);
+                    if written != text.len() as isize {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
     fn command_in(&self, program: impl AsRef<std::ffi::OsStr>, privileged: bool) -> Command {
         let mut cmd = Command::new(program);
         let userns = self.userns.as_raw_fd();

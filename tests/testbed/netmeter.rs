@@ -150,6 +150,32 @@ impl Daemon {
         d
     }
 
+    /// Starts `cmd` as `netmeter daemon` with no `-c`: the built-in
+    /// defaults (and /etc/config/netmeter, which the caller makes sure is
+    /// absent).
+    pub fn launch_without_config(mut cmd: Command, host: &Host, scratch: &Scratch) -> Daemon {
+        let log = scratch.0.join("daemon.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("starting netmeter daemon");
+        let d = Daemon {
+            child,
+            log,
+            config: netmeter::config::DEFAULT_PATH.into(),
+            api: "127.0.0.1:9750".into(),
+            token: None,
+            host_pid: host.pid(),
+        };
+        d.wait_for_log("started:", Duration::from_secs(10));
+        d.wait_for_refreshes(host, 1);
+        d
+    }
+
     pub fn refreshes(&self, host: &Host) -> u64 {
         assert_eq!(host.pid(), self.host_pid, "ask the daemon's own host");
         let token = self.token.as_deref().unwrap_or("");
