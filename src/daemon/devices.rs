@@ -365,8 +365,8 @@ impl PerDevice {
             match started.and_then(|()| FlowCounting::start(config, now, log)) {
                 Ok(mut counting) => {
                     self.generation += 1;
-                    let placement = "conntrack: per-flow counters of the kernel's connection \
-                                     tracking (sees hardware-offloaded flows when the flowtable counts)"
+                    let placement = "conntrack: the kernel's per-flow counters (offloaded flows \
+                                     included where the flowtable counts)"
                         .to_string();
                     log.push(format!("per-device accounting: {placement}"));
                     self.status.active = true;

@@ -462,6 +462,11 @@ fn the_page_in_headless_chromium_shows_tables_sorts_and_charts_without_errors() 
             json!(mac)
         ),
     );
+    // The netdev placement has no protocol view, and the page says so.
+    b.wait_for(
+        "the note that the protocol breakdown needs conntrack",
+        "return document.getElementById('protocols').textContent.includes(\"placement 'conntrack'\")",
+    );
     b.screenshot("page-desktop.png");
 
     // On a phone's width the page itself does not scroll sideways (wide
@@ -514,6 +519,63 @@ fn the_page_in_headless_chromium_shows_tables_sorts_and_charts_without_errors() 
         );
     }
 
+    let errors = b.console_errors();
+    assert!(
+        errors.is_empty(),
+        "the browser console has errors:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn the_page_in_headless_chromium_breaks_a_selected_device_down_by_protocol_under_conntrack() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let net = Network::build(Topology {
+        lan: vec![LanHost::dual("laptop")],
+        bridge: Some("br-lan".into()),
+    });
+    net.wan.run("serve 443");
+    let scratch = Scratch::new();
+    let d = Daemon::start(
+        &net.router,
+        &scratch,
+        "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n\
+         \toption placement 'conntrack'\n",
+    );
+    d.wait_for_log(
+        "per-device accounting: conntrack",
+        std::time::Duration::from_secs(10),
+    );
+    net.lan[0].run(&format!("tcp_upload {WAN_HOST_V4} 443 300000"));
+    net.lan[0].run(&format!("udp_upload {WAN_HOST_V4} {PORT} 50 1000"));
+    d.wait_refreshed(&net.router);
+    let mac = net.lan[0].mac();
+
+    let b = Browser::start(&net.router, &chromium, &chromedriver, &scratch);
+    b.call(
+        "POST",
+        "/url",
+        Some(json!({"url": format!("http://{API}/")})),
+    );
+    b.wait_for(
+        "the laptop in the devices table",
+        &format!(
+            "return !!document.querySelector('#devices tbody tr[data-id={}]')",
+            json!(mac)
+        ),
+    );
+    b.click(&format!("#devices tbody tr[data-id=\"{mac}\"]"));
+    let classes = b.wait_for(
+        "the laptop's protocol breakdown",
+        "const rows = Array.from(document.querySelectorAll('#protocol-table tbody th')).map(t => t.textContent); \
+         return rows.length >= 2 ? rows : null",
+    );
+    let classes: Vec<String> = serde_json::from_value(classes).unwrap();
+    // Largest first: 300 KB to 443 before 50 KB to the test port.
+    assert_eq!(classes, ["https", "other"]);
+    b.screenshot("page-protocols.png");
     let errors = b.console_errors();
     assert!(
         errors.is_empty(),
