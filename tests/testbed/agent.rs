@@ -56,7 +56,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "masquerade" => done(ops::masquerade(arg(1)?)),
         "counters" => ops::counters(),
         "snmp6" => ops::snmp6(arg(1)?),
-        "fw4_offload" => done(fw4::install(arg(1)?)),
+        "fw4_offload" => done(fw4::install(arg(1)?, arg(2).ok() != Some("nocounter"))),
         "forward_counter" => fw4::forward_counter(),
         "conntrack_offloaded" => fw4::conntrack_offloaded(),
         "serve" => done(ops::serve(num(1)? as u16)),

@@ -15,12 +15,21 @@ pub const FORWARD_COUNTER: &str = "forwarded";
 /// `table inet fw4 { flowtable ft { hook ingress priority 0; devices =
 /// { DEVICES }; flags counter; } chain forward { type filter hook forward
 /// priority 0; counter name forwarded; meta l4proto { tcp, udp } flow add
-/// @ft; } }` — `devices` comma-separated.
-pub fn install(devices: &str) -> Result<(), String> {
+/// @ft; } }` — `devices` comma-separated. `counted` false leaves out
+/// `flags counter` (firewall4 before 2024): offloaded flows then stop
+/// growing conntrack's counters.
+pub fn install(devices: &str, counted: bool) -> Result<(), String> {
     let devices: Vec<&str> = devices.split(',').filter(|d| !d.is_empty()).collect();
     let mut b = Batch::new();
     b.add_table(Family::Inet, TABLE)
-        .add_flowtable(Family::Inet, TABLE, "ft", 0, &devices, NF_FLOWTABLE_COUNTER)
+        .add_flowtable(
+            Family::Inet,
+            TABLE,
+            "ft",
+            0,
+            &devices,
+            if counted { NF_FLOWTABLE_COUNTER } else { 0 },
+        )
         .add_counter_object(Family::Inet, TABLE, FORWARD_COUNTER)
         .add_chain(
             Family::Inet,

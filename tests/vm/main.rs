@@ -9,7 +9,10 @@
 //! forward chain. Known TCP and UDP transfers both ways over IPv4 and
 //! IPv6; netmeter must match each host's IP-layer bytes within 0.5 %
 //! while the flows really are offloaded, and with `placement 'forward'`
-//! it must miss them and `netmeter check` must say so.
+//! it must miss them and `netmeter check` must say so. With `placement
+//! 'conntrack'` it must match too (the flowtable's `counter` keeps
+//! conntrack's counters growing), and with a flowtable without `counter`
+//! `netmeter check` must exit 1 naming it and the fix.
 //!
 //! The mipsel scenario boots Debian's mipsel `4kc-malta` kernel on qemu's
 //! Malta board with a 24Kc CPU and runs the mipsel router build there
@@ -42,6 +45,9 @@ const OFFLOAD_MODULES: &[&str] = &[
     "nft_masq",
     "nf_flow_table_inet",
     "nft_flow_offload",
+    // The conntrack placement: its table's ct expression, and ctnetlink.
+    "nft_ct",
+    "nf_conntrack_netlink",
 ];
 
 fn u(v: &Value, field: &str) -> u64 {
@@ -164,6 +170,8 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
         "plain-auto",
         "offload-auto-bridge",
         "offload-auto-bridge-ports",
+        "offload-conntrack",
+        "uncounted-conntrack",
     ];
     let vm = Vm {
         arch: Arch::X86_64,
@@ -243,6 +251,40 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
     assert_offloaded(on_ports);
     assert_accurate(on_ports);
     assert_eq!(on_ports["check_exit"], 0, "check: {}", on_ports["check"]);
+
+    // The conntrack placement reads conntrack's per-flow counters, which a
+    // flowtable with `counter` keeps growing while it forwards: exact.
+    let conntrack = run.result("offload-conntrack");
+    assert_offloaded(conntrack);
+    assert_accurate(conntrack);
+    assert_eq!(conntrack["check_exit"], 0, "check: {}", conntrack["check"]);
+    let placement = findings(conntrack, "placement");
+    assert!(
+        placement[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("conntrack"),
+        "{placement:?}"
+    );
+
+    // Without `counter` the offloaded flows' counters stop: netmeter counts
+    // far too little, and check names the flowtable and the fix.
+    let uncounted = run.result("uncounted-conntrack");
+    assert_offloaded(uncounted);
+    let counted: u64 = per_device(uncounted).iter().map(|d| d.1).sum();
+    let truth: u64 = per_device(uncounted).iter().map(|d| d.2).sum();
+    assert!(
+        (counted as f64) < 0.5 * truth as f64,
+        "conntrack counted {counted} of {truth} bytes through a flowtable without counter"
+    );
+    let named = findings(uncounted, "offload");
+    assert!(
+        named.iter().any(|f| f["ok"] == false
+            && f["message"].as_str().unwrap().contains("no 'counter' flag")
+            && f["message"].as_str().unwrap().contains("counter;")),
+        "check must name the flowtable without counter and the fix: {named:?}"
+    );
+    assert_eq!(uncounted["check_exit"], 1, "check: {}", uncounted["check"]);
 }
 
 /// A case's verdict, which must carry no error; its summary goes to stderr.

@@ -8,9 +8,10 @@
 //! serial console.
 //!
 //! A case is `FIREWALL-PLACEMENT[-FLAG…]`: FIREWALL `offload` (fw4-like:
-//! masquerade, a flowtable with `counter`, `flow add @ft` in forward) or
-//! `plain` (masquerade only); PLACEMENT netmeter's `option placement`
-//! (`auto`, `netdev`, `forward`). Flags: `bridge` puts the LAN ports in
+//! masquerade, a flowtable with `counter`, `flow add @ft` in forward),
+//! `uncounted` (the same flowtable without `counter`) or `plain`
+//! (masquerade only); PLACEMENT netmeter's `option placement` (`auto`,
+//! `netdev`, `forward`, `conntrack`). Flags: `bridge` puts the LAN ports in
 //! `br-lan`; `ports` (with `bridge`) has netmeter count on the bridge's
 //! ports instead of br-lan, with the LAN's subnets given; `small` moves an eighth of the traffic (slow guests);
 //! `restart` then asks the API on loopback, stops the daemon (which
@@ -62,6 +63,8 @@ fn progress(what: &str) {
 
 struct Case {
     offload: bool,
+    /// The flowtable has the `counter` flag.
+    counted: bool,
     placement: String,
     bridge: bool,
     small: bool,
@@ -73,14 +76,23 @@ struct Case {
 
 fn parse_case(case: &str) -> Result<Case, String> {
     let parts: Vec<&str> = case.split('-').collect();
-    let offload = match parts.first() {
-        Some(&"offload") => true,
-        Some(&"plain") => false,
-        _ => return Err(format!("{case}: expected offload-… or plain-…")),
+    let (offload, counted) = match parts.first() {
+        Some(&"offload") => (true, true),
+        Some(&"uncounted") => (true, false),
+        Some(&"plain") => (false, false),
+        _ => {
+            return Err(format!(
+                "{case}: expected offload-…, uncounted-… or plain-…"
+            ));
+        }
     };
     let placement = match parts.get(1) {
-        Some(p @ (&"auto" | &"netdev" | &"forward")) => p.to_string(),
-        _ => return Err(format!("{case}: placement auto, netdev or forward")),
+        Some(p @ (&"auto" | &"netdev" | &"forward" | &"conntrack")) => p.to_string(),
+        _ => {
+            return Err(format!(
+                "{case}: placement auto, netdev, forward or conntrack"
+            ));
+        }
     };
     let flags = parts.get(2..).unwrap_or_default();
     if let Some(other) = flags
@@ -91,6 +103,7 @@ fn parse_case(case: &str) -> Result<Case, String> {
     }
     Ok(Case {
         offload,
+        counted,
         placement,
         bridge: flags.contains(&"bridge"),
         small: flags.contains(&"small"),
@@ -110,7 +123,11 @@ fn run_case(name: &str) -> Result<Value, String> {
     if case.offload {
         // fw4 lists the LAN's lower devices (bridge ports), never br-lan.
         net.router
-            .call(&format!("fw4_offload {},wan", ports.join(",")))
+            .call(&format!(
+                "fw4_offload {},wan {}",
+                ports.join(","),
+                if case.counted { "counter" } else { "nocounter" }
+            ))
             .map_err(|e| e.to_string())?;
     }
     let lan_interfaces: Vec<String> = if case.bridge && !case.ports {
