@@ -227,6 +227,21 @@ mod tests {
     }
 
     #[test]
+    fn accounting_off_where_netmeter_may_not_write_says_how_to_turn_it_on() {
+        // A read-only sysctl (mode 0444): no one may write it, root included.
+        let path = Path::new("/proc/sys/kernel/ostype");
+        let Accounting::Off(why) = ensure_accounting(path) else {
+            panic!("a sysctl that cannot be written cannot be turned on");
+        };
+        assert!(
+            why.contains("cannot turn it on")
+                && why.contains("sysctl -w net.netfilter.nf_conntrack_acct=1")
+                && why.contains("/etc/sysctl.d/"),
+            "{why}"
+        );
+    }
+
+    #[test]
     fn no_conntrack_at_all_says_how_to_load_it() {
         let (_d, path) = sysctl(None);
         let Accounting::Off(why) = ensure_accounting(&path) else {

@@ -18,6 +18,7 @@ use crate::collect::devices::{self, Hooks, Plan, ReadError};
 use crate::collect::neighbours::NeighbourMacs;
 use crate::config::Config;
 use crate::config::{IpPrefix, Placement};
+use crate::netlink::nftables::{Flowtable, NF_FLOWTABLE_HW_OFFLOAD};
 use crate::netlink::socket::NETLINK_NETFILTER;
 use crate::netlink::{NetlinkError, NetlinkSocket};
 use crate::serve::api::PerDeviceStatus;
@@ -41,6 +42,8 @@ pub struct PerDevice {
     neighbours: NeighbourMacs,
     /// The conntrack placement, when it is the one in force.
     pub flows: Option<FlowCounting>,
+    /// Why `auto` chose conntrack, for the status.
+    auto_reason: Option<String>,
     pub status: PerDeviceStatus,
 }
 
@@ -55,6 +58,7 @@ impl PerDevice {
             no_egress: false,
             neighbours: NeighbourMacs::new(4 * config.max_devices as usize + 64),
             flows: None,
+            auto_reason: None,
             status: PerDeviceStatus::default(),
         }
     }
@@ -318,18 +322,17 @@ impl PerDevice {
     /// under `auto` when a flowtable offloads to hardware (no hook sees
     /// those packets, and conntrack's counters still grow).
     fn counts_by_conntrack(&mut self, config: &Config) -> bool {
-        match config.placement {
-            Placement::Conntrack => true,
+        let flowtables = match config.placement {
             Placement::Auto => self
                 .netfilter_socket()
                 .ok()
                 .and_then(|s| devices::flowtables(s).ok())
-                .is_some_and(|all| {
-                    all.iter()
-                        .any(|f| f.flags & crate::netlink::nftables::NF_FLOWTABLE_HW_OFFLOAD != 0)
-                }),
-            _ => false,
-        }
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let why = conntrack_reason(config.placement, &flowtables);
+        self.auto_reason = why.clone().filter(|_| config.placement == Placement::Auto);
+        why.is_some()
     }
 
     fn netfilter_socket(&mut self) -> Result<&mut NetlinkSocket, NetlinkError> {
@@ -365,9 +368,13 @@ impl PerDevice {
             match started.and_then(|()| FlowCounting::start(config, now, log)) {
                 Ok(mut counting) => {
                     self.generation += 1;
-                    let placement = "conntrack: the kernel's per-flow counters (offloaded flows \
-                                     included where the flowtable counts)"
-                        .to_string();
+                    let mut placement =
+                        "conntrack: the kernel's per-flow counters (offloaded flows \
+                                         included where the flowtable counts)"
+                            .to_string();
+                    if let Some(why) = &self.auto_reason {
+                        placement.push_str(&format!("; chosen by placement 'auto': {why}"));
+                    }
                     log.push(format!("per-device accounting: {placement}"));
                     self.status.active = true;
                     self.status.off_reason = None;
@@ -453,6 +460,25 @@ impl PerDevice {
             }
         }
         log
+    }
+}
+
+/// Why the conntrack placement is the one to use, or None: configured, or
+/// under `auto` when a flowtable offloads to hardware (no hook sees those
+/// packets; conntrack's counters still grow).
+fn conntrack_reason(placement: Placement, flowtables: &[Flowtable]) -> Option<String> {
+    match placement {
+        Placement::Conntrack => Some("option placement 'conntrack'".into()),
+        Placement::Auto => flowtables
+            .iter()
+            .find(|f| f.flags & NF_FLOWTABLE_HW_OFFLOAD != 0)
+            .map(|f| {
+                format!(
+                    "flowtable {} (table {}) offloads to hardware, where no hook sees the packets",
+                    f.name, f.table
+                )
+            }),
+        _ => None,
     }
 }
 
@@ -601,6 +627,28 @@ mod tests {
             (resolved[0].mac, resolved[0].bytes, resolved[0].direction),
             (mac, 500, Direction::Received)
         );
+    }
+
+    #[test]
+    fn auto_counts_by_conntrack_only_when_a_flowtable_offloads_to_hardware() {
+        let ft = |flags| Flowtable {
+            family: 1,
+            table: "fw4".into(),
+            name: "ft".into(),
+            flags,
+            devices: vec!["lan1".into()],
+        };
+        let software = [ft(crate::netlink::nftables::NF_FLOWTABLE_COUNTER)];
+        let hardware = [ft(NF_FLOWTABLE_HW_OFFLOAD)];
+        assert_eq!(conntrack_reason(Placement::Auto, &[]), None);
+        assert_eq!(conntrack_reason(Placement::Auto, &software), None);
+        let why = conntrack_reason(Placement::Auto, &hardware).unwrap();
+        assert!(
+            why.contains("flowtable ft") && why.contains("hardware"),
+            "{why}"
+        );
+        assert_eq!(conntrack_reason(Placement::Netdev, &hardware), None);
+        assert!(conntrack_reason(Placement::Conntrack, &[]).is_some());
     }
 
     #[test]
