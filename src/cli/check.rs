@@ -63,7 +63,10 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         None => say(
             false,
             "daemon",
-            "no daemon answers: nothing is being counted (service netmeter start)".into(),
+            format!(
+                "no daemon answers: nothing is being counted ({})",
+                crate::config::System::here().start_hint()
+            ),
         ),
         Some(s) => check_daemon(s, &mut say),
     }

@@ -21,8 +21,12 @@ const WAIT: Duration = Duration::from_secs(15);
 
 pub fn run(args: CommitArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref())?;
-    let not_running =
-        || CliError::Failed("no daemon answers: nothing to commit (service netmeter start)".into());
+    let not_running = || {
+        CliError::Failed(format!(
+            "no daemon answers: nothing to commit ({})",
+            crate::config::System::here().start_hint()
+        ))
+    };
     let status: StatusView =
         super::ask_daemon(&config, None, "/api/v1/status")?.ok_or_else(not_running)?;
     let before = status.store.commits;

@@ -114,11 +114,11 @@ fn render_protocols(report: &DevicesReport) -> String {
 /// (`keep_rules`), which holds totals since each element was created.
 fn read_directly(config: &Config) -> Result<DevicesReport, CliError> {
     let no_table = || {
-        CliError::Failed(
+        CliError::Failed(format!(
             "no daemon is running and netmeter's nftables table is not installed: \
-             start the daemon (service netmeter start)"
-                .into(),
-        )
+             start the daemon ({})",
+            crate::config::System::here().start_hint()
+        ))
     };
     let mut socket = NetlinkSocket::open(NETLINK_NETFILTER)?;
     let hooks = devices::installed(&mut socket)?.ok_or_else(no_table)?;

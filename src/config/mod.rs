@@ -79,6 +79,8 @@ pub struct System {
     pub xdg_state_home: Option<PathBuf>,
     /// `$HOME`, if set.
     pub home: Option<PathBuf>,
+    /// systemd runs the system (`/run/systemd/system` exists).
+    pub systemd: bool,
 }
 
 impl System {
@@ -94,6 +96,18 @@ impl System {
             root: unsafe { libc::geteuid() } == 0,
             xdg_state_home: var("XDG_STATE_HOME"),
             home: var("HOME"),
+            systemd: Path::new("/run/systemd/system").exists(),
+        }
+    }
+
+    /// How to start the daemon here, for messages that find none running.
+    pub fn start_hint(&self) -> &'static str {
+        if self.openwrt {
+            "service netmeter start"
+        } else if self.systemd && self.root {
+            "systemctl start netmeter"
+        } else {
+            "netmeter daemon, or as root: systemctl start netmeter"
         }
     }
 }
@@ -477,7 +491,25 @@ mod tests {
             root: false,
             xdg_state_home: xdg.map(PathBuf::from),
             home: home.map(PathBuf::from),
+            systemd: false,
         }
+    }
+
+    #[test]
+    fn the_hint_to_start_the_daemon_is_the_systems_own() {
+        let openwrt = System {
+            openwrt: true,
+            root: true,
+            ..user(None, None)
+        };
+        assert_eq!(openwrt.start_hint(), "service netmeter start");
+        let debian = System {
+            systemd: true,
+            root: true,
+            ..user(None, None)
+        };
+        assert_eq!(debian.start_hint(), "systemctl start netmeter");
+        assert!(user(None, None).start_hint().starts_with("netmeter daemon"));
     }
 
     #[test]
@@ -1224,10 +1256,19 @@ mod tests {
             .step_by(2)
             .filter(|block| block.trim_start().starts_with("config "))
             .collect();
-        assert_eq!(examples.len(), 3);
+        assert_eq!(examples.len(), 4);
         assert_eq!(parse(examples[0]).upstream[0].name, "isp");
         assert_eq!(parse(examples[1]), Config::default());
         assert_eq!(parse(examples[2]).devices[0].name, "Kids laptop");
+        let protocols = parse(examples[3]).protocols;
+        assert_eq!(
+            protocols
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["plex", "web"]
+        );
+        assert_eq!(protocols[1].classes, ["http", "https"]);
         let seed = include_str!("../../fuzz/seeds/config/documented_example.conf");
         assert_eq!(parse(seed).devices[0].group.as_deref(), Some("kids"));
         assert_eq!(parse(seed).upstream.len(), 1);

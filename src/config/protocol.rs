@@ -145,6 +145,25 @@ pub(crate) fn protocol(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::{error, parse};
+
+    #[test]
+    fn protocol_sections_parse_and_bad_ones_name_the_line_and_the_fix() {
+        let c = parse(
+            "config protocol 'plex'\n\tlist port 'tcp/32400'\n\tlist port 'udp/32410-32414'\n",
+        );
+        assert_eq!(c.protocols[0].name, "plex");
+        assert_eq!(c.protocols[0].ports.len(), 2);
+        assert!(error("config protocol\n\tlist port 'tcp/1'\n").contains("needs a name"));
+        assert!(error("config protocol 'x'\n").contains("names no traffic"));
+        let bad = error("config protocol 'x'\n\tlist port 'tcp/0'\n");
+        assert!(bad.contains(":2:") && bad.contains("tcp/443"), "{bad}");
+        let unknown = error("config protocol 'x'\n\tlist class 'torrent'\n");
+        assert!(
+            unknown.contains("not a built-in class") && unknown.contains("https"),
+            "{unknown}"
+        );
+    }
 
     #[test]
     fn ports_and_ranges_of_tcp_and_udp_parse_and_others_do_not() {
