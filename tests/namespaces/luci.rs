@@ -419,6 +419,19 @@ fn luci_shows_devices_sorts_charts_and_saves_settings_without_errors() {
              && Array.from(document.querySelectorAll('#netmeter-chart svg rect.bar.tx')).some(r => +r.dataset.bytes > 0 && +r.getAttribute('height') > 0)"
         ),
     );
+    // Today's and the total upload: the laptop's 60 KB, as the API counts them.
+    let laptop_tx = &devices
+        .iter()
+        .find(|d| d["mac"] == laptop.as_str())
+        .unwrap()["tx_bytes"];
+    b.wait_for(
+        "the laptop's upload today and in total",
+        &format!(
+            "const t = id => document.querySelector('#netmeter-sums tr[data-id=' + id + '] td:nth-child(3)'); \
+             return t('today') && t('today').textContent == '%1024.2mB'.format({laptop_tx}) \
+               && t('total').textContent == '%1024.2mB'.format({laptop_tx})"
+        ),
+    );
     b.click("#netmeter-periods button[data-p=day]");
     b.wait_for(
         "the laptop's daily chart with a bar",

@@ -122,7 +122,7 @@ return baseclass.extend({
 		var max = 1;
 		buckets.forEach(function(b) { max = Math.max(max, b.rx_bytes, b.tx_bytes); });
 		var step = buckets.length ? (W - left - 10) / buckets.length : 1;
-		var bw = Math.max(1, step / 2 - 1);
+		var bw = Math.min(24, Math.max(1, step / 2 - 1));
 		var g = svg('g', {});
 		var plot = H - top - bottom;
 		g.appendChild(svg('text', { x: left - 6, y: top + 10, 'text-anchor': 'end', 'font-size': 11 }, [ bytes(max) ]));

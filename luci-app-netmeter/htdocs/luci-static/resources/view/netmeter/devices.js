@@ -42,15 +42,14 @@ return view.extend({
 		var self = this;
 		Promise.all([ nm.callHistory(null, mac, 'day'), nm.callHistory(null, mac, 'month') ]).then(function(r) {
 			var d = self.lastBucket(r[0]), m = self.lastBucket(r[1]);
-			dom.content(periods, E('table', { 'class': 'table' }, [
+			dom.content(periods, E('table', { 'class': 'table', 'id': 'netmeter-sums' }, [
 				E('tr', { 'class': 'tr table-titles' }, [ E('th', { 'class': 'th' }, ''),
-					E('th', { 'class': 'th right' }, _('Download')), E('th', { 'class': 'th right' }, _('Upload')) ]),
-				[ [ _('Today'), d ], [ _('This month'), m ], [ _('Total'), dev ] ].map(function(p) {
-					return E('tr', { 'class': 'tr' }, [ E('td', { 'class': 'td' }, p[0]),
-						E('td', { 'class': 'td right' }, p[1] ? nm.bytes(p[1].rx_bytes) : '—'),
-						E('td', { 'class': 'td right' }, p[1] ? nm.bytes(p[1].tx_bytes) : '—') ]);
-				})
-			]));
+					E('th', { 'class': 'th right' }, _('Download')), E('th', { 'class': 'th right' }, _('Upload')) ])
+			].concat([ [ 'today', _('Today'), d ], [ 'month', _('This month'), m ], [ 'total', _('Total'), dev ] ].map(function(p) {
+				return E('tr', { 'class': 'tr', 'data-id': p[0] }, [ E('td', { 'class': 'td' }, p[1]),
+					E('td', { 'class': 'td right' }, p[2] ? nm.bytes(p[2].rx_bytes) : '—'),
+					E('td', { 'class': 'td right' }, p[2] ? nm.bytes(p[2].tx_bytes) : '—') ]);
+			}))));
 		});
 
 		var protocols;
