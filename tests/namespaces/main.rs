@@ -16,6 +16,7 @@ mod conntrack;
 mod daemon;
 mod devices;
 mod interfaces;
+mod luci;
 mod nftables;
 mod openapi;
 mod page;

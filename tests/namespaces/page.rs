@@ -54,7 +54,7 @@ fn find_program(env: &str, candidates: &[&str]) -> Option<PathBuf> {
 }
 
 /// Chromium and chromedriver, or None (after saying so) when the test may skip.
-fn browser_programs() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn browser_programs() -> Option<(PathBuf, PathBuf)> {
     // Debian's /usr/bin/chromium is a shell wrapper: the real binary is preferred.
     let chromium = find_program(
         "NETMETER_CHROMIUM",
@@ -88,7 +88,7 @@ fn browser_programs() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// A chromedriver and its one browser session, in `host`'s namespaces.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     host: &'a Host,
     driver: Child,
     session: String,
@@ -96,7 +96,12 @@ struct Browser<'a> {
 }
 
 impl<'a> Browser<'a> {
-    fn start(host: &'a Host, chromium: &Path, chromedriver: &Path, scratch: &Scratch) -> Self {
+    pub(crate) fn start(
+        host: &'a Host,
+        chromium: &Path,
+        chromedriver: &Path,
+        scratch: &Scratch,
+    ) -> Self {
         let home = scratch.0.join("home");
         let profile = scratch.0.join("profile");
         std::fs::create_dir_all(&home).unwrap();
@@ -180,7 +185,12 @@ impl<'a> Browser<'a> {
     }
 
     /// A session command; its `value`, or the WebDriver error's name and message.
-    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub(crate) fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let path = if path.starts_with("/session") {
             path.to_string()
         } else {
@@ -199,12 +209,12 @@ impl<'a> Browser<'a> {
     }
 
     /// Like `try_call`, panicking on an error.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.try_call(method, path, body)
             .unwrap_or_else(|e| panic!("{e}\n{}", self.log_tail()))
     }
 
-    fn execute(&self, script: &str) -> Value {
+    pub(crate) fn execute(&self, script: &str) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -213,7 +223,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Runs `script` until it returns something truthy; panics with the page's text after 30 s.
-    fn wait_for(&self, what: &str, script: &str) -> Value {
+    pub(crate) fn wait_for(&self, what: &str, script: &str) -> Value {
         let start = Instant::now();
         loop {
             let v = self.execute(script);
@@ -230,7 +240,7 @@ impl<'a> Browser<'a> {
     /// Clicks the element `css` selects, as a user would (the WebDriver
     /// element click: scrolled into view, at its centre). Found again if
     /// the page replaced it in between.
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let mut tries = 0;
         loop {
             let id = self.element(css);
@@ -243,7 +253,7 @@ impl<'a> Browser<'a> {
     }
 
     /// The WebDriver id of the element `css` selects.
-    fn element(&self, css: &str) -> String {
+    pub(crate) fn element(&self, css: &str) -> String {
         let el = self.call(
             "POST",
             "/element",
@@ -256,7 +266,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Types `text` into the (emptied) field `css` selects.
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css);
         self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
         self.call(
@@ -267,7 +277,7 @@ impl<'a> Browser<'a> {
     }
 
     /// The browser console's errors so far (chromedriver's "browser" log).
-    fn console_errors(&self) -> Vec<String> {
+    pub(crate) fn console_errors(&self) -> Vec<String> {
         let v = self.call("POST", "/se/log", Some(json!({"type": "browser"})));
         v.as_array()
             .unwrap_or_else(|| panic!("no browser log: {v}"))
@@ -278,7 +288,7 @@ impl<'a> Browser<'a> {
     }
 
     /// With NETMETER_PAGE_SCREENSHOTS=DIR, saves what the browser shows as DIR/NAME.
-    fn screenshot(&self, name: &str) {
+    pub(crate) fn screenshot(&self, name: &str) {
         let Some(dir) = std::env::var_os("NETMETER_PAGE_SCREENSHOTS") else {
             return;
         };
@@ -298,7 +308,7 @@ impl<'a> Browser<'a> {
         )
     }
 
-    fn fail(&self, what: &str) -> ! {
+    pub(crate) fn fail(&self, what: &str) -> ! {
         let text = self.execute("return document.body ? document.body.innerText : ''");
         let errors = self.console_errors();
         panic!(

@@ -22,8 +22,8 @@ use std::sync::OnceLock;
 
 use super::package::{Variant, root, scratch, variant_binary};
 
-const ARCH: &str = "x86_64";
-const EPOCH: &str = "1700000000";
+pub(crate) const ARCH: &str = "x86_64";
+pub(crate) const EPOCH: &str = "1700000000";
 /// The line release 2's default config ends with (so it differs from
 /// release 1's).
 const R2_LINE: &str = "# release 2's default";
@@ -67,17 +67,17 @@ fn tool(env: &str, name: &str, version_prefix: &str, test: &str) -> Option<PathB
     None
 }
 
-fn apk_tool(test: &str) -> Option<PathBuf> {
+pub(crate) fn apk_tool(test: &str) -> Option<PathBuf> {
     tool("NETMETER_APK", "apk", "apk-tools 3.", test)
 }
 
 /// opkg-lede prints no version line; `--version` is not an option it has,
 /// so any output from a file named opkg does. It is checked by running it.
-fn opkg_tool(test: &str) -> Option<PathBuf> {
+pub(crate) fn opkg_tool(test: &str) -> Option<PathBuf> {
     tool("NETMETER_OPKG", "opkg", "", test)
 }
 
-fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -89,7 +89,7 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-fn read_text(path: &Path) -> String {
+pub(crate) fn read_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -99,12 +99,12 @@ fn read_text(path: &Path) -> String {
 /// `r1/` and release 2 (PKG_RELEASE 2, a changed default config) in `r2/`,
 /// each holding `<arch>/<name>-<version>.apk` and `<name>_<version>_<arch>.ipk`;
 /// built once for every test here.
-struct Packages {
+pub(crate) struct Packages {
     dir: PathBuf,
 }
 
 impl Packages {
-    fn get(apk: &Path) -> &'static Packages {
+    pub(crate) fn get(apk: &Path) -> &'static Packages {
         static PACKAGES: OnceLock<Packages> = OnceLock::new();
         PACKAGES.get_or_init(|| {
             let dir = scratch("install-packages");
@@ -170,7 +170,7 @@ impl Packages {
         })
     }
 
-    fn apk(&self, release: &str, variant: Variant) -> PathBuf {
+    pub(crate) fn apk(&self, release: &str, variant: Variant) -> PathBuf {
         let version = if release == "r1" {
             "0.1.0-r1"
         } else {
@@ -182,7 +182,7 @@ impl Packages {
             .join(format!("{}-{version}.apk", variant.package()))
     }
 
-    fn ipk(&self, release: &str, variant: Variant) -> PathBuf {
+    pub(crate) fn ipk(&self, release: &str, variant: Variant) -> PathBuf {
         let version = if release == "r1" {
             "0.1.0-r1"
         } else {
@@ -193,7 +193,7 @@ impl Packages {
             .join(format!("{}_{version}_{ARCH}.ipk", variant.package()))
     }
 
-    fn libc(&self) -> PathBuf {
+    pub(crate) fn libc(&self) -> PathBuf {
         self.dir.join("libc-1.2.5-r4.apk")
     }
 
@@ -206,12 +206,12 @@ impl Packages {
 // ------------------------------------------------------------- a test root
 
 /// A throwaway root with the stand-in `lib/functions.sh`.
-struct Root {
-    path: PathBuf,
+pub(crate) struct Root {
+    pub(crate) path: PathBuf,
 }
 
 impl Root {
-    fn new(name: &str) -> Root {
+    pub(crate) fn new(name: &str) -> Root {
         let path = scratch(name).join("root");
         std::fs::create_dir_all(path.join("lib")).unwrap();
         // OpenWrt's functions.sh enables and starts the service; this one
@@ -229,7 +229,7 @@ default_prerm() {{ record default_prerm "$@"; }}
         Root { path }
     }
 
-    fn join(&self, path: &str) -> PathBuf {
+    pub(crate) fn join(&self, path: &str) -> PathBuf {
         self.path.join(path.trim_start_matches('/'))
     }
 
@@ -259,7 +259,7 @@ default_prerm() {{ record default_prerm "$@"; }}
 
     /// The files a package installs are there, with their modes, and the
     /// binary is the variant's.
-    fn assert_installed(&self, variant: Variant) {
+    pub(crate) fn assert_installed(&self, variant: Variant) {
         for (file, mode) in [
             ("/usr/bin/netmeter", 0o755),
             ("/etc/init.d/netmeter", 0o755),
@@ -305,7 +305,7 @@ default_prerm() {{ record default_prerm "$@"; }}
 // --------------------------------------------------------------------- apk
 
 /// `apk --root R` as OpenWrt's image builder runs it.
-fn apk(tool: &Path, root: &Root) -> Command {
+pub(crate) fn apk(tool: &Path, root: &Root) -> Command {
     let mut cmd = Command::new(tool);
     cmd.env("IPKG_INSTROOT", &root.path)
         .arg("--root")
@@ -321,7 +321,7 @@ fn apk(tool: &Path, root: &Root) -> Command {
 }
 
 /// The packages apk has installed in the root, sorted.
-fn apk_installed(root: &Root) -> Vec<String> {
+pub(crate) fn apk_installed(root: &Root) -> Vec<String> {
     let db = read_text(&root.join("/lib/apk/db/installed"));
     let mut names: Vec<String> = db
         .lines()
@@ -599,7 +599,7 @@ fn a_signed_feed_from_build_feed_installs_with_its_key_and_without_allow_untrust
 
 /// `opkg --offline-root R` as OpenWrt's image builder runs it, with a
 /// status entry for libc.
-fn opkg(tool: &Path, root: &Root) -> Command {
+pub(crate) fn opkg(tool: &Path, root: &Root) -> Command {
     for dir in ["/var/lock", "/usr/lib/opkg/info", "/tmp"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
@@ -630,7 +630,7 @@ fn opkg(tool: &Path, root: &Root) -> Command {
 }
 
 /// The packages opkg has installed, sorted.
-fn opkg_installed(root: &Root) -> Vec<String> {
+pub(crate) fn opkg_installed(root: &Root) -> Vec<String> {
     let status = read_text(&root.join("/usr/lib/opkg/status"));
     let mut names: Vec<String> = status
         .split("\n\n")

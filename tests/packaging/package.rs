@@ -34,7 +34,7 @@ fn package_dir() -> PathBuf {
     root().join("openwrt-package")
 }
 
-fn read(path: &Path) -> Vec<u8> {
+pub(crate) fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -270,7 +270,7 @@ fn build_ipk(out: &Path, build: &Build) -> PathBuf {
 }
 
 /// gzip as `gzip -n` writes it (no name, no time), decompressed by gzip -dc.
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gunzip(bytes: &[u8]) -> Vec<u8> {
     assert!(
         bytes.len() > 18 && bytes[..3] == [0x1f, 0x8b, 8],
         "not gzip"
@@ -293,13 +293,13 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[derive(Debug)]
-struct Member {
-    name: String,
-    mode: u32,
+pub(crate) struct Member {
+    pub(crate) name: String,
+    pub(crate) mode: u32,
     /// b'0' a file, b'5' a directory.
-    kind: u8,
-    mtime: u64,
-    data: Vec<u8>,
+    pub(crate) kind: u8,
+    pub(crate) mtime: u64,
+    pub(crate) data: Vec<u8>,
 }
 
 fn octal(field: &[u8]) -> u64 {
@@ -316,7 +316,7 @@ fn text_field(field: &[u8]) -> &str {
 /// A GNU-format tar as OpenWrt's ipkg-build writes it: every header's
 /// checksum, GNU magic, owner 0:0 by number without names; ends with two
 /// zero blocks, padded to whole 10 KiB records.
-fn untar(tar: &[u8]) -> Vec<Member> {
+pub(crate) fn untar(tar: &[u8]) -> Vec<Member> {
     assert_eq!(tar.len() % 10240, 0, "GNU tar pads to 20-block records");
     let mut members = Vec::new();
     let mut at = 0;
@@ -376,7 +376,7 @@ fn untar(tar: &[u8]) -> Vec<Member> {
 }
 
 /// Name → member, after checking the names come in exactly this order.
-fn expect_members<'a>(
+pub(crate) fn expect_members<'a>(
     what: &str,
     members: &'a [Member],
     names: &[&str],
@@ -386,7 +386,7 @@ fn expect_members<'a>(
     members.iter().map(|m| (m.name.as_str(), m)).collect()
 }
 
-fn file<'a>(map: &BTreeMap<&str, &'a Member>, name: &str, mode: u32) -> &'a [u8] {
+pub(crate) fn file<'a>(map: &BTreeMap<&str, &'a Member>, name: &str, mode: u32) -> &'a [u8] {
     let m = map[name];
     assert_eq!(m.kind, b'0', "{name} is a file");
     assert_eq!(m.mode, mode, "{name} has mode {mode:o}, not {:o}", m.mode);
@@ -394,7 +394,7 @@ fn file<'a>(map: &BTreeMap<&str, &'a Member>, name: &str, mode: u32) -> &'a [u8]
 }
 
 /// The fields of a control file in order; continuation lines joined by '\n'.
-fn control_fields(text: &str) -> Vec<(String, String)> {
+pub(crate) fn control_fields(text: &str) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         if let Some(more) = line.strip_prefix(' ') {

@@ -1,0 +1,138 @@
+'use strict';
+'require view';
+'require poll';
+'require dom';
+'require netmeter.common as nm';
+
+// Status → Bandwidth (netmeter) → Devices: every LAN device netmeter
+// counts, refreshed with poll; a click on a row shows its history and,
+// under the conntrack placement, its bytes by protocol class.
+
+var columns = [
+	{ key: 'name', title: _('Name'), value: function(d) { return d.hostname || ''; },
+	  text: function(d) { return d.hostname || E('em', {}, _('unknown')); } },
+	{ key: 'mac', title: _('MAC'), value: function(d) { return d.mac; } },
+	{ key: 'ips', title: _('Addresses'), value: function(d) { return (d.ips || []).join(' '); },
+	  text: function(d) { return E('span', { 'style': 'word-break:break-all' }, (d.ips || []).join(', ')); } },
+	{ key: 'rx_bytes', title: _('Download'), numeric: true,
+	  value: function(d) { return d.rx_bytes; }, text: function(d) { return nm.bytes(d.rx_bytes); } },
+	{ key: 'tx_bytes', title: _('Upload'), numeric: true,
+	  value: function(d) { return d.tx_bytes; }, text: function(d) { return nm.bytes(d.tx_bytes); } },
+	{ key: 'rx_rate', title: _('Download now'), numeric: true,
+	  value: function(d) { return d.rx_rate; }, text: function(d) { return nm.rate(d.rx_rate); } },
+	{ key: 'tx_rate', title: _('Upload now'), numeric: true,
+	  value: function(d) { return d.tx_rate; }, text: function(d) { return nm.rate(d.tx_rate); } }
+];
+
+return view.extend({
+	state: { key: 'rx_bytes', desc: true, selected: null },
+
+	load: function() {
+		return Promise.all([ nm.callStatus(), nm.callDevices() ]);
+	},
+
+	lastBucket: function(h) {
+		var b = h && h.series && h.series[0] && h.series[0].buckets;
+		return b && b.length ? b[b.length - 1] : null;
+	},
+
+	renderDetail: function(dev, status, placementKind) {
+		var mac = dev.mac;
+		var periods = E('div', { 'id': 'netmeter-periods-sum' }, E('em', {}, _('Loading…')));
+		var self = this;
+		Promise.all([ nm.callHistory(null, mac, 'day'), nm.callHistory(null, mac, 'month') ]).then(function(r) {
+			var d = self.lastBucket(r[0]), m = self.lastBucket(r[1]);
+			dom.content(periods, E('table', { 'class': 'table', 'id': 'netmeter-sums' }, [
+				E('tr', { 'class': 'tr table-titles' }, [ E('th', { 'class': 'th' }, ''),
+					E('th', { 'class': 'th right' }, _('Download')), E('th', { 'class': 'th right' }, _('Upload')) ])
+			].concat([ [ 'today', _('Today'), d ], [ 'month', _('This month'), m ], [ 'total', _('Total'), dev ] ].map(function(p) {
+				return E('tr', { 'class': 'tr', 'data-id': p[0] }, [ E('td', { 'class': 'td' }, p[1]),
+					E('td', { 'class': 'td right' }, p[2] ? nm.bytes(p[2].rx_bytes) : '—'),
+					E('td', { 'class': 'td right' }, p[2] ? nm.bytes(p[2].tx_bytes) : '—') ]);
+			}))));
+		});
+
+		var protocols;
+		if (Array.isArray(dev.protocols)) {
+			protocols = E('table', { 'class': 'table', 'id': 'netmeter-protocols' }, [
+				E('tr', { 'class': 'tr table-titles' }, [ E('th', { 'class': 'th' }, _('Protocol')),
+					E('th', { 'class': 'th right' }, _('Download')), E('th', { 'class': 'th right' }, _('Upload')) ])
+			].concat(dev.protocols.map(function(p) {
+				return E('tr', { 'class': 'tr', 'data-id': p['class'] }, [ E('td', { 'class': 'td' }, p['class']),
+					E('td', { 'class': 'td right' }, nm.bytes(p.rx_bytes)), E('td', { 'class': 'td right' }, nm.bytes(p.tx_bytes)) ]);
+			})));
+		}
+		else {
+			protocols = E('p', { 'id': 'netmeter-protocols' }, placementKind == 'conntrack'
+				? _('No protocol classes for this device yet.')
+				: _("A breakdown by protocol needs option placement 'conntrack' (Services → netmeter); this placement (%s) counts packets, not flows.").format(placementKind || '?'));
+		}
+
+		return E('div', { 'class': 'cbi-section', 'id': 'netmeter-detail' }, [
+			E('h3', { 'id': 'netmeter-selected' }, (dev.hostname ? dev.hostname + ' ' : '') + '(' + mac + ')'),
+			periods,
+			nm.historyPanel([ [ 'hour', _('Hourly') ], [ 'day', _('Daily') ], [ 'month', _('Monthly') ] ], 'hour',
+				function(p) { return nm.callHistory(null, mac, p); }),
+			E('h4', {}, _('By protocol')),
+			protocols
+		]);
+	},
+
+	update: function(status, answer) {
+		var self = this;
+		var problem = nm.problem(answer) || nm.problem(status);
+		dom.content(this.problemBox, problem || '');
+		if (problem) {
+			dom.content(this.tableBox, '');
+			return;
+		}
+		var pd = status.per_device || {};
+		dom.content(this.noteBox, pd.active === false
+			? E('div', { 'class': 'alert-message notice' }, _('Per-device accounting is off: %s').format(pd.off_reason || '?'))
+			: '');
+		var devices = answer.devices || [];
+		this.devices = devices;
+		this.placementKind = pd.placement_kind;
+		dom.content(this.tableBox, nm.sortableTable('netmeter-devices', columns, devices, this.state,
+			function(d) { return d.mac; },
+			function(d) { self.select(d); },
+			_('No devices counted yet')));
+	},
+
+	select: function(dev) {
+		this.state.selected = dev.mac;
+		this.update(this.status, { devices: this.devices });
+		dom.content(this.detailBox, this.renderDetail(dev, this.status, this.placementKind));
+	},
+
+	render: function(data) {
+		var self = this;
+		this.status = data[0];
+		this.problemBox = E('div');
+		this.noteBox = E('div');
+		this.tableBox = E('div', { 'style': 'overflow-x:auto' });
+		this.detailBox = E('div', {}, E('p', {}, E('em', {}, _('Select a device for its history.'))));
+		this.update(data[0], data[1]);
+
+		poll.add(function() {
+			return Promise.all([ nm.callStatus(), nm.callDevices() ]).then(function(r) {
+				self.status = r[0];
+				self.update(r[0], r[1]);
+			});
+		}, 5);
+
+		return E([], [
+			E('h2', {}, _('Bandwidth (netmeter): devices')),
+			E('div', { 'class': 'cbi-map-descr' },
+				_('Traffic of every LAN device between it and beyond the router, as netmeter counts it. Click a column title to sort, a row for its history.')),
+			this.problemBox,
+			this.noteBox,
+			E('div', { 'class': 'cbi-section' }, this.tableBox),
+			this.detailBox
+		]);
+	},
+
+	handleSaveApply: null,
+	handleSave: null,
+	handleReset: null
+});
