@@ -350,69 +350,53 @@ mod tests {
         "192.168.1.20".parse().unwrap()
     }
 
-    #[test]
-    fn only_the_growth_of_a_flow_since_it_was_last_seen_counts_and_its_end_adds_the_rest() {
-        let f = flow(
-            7,
+    /// A TCP flow from the device, NATed to the router's WAN address, to
+    /// `port` beyond, from source port `sport`.
+    fn outbound(id: u32, sport: u16, port: u16) -> Flow {
+        flow(
+            id,
             "192.168.1.20",
             "198.51.100.9",
             "203.0.113.2",
-            (40000, 443),
-        );
+            (sport, port),
+        )
+    }
+
+    /// The device's totals: (what it sent, what it received).
+    fn sent_received(sent: u64, received: u64) -> Vec<(Direction, IpAddr, u64)> {
+        vec![
+            (Direction::Sent, device(), sent),
+            (Direction::Received, device(), received),
+        ]
+    }
+
+    #[test]
+    fn only_the_growth_of_a_flow_since_it_was_last_seen_counts_and_its_end_adds_the_rest() {
+        let f = outbound(7, 40000, 443);
         let mut t = FlowTracker::new(16);
         read(&mut t, &[], &[]); // the first read: nothing stood yet
         read(&mut t, &[with(f, (100, 2), (5000, 4))], &[]);
         read(&mut t, &[with(f, (300, 4), (9000, 8))], &[]);
         read(&mut t, &[], &[with(f, (350, 5), (9100, 9))]);
-        assert_eq!(
-            totals(&t),
-            vec![
-                (Direction::Sent, device(), 350),
-                (Direction::Received, device(), 9100)
-            ]
-        );
+        assert_eq!(totals(&t), sent_received(350, 9100));
         assert_eq!(t.stats.tracked, 0);
         assert_eq!(t.stats.ended_unseen, 0);
     }
 
     #[test]
     fn a_flow_that_begins_and_ends_between_two_reads_is_counted_whole_once() {
-        let f = flow(
-            8,
-            "192.168.1.20",
-            "198.51.100.9",
-            "203.0.113.2",
-            (40001, 80),
-        );
+        let f = outbound(8, 40001, 80);
         let mut t = FlowTracker::new(16);
         read(&mut t, &[], &[]);
         read(&mut t, &[], &[with(f, (700, 7), (64_000, 50))]);
         read(&mut t, &[], &[]);
-        assert_eq!(
-            totals(&t),
-            vec![
-                (Direction::Sent, device(), 700),
-                (Direction::Received, device(), 64_000)
-            ]
-        );
+        assert_eq!(totals(&t), sent_received(700, 64_000));
     }
 
     #[test]
     fn flows_standing_at_the_first_read_count_only_what_they_carry_after_it() {
-        let f = flow(
-            9,
-            "192.168.1.20",
-            "198.51.100.9",
-            "203.0.113.2",
-            (40002, 443),
-        );
-        let old = flow(
-            10,
-            "192.168.1.20",
-            "198.51.100.9",
-            "203.0.113.2",
-            (40003, 443),
-        );
+        let f = outbound(9, 40002, 443);
+        let old = outbound(10, 40003, 443);
         let mut t = FlowTracker::new(16);
         read(
             &mut t,
@@ -421,13 +405,7 @@ mod tests {
         );
         assert_eq!(totals(&t), vec![]);
         read(&mut t, &[with(f, (1500, 2), (4000, 3))], &[]);
-        assert_eq!(
-            totals(&t),
-            vec![
-                (Direction::Sent, device(), 500),
-                (Direction::Received, device(), 3000)
-            ]
-        );
+        assert_eq!(totals(&t), sent_received(500, 3000));
     }
 
     #[test]
@@ -445,13 +423,7 @@ mod tests {
         let mut t = FlowTracker::new(16);
         read(&mut t, &[], &[]);
         read(&mut t, &[], &[with(f, (800, 8), (120_000, 90))]);
-        assert_eq!(
-            totals(&t),
-            vec![
-                (Direction::Sent, device(), 120_000),
-                (Direction::Received, device(), 800)
-            ]
-        );
+        assert_eq!(totals(&t), sent_received(120_000, 800));
         let classes = t.take_classes(|ip| Some(*ip));
         let ssh = ProtocolClasses::builtin().classify(6, 22);
         assert_eq!(classes, vec![(device(), ssh, RxTx::new(800, 120_000))]);
@@ -513,20 +485,8 @@ mod tests {
 
     #[test]
     fn when_full_a_new_flow_is_not_followed_but_counted_whole_when_it_ends() {
-        let a = flow(
-            20,
-            "192.168.1.20",
-            "198.51.100.9",
-            "203.0.113.2",
-            (40000, 443),
-        );
-        let b = flow(
-            21,
-            "192.168.1.20",
-            "198.51.100.9",
-            "203.0.113.2",
-            (40001, 443),
-        );
+        let a = outbound(20, 40000, 443);
+        let b = outbound(21, 40001, 443);
         let mut t = FlowTracker::new(1);
         read(&mut t, &[], &[]);
         read(
@@ -540,24 +500,12 @@ mod tests {
             &[with(a, (10, 1), (10, 1))],
             &[with(b, (70, 2), (90, 2))],
         );
-        assert_eq!(
-            totals(&t),
-            vec![
-                (Direction::Sent, device(), 80),
-                (Direction::Received, device(), 100)
-            ]
-        );
+        assert_eq!(totals(&t), sent_received(80, 100));
     }
 
     #[test]
     fn a_flow_gone_without_its_event_is_dropped_and_counted_as_ended_unseen() {
-        let f = flow(
-            22,
-            "192.168.1.20",
-            "198.51.100.9",
-            "203.0.113.2",
-            (40000, 443),
-        );
+        let f = outbound(22, 40000, 443);
         let mut t = FlowTracker::new(16);
         read(&mut t, &[], &[]);
         read(&mut t, &[with(f, (10, 1), (10, 1))], &[]);
@@ -567,13 +515,7 @@ mod tests {
 
     #[test]
     fn flows_without_counters_are_counted_for_the_status_and_credit_nothing() {
-        let mut f = flow(
-            23,
-            "192.168.1.20",
-            "198.51.100.9",
-            "203.0.113.2",
-            (40000, 443),
-        );
+        let mut f = outbound(23, 40000, 443);
         f.counters_original = None;
         f.counters_reply = None;
         let mut t = FlowTracker::new(16);
@@ -585,13 +527,7 @@ mod tests {
 
     #[test]
     fn class_growth_waits_for_a_device_the_caller_can_name() {
-        let f = flow(
-            24,
-            "192.168.1.20",
-            "198.51.100.9",
-            "203.0.113.2",
-            (40000, 443),
-        );
+        let f = outbound(24, 40000, 443);
         let mut t = FlowTracker::new(16);
         read(&mut t, &[], &[]);
         read(&mut t, &[], &[with(f, (10, 1), (20, 1))]);
