@@ -78,6 +78,11 @@ const NFTA_BITWISE_DREG: u16 = 2;
 const NFTA_BITWISE_LEN: u16 = 3;
 const NFTA_BITWISE_MASK: u16 = 4;
 const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_LOOKUP_SET: u16 = 1;
+const NFTA_LOOKUP_SREG: u16 = 2;
+const NFTA_LOOKUP_FLAGS: u16 = 5;
+/// `!= @set`: the rule goes on only when the key is *not* in the set.
+const NFT_LOOKUP_F_INV: u32 = 1;
 const NFTA_DYNSET_SET_NAME: u16 = 1;
 const NFTA_DYNSET_OP: u16 = 3;
 const NFTA_DYNSET_SREG_KEY: u16 = 4;
@@ -96,6 +101,9 @@ const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+/// An interval set's element that ends a range (the first key past it).
+const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 const NFTA_SET_ELEM_EXPR: u16 = 7;
 const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
@@ -107,6 +115,10 @@ const NFTA_COUNTER_PACKETS: u16 = 2;
 pub const ELEMENTS_PER_MESSAGE: usize = 500;
 
 /// Set flags (`NFT_SET_*`).
+/// Elements cannot change once a rule uses the set (`flags constant`).
+pub const NFT_SET_CONSTANT: u32 = 0x2;
+/// Elements are ranges of keys (`flags interval`): see [`Interval`].
+pub const NFT_SET_INTERVAL: u32 = 0x4;
 pub const NFT_SET_TIMEOUT: u32 = 0x10;
 /// A set that rules add elements to while packets pass (`dynamic`).
 pub const NFT_SET_EVAL: u32 = 0x20;
@@ -231,6 +243,13 @@ pub enum Expr {
         mask: Vec<u8>,
         xor: Vec<u8>,
     },
+    /// Stop the rule unless the key in `sreg…` is in `set` (with `invert`:
+    /// unless it is *not*): `ip daddr @set`, `ip daddr != @set`.
+    Lookup {
+        set: String,
+        sreg: u32,
+        invert: bool,
+    },
     /// Count into the named counter object.
     ObjrefCounter { name: String },
     /// End this chain for the packet (other chains and hooks still see it).
@@ -330,6 +349,16 @@ impl Expr {
                 m.nest_end();
                 m.nest_end();
             }
+            Expr::Lookup { set, sreg, invert } => {
+                m.attr_str(NFTA_EXPR_NAME, "lookup");
+                m.nest_start(NFTA_EXPR_DATA);
+                m.attr_str(NFTA_LOOKUP_SET, set);
+                m.attr_be32(NFTA_LOOKUP_SREG, *sreg);
+                if *invert {
+                    m.attr_be32(NFTA_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+                }
+                m.nest_end();
+            }
             Expr::Masquerade => {
                 m.attr_str(NFTA_EXPR_NAME, "masq");
             }
@@ -363,6 +392,14 @@ impl Expr {
         }
         m.nest_end();
     }
+}
+
+/// One range of an interval set's keys, `start` up to but not including
+/// `end`; no `end`: up to the last key (`255.255.255.255` included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interval {
+    pub start: Vec<u8>,
+    pub end: Option<Vec<u8>>,
 }
 
 /// An nf_tables transaction: messages between BATCH_BEGIN and BATCH_END.
@@ -539,6 +576,44 @@ impl Batch {
             m.nest_end();
             self.messages.push(m);
         }
+        self
+    }
+
+    /// Adds ranges to an interval set (`NFT_SET_INTERVAL`) as nft does for a
+    /// single-field set: an element at each range's start and one flagged
+    /// `NFT_SET_ELEM_INTERVAL_END` at the key after it; a key matches when
+    /// the nearest element at or below it is a start. The ranges must be
+    /// sorted and neither overlap nor touch (the kernel refuses overlaps).
+    /// A constant set takes its elements only before a rule uses it.
+    pub fn add_interval_elements(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        intervals: &[Interval],
+    ) -> &mut Self {
+        let mut m = nft_message(NFT_MSG_NEWSETELEM, family, NLM_F_CREATE);
+        m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+        m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+        m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
+        let mut element = |key: &[u8], flags: Option<u32>| {
+            m.nest_start(NFTA_LIST_ELEM);
+            m.nest_start(NFTA_SET_ELEM_KEY);
+            m.attr(NFTA_DATA_VALUE, key);
+            m.nest_end();
+            if let Some(flags) = flags {
+                m.attr_be32(NFTA_SET_ELEM_FLAGS, flags);
+            }
+            m.nest_end();
+        };
+        for interval in intervals {
+            element(&interval.start, None);
+            if let Some(end) = &interval.end {
+                element(end, Some(NFT_SET_ELEM_INTERVAL_END));
+            }
+        }
+        m.nest_end();
+        self.messages.push(m);
         self
     }
 
