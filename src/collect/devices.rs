@@ -354,6 +354,9 @@ fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -
     } else {
         NFT_REG32_00
     };
+    // Tests load into a register past the key's (`NFT_REG32_00` to `_05`,
+    // which `NFT_REG_1` and `NFT_REG_2` share).
+    const SCRATCH: u32 = NFT_REG_4;
     let mut matched = Vec::new();
     if plan.hooks == Hooks::Forward {
         // One chain for every LAN device: match the device by name.
@@ -363,10 +366,10 @@ fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -
         };
         matched.push(Expr::Meta {
             key,
-            dreg: NFT_REG_1,
+            dreg: SCRATCH,
         });
         matched.push(Expr::Cmp {
-            sreg: NFT_REG_1,
+            sreg: SCRATCH,
             op: CmpOp::Eq,
             data: Expr::ifname(device),
         });
@@ -374,10 +377,10 @@ fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -
     matched.extend([
         Expr::Meta {
             key: MetaKey::Protocol,
-            dreg: NFT_REG_1,
+            dreg: SCRATCH,
         },
         Expr::Cmp {
-            sreg: NFT_REG_1,
+            sreg: SCRATCH,
             op: CmpOp::Eq,
             data: proto.to_vec(),
         },
@@ -385,11 +388,11 @@ fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -
             base: PayloadBase::Network,
             offset: far_at,
             len: addr_len,
-            dreg: NFT_REG_1,
+            dreg: SCRATCH,
         },
         Expr::Lookup {
             set: local.to_string(),
-            sreg: NFT_REG_1,
+            sreg: SCRATCH,
             invert: true,
         },
         Expr::Payload {
@@ -415,12 +418,12 @@ fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -
             // The Ethernet group bit: multicast and broadcast MACs.
             Expr::Bitwise {
                 sreg: NFT_REG32_00,
-                dreg: NFT_REG_1,
+                dreg: SCRATCH,
                 mask: vec![1],
                 xor: vec![0],
             },
             Expr::Cmp {
-                sreg: NFT_REG_1,
+                sreg: SCRATCH,
                 op: CmpOp::Eq,
                 data: vec![0],
             },

@@ -135,8 +135,12 @@ pub const fn concat_type(first: u32, second: u32) -> u32 {
 
 /// The first 16-byte register; expressions pass data through registers.
 pub const NFT_REG_1: u32 = 1;
+/// The last 16-byte register: the same bytes as `NFT_REG32_12` to `_15`.
+pub const NFT_REG_4: u32 = 4;
 /// The first 4-byte register. Concatenated keys are built in consecutive
-/// 4-byte registers, each field rounded up to 4 bytes.
+/// 4-byte registers, each field rounded up to 4 bytes. The two sizes share
+/// storage: `NFT_REG_1` is `NFT_REG32_00` to `_03`, `NFT_REG_2` the next
+/// four, and so on.
 pub const NFT_REG32_00: u32 = 8;
 
 /// nf_tables address families (`NFPROTO_*`).
@@ -968,6 +972,137 @@ mod tests {
                 devices: vec!["lan0".into(), "wan".into()],
             }
         );
+    }
+
+    /// An attribute as the kernel reads it, written out independently of
+    /// `MessageBuilder`: native-endian length and type, payload, padding.
+    fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut b = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
+        b.extend(kind.to_ne_bytes());
+        b.extend(payload);
+        b.resize(b.len().next_multiple_of(4), 0);
+        b
+    }
+
+    /// A nested attribute (`NLA_F_NESTED`, 0x8000, in its type).
+    fn nest(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
+        nla(kind | 0x8000, &parts.concat())
+    }
+
+    /// The attributes after nfgenmsg of the batch's only message.
+    fn only_message_attrs(b: Batch) -> Vec<u8> {
+        let msgs: Vec<Vec<u8>> = b.finish().into_iter().map(|m| m.finish(1)).collect();
+        assert_eq!(msgs.len(), 3, "begin, one message, end");
+        let msg = MessageIter::new(&msgs[1]).next().unwrap().unwrap();
+        msg.payload[4..].to_vec()
+    }
+
+    #[test]
+    fn a_negated_lookup_is_encoded_as_the_kernels_lookup_expression() {
+        // include/uapi/linux/netfilter/nf_tables.h: NFTA_LOOKUP_SET 1,
+        // NFTA_LOOKUP_SREG 2, NFTA_LOOKUP_FLAGS 5, NFT_LOOKUP_F_INV 1;
+        // nft's `ip daddr != @local4` ("[ lookup reg 1 set local4 0x1 ]").
+        let mut b = Batch::new();
+        b.add_rule(
+            Family::Netdev,
+            "t",
+            "c",
+            &[
+                Expr::Lookup {
+                    set: "local4".into(),
+                    sreg: NFT_REG_1,
+                    invert: true,
+                },
+                Expr::Lookup {
+                    set: "s".into(),
+                    sreg: NFT_REG32_00 + 2,
+                    invert: false,
+                },
+            ],
+        );
+        let lookup = |set: &[u8], sreg: u32, flags: Option<u32>| {
+            let mut data = vec![nla(1, set), nla(2, &sreg.to_be_bytes())];
+            data.extend(flags.map(|f| nla(5, &f.to_be_bytes())));
+            nest(1, &[nla(1, b"lookup\0"), nest(2, &data)])
+        };
+        let expected = [
+            nla(1, b"t\0"),
+            nla(2, b"c\0"),
+            nest(
+                4,
+                &[lookup(b"local4\0", 1, Some(1)), lookup(b"s\0", 10, None)],
+            ),
+        ]
+        .concat();
+        assert_eq!(only_message_attrs(b), expected);
+    }
+
+    #[test]
+    fn interval_elements_are_starts_and_flagged_ends_and_the_top_range_has_no_end() {
+        // NFTA_SET_ELEM_KEY 1 holding NFTA_DATA_VALUE 1; NFTA_SET_ELEM_FLAGS
+        // 3 with NFT_SET_ELEM_INTERVAL_END 1: what nft sends for
+        // `elements = { 10.0.1.0/24, 255.255.255.255 }` in an interval set.
+        let mut b = Batch::new();
+        b.add_interval_elements(
+            Family::Netdev,
+            "netmeter",
+            "local4",
+            &[
+                Interval {
+                    start: vec![10, 0, 1, 0],
+                    end: Some(vec![10, 0, 2, 0]),
+                },
+                Interval {
+                    start: vec![255; 4],
+                    end: None,
+                },
+            ],
+        );
+        let key = |k: &[u8]| nest(1, &[nla(1, k)]);
+        let expected = [
+            nla(1, b"netmeter\0"),
+            nla(2, b"local4\0"),
+            nest(
+                3,
+                &[
+                    nest(1, &[key(&[10, 0, 1, 0])]),
+                    nest(1, &[key(&[10, 0, 2, 0]), nla(3, &1u32.to_be_bytes())]),
+                    nest(1, &[key(&[255; 4])]),
+                ],
+            ),
+        ]
+        .concat();
+        assert_eq!(only_message_attrs(b), expected);
+    }
+
+    #[test]
+    fn an_interval_set_carries_the_interval_and_constant_flags() {
+        // NFT_SET_CONSTANT 0x2 | NFT_SET_INTERVAL 0x4, as `flags constant,
+        // interval`; no timeout or size attribute unless asked for.
+        let mut b = Batch::new();
+        b.add_set(
+            Family::Netdev,
+            "t",
+            &SetSpec {
+                name: "local6".into(),
+                key_type: TYPE_IP6ADDR,
+                key_len: 16,
+                flags: NFT_SET_INTERVAL | NFT_SET_CONSTANT,
+                timeout_ms: None,
+                size: None,
+                id: 7,
+            },
+        );
+        let expected = [
+            nla(1, b"t\0"),
+            nla(2, b"local6\0"),
+            nla(3, &6u32.to_be_bytes()),
+            nla(4, &8u32.to_be_bytes()),
+            nla(5, &16u32.to_be_bytes()),
+            nla(10, &7u32.to_be_bytes()),
+        ]
+        .concat();
+        assert_eq!(only_message_attrs(b), expected);
     }
 
     #[test]
