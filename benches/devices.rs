@@ -6,13 +6,18 @@
 //! 2. the real daemon with 0, 1,000 and 10,000 devices in its sets: peak
 //!    RSS, and CPU time of its whole refresh;
 //! 3. TCP throughput through the router with 1,000 devices: no accounting,
-//!    netmeter's table, and YAMon-style linear per-IP rules; with the
-//!    end hosts' 64 KiB GSO packets and with MTU-sized ones.
+//!    netmeter's table (and its rules before the interval sets), conntrack
+//!    accounting, and YAMon-style linear per-IP rules; with the end hosts'
+//!    64 KiB GSO packets and with MTU-sized ones;
+//! 4. what each part of netmeter's rules costs, at MTU-sized packets:
+//!    variants of its table that add one part at a time;
+//! 5. `GET /api/v1/devices` from the real daemon at 1,000 and 10,000
+//!    devices: p50 and p99 latency over loopback.
 //!
 //! Devices are synthetic set elements (or rules) except the one LAN host
 //! that moves the traffic. Not a test: `cargo bench --bench devices` runs
 //! it in the release profile; under `cargo test` it only says so.
-//! NETMETER_BENCH_ONLY=refresh|daemon|forwarding runs one part;
+//! NETMETER_BENCH_ONLY=refresh|daemon|forwarding|rules|api runs one part;
 //! NETMETER_BENCH_DAEMON=PATH runs another netmeter build as the daemon.
 //! The figures and how to read them: docs/BENCHMARKS.md.
 
@@ -34,6 +39,10 @@ const REFRESH_RUNS: u64 = 30;
 const REFRESH_PAUSE_MS: u64 = 100;
 /// Rounds of the throughput comparison; each runs every configuration once.
 const ROUNDS: usize = 7;
+/// Rounds of the rule variants, whose differences are smaller.
+const RULE_ROUNDS: usize = 9;
+/// Timed requests per size in the API part (after 5 warm-up ones).
+const API_REQUESTS: u64 = 200;
 /// Refreshes over which the daemon's CPU time is taken.
 const DAEMON_REFRESHES: usize = 20;
 /// The LAN host's side of the router and its subnets.
@@ -68,10 +77,37 @@ fn main() {
     let mut forwarding = Vec::new();
     if run("forwarding") {
         for variant in VARIANTS {
-            forwarding.push((variant, forward(&net, &variant)));
+            let setups = [
+                Setup::None,
+                Setup::Netmeter,
+                Setup::Conntrack,
+                Setup::Before,
+                Setup::Yamon,
+            ];
+            forwarding.push((variant, ROUNDS, forward(&net, &variant, &setups, ROUNDS)));
         }
     }
-    report(&refresh, &daemon, &forwarding, started.elapsed());
+    if run("rules") {
+        let variant = VARIANTS[1];
+        let setups = [
+            Setup::None,
+            Setup::Hooks,
+            Setup::Update,
+            Setup::Protocol,
+            Setup::Prefixes,
+            Setup::Before,
+            Setup::Netmeter,
+        ];
+        let rounds = RULE_ROUNDS;
+        forwarding.push((variant, rounds, forward(&net, &variant, &setups, rounds)));
+    }
+    let mut api = Vec::new();
+    if run("api") {
+        for n in [1_000, 10_000] {
+            api.push((n, api_latency(&net.router, n)));
+        }
+    }
+    report(&refresh, &daemon, &forwarding, &api, started.elapsed());
 }
 
 type Kv = BTreeMap<String, f64>;
@@ -173,8 +209,9 @@ fn daemon_binary() -> PathBuf {
     }
 }
 
-fn daemon_run(router: &Host, devices: u64) -> DaemonRun {
-    progress(&format!("the daemon at {devices} devices"));
+/// The daemon (refresh_interval 1, listening on 127.0.0.1:9750) with
+/// `devices` synthetic devices in its sets, once it has read them all.
+fn daemon_with(router: &Host, devices: u64) -> (Daemon, Scratch) {
     let scratch = Scratch::new();
     let config = format!(
         "config netmeter 'main'\n\toption refresh_interval '1'\n\toption listen '127.0.0.1:9750'\n\
@@ -182,7 +219,6 @@ fn daemon_run(router: &Host, devices: u64) -> DaemonRun {
         devices.max(1024)
     );
     let d = Daemon::start_binary(&daemon_binary(), router, &scratch, &config);
-    let pid = d.child.id();
     // The daemon installed (replaced) its table at start: fill it now.
     populate(router, devices);
     let start = Instant::now();
@@ -194,6 +230,13 @@ fn daemon_run(router: &Host, devices: u64) -> DaemonRun {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    (d, scratch)
+}
+
+fn daemon_run(router: &Host, devices: u64) -> DaemonRun {
+    progress(&format!("the daemon at {devices} devices"));
+    let (d, _scratch) = daemon_with(router, devices);
+    let pid = d.child.id();
     wait_refreshes(router, &d.api, 3);
     // Between two refreshes the main thread only waits: the CPU time it
     // gained from one completed refresh to the next is one refresh.
@@ -223,10 +266,24 @@ fn daemon_run(router: &Host, devices: u64) -> DaemonRun {
     }
 }
 
+/// What the router runs besides conntrack and masquerade, which it runs in
+/// every setup (`none` included): every flow is tracked and NATed in all.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Setup {
     None,
+    /// Table `netdev netmeter` with its sets and chains but only some of
+    /// its rules' parts (`netmeter_variant` in tests/testbed/bench.rs).
+    Hooks,
+    Update,
+    Protocol,
+    Prefixes,
+    /// netmeter's rules before the interval sets (up to e20c26f).
+    Before,
     Netmeter,
+    /// No rules; `net.netfilter.nf_conntrack_acct=1` in the router's
+    /// namespace: conntrack's per-flow byte and packet counters, which
+    /// netmeter's conntrack placement reads.
+    Conntrack,
     Yamon,
 }
 
@@ -234,8 +291,25 @@ impl Setup {
     fn name(self) -> &'static str {
         match self {
             Setup::None => "no accounting",
+            Setup::Hooks => "  hooks, no rules",
+            Setup::Update => "  + set update",
+            Setup::Protocol => "  + protocol test",
+            Setup::Prefixes => "  + far-end prefixes",
+            Setup::Before => "netmeter before (e20c26f)",
             Setup::Netmeter => "netmeter (netdev sets)",
+            Setup::Conntrack => "conntrack accounting",
             Setup::Yamon => "YAMon-style linear rules",
+        }
+    }
+
+    fn variant(self) -> Option<&'static str> {
+        match self {
+            Setup::Hooks => Some("hooks"),
+            Setup::Update => Some("update"),
+            Setup::Protocol => Some("protocol"),
+            Setup::Prefixes => Some("prefixes"),
+            Setup::Before => Some("before"),
+            _ => None,
         }
     }
 
@@ -247,8 +321,20 @@ impl Setup {
                 router.run(&format!("netmeter_install {LAN_PORT} 1024 {LAN_PREFIXES}"));
                 populate(router, 999);
             }
+            Setup::Conntrack => {
+                // Per namespace; conntrack adds the counters to flows that
+                // start from now on, and every transfer is a new flow.
+                router.run(&format!("sysctl {CONNTRACK_ACCT} 1"));
+            }
             Setup::Yamon => {
                 router.run(&format!("yamon 999 {LAN_HOST_V4}"));
+            }
+            variant => {
+                let name = variant.variant().unwrap();
+                router.run(&format!(
+                    "netmeter_variant {name} {LAN_PORT} 1024 {LAN_PREFIXES}"
+                ));
+                populate(router, 999);
             }
         }
     }
@@ -256,7 +342,10 @@ impl Setup {
     fn remove(self, router: &Host) {
         match self {
             Setup::None => {}
-            Setup::Netmeter => {
+            Setup::Conntrack => {
+                router.run(&format!("sysctl {CONNTRACK_ACCT} 0"));
+            }
+            Setup::Netmeter | Setup::Before => {
                 // The host's own elements joined the 999 synthetic ones.
                 let sent = router.run("nft_elements netmeter sent4");
                 let received = router.run("nft_elements netmeter received4");
@@ -267,9 +356,15 @@ impl Setup {
             Setup::Yamon => {
                 router.run("nft_delete inet yamon");
             }
+            // Without the protocol test, other packets may make elements.
+            _ => {
+                router.run("nft_delete netdev netmeter");
+            }
         }
     }
 }
+
+const CONNTRACK_ACCT: &str = "net/netfilter/nf_conntrack_acct";
 
 /// Per setup: (upload Gbit/s, download Gbit/s) of every round.
 type Throughput = BTreeMap<Setup, Vec<(f64, f64)>>;
@@ -304,9 +399,11 @@ fn timed(host: &Host, line: &str, bytes: u64) -> f64 {
     bytes as f64 * 8.0 / start.elapsed().as_secs_f64() / 1e9
 }
 
-fn forward(net: &Network, variant: &Variant) -> Throughput {
-    let setups = [Setup::None, Setup::Netmeter, Setup::Yamon];
+fn forward(net: &Network, variant: &Variant, setups: &[Setup], rounds: usize) -> Throughput {
     let lan = &net.lan[0];
+    // The baseline has no conntrack counters (the kernel's default).
+    let acct = net.router.run(&format!("sysctl_get {CONNTRACK_ACCT}"));
+    assert_eq!(acct, "0", "{CONNTRACK_ACCT} in the router namespace");
     let offload = if variant.gso { "on" } else { "off" };
     lan.run(&format!("offload eth0 {offload}"));
     net.wan.run(&format!("offload eth0 {offload}"));
@@ -314,9 +411,9 @@ fn forward(net: &Network, variant: &Variant) -> Throughput {
     let mut results = Throughput::new();
     // A first transfer warms up the path (neighbours, conntrack, TCP).
     lan.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 10000000"));
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         progress(&format!(
-            "forwarding, {}: round {} of {ROUNDS}",
+            "forwarding, {}: round {} of {rounds}",
             variant.label,
             round + 1
         ));
@@ -343,6 +440,20 @@ fn forward(net: &Network, variant: &Variant) -> Throughput {
     results
 }
 
+/// `GET /api/v1/devices` latency from the daemon with `devices` devices.
+fn api_latency(router: &Host, devices: u64) -> Kv {
+    progress(&format!("the API at {devices} devices"));
+    let (d, _scratch) = daemon_with(router, devices);
+    wait_refreshes(router, &d.api, 2);
+    let kv = parse_kv(&router.run(&format!(
+        "http_latency {} /api/v1/devices {API_REQUESTS}",
+        d.api
+    )));
+    drop(d);
+    router.run("nft_delete netdev netmeter");
+    kv
+}
+
 fn median(v: Vec<f64>) -> f64 {
     median_p90(v).0
 }
@@ -365,7 +476,8 @@ fn met(ok: bool) -> &'static str {
 fn report(
     refresh: &[(u64, Kv)],
     daemon: &[DaemonRun],
-    forwarding: &[(Variant, Throughput)],
+    forwarding: &[(Variant, usize, Throughput)],
+    api: &[(u64, Kv)],
     took: Duration,
 ) {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -382,8 +494,34 @@ fn report(
     if !daemon.is_empty() {
         report_daemon(daemon);
     }
-    for (variant, throughput) in forwarding {
-        report_forwarding(variant, throughput);
+    for (variant, rounds, throughput) in forwarding {
+        report_forwarding(variant, *rounds, throughput);
+    }
+    if !api.is_empty() {
+        report_api(api);
+    }
+}
+
+fn report_api(api: &[(u64, Kv)]) {
+    println!();
+    println!(
+        "GET /api/v1/devices from the daemon ({}), refresh_interval 1, {API_REQUESTS} requests one after another, each on a new connection over loopback, ms:",
+        daemon_binary().display()
+    );
+    println!(
+        "  {:>7} {:>10} {:>8} {:>8} {:>8}  target",
+        "devices", "body bytes", "p50", "p99", "max"
+    );
+    for (devices, kv) in api {
+        let target = if *devices == 1_000 {
+            format!("p99 <= 10 ms: {}", met(kv["p99"] <= 10.0))
+        } else {
+            String::new()
+        };
+        println!(
+            "  {devices:>7} {:>10} {:>8.2} {:>8.2} {:>8.2}  {target}",
+            kv["bytes"], kv["p50"], kv["p99"], kv["max"]
+        );
     }
 }
 
@@ -442,10 +580,10 @@ fn report_daemon(daemon: &[DaemonRun]) {
     );
 }
 
-fn report_forwarding(variant: &Variant, throughput: &Throughput) {
+fn report_forwarding(variant: &Variant, rounds: usize, throughput: &Throughput) {
     println!();
     println!(
-        "Forwarding, {}: one TCP flow of {} MB each way, 1,000 devices, {ROUNDS} rounds, median Gbit/s:",
+        "Forwarding, {}: one TCP flow of {} MB each way, 1,000 devices, {rounds} rounds, median Gbit/s:",
         variant.label,
         variant.transfer / 1_000_000
     );

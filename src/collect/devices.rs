@@ -223,12 +223,12 @@ pub fn install_batch(plan: &Plan) -> Batch {
 
 /// The rules of one chain for one IP version, given the plan, the LAN
 /// device, the direction, whether IPv6 and the counting set's name.
-pub type RuleBuilder = dyn Fn(&Plan, &str, Direction, bool, &str) -> Vec<Vec<Expr>>;
+pub type RuleBuilder<'a> = dyn Fn(&Plan, &str, Direction, bool, &str) -> Vec<Vec<Expr>> + 'a;
 
 /// The table with its sets and chains, each chain holding what `rules`
 /// builds: netmeter's own rules in [`install_batch`]; the benchmark
 /// (`benches/devices.rs`) passes variants to measure what each part costs.
-pub fn install_batch_with(plan: &Plan, rules: &RuleBuilder) -> Batch {
+pub fn install_batch_with(plan: &Plan, rules: &RuleBuilder<'_>) -> Batch {
     let family = plan.hooks.family();
     let mut b = Batch::new();
     b.add_table(family, TABLE);
@@ -364,10 +364,7 @@ fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -
             Direction::Sent => MetaKey::IifName,
             Direction::Received => MetaKey::OifName,
         };
-        matched.push(Expr::Meta {
-            key,
-            dreg: SCRATCH,
-        });
+        matched.push(Expr::Meta { key, dreg: SCRATCH });
         matched.push(Expr::Cmp {
             sreg: SCRATCH,
             op: CmpOp::Eq,

@@ -163,6 +163,13 @@ pub fn sysctl(path: &str, value: &str) -> R {
     std::fs::write(format!("/proc/sys/{path}"), value).map_err(|e| format!("{path}: {e}"))
 }
 
+/// Reads a sysctl of this namespace.
+pub fn sysctl_get(path: &str) -> R<String> {
+    std::fs::read_to_string(format!("/proc/sys/{path}"))
+        .map(|v| v.trim().to_string())
+        .map_err(|e| format!("{path}: {e}"))
+}
+
 /// IPv4 masquerade of everything leaving through `oif`.
 pub fn masquerade(oif: &str) -> R {
     let mut b = Batch::new();
