@@ -367,7 +367,17 @@ impl Setup {
 const CONNTRACK_ACCT: &str = "net/netfilter/nf_conntrack_acct";
 
 /// Per setup: (upload Gbit/s, download Gbit/s) of every round.
-type Throughput = BTreeMap<Setup, Vec<(f64, f64)>>;
+type Throughput = BTreeMap<Setup, Vec<Transfers>>;
+
+/// One round of one setup: each way, Gbit/s of payload and CPU ns per
+/// payload KB.
+#[derive(Clone, Copy, Debug)]
+struct Transfers {
+    up: f64,
+    down: f64,
+    up_cpu: f64,
+    down_cpu: f64,
+}
 
 /// How the end hosts send.
 #[derive(Clone, Copy)]
@@ -392,11 +402,49 @@ const VARIANTS: [Variant; 2] = [
     },
 ];
 
-/// Times one transfer: Gbit/s of payload.
-fn timed(host: &Host, line: &str, bytes: u64) -> f64 {
+/// CPU time, ns, of everything that moves the benchmark's packets: both end
+/// hosts' agents (the sender's system calls carry the router's forwarding
+/// too, as veth runs the receiving side's softirq in the sender's context)
+/// and the kernel's softirq threads, which take over under load. On a
+/// shared machine this varies far less than wall time: other tenants'
+/// load steals time from a transfer but does not add CPU to it.
+fn path_cpu_ns(net: &Network, softirqd: &[u32]) -> u64 {
+    let agents: u64 = [&net.lan[0], &net.wan]
+        .iter()
+        .map(|h| h.run("cpu").parse::<u64>().unwrap())
+        .sum();
+    let threads: u64 = softirqd
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    agents + threads
+}
+
+/// The pids of the `ksoftirqd/N` kernel threads.
+fn softirq_threads() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("ksoftirqd/"))
+        })
+        .collect()
+}
+
+/// Times one transfer: (Gbit/s of payload, CPU ns per payload KB).
+fn timed(net: &Network, softirqd: &[u32], line: &str, bytes: u64) -> (f64, f64) {
+    let cpu = path_cpu_ns(net, softirqd);
     let start = Instant::now();
-    host.run(line);
-    bytes as f64 * 8.0 / start.elapsed().as_secs_f64() / 1e9
+    net.lan[0].run(line);
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = path_cpu_ns(net, softirqd) - cpu;
+    (
+        bytes as f64 * 8.0 / wall / 1e9,
+        cpu as f64 / (bytes as f64 / 1e3),
+    )
 }
 
 fn forward(net: &Network, variant: &Variant, setups: &[Setup], rounds: usize) -> Throughput {
@@ -408,6 +456,7 @@ fn forward(net: &Network, variant: &Variant, setups: &[Setup], rounds: usize) ->
     lan.run(&format!("offload eth0 {offload}"));
     net.wan.run(&format!("offload eth0 {offload}"));
     let bytes = variant.transfer;
+    let softirqd = softirq_threads();
     let mut results = Throughput::new();
     // A first transfer warms up the path (neighbours, conntrack, TCP).
     lan.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 10000000"));
@@ -421,18 +470,25 @@ fn forward(net: &Network, variant: &Variant, setups: &[Setup], rounds: usize) ->
         for k in 0..setups.len() {
             let setup = setups[(round + k) % setups.len()];
             setup.install(&net.router);
-            let up = timed(
-                lan,
+            let (up, up_cpu) = timed(
+                net,
+                &softirqd,
                 &format!("tcp_upload {WAN_HOST_V4} {PORT} {bytes}"),
                 bytes,
             );
-            let down = timed(
-                lan,
+            let (down, down_cpu) = timed(
+                net,
+                &softirqd,
                 &format!("tcp_download {WAN_HOST_V4} {PORT} {bytes}"),
                 bytes,
             );
             setup.remove(&net.router);
-            results.entry(setup).or_default().push((up, down));
+            results.entry(setup).or_default().push(Transfers {
+                up,
+                down,
+                up_cpu,
+                down_cpu,
+            });
         }
     }
     lan.run("offload eth0 on");
@@ -583,34 +639,59 @@ fn report_daemon(daemon: &[DaemonRun]) {
 fn report_forwarding(variant: &Variant, rounds: usize, throughput: &Throughput) {
     println!();
     println!(
-        "Forwarding, {}: one TCP flow of {} MB each way, 1,000 devices, {rounds} rounds, median Gbit/s:",
+        "Forwarding, {}: one TCP flow of {} MB each way, 1,000 devices, {rounds} rounds, medians:",
         variant.label,
         variant.transfer / 1_000_000
     );
     println!(
-        "  {:<26} {:>7} {:>9} {:>9} {:>9}   per round (up/down)",
-        "setup", "upload", "download", "up ratio", "dn ratio"
+        "  {:<26} {:>7} {:>9} {:>9} {:>9} | {:>7} {:>9} {:>9} {:>9}",
+        "setup",
+        "up Gb/s",
+        "dn Gb/s",
+        "up ratio",
+        "dn ratio",
+        "up CPU",
+        "dn CPU",
+        "up ratio",
+        "dn ratio"
     );
-    let medians = |s: &Setup| {
-        let v = &throughput[s];
-        (
-            median(v.iter().map(|r| r.0).collect()),
-            median(v.iter().map(|r| r.1).collect()),
-        )
-    };
-    let (base_up, base_down) = medians(&Setup::None);
-    for (setup, rounds) in throughput {
-        let (up, down) = medians(setup);
-        let each: Vec<String> = rounds
-            .iter()
-            .map(|(u, d)| format!("{u:.1}/{d:.1}"))
-            .collect();
+    let median_of =
+        |s: &Setup, f: fn(&Transfers) -> f64| median(throughput[s].iter().map(f).collect());
+    let base = |f| median_of(&Setup::None, f);
+    type Field = fn(&Transfers) -> f64;
+    let (up, down, up_cpu, down_cpu): (Field, Field, Field, Field) =
+        (|t| t.up, |t| t.down, |t| t.up_cpu, |t| t.down_cpu);
+    for setup in throughput.keys() {
+        let m = |f| median_of(setup, f);
+        // CPU ratio: the baseline's CPU per byte over this setup's, so that
+        // it reads as the throughput ratio a CPU-bound router would see.
         println!(
-            "  {:<26} {up:>7.2} {down:>9.2} {:>9.3} {:>9.3}   {}",
+            "  {:<26} {:>7.2} {:>9.2} {:>9.3} {:>9.3} | {:>7.1} {:>9.1} {:>9.3} {:>9.3}",
             setup.name(),
-            up / base_up,
-            down / base_down,
-            each.join(" ")
+            m(up),
+            m(down),
+            m(up) / base(up),
+            m(down) / base(down),
+            m(up_cpu),
+            m(down_cpu),
+            base(up_cpu) / m(up_cpu),
+            base(down_cpu) / m(down_cpu),
         );
+    }
+    println!(
+        "  (Gb/s: payload over wall time; CPU: ns of CPU per payload KB on the packets' path)"
+    );
+    println!("  per round, Gb/s up/down and CPU up/down:");
+    for (setup, each) in throughput {
+        let rounds: Vec<String> = each
+            .iter()
+            .map(|t| {
+                format!(
+                    "{:.1}/{:.1} {:.0}/{:.0}",
+                    t.up, t.down, t.up_cpu, t.down_cpu
+                )
+            })
+            .collect();
+        println!("  {:<26} {}", setup.name(), rounds.join(", "));
     }
 }

@@ -54,6 +54,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "route" => done(ops::route(arg(1)?, arg(2)?)),
         "sysctl" => done(ops::sysctl(arg(1)?, arg(2)?)),
         "sysctl_get" => ops::sysctl_get(arg(1)?),
+        "cpu" => ops::cpu(),
         "masquerade" => done(ops::masquerade(arg(1)?)),
         "counters" => ops::counters(),
         "snmp6" => ops::snmp6(arg(1)?),
