@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use testbed::netmeter::{Daemon, Scratch};
-use testbed::topology::{PORT, WAN_HOST_V4};
+use testbed::topology::{PORT, WAN_HOST_V4, WAN_HOST_V6};
 use testbed::{Host, LanHost, Network, Topology};
 
 /// Timed refreshes per size (after 3 warm-up ones).
@@ -39,8 +39,9 @@ const REFRESH_RUNS: u64 = 30;
 const REFRESH_PAUSE_MS: u64 = 100;
 /// Rounds of the throughput comparison; each runs every configuration once.
 const ROUNDS: usize = 7;
-/// Rounds of the rule variants, whose differences are smaller.
+/// Rounds of the rule variants, and datagrams each way per round.
 const RULE_ROUNDS: usize = 9;
+const RULE_DATAGRAMS: u64 = 100_000;
 /// Timed requests per size in the API part (after 5 warm-up ones).
 const API_REQUESTS: u64 = 200;
 /// Refreshes over which the daemon's CPU time is taken.
@@ -87,19 +88,9 @@ fn main() {
             forwarding.push((variant, ROUNDS, forward(&net, &variant, &setups, ROUNDS)));
         }
     }
+    let mut rules = BTreeMap::new();
     if run("rules") {
-        let variant = VARIANTS[1];
-        let setups = [
-            Setup::None,
-            Setup::Hooks,
-            Setup::Update,
-            Setup::Protocol,
-            Setup::Prefixes,
-            Setup::Before,
-            Setup::Netmeter,
-        ];
-        let rounds = RULE_ROUNDS;
-        forwarding.push((variant, rounds, forward(&net, &variant, &setups, rounds)));
+        rules = rule_costs(&net);
     }
     let mut api = Vec::new();
     if run("api") {
@@ -107,7 +98,14 @@ fn main() {
             api.push((n, api_latency(&net.router, n)));
         }
     }
-    report(&refresh, &daemon, &forwarding, &api, started.elapsed());
+    report(
+        &refresh,
+        &daemon,
+        &forwarding,
+        &rules,
+        &api,
+        started.elapsed(),
+    );
 }
 
 type Kv = BTreeMap<String, f64>;
@@ -496,6 +494,48 @@ fn forward(net: &Network, variant: &Variant, setups: &[Setup], rounds: usize) ->
     results
 }
 
+/// Per setup: CPU ns per MTU-sized datagram through the router, IPv4 and
+/// IPv6, each round.
+type RuleCosts = BTreeMap<Setup, Vec<(f64, f64)>>;
+
+/// What each part of netmeter's rules costs: UDP datagrams of 1,500-byte
+/// packets from the LAN host to the WAN host, back to back, through each
+/// variant of the table (its ingress chain, the sent rules), in rotated
+/// order each round.
+fn rule_costs(net: &Network) -> RuleCosts {
+    let setups = [
+        Setup::None,
+        Setup::Hooks,
+        Setup::Update,
+        Setup::Protocol,
+        Setup::Prefixes,
+        Setup::Before,
+        Setup::Netmeter,
+        Setup::Conntrack,
+    ];
+    let lan = &net.lan[0];
+    let blast = |ip: &str, payload: u64| -> f64 {
+        lan.run(&format!("udp_blast {ip} {PORT} {RULE_DATAGRAMS} {payload}"))
+            .parse()
+            .unwrap()
+    };
+    let mut costs = RuleCosts::new();
+    blast(WAN_HOST_V4, 1472);
+    for round in 0..RULE_ROUNDS {
+        progress(&format!("rule costs: round {} of {RULE_ROUNDS}", round + 1));
+        for k in 0..setups.len() {
+            let setup = setups[(round + k) % setups.len()];
+            setup.install(&net.router);
+            // 1,500-byte packets: 20 + 8 or 40 + 8 bytes of headers.
+            let v4 = blast(WAN_HOST_V4, 1472);
+            let v6 = blast(WAN_HOST_V6, 1452);
+            setup.remove(&net.router);
+            costs.entry(setup).or_default().push((v4, v6));
+        }
+    }
+    costs
+}
+
 /// `GET /api/v1/devices` latency from the daemon with `devices` devices.
 fn api_latency(router: &Host, devices: u64) -> Kv {
     progress(&format!("the API at {devices} devices"));
@@ -533,6 +573,7 @@ fn report(
     refresh: &[(u64, Kv)],
     daemon: &[DaemonRun],
     forwarding: &[(Variant, usize, Throughput)],
+    rules: &RuleCosts,
     api: &[(u64, Kv)],
     took: Duration,
 ) {
@@ -553,8 +594,53 @@ fn report(
     for (variant, rounds, throughput) in forwarding {
         report_forwarding(variant, *rounds, throughput);
     }
+    if !rules.is_empty() {
+        report_rules(rules);
+    }
     if !api.is_empty() {
         report_api(api);
+    }
+}
+
+fn report_rules(rules: &RuleCosts) {
+    println!();
+    println!(
+        "Rule costs: {RULE_DATAGRAMS} UDP datagrams of 1,500-byte packets LAN -> WAN back to back, {RULE_ROUNDS} rounds, median CPU ns per packet (sender + softirq threads):"
+    );
+    println!(
+        "  {:<26} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "setup", "IPv4", "+ns", "ratio", "IPv6", "+ns", "ratio"
+    );
+    let m = |s: &Setup| {
+        let v = &rules[s];
+        (
+            median(v.iter().map(|r| r.0).collect()),
+            median(v.iter().map(|r| r.1).collect()),
+        )
+    };
+    let (base4, base6) = m(&Setup::None);
+    for setup in rules.keys() {
+        let (v4, v6) = m(setup);
+        // The partial variants have IPv4 rules only.
+        let v6 = if matches!(setup, Setup::Update | Setup::Protocol | Setup::Prefixes) {
+            format!("{:>8} {:>8} {:>8}", "-", "-", "-")
+        } else {
+            format!("{v6:>8.0} {:>8.0} {:>8.3}", v6 - base6, base6 / v6)
+        };
+        println!(
+            "  {:<26} {v4:>8.0} {:>8.0} {:>8.3} {v6}",
+            setup.name(),
+            v4 - base4,
+            base4 / v4,
+        );
+    }
+    println!(
+        "  (ratio: no accounting's CPU per packet over this setup's; the throughput ratio of a CPU-bound router)"
+    );
+    println!("  per round, IPv4/IPv6 ns:");
+    for (setup, each) in rules {
+        let rounds: Vec<String> = each.iter().map(|(a, b)| format!("{a:.0}/{b:.0}")).collect();
+        println!("  {:<26} {}", setup.name(), rounds.join(" "));
     }
 }
 

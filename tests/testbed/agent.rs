@@ -90,6 +90,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "peers" => Ok(ops::peers().join(",")),
         "netmeter_install" => done(bench::netmeter_install(arg(1)?, num(2)?, arg(3)?)),
         "netmeter_variant" => done(bench::netmeter_variant(arg(1)?, arg(2)?, num(3)?, arg(4)?)),
+        "udp_blast" => bench::udp_blast(arg(1)?, num(2)? as u16, num(3)?, num(4)? as usize),
         "http_latency" => bench::http_latency(arg(1)?, arg(2)?, num(3)?),
         "nft_populate" => bench::nft_populate(arg(1)?, num(2)?),
         "nft_delete" => done(bench::nft_delete(arg(1)?, arg(2)?)),

@@ -452,6 +452,44 @@ pub fn http_latency(addr: &str, path: &str, count: u64) -> R<String> {
     ))
 }
 
+/// CPU time, ns, the `ksoftirqd/N` threads have run: they take over the
+/// network's softirq work from the sender under load.
+fn softirq_threads_ns() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("ksoftirqd/"))
+        })
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Sends `count` UDP datagrams of `size` bytes to `addr` back to back and
+/// answers the CPU time per datagram, ns: this thread's (its system calls
+/// carry each datagram through the router and into the far host's socket,
+/// as veth runs the receiving side's softirq in the sender's context) plus
+/// the softirq threads'. One packet's whole path, with no TCP dynamics
+/// (acknowledgements, windows) to vary with the machine's load.
+pub fn udp_blast(addr: &str, port: u16, count: u64, size: usize) -> R<String> {
+    let ip: IpAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let s = std::net::UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+    s.connect((ip, port)).map_err(|e| e.to_string())?;
+    let mut payload = vec![b'u'; size.max(1)];
+    payload[0] = b'U';
+    let (cpu, softirq) = (thread_cpu_ns(), softirq_threads_ns());
+    for _ in 0..count {
+        s.send(&payload).map_err(|e| e.to_string())?;
+    }
+    let ns = thread_cpu_ns() - cpu + (softirq_threads_ns() - softirq);
+    Ok(format!("{:.1}", ns as f64 / count as f64))
+}
+
 /// Turns TCP segmentation and generic segmentation offload on or off on a
 /// device here (the legacy ethtool ioctl). Off on both end hosts, the
 /// router forwards MTU-sized packets instead of 64 KiB GSO packets, as a
