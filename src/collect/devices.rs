@@ -21,6 +21,14 @@
 //! multicast, broadcast or unspecified IP, so the router's MLD reports and
 //! DAD probes (sent from `::`) and multicast forwarded from the WAN (IPTV)
 //! make no element at all.
+//!
+//! Each rule tests these with one lookup per side, however many prefixes
+//! the LAN has: the far end's address in a constant interval set of the
+//! local prefixes (`local4`, `local6`), the device's own in one of the
+//! never-a-device ones (`not_device4`, `not_device6`). The device's
+//! address and MAC are loaded once, into the registers of the set's key,
+//! and tested there; what each part costs per packet is measured by
+//! `cargo bench --bench devices` (docs/BENCHMARKS.md).
 
 use crate::account::{DeviceSample, Direction, UnattributedSample};
 use crate::config::IpPrefix;
