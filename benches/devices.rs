@@ -381,10 +381,6 @@ struct Transfers {
     down: f64,
     up_cpu: f64,
     down_cpu: f64,
-    /// The same transfers of the reference host on lan1 (no chains), right
-    /// after: Gbit/s.
-    ref_up: f64,
-    ref_down: f64,
 }
 
 /// How the end hosts send.
@@ -416,8 +412,8 @@ const VARIANTS: [Variant; 2] = [
 /// and the kernel's softirq threads, which take over under load. On a
 /// shared machine this varies far less than wall time: other tenants'
 /// load steals time from a transfer but does not add CPU to it.
-fn path_cpu_ns(net: &Network, lan: &Host, softirqd: &[u32]) -> u64 {
-    let agents: u64 = [lan, &net.wan]
+fn path_cpu_ns(net: &Network, softirqd: &[u32]) -> u64 {
+    let agents: u64 = [&net.lan[0], &net.wan]
         .iter()
         .map(|h| h.run("cpu").parse::<u64>().unwrap())
         .sum();
@@ -443,12 +439,12 @@ fn softirq_threads() -> Vec<u32> {
 }
 
 /// Times one transfer: (Gbit/s of payload, CPU ns per payload KB).
-fn timed(net: &Network, lan: &Host, softirqd: &[u32], line: &str, bytes: u64) -> (f64, f64) {
-    let cpu = path_cpu_ns(net, lan, softirqd);
+fn timed(net: &Network, softirqd: &[u32], line: &str, bytes: u64) -> (f64, f64) {
+    let cpu = path_cpu_ns(net, softirqd);
     let start = Instant::now();
-    lan.run(line);
+    net.lan[0].run(line);
     let wall = start.elapsed().as_secs_f64();
-    let cpu = path_cpu_ns(net, lan, softirqd) - cpu;
+    let cpu = path_cpu_ns(net, softirqd) - cpu;
     (
         bytes as f64 * 8.0 / wall / 1e9,
         cpu as f64 / (bytes as f64 / 1e3),
@@ -456,23 +452,18 @@ fn timed(net: &Network, lan: &Host, softirqd: &[u32], line: &str, bytes: u64) ->
 }
 
 fn forward(net: &Network, variant: &Variant, setups: &[Setup], rounds: usize) -> Throughput {
-    let (lan, reference) = (&net.lan[0], &net.lan[1]);
+    let lan = &net.lan[0];
     // The baseline has no conntrack counters (the kernel's default).
     let acct = net.router.run(&format!("sysctl_get {CONNTRACK_ACCT}"));
     assert_eq!(acct, "0", "{CONNTRACK_ACCT} in the router namespace");
     let offload = if variant.gso { "on" } else { "off" };
-    for host in [lan, reference, &net.wan] {
-        host.run(&format!("offload eth0 {offload}"));
-    }
+    lan.run(&format!("offload eth0 {offload}"));
+    net.wan.run(&format!("offload eth0 {offload}"));
     let bytes = variant.transfer;
     let softirqd = softirq_threads();
-    let upload = format!("tcp_upload {WAN_HOST_V4} {PORT} {bytes}");
-    let download = format!("tcp_download {WAN_HOST_V4} {PORT} {bytes}");
     let mut results = Throughput::new();
     // A first transfer warms up the path (neighbours, conntrack, TCP).
-    for host in [lan, reference] {
-        host.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 10000000"));
-    }
+    lan.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 10000000"));
     for round in 0..rounds {
         progress(&format!(
             "forwarding, {}: round {} of {rounds}",
@@ -483,24 +474,29 @@ fn forward(net: &Network, variant: &Variant, setups: &[Setup], rounds: usize) ->
         for k in 0..setups.len() {
             let setup = setups[(round + k) % setups.len()];
             setup.install(&net.router);
-            let (up, up_cpu) = timed(net, lan, &softirqd, &upload, bytes);
-            let (ref_up, _) = timed(net, reference, &softirqd, &upload, bytes);
-            let (down, down_cpu) = timed(net, lan, &softirqd, &download, bytes);
-            let (ref_down, _) = timed(net, reference, &softirqd, &download, bytes);
+            let (up, up_cpu) = timed(
+                net,
+                &softirqd,
+                &format!("tcp_upload {WAN_HOST_V4} {PORT} {bytes}"),
+                bytes,
+            );
+            let (down, down_cpu) = timed(
+                net,
+                &softirqd,
+                &format!("tcp_download {WAN_HOST_V4} {PORT} {bytes}"),
+                bytes,
+            );
             setup.remove(&net.router);
             results.entry(setup).or_default().push(Transfers {
                 up,
                 down,
                 up_cpu,
                 down_cpu,
-                ref_up,
-                ref_down,
             });
         }
     }
-    for host in [lan, reference, &net.wan] {
-        host.run("offload eth0 on");
-    }
+    lan.run("offload eth0 on");
+    net.wan.run("offload eth0 on");
     results
 }
 
@@ -738,14 +734,12 @@ fn report_forwarding(variant: &Variant, rounds: usize, throughput: &Throughput) 
         variant.transfer / 1_000_000
     );
     println!(
-        "  {:<26} {:>7} {:>7} {:>8} {:>8} | {:>8} {:>8} | {:>6} {:>6} {:>8} {:>8}",
+        "  {:<26} {:>7} {:>9} {:>9} {:>9} | {:>7} {:>9} {:>9} {:>9}",
         "setup",
         "up Gb/s",
         "dn Gb/s",
         "up ratio",
         "dn ratio",
-        "paired",
-        "paired",
         "up CPU",
         "dn CPU",
         "up ratio",
@@ -757,30 +751,17 @@ fn report_forwarding(variant: &Variant, rounds: usize, throughput: &Throughput) 
     type Field = fn(&Transfers) -> f64;
     let (up, down, up_cpu, down_cpu): (Field, Field, Field, Field) =
         (|t| t.up, |t| t.down, |t| t.up_cpu, |t| t.down_cpu);
-    let (up_paired, down_paired): (Field, Field) = (|t| t.up / t.ref_up, |t| t.down / t.ref_down);
     for setup in throughput.keys() {
         let m = |f| median_of(setup, f);
-        // Paired: this setup's throughput over the reference host's right
-        // after it, relative to the same under no accounting (conntrack
-        // accounting is the whole namespace's, so it slows both: not paired).
-        let paired = |f| {
-            if *setup == Setup::Conntrack {
-                "-".to_string()
-            } else {
-                format!("{:.3}", m(f) / base(f))
-            }
-        };
         // CPU ratio: the baseline's CPU per byte over this setup's, so that
         // it reads as the throughput ratio a CPU-bound router would see.
         println!(
-            "  {:<26} {:>7.2} {:>7.2} {:>8.3} {:>8.3} | {:>8} {:>8} | {:>6.0} {:>6.0} {:>8.3} {:>8.3}",
+            "  {:<26} {:>7.2} {:>9.2} {:>9.3} {:>9.3} | {:>7.1} {:>9.1} {:>9.3} {:>9.3}",
             setup.name(),
             m(up),
             m(down),
             m(up) / base(up),
             m(down) / base(down),
-            paired(up_paired),
-            paired(down_paired),
             m(up_cpu),
             m(down_cpu),
             base(up_cpu) / m(up_cpu),
@@ -788,22 +769,16 @@ fn report_forwarding(variant: &Variant, rounds: usize, throughput: &Throughput) 
         );
     }
     println!(
-        "  (Gb/s: payload over wall time, ratio to no accounting; paired: over the reference host's"
+        "  (Gb/s: payload over wall time; CPU: ns of CPU per payload KB on the packets' path)"
     );
-    println!(
-        "   transfer through lan1 right after, relative to no accounting's; CPU: ns per payload KB"
-    );
-    println!(
-        "   of the end hosts' agents and softirq threads, ratio no accounting's over this one's)"
-    );
-    println!("  per round, Gb/s up/down, reference up/down, CPU up/down:");
+    println!("  per round, Gb/s up/down and CPU up/down:");
     for (setup, each) in throughput {
         let rounds: Vec<String> = each
             .iter()
             .map(|t| {
                 format!(
-                    "{:.1}/{:.1} {:.1}/{:.1} {:.0}/{:.0}",
-                    t.up, t.down, t.ref_up, t.ref_down, t.up_cpu, t.down_cpu
+                    "{:.1}/{:.1} {:.0}/{:.0}",
+                    t.up, t.down, t.up_cpu, t.down_cpu
                 )
             })
             .collect();
