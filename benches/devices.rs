@@ -9,13 +9,15 @@
 //!    netmeter's table (and its rules before the interval sets), conntrack
 //!    accounting, and YAMon-style linear per-IP rules; with the end hosts'
 //!    64 KiB GSO packets and with MTU-sized ones;
-//! 4. what each part of netmeter's rules costs, at MTU-sized packets:
-//!    variants of its table that add one part at a time;
+//! 4. what each part of netmeter's rules costs: CPU per 1,500-byte UDP
+//!    packet through variants of its table that add one part at a time,
+//!    each blast paired with one from a reference host on a port without
+//!    chains, which cancels most of a shared machine's drift;
 //! 5. `GET /api/v1/devices` from the real daemon at 1,000 and 10,000
 //!    devices: p50 and p99 latency over loopback.
 //!
 //! Devices are synthetic set elements (or rules) except the one LAN host
-//! that moves the traffic. Not a test: `cargo bench --bench devices` runs
+//! that moves the traffic (and the reference host, which has no chains). Not a test: `cargo bench --bench devices` runs
 //! it in the release profile; under `cargo test` it only says so.
 //! NETMETER_BENCH_ONLY=refresh|daemon|forwarding|rules|api runs one part;
 //! NETMETER_BENCH_DAEMON=PATH runs another netmeter build as the daemon.
