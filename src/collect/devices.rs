@@ -855,6 +855,82 @@ mod tests {
         );
     }
 
+    /// The 4-byte words a register names, `NFT_REG32_00` being word 0:
+    /// the 16-byte registers share them (`NFT_REG_1` is words 0 to 3).
+    fn words(reg: u32, len: u32) -> std::ops::Range<u32> {
+        let first = if reg <= NFT_REG_4 {
+            (reg - 1) * 4
+        } else {
+            reg - NFT_REG32_00
+        };
+        first..first + len.div_ceil(4)
+    }
+
+    #[test]
+    fn no_test_overwrites_the_key_once_it_is_loaded() {
+        for hooks in [Hooks::Netdev, Hooks::Forward] {
+            let plan = Plan::new(
+                hooks,
+                vec!["lan0".into()],
+                &prefixes(&["10.0.1.0/24"]),
+                64,
+                1,
+            );
+            for (set, direction, version) in SETS {
+                let v6 = version == 6;
+                let [count, overflow] = &rules(&plan, "lan0", direction, v6, set)[..] else {
+                    panic!("two rules");
+                };
+                assert_eq!(count.last(), Some(&Expr::Accept));
+                assert_eq!(
+                    &count[..overflow.len() - 1],
+                    &overflow[..overflow.len() - 1]
+                );
+                let Some(Expr::DynsetUpdateCounter { sreg_key, .. }) = count.iter().rev().nth(1)
+                else {
+                    panic!("{set}: no update before accept");
+                };
+                let key_len = match (direction == Direction::Sent || hooks == Hooks::Netdev, v6) {
+                    (true, false) => 12,
+                    (true, true) => 24,
+                    (false, false) => 4,
+                    (false, true) => 16,
+                };
+                let key = words(*sreg_key, key_len);
+                // Each word of the key is written by one load, and no
+                // other expression writes any of them.
+                let mut written = Vec::new();
+                for e in count {
+                    let (dreg, len) = match e {
+                        Expr::Meta {
+                            key: MetaKey::Protocol,
+                            dreg,
+                        } => (*dreg, 2),
+                        Expr::Meta { dreg, .. } => (*dreg, 16),
+                        Expr::Payload { dreg, len, .. } => (*dreg, *len),
+                        Expr::Bitwise { dreg, mask, .. } => (*dreg, mask.len() as u32),
+                        _ => continue,
+                    };
+                    let w = words(dreg, len);
+                    let in_key = w.clone().filter(|w| key.contains(w)).count();
+                    if in_key > 0 {
+                        assert!(
+                            matches!(e, Expr::Payload { .. }) && in_key == w.len(),
+                            "{set} ({hooks:?}): {e:?} writes into the key"
+                        );
+                        assert!(
+                            w.clone().all(|w| !written.contains(&w)),
+                            "{set}: {e:?} rewrites the key"
+                        );
+                        written.extend(w);
+                    }
+                }
+                written.sort();
+                assert_eq!(written, key.collect::<Vec<_>>(), "{set} ({hooks:?})");
+            }
+        }
+    }
+
     #[test]
     fn the_plan_always_leaves_out_link_local_and_multicast() {
         let plan = Plan::new(
