@@ -22,13 +22,11 @@
 //! DAD probes (sent from `::`) and multicast forwarded from the WAN (IPTV)
 //! make no element at all.
 //!
-//! Each rule tests these with one lookup per side, however many prefixes
-//! the LAN has: the far end's address in a constant interval set of the
-//! local prefixes (`local4`, `local6`), the device's own in one of the
-//! never-a-device ones (`not_device4`, `not_device6`). The device's
-//! address and MAC are loaded once, into the registers of the set's key,
-//! and tested there; what each part costs per packet is measured by
-//! `cargo bench --bench devices` (docs/BENCHMARKS.md).
+//! Each rule loads every address it tests once and tests it from its
+//! register (the device's address and MAC straight into the registers of
+//! the set's key); what each part costs per packet is measured by `cargo
+//! bench --bench devices` (docs/BENCHMARKS.md: constant interval sets of
+//! the prefixes, one lookup each, measured no cheaper there).
 
 use crate::account::{DeviceSample, Direction, UnattributedSample};
 use crate::config::IpPrefix;
@@ -145,64 +143,39 @@ fn builtin(prefix: &&str) -> IpPrefix {
     prefix.parse().expect("a valid built-in prefix")
 }
 
-/// The two interval sets of one IP version a counting rule looks up:
-/// (the far end's addresses that are not beyond the router — every
-/// `Plan::local_prefixes` of that version —, the device's own addresses
-/// that are never a device's, `NOT_A_DEVICE`).
-fn excluded_sets(v6: bool) -> (&'static str, &'static str) {
-    if v6 {
-        ("local6", "not_device6")
-    } else {
-        ("local4", "not_device4")
+fn prefix_bytes(prefix: &IpPrefix) -> (Vec<u8>, Vec<u8>) {
+    let len = prefix.len;
+    let (bytes, bits) = match prefix.addr {
+        IpAddr::V4(a) => (a.octets().to_vec(), 32u32),
+        IpAddr::V6(a) => (a.octets().to_vec(), 128u32),
+    };
+    let mut mask = vec![0u8; bytes.len()];
+    for bit in 0..(len as u32).min(bits) {
+        mask[(bit / 8) as usize] |= 0x80 >> (bit % 8);
     }
+    (bytes, mask)
 }
 
-/// The prefixes of one IP version as an interval set's ranges: sorted,
-/// with overlapping and touching ones merged (the kernel refuses overlaps).
-fn intervals(prefixes: &[IpPrefix], v6: bool) -> Vec<Interval> {
-    let bits: u32 = if v6 { 128 } else { 32 };
-    // [start, end) as numbers; end None: up to the last address.
-    let mut ranges: Vec<(u128, Option<u128>)> = prefixes
-        .iter()
-        .filter(|p| p.addr.is_ipv6() == v6)
-        .map(|p| {
-            let addr = match p.addr {
-                IpAddr::V4(a) => u128::from(u32::from(a)),
-                IpAddr::V6(a) => u128::from(a),
-            };
-            let host_bits = bits - u32::from(p.len).min(bits);
-            let size = 1u128.checked_shl(host_bits);
-            let start = size.map_or(0, |size| addr & !(size - 1));
-            let end = size
-                .and_then(|size| start.checked_add(size))
-                .filter(|end| bits == 128 || *end < 1 << bits);
-            (start, end)
-        })
-        .collect();
-    ranges.sort();
-    let mut merged: Vec<(u128, Option<u128>)> = Vec::new();
-    for (start, end) in ranges {
-        match merged.last_mut() {
-            Some((_, last_end)) if last_end.is_none_or(|e| start <= e) => {
-                *last_end = last_end.zip(end).map(|(a, b)| a.max(b));
-            }
-            _ => merged.push((start, end)),
-        }
+/// `reg & mask != network` for each prefix of this family, the address
+/// already loaded into `reg` (once, not per prefix): the rule continues
+/// only for addresses in none of them. The masked copy goes to `scratch`.
+fn outside(prefixes: &[IpPrefix], v6: bool, reg: u32, scratch: u32) -> Vec<Expr> {
+    let mut exprs = Vec::new();
+    for prefix in prefixes.iter().filter(|p| p.addr.is_ipv6() == v6) {
+        let (net, mask) = prefix_bytes(prefix);
+        exprs.push(Expr::Bitwise {
+            sreg: reg,
+            dreg: scratch,
+            xor: vec![0; mask.len()],
+            mask,
+        });
+        exprs.push(Expr::Cmp {
+            sreg: scratch,
+            op: CmpOp::Neq,
+            data: net,
+        });
     }
-    let bytes = |n: u128| {
-        if v6 {
-            n.to_be_bytes().to_vec()
-        } else {
-            (n as u32).to_be_bytes().to_vec()
-        }
-    };
-    merged
-        .into_iter()
-        .map(|(start, end)| Interval {
-            start: bytes(start),
-            end: end.map(bytes),
-        })
-        .collect()
+    exprs
 }
 
 /// Offsets of what a rule keys on: (MAC in the link-layer header, device's
@@ -267,35 +240,6 @@ pub fn install_batch_with(plan: &Plan, rules: &RuleBuilder<'_>) -> Batch {
             },
         );
     }
-    // The addresses rules leave out, one constant interval set each, filled
-    // before any rule uses them.
-    let not_a_device: Vec<IpPrefix> = NOT_A_DEVICE.iter().map(builtin).collect();
-    let mut id = SETS.len() as u32;
-    for v6 in [false, true] {
-        let (ty, len) = if v6 {
-            (TYPE_IP6ADDR, 16)
-        } else {
-            (TYPE_IPADDR, 4)
-        };
-        let (local, not_device) = excluded_sets(v6);
-        for (name, prefixes) in [(local, &plan.local_prefixes), (not_device, &not_a_device)] {
-            id += 1;
-            b.add_set(
-                family,
-                TABLE,
-                &SetSpec {
-                    name: name.to_string(),
-                    key_type: ty,
-                    key_len: len,
-                    flags: NFT_SET_INTERVAL | NFT_SET_CONSTANT,
-                    timeout_ms: None,
-                    size: None,
-                    id,
-                },
-            );
-            b.add_interval_elements(family, TABLE, name, &intervals(prefixes, v6));
-        }
-    }
     b.add_counter_object(family, TABLE, UNATTRIBUTED_SENT);
     b.add_counter_object(family, TABLE, UNATTRIBUTED_RECEIVED);
     if plan.hooks == Hooks::Forward {
@@ -343,15 +287,14 @@ pub fn install_batch_with(plan: &Plan, rules: &RuleBuilder<'_>) -> Batch {
 
 /// Two rules per chain and IP version: the counting rule and, after it,
 /// the rule reached only when the set was full (its traffic goes to the
-/// unattributed counter). Each test is one expression or a load and one
-/// lookup, cheapest-to-fail first: the far end against one interval set
-/// of the local prefixes (traffic to the router itself ends there), the
-/// device's own address against one of the never-a-device ones, then the
-/// MAC's group bit. The device's MAC and address are loaded once, straight
-/// into the registers of the set's key, and tested there.
+/// unattributed counter). Every address is loaded once and tested from its
+/// register: the far end against each local prefix first (traffic to the
+/// router itself ends there), the device's own address — loaded straight
+/// into the set key's registers — against each never-a-device prefix, then
+/// the group bit of the MAC, loaded once into the key too. For IPv4 every
+/// mask and compare is one of nf_tables' inline fast-path expressions.
 fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -> Vec<Vec<Expr>> {
     let (mac_at, own_at, far_at) = offsets(direction, v6);
-    let (local, not_device) = excluded_sets(v6);
     let addr_len = if v6 { 16 } else { 4 };
     let proto: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
     let with_mac = direction == Direction::Sent || plan.hooks.received_has_mac();
@@ -362,9 +305,12 @@ fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -
     } else {
         NFT_REG32_00
     };
-    // Tests load into a register past the key's (`NFT_REG32_00` to `_05`,
-    // which `NFT_REG_1` and `NFT_REG_2` share).
+    // Tests use registers past the key's (`NFT_REG32_00` to `_05`, which
+    // `NFT_REG_1` and `NFT_REG_2` share): the far end's address in one,
+    // masked copies in the other.
     const SCRATCH: u32 = NFT_REG_4;
+    const MASKED: u32 = NFT_REG_3;
+    let not_a_device: Vec<IpPrefix> = NOT_A_DEVICE.iter().map(builtin).collect();
     let mut matched = Vec::new();
     if plan.hooks == Hooks::Forward {
         // One chain for every LAN device: match the device by name.
@@ -395,23 +341,15 @@ fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -
             len: addr_len,
             dreg: SCRATCH,
         },
-        Expr::Lookup {
-            set: local.to_string(),
-            sreg: SCRATCH,
-            invert: true,
-        },
-        Expr::Payload {
-            base: PayloadBase::Network,
-            offset: own_at,
-            len: addr_len,
-            dreg: ip_reg,
-        },
-        Expr::Lookup {
-            set: not_device.to_string(),
-            sreg: ip_reg,
-            invert: true,
-        },
     ]);
+    matched.extend(outside(&plan.local_prefixes, v6, SCRATCH, MASKED));
+    matched.push(Expr::Payload {
+        base: PayloadBase::Network,
+        offset: own_at,
+        len: addr_len,
+        dreg: ip_reg,
+    });
+    matched.extend(outside(&not_a_device, v6, ip_reg, MASKED));
     if with_mac {
         matched.extend([
             Expr::Payload {
@@ -786,72 +724,12 @@ mod tests {
         list.iter().map(|p| p.parse().unwrap()).collect()
     }
 
-    fn interval(start: &[u8], end: Option<&[u8]>) -> Interval {
-        Interval {
-            start: start.to_vec(),
-            end: end.map(<[u8]>::to_vec),
-        }
-    }
-
     #[test]
-    fn prefixes_become_sorted_ranges_with_the_last_address_open_ended() {
-        let local = prefixes(&[
-            "224.0.0.0/4",
-            "10.0.1.0/24",
-            "255.255.255.255/32",
-            "0.0.0.0/32",
-            "fe80::/10",
-        ]);
+    fn prefixes_become_network_and_mask_bytes() {
+        let (net, mask) = prefix_bytes(&"fe80::/10".parse().unwrap());
         assert_eq!(
-            intervals(&local, false),
-            [
-                interval(&[0, 0, 0, 0], Some(&[0, 0, 0, 1])),
-                interval(&[10, 0, 1, 0], Some(&[10, 0, 2, 0])),
-                interval(&[224, 0, 0, 0], Some(&[240, 0, 0, 0])),
-                // Up to and including 255.255.255.255: no end element.
-                interval(&[255, 255, 255, 255], None),
-            ]
-        );
-        let mut fe80 = [0u8; 16];
-        fe80[..2].copy_from_slice(&[0xfe, 0x80]);
-        let mut fec0 = [0u8; 16];
-        fec0[..2].copy_from_slice(&[0xfe, 0xc0]);
-        assert_eq!(intervals(&local, true), [interval(&fe80, Some(&fec0))]);
-        assert_eq!(
-            intervals(&prefixes(&["ff00::/8"]), true),
-            [interval(&[&[0xff][..], &[0; 15]].concat(), None)]
-        );
-    }
-
-    #[test]
-    fn overlapping_and_touching_prefixes_merge_into_one_range() {
-        // Nested (10.0.5.0/24 in a configured 10.0.0.0/16), touching
-        // (the /16 ends where 10.1.0.0/24 starts, which ends where
-        // 10.1.1.0/24 starts) and apart (10.2.0.0/24).
-        let merged = intervals(
-            &prefixes(&[
-                "10.2.0.0/24",
-                "10.1.1.0/24",
-                "10.0.0.0/16",
-                "10.0.5.0/24",
-                "10.1.0.0/24",
-            ]),
-            false,
-        );
-        assert_eq!(
-            merged,
-            [
-                interval(&[10, 0, 0, 0], Some(&[10, 1, 2, 0])),
-                interval(&[10, 2, 0, 0], Some(&[10, 2, 1, 0])),
-            ]
-        );
-        assert_eq!(
-            intervals(&prefixes(&["0.0.0.0/0", "10.0.0.0/8"]), false),
-            [interval(&[0; 4], None)]
-        );
-        assert_eq!(
-            intervals(&prefixes(&["::/0"]), true),
-            [interval(&[0; 16], None)]
+            (net[0], net[1], mask[0], mask[1], mask[2]),
+            (0xfe, 0x80, 0xff, 0xc0, 0)
         );
     }
 

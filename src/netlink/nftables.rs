@@ -135,7 +135,9 @@ pub const fn concat_type(first: u32, second: u32) -> u32 {
 
 /// The first 16-byte register; expressions pass data through registers.
 pub const NFT_REG_1: u32 = 1;
-/// The last 16-byte register: the same bytes as `NFT_REG32_12` to `_15`.
+/// The last two 16-byte registers: the same bytes as `NFT_REG32_08` to
+/// `_11` and `NFT_REG32_12` to `_15`.
+pub const NFT_REG_3: u32 = 3;
 pub const NFT_REG_4: u32 = 4;
 /// The first 4-byte register. Concatenated keys are built in consecutive
 /// 4-byte registers, each field rounded up to 4 bytes. The two sizes share
