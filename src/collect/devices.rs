@@ -21,6 +21,12 @@
 //! multicast, broadcast or unspecified IP, so the router's MLD reports and
 //! DAD probes (sent from `::`) and multicast forwarded from the WAN (IPTV)
 //! make no element at all.
+//!
+//! Each rule loads every address it tests once and tests it from its
+//! register (the device's address and MAC straight into the registers of
+//! the set's key); what each part costs per packet is measured by `cargo
+//! bench --bench devices` (docs/BENCHMARKS.md: constant interval sets of
+//! the prefixes, one lookup each, measured no cheaper there).
 
 use crate::account::{DeviceSample, Direction, UnattributedSample};
 use crate::config::IpPrefix;
@@ -150,27 +156,21 @@ fn prefix_bytes(prefix: &IpPrefix) -> (Vec<u8>, Vec<u8>) {
     (bytes, mask)
 }
 
-/// `addr field & mask != network` for each prefix of this family: the rule
-/// continues only for addresses in none of them.
-fn outside(prefixes: &[IpPrefix], v6: bool, offset: u32) -> Vec<Expr> {
-    let len = if v6 { 16 } else { 4 };
+/// `reg & mask != network` for each prefix of this family, the address
+/// already loaded into `reg` (once, not per prefix): the rule continues
+/// only for addresses in none of them. The masked copy goes to `scratch`.
+fn outside(prefixes: &[IpPrefix], v6: bool, reg: u32, scratch: u32) -> Vec<Expr> {
     let mut exprs = Vec::new();
     for prefix in prefixes.iter().filter(|p| p.addr.is_ipv6() == v6) {
         let (net, mask) = prefix_bytes(prefix);
-        exprs.push(Expr::Payload {
-            base: PayloadBase::Network,
-            offset,
-            len,
-            dreg: NFT_REG_1,
-        });
         exprs.push(Expr::Bitwise {
-            sreg: NFT_REG_1,
-            dreg: NFT_REG_1,
+            sreg: reg,
+            dreg: scratch,
+            xor: vec![0; mask.len()],
             mask,
-            xor: vec![0; len as usize],
         });
         exprs.push(Expr::Cmp {
-            sreg: NFT_REG_1,
+            sreg: scratch,
             op: CmpOp::Neq,
             data: net,
         });
@@ -199,6 +199,17 @@ fn chain_name(direction: Direction, device: &str) -> String {
 /// Builds the whole table as one batch: added, deleted and added again, so
 /// it replaces any previous copy atomically whether or not one existed.
 pub fn install_batch(plan: &Plan) -> Batch {
+    install_batch_with(plan, &rules)
+}
+
+/// The rules of one chain for one IP version, given the plan, the LAN
+/// device, the direction, whether IPv6 and the counting set's name.
+pub type RuleBuilder<'a> = dyn Fn(&Plan, &str, Direction, bool, &str) -> Vec<Vec<Expr>> + 'a;
+
+/// The table with its sets and chains, each chain holding what `rules`
+/// builds: netmeter's own rules in [`install_batch`]; the benchmark
+/// (`benches/devices.rs`) passes variants to measure what each part costs.
+pub fn install_batch_with(plan: &Plan, rules: &RuleBuilder<'_>) -> Batch {
     let family = plan.hooks.family();
     let mut b = Batch::new();
     b.add_table(family, TABLE);
@@ -265,26 +276,41 @@ pub fn install_batch(plan: &Plan) -> Batch {
                 Hooks::Forward => "forward".to_string(),
             };
             for (set, _, version) in SETS.iter().filter(|s| s.1 == direction) {
-                let (count, overflow) = rules(plan, device, direction, *version == 6, set);
-                b.add_rule(family, TABLE, &chain, &count);
-                b.add_rule(family, TABLE, &chain, &overflow);
+                for rule in rules(plan, device, direction, *version == 6, set) {
+                    b.add_rule(family, TABLE, &chain, &rule);
+                }
             }
         }
     }
     b
 }
 
-/// The counting rule and, after it, the rule reached only when the set was
-/// full (its traffic goes to the unattributed counter).
-fn rules(
-    plan: &Plan,
-    device: &str,
-    direction: Direction,
-    v6: bool,
-    set: &str,
-) -> (Vec<Expr>, Vec<Expr>) {
+/// Two rules per chain and IP version: the counting rule and, after it,
+/// the rule reached only when the set was full (its traffic goes to the
+/// unattributed counter). Every address is loaded once and tested from its
+/// register: the far end against each local prefix first (traffic to the
+/// router itself ends there), the device's own address — loaded straight
+/// into the set key's registers — against each never-a-device prefix, then
+/// the group bit of the MAC, loaded once into the key too. For IPv4 every
+/// mask and compare is one of nf_tables' inline fast-path expressions.
+fn rules(plan: &Plan, device: &str, direction: Direction, v6: bool, set: &str) -> Vec<Vec<Expr>> {
     let (mac_at, own_at, far_at) = offsets(direction, v6);
+    let addr_len = if v6 { 16 } else { 4 };
     let proto: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+    let with_mac = direction == Direction::Sent || plan.hooks.received_has_mac();
+    // The key: the MAC (6 bytes and 2 of padding) then the address, or
+    // the address alone.
+    let ip_reg = if with_mac {
+        NFT_REG32_00 + 2
+    } else {
+        NFT_REG32_00
+    };
+    // Tests use registers past the key's (`NFT_REG32_00` to `_05`, which
+    // `NFT_REG_1` and `NFT_REG_2` share): the far end's address in one,
+    // masked copies in the other.
+    const SCRATCH: u32 = NFT_REG_4;
+    const MASKED: u32 = NFT_REG_3;
+    let not_a_device: Vec<IpPrefix> = NOT_A_DEVICE.iter().map(builtin).collect();
     let mut matched = Vec::new();
     if plan.hooks == Hooks::Forward {
         // One chain for every LAN device: match the device by name.
@@ -292,69 +318,62 @@ fn rules(
             Direction::Sent => MetaKey::IifName,
             Direction::Received => MetaKey::OifName,
         };
-        matched.push(Expr::Meta {
-            key,
-            dreg: NFT_REG_1,
-        });
+        matched.push(Expr::Meta { key, dreg: SCRATCH });
         matched.push(Expr::Cmp {
-            sreg: NFT_REG_1,
+            sreg: SCRATCH,
             op: CmpOp::Eq,
             data: Expr::ifname(device),
         });
     }
-    matched.push(Expr::Meta {
-        key: MetaKey::Protocol,
-        dreg: NFT_REG_1,
+    matched.extend([
+        Expr::Meta {
+            key: MetaKey::Protocol,
+            dreg: SCRATCH,
+        },
+        Expr::Cmp {
+            sreg: SCRATCH,
+            op: CmpOp::Eq,
+            data: proto.to_vec(),
+        },
+        Expr::Payload {
+            base: PayloadBase::Network,
+            offset: far_at,
+            len: addr_len,
+            dreg: SCRATCH,
+        },
+    ]);
+    matched.extend(outside(&plan.local_prefixes, v6, SCRATCH, MASKED));
+    matched.push(Expr::Payload {
+        base: PayloadBase::Network,
+        offset: own_at,
+        len: addr_len,
+        dreg: ip_reg,
     });
-    matched.push(Expr::Cmp {
-        sreg: NFT_REG_1,
-        op: CmpOp::Eq,
-        data: proto.to_vec(),
-    });
-    matched.extend(outside(&plan.local_prefixes, v6, far_at));
-    matched.extend(outside(&NOT_A_DEVICE.map(|p| builtin(&p)), v6, own_at));
-    let with_mac = direction == Direction::Sent || plan.hooks.received_has_mac();
+    matched.extend(outside(&not_a_device, v6, ip_reg, MASKED));
     if with_mac {
-        // The Ethernet group bit: multicast and broadcast MACs.
         matched.extend([
             Expr::Payload {
                 base: PayloadBase::LinkLayer,
                 offset: mac_at,
-                len: 1,
-                dreg: NFT_REG_1,
+                len: 6,
+                dreg: NFT_REG32_00,
             },
+            // The Ethernet group bit: multicast and broadcast MACs.
             Expr::Bitwise {
-                sreg: NFT_REG_1,
-                dreg: NFT_REG_1,
+                sreg: NFT_REG32_00,
+                dreg: SCRATCH,
                 mask: vec![1],
                 xor: vec![0],
             },
             Expr::Cmp {
-                sreg: NFT_REG_1,
+                sreg: SCRATCH,
                 op: CmpOp::Eq,
                 data: vec![0],
             },
         ]);
     }
     let mut count = matched.clone();
-    let ip_reg = if with_mac {
-        count.push(Expr::Payload {
-            base: PayloadBase::LinkLayer,
-            offset: mac_at,
-            len: 6,
-            dreg: NFT_REG32_00,
-        });
-        NFT_REG32_00 + 2
-    } else {
-        NFT_REG32_00
-    };
     count.extend([
-        Expr::Payload {
-            base: PayloadBase::Network,
-            offset: own_at,
-            len: if v6 { 16 } else { 4 },
-            dreg: ip_reg,
-        },
         Expr::DynsetUpdateCounter {
             set: set.to_string(),
             sreg_key: NFT_REG32_00,
@@ -369,7 +388,7 @@ fn rules(
     matched.push(Expr::ObjrefCounter {
         name: unattributed.to_string(),
     });
-    (count, matched)
+    vec![count, matched]
 }
 
 /// Installs (or atomically replaces) netmeter's table.
@@ -701,6 +720,10 @@ mod tests {
         assert_eq!(decode_key(&[0; 7]), None);
     }
 
+    fn prefixes(list: &[&str]) -> Vec<IpPrefix> {
+        list.iter().map(|p| p.parse().unwrap()).collect()
+    }
+
     #[test]
     fn prefixes_become_network_and_mask_bytes() {
         let (net, mask) = prefix_bytes(&"fe80::/10".parse().unwrap());
@@ -708,6 +731,82 @@ mod tests {
             (net[0], net[1], mask[0], mask[1], mask[2]),
             (0xfe, 0x80, 0xff, 0xc0, 0)
         );
+    }
+
+    /// The 4-byte words a register names, `NFT_REG32_00` being word 0:
+    /// the 16-byte registers share them (`NFT_REG_1` is words 0 to 3).
+    fn words(reg: u32, len: u32) -> std::ops::Range<u32> {
+        let first = if reg <= NFT_REG_4 {
+            (reg - 1) * 4
+        } else {
+            reg - NFT_REG32_00
+        };
+        first..first + len.div_ceil(4)
+    }
+
+    #[test]
+    fn no_test_overwrites_the_key_once_it_is_loaded() {
+        for hooks in [Hooks::Netdev, Hooks::Forward] {
+            let plan = Plan::new(
+                hooks,
+                vec!["lan0".into()],
+                &prefixes(&["10.0.1.0/24"]),
+                64,
+                1,
+            );
+            for (set, direction, version) in SETS {
+                let v6 = version == 6;
+                let [count, overflow] = &rules(&plan, "lan0", direction, v6, set)[..] else {
+                    panic!("two rules");
+                };
+                assert_eq!(count.last(), Some(&Expr::Accept));
+                assert_eq!(
+                    &count[..overflow.len() - 1],
+                    &overflow[..overflow.len() - 1]
+                );
+                let Some(Expr::DynsetUpdateCounter { sreg_key, .. }) = count.iter().rev().nth(1)
+                else {
+                    panic!("{set}: no update before accept");
+                };
+                let key_len = match (direction == Direction::Sent || hooks == Hooks::Netdev, v6) {
+                    (true, false) => 12,
+                    (true, true) => 24,
+                    (false, false) => 4,
+                    (false, true) => 16,
+                };
+                let key = words(*sreg_key, key_len);
+                // Each word of the key is written by one load, and no
+                // other expression writes any of them.
+                let mut written = Vec::new();
+                for e in count {
+                    let (dreg, len) = match e {
+                        Expr::Meta {
+                            key: MetaKey::Protocol,
+                            dreg,
+                        } => (*dreg, 2),
+                        Expr::Meta { dreg, .. } => (*dreg, 16),
+                        Expr::Payload { dreg, len, .. } => (*dreg, *len),
+                        Expr::Bitwise { dreg, mask, .. } => (*dreg, mask.len() as u32),
+                        _ => continue,
+                    };
+                    let w = words(dreg, len);
+                    let in_key = w.clone().filter(|w| key.contains(w)).count();
+                    if in_key > 0 {
+                        assert!(
+                            matches!(e, Expr::Payload { .. }) && in_key == w.len(),
+                            "{set} ({hooks:?}): {e:?} writes into the key"
+                        );
+                        assert!(
+                            w.clone().all(|w| !written.contains(&w)),
+                            "{set}: {e:?} rewrites the key"
+                        );
+                        written.extend(w);
+                    }
+                }
+                written.sort();
+                assert_eq!(written, key.collect::<Vec<_>>(), "{set} ({hooks:?})");
+            }
+        }
     }
 
     #[test]

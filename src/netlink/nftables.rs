@@ -81,6 +81,11 @@ const NFTA_BITWISE_DREG: u16 = 2;
 const NFTA_BITWISE_LEN: u16 = 3;
 const NFTA_BITWISE_MASK: u16 = 4;
 const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_LOOKUP_SET: u16 = 1;
+const NFTA_LOOKUP_SREG: u16 = 2;
+const NFTA_LOOKUP_FLAGS: u16 = 5;
+/// `!= @set`: the rule goes on only when the key is *not* in the set.
+const NFT_LOOKUP_F_INV: u32 = 1;
 const NFTA_DYNSET_SET_NAME: u16 = 1;
 const NFTA_DYNSET_OP: u16 = 3;
 const NFTA_DYNSET_SREG_KEY: u16 = 4;
@@ -99,6 +104,9 @@ const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+/// An interval set's element that ends a range (the first key past it).
+const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 const NFTA_SET_ELEM_EXPR: u16 = 7;
 const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
@@ -110,6 +118,10 @@ const NFTA_COUNTER_PACKETS: u16 = 2;
 pub const ELEMENTS_PER_MESSAGE: usize = 500;
 
 /// Set flags (`NFT_SET_*`).
+/// Elements cannot change once a rule uses the set (`flags constant`).
+pub const NFT_SET_CONSTANT: u32 = 0x2;
+/// Elements are ranges of keys (`flags interval`): see [`Interval`].
+pub const NFT_SET_INTERVAL: u32 = 0x4;
 pub const NFT_SET_TIMEOUT: u32 = 0x10;
 /// A set that rules add elements to while packets pass (`dynamic`).
 pub const NFT_SET_EVAL: u32 = 0x20;
@@ -126,8 +138,14 @@ pub const fn concat_type(first: u32, second: u32) -> u32 {
 
 /// The first 16-byte register; expressions pass data through registers.
 pub const NFT_REG_1: u32 = 1;
+/// The last two 16-byte registers: the same bytes as `NFT_REG32_08` to
+/// `_11` and `NFT_REG32_12` to `_15`.
+pub const NFT_REG_3: u32 = 3;
+pub const NFT_REG_4: u32 = 4;
 /// The first 4-byte register. Concatenated keys are built in consecutive
-/// 4-byte registers, each field rounded up to 4 bytes.
+/// 4-byte registers, each field rounded up to 4 bytes. The two sizes share
+/// storage: `NFT_REG_1` is `NFT_REG32_00` to `_03`, `NFT_REG_2` the next
+/// four, and so on.
 pub const NFT_REG32_00: u32 = 8;
 
 /// nf_tables address families (`NFPROTO_*`).
@@ -234,6 +252,13 @@ pub enum Expr {
         mask: Vec<u8>,
         xor: Vec<u8>,
     },
+    /// Stop the rule unless the key in `sreg…` is in `set` (with `invert`:
+    /// unless it is *not*): `ip daddr @set`, `ip daddr != @set`.
+    Lookup {
+        set: String,
+        sreg: u32,
+        invert: bool,
+    },
     /// Count into the named counter object.
     ObjrefCounter { name: String },
     /// End this chain for the packet (other chains and hooks still see it).
@@ -337,6 +362,16 @@ impl Expr {
                 m.nest_end();
                 m.nest_end();
             }
+            Expr::Lookup { set, sreg, invert } => {
+                m.attr_str(NFTA_EXPR_NAME, "lookup");
+                m.nest_start(NFTA_EXPR_DATA);
+                m.attr_str(NFTA_LOOKUP_SET, set);
+                m.attr_be32(NFTA_LOOKUP_SREG, *sreg);
+                if *invert {
+                    m.attr_be32(NFTA_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+                }
+                m.nest_end();
+            }
             Expr::Masquerade => {
                 m.attr_str(NFTA_EXPR_NAME, "masq");
             }
@@ -377,6 +412,14 @@ impl Expr {
         }
         m.nest_end();
     }
+}
+
+/// One range of an interval set's keys, `start` up to but not including
+/// `end`; no `end`: up to the last key (`255.255.255.255` included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interval {
+    pub start: Vec<u8>,
+    pub end: Option<Vec<u8>>,
 }
 
 /// An nf_tables transaction: messages between BATCH_BEGIN and BATCH_END.
@@ -553,6 +596,44 @@ impl Batch {
             m.nest_end();
             self.messages.push(m);
         }
+        self
+    }
+
+    /// Adds ranges to an interval set (`NFT_SET_INTERVAL`) as nft does for a
+    /// single-field set: an element at each range's start and one flagged
+    /// `NFT_SET_ELEM_INTERVAL_END` at the key after it; a key matches when
+    /// the nearest element at or below it is a start. The ranges must be
+    /// sorted and neither overlap nor touch (the kernel refuses overlaps).
+    /// A constant set takes its elements only before a rule uses it.
+    pub fn add_interval_elements(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        intervals: &[Interval],
+    ) -> &mut Self {
+        let mut m = nft_message(NFT_MSG_NEWSETELEM, family, NLM_F_CREATE);
+        m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+        m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+        m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
+        let mut element = |key: &[u8], flags: Option<u32>| {
+            m.nest_start(NFTA_LIST_ELEM);
+            m.nest_start(NFTA_SET_ELEM_KEY);
+            m.attr(NFTA_DATA_VALUE, key);
+            m.nest_end();
+            if let Some(flags) = flags {
+                m.attr_be32(NFTA_SET_ELEM_FLAGS, flags);
+            }
+            m.nest_end();
+        };
+        for interval in intervals {
+            element(&interval.start, None);
+            if let Some(end) = &interval.end {
+                element(end, Some(NFT_SET_ELEM_INTERVAL_END));
+            }
+        }
+        m.nest_end();
+        self.messages.push(m);
         self
     }
 
@@ -907,6 +988,137 @@ mod tests {
                 devices: vec!["lan0".into(), "wan".into()],
             }
         );
+    }
+
+    /// An attribute as the kernel reads it, written out independently of
+    /// `MessageBuilder`: native-endian length and type, payload, padding.
+    fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut b = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
+        b.extend(kind.to_ne_bytes());
+        b.extend(payload);
+        b.resize(b.len().next_multiple_of(4), 0);
+        b
+    }
+
+    /// A nested attribute (`NLA_F_NESTED`, 0x8000, in its type).
+    fn nest(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
+        nla(kind | 0x8000, &parts.concat())
+    }
+
+    /// The attributes after nfgenmsg of the batch's only message.
+    fn only_message_attrs(b: Batch) -> Vec<u8> {
+        let msgs: Vec<Vec<u8>> = b.finish().into_iter().map(|m| m.finish(1)).collect();
+        assert_eq!(msgs.len(), 3, "begin, one message, end");
+        let msg = MessageIter::new(&msgs[1]).next().unwrap().unwrap();
+        msg.payload[4..].to_vec()
+    }
+
+    #[test]
+    fn a_negated_lookup_is_encoded_as_the_kernels_lookup_expression() {
+        // include/uapi/linux/netfilter/nf_tables.h: NFTA_LOOKUP_SET 1,
+        // NFTA_LOOKUP_SREG 2, NFTA_LOOKUP_FLAGS 5, NFT_LOOKUP_F_INV 1;
+        // nft's `ip daddr != @local4` ("[ lookup reg 1 set local4 0x1 ]").
+        let mut b = Batch::new();
+        b.add_rule(
+            Family::Netdev,
+            "t",
+            "c",
+            &[
+                Expr::Lookup {
+                    set: "local4".into(),
+                    sreg: NFT_REG_1,
+                    invert: true,
+                },
+                Expr::Lookup {
+                    set: "s".into(),
+                    sreg: NFT_REG32_00 + 2,
+                    invert: false,
+                },
+            ],
+        );
+        let lookup = |set: &[u8], sreg: u32, flags: Option<u32>| {
+            let mut data = vec![nla(1, set), nla(2, &sreg.to_be_bytes())];
+            data.extend(flags.map(|f| nla(5, &f.to_be_bytes())));
+            nest(1, &[nla(1, b"lookup\0"), nest(2, &data)])
+        };
+        let expected = [
+            nla(1, b"t\0"),
+            nla(2, b"c\0"),
+            nest(
+                4,
+                &[lookup(b"local4\0", 1, Some(1)), lookup(b"s\0", 10, None)],
+            ),
+        ]
+        .concat();
+        assert_eq!(only_message_attrs(b), expected);
+    }
+
+    #[test]
+    fn interval_elements_are_starts_and_flagged_ends_and_the_top_range_has_no_end() {
+        // NFTA_SET_ELEM_KEY 1 holding NFTA_DATA_VALUE 1; NFTA_SET_ELEM_FLAGS
+        // 3 with NFT_SET_ELEM_INTERVAL_END 1: what nft sends for
+        // `elements = { 10.0.1.0/24, 255.255.255.255 }` in an interval set.
+        let mut b = Batch::new();
+        b.add_interval_elements(
+            Family::Netdev,
+            "netmeter",
+            "local4",
+            &[
+                Interval {
+                    start: vec![10, 0, 1, 0],
+                    end: Some(vec![10, 0, 2, 0]),
+                },
+                Interval {
+                    start: vec![255; 4],
+                    end: None,
+                },
+            ],
+        );
+        let key = |k: &[u8]| nest(1, &[nla(1, k)]);
+        let expected = [
+            nla(1, b"netmeter\0"),
+            nla(2, b"local4\0"),
+            nest(
+                3,
+                &[
+                    nest(1, &[key(&[10, 0, 1, 0])]),
+                    nest(1, &[key(&[10, 0, 2, 0]), nla(3, &1u32.to_be_bytes())]),
+                    nest(1, &[key(&[255; 4])]),
+                ],
+            ),
+        ]
+        .concat();
+        assert_eq!(only_message_attrs(b), expected);
+    }
+
+    #[test]
+    fn an_interval_set_carries_the_interval_and_constant_flags() {
+        // NFT_SET_CONSTANT 0x2 | NFT_SET_INTERVAL 0x4, as `flags constant,
+        // interval`; no timeout or size attribute unless asked for.
+        let mut b = Batch::new();
+        b.add_set(
+            Family::Netdev,
+            "t",
+            &SetSpec {
+                name: "local6".into(),
+                key_type: TYPE_IP6ADDR,
+                key_len: 16,
+                flags: NFT_SET_INTERVAL | NFT_SET_CONSTANT,
+                timeout_ms: None,
+                size: None,
+                id: 7,
+            },
+        );
+        let expected = [
+            nla(1, b"t\0"),
+            nla(2, b"local6\0"),
+            nla(3, &6u32.to_be_bytes()),
+            nla(4, &8u32.to_be_bytes()),
+            nla(5, &16u32.to_be_bytes()),
+            nla(10, &7u32.to_be_bytes()),
+        ]
+        .concat();
+        assert_eq!(only_message_attrs(b), expected);
     }
 
     #[test]

@@ -241,6 +241,57 @@ pub(super) fn accuracy_of(
     report
 }
 
+/// Only traffic between a device and the world beyond the router counts:
+/// what a host moves to a host on another LAN port (routed) or to the
+/// router itself, IPv4 and IPv6, is in no device's totals. Ten times the
+/// counted traffic, so any of it counted would show far beyond the margin.
+#[test]
+fn traffic_to_the_router_and_between_lan_ports_is_in_no_devices_totals() {
+    let net = Network::with_lan_hosts(&["laptop", "tv"]);
+    net.router.run(&format!("serve {PORT}"));
+    let scratch = Scratch::new();
+    let d = Daemon::start(
+        &net.router,
+        &scratch,
+        "config netmeter 'main'\n\toption refresh_interval '1'\n\
+         \tlist lan_interface 'lan0'\n\tlist lan_interface 'lan1'\n",
+    );
+    let (laptop, tv) = (&net.lan[0], &net.lan[1]);
+    let before = laptop.counters()["eth0"];
+    laptop.run(&format!("tcp_upload {WAN_HOST_V4} {PORT} 300000"));
+    laptop.run(&format!("tcp_download {WAN_HOST_V6} {PORT} 300000"));
+    let beyond = laptop.counters()["eth0"];
+    // tv on lan1, and the router's own addresses on lan0.
+    for local in ["10.0.2.2", "fd00:2::2", "10.0.1.1", "fd00:1::1"] {
+        laptop.run(&format!("tcp_upload {local} {PORT} 800000"));
+        laptop.run(&format!("tcp_download {local} {PORT} 800000"));
+    }
+    settle(&net, &d);
+    let report = devices(&net, &d);
+    let dev = device(&report, &mac_of(laptop));
+    within(
+        u(dev, "tx_bytes"),
+        beyond.tx_l3_bytes() - before.tx_l3_bytes(),
+        0.005,
+        "laptop tx beyond the router",
+    );
+    within(
+        u(dev, "rx_bytes"),
+        beyond.rx_l3_bytes() - before.rx_l3_bytes(),
+        0.005,
+        "laptop rx beyond the router",
+    );
+    // tv only talked to laptop: not a device, or one with nothing counted.
+    let tv_mac = mac_of(tv);
+    let tv_bytes = report["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["mac"] == tv_mac.as_str())
+        .map_or(0, |d| u(d, "tx_bytes") + u(d, "rx_bytes"));
+    assert_eq!(tv_bytes, 0, "{report}");
+}
+
 #[test]
 fn a_device_whose_elements_expired_continues_its_totals_when_it_returns() {
     let net = network();

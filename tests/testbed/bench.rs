@@ -3,13 +3,13 @@
 //! rule chain it is compared with, segmentation offload switched off, and
 //! the refresh timed where it runs.
 
-use netmeter::account::DeviceAccounts;
+use netmeter::account::{DeviceAccounts, Direction};
 use netmeter::collect::devices::{self, Hooks, Plan};
 use netmeter::config::IpPrefix;
 use netmeter::netlink::NetlinkSocket;
 use netmeter::netlink::nftables::*;
 use netmeter::netlink::socket::NETLINK_NETFILTER;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 type R<T = ()> = Result<T, String>;
@@ -33,21 +33,199 @@ pub fn device(i: u32) -> ([u8; 6], Ipv4Addr, Ipv6Addr) {
     )
 }
 
-/// netmeter's own table, as the daemon installs it, on `devs` (comma
-/// separated) with `prefixes` (comma separated) as the LAN.
-pub fn netmeter_install(devs: &str, max_devices: u64, prefixes: &str) -> R {
+fn plan(devs: &str, max_devices: u64, prefixes: &str) -> R<Plan> {
     let prefixes: Vec<IpPrefix> = prefixes
         .split(',')
         .map(|p| p.parse().map_err(|e| format!("{p}: {e:?}")))
         .collect::<R<_>>()?;
-    let plan = Plan::new(
+    Ok(Plan::new(
         Hooks::Netdev,
         devs.split(',').map(String::from).collect(),
         &prefixes,
         max_devices as usize,
         3_600_000,
-    );
+    ))
+}
+
+/// netmeter's own table, as the daemon installs it, on `devs` (comma
+/// separated) with `prefixes` (comma separated) as the LAN.
+pub fn netmeter_install(devs: &str, max_devices: u64, prefixes: &str) -> R {
+    let plan = plan(devs, max_devices, prefixes)?;
     devices::install(&mut netfilter()?, &plan).map_err(|e| e.to_string())
+}
+
+/// netmeter's table with its sets and chains but other rules in the
+/// chains, to price each part of a rule (`benches/devices.rs`, part
+/// `rules`). Each variant adds to the one before:
+/// - `hooks`: no rules, the netdev ingress and egress hooks alone;
+/// - `update`: the set update alone (`update @sent4 { ether saddr . ip
+///   saddr counter }`, the key loaded from the packet) and `accept`;
+/// - `protocol`: the `meta protocol ip` test before it;
+/// - `prefixes`: the far end tested against each local prefix, one load,
+///   mask and compare per prefix;
+/// - `before`: the rules netmeter built before its interval sets (up to
+///   e20c26f): also the device's own address against each never-a-device
+///   prefix, the MAC's group bit, and the rule for a full set; IPv6 too.
+///
+/// The first four have IPv4 rules only: the benchmark's traffic is IPv4.
+pub fn netmeter_variant(variant: &str, devs: &str, max_devices: u64, prefixes: &str) -> R {
+    let level = match variant {
+        "hooks" => 0,
+        "update" => 1,
+        "protocol" => 2,
+        "prefixes" => 3,
+        "before" => 4,
+        other => return Err(format!("unknown rule variant {other}")),
+    };
+    let plan = plan(devs, max_devices, prefixes)?;
+    let rules = |plan: &Plan, _: &str, direction: Direction, v6: bool, set: &str| {
+        if level == 0 || (v6 && level < 4) {
+            return Vec::new();
+        }
+        earlier_rules(plan, direction, v6, set, level)
+    };
+    let batch = devices::install_batch_with(&plan, &rules);
+    netfilter()?
+        .batch(batch.finish(), "installing a variant of netmeter's table")
+        .map_err(|e| e.to_string())
+}
+
+/// Addresses that are never a device's, as `collect::devices` has them.
+const NOT_A_DEVICE: [&str; 5] = [
+    "0.0.0.0/32",
+    "224.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "ff00::/8",
+];
+
+/// `addr field & mask != network` for each prefix of this family, each
+/// from its own load: how netmeter's rules left out the local prefixes
+/// before its interval sets.
+fn outside(prefixes: &[IpPrefix], v6: bool, offset: u32) -> Vec<Expr> {
+    let len = if v6 { 16 } else { 4 };
+    let mut exprs = Vec::new();
+    for prefix in prefixes.iter().filter(|p| p.addr.is_ipv6() == v6) {
+        let (net, bits) = match prefix.addr {
+            IpAddr::V4(a) => (a.octets().to_vec(), 32u32),
+            IpAddr::V6(a) => (a.octets().to_vec(), 128u32),
+        };
+        let mut mask = vec![0u8; net.len()];
+        for bit in 0..u32::from(prefix.len).min(bits) {
+            mask[(bit / 8) as usize] |= 0x80 >> (bit % 8);
+        }
+        exprs.extend([
+            Expr::Payload {
+                base: PayloadBase::Network,
+                offset,
+                len,
+                dreg: NFT_REG_1,
+            },
+            Expr::Bitwise {
+                sreg: NFT_REG_1,
+                dreg: NFT_REG_1,
+                mask,
+                xor: vec![0; len as usize],
+            },
+            Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: CmpOp::Neq,
+                data: net,
+            },
+        ]);
+    }
+    exprs
+}
+
+/// The netdev rules as netmeter built them up to e20c26f (level 4), or
+/// the first parts of them (levels 1–3, see `netmeter_variant`).
+fn earlier_rules(
+    plan: &Plan,
+    direction: Direction,
+    v6: bool,
+    set: &str,
+    level: u8,
+) -> Vec<Vec<Expr>> {
+    // (MAC in the link-layer header, device's IP, the far end's IP).
+    let (mac_at, own_at, far_at) = match (direction, v6) {
+        (Direction::Sent, false) => (6, 12, 16),
+        (Direction::Received, false) => (0, 16, 12),
+        (Direction::Sent, true) => (6, 8, 24),
+        (Direction::Received, true) => (0, 24, 8),
+    };
+    let proto: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+    let mut matched = Vec::new();
+    if level >= 2 {
+        matched.extend([
+            Expr::Meta {
+                key: MetaKey::Protocol,
+                dreg: NFT_REG_1,
+            },
+            Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: CmpOp::Eq,
+                data: proto.to_vec(),
+            },
+        ]);
+    }
+    if level >= 3 {
+        matched.extend(outside(&plan.local_prefixes, v6, far_at));
+    }
+    if level >= 4 {
+        let not_a_device: Vec<IpPrefix> = NOT_A_DEVICE.iter().map(|p| p.parse().unwrap()).collect();
+        matched.extend(outside(&not_a_device, v6, own_at));
+        matched.extend([
+            Expr::Payload {
+                base: PayloadBase::LinkLayer,
+                offset: mac_at,
+                len: 1,
+                dreg: NFT_REG_1,
+            },
+            Expr::Bitwise {
+                sreg: NFT_REG_1,
+                dreg: NFT_REG_1,
+                mask: vec![1],
+                xor: vec![0],
+            },
+            Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: CmpOp::Eq,
+                data: vec![0],
+            },
+        ]);
+    }
+    let mut count = matched.clone();
+    count.extend([
+        Expr::Payload {
+            base: PayloadBase::LinkLayer,
+            offset: mac_at,
+            len: 6,
+            dreg: NFT_REG32_00,
+        },
+        Expr::Payload {
+            base: PayloadBase::Network,
+            offset: own_at,
+            len: if v6 { 16 } else { 4 },
+            dreg: NFT_REG32_00 + 2,
+        },
+        Expr::DynsetUpdateCounter {
+            set: set.to_string(),
+            sreg_key: NFT_REG32_00,
+            timeout_ms: None,
+        },
+        Expr::Accept,
+    ]);
+    if level < 4 {
+        return vec![count];
+    }
+    let unattributed = match direction {
+        Direction::Sent => "unattributed_sent",
+        Direction::Received => "unattributed_received",
+    };
+    matched.push(Expr::ObjrefCounter {
+        name: unattributed.to_string(),
+    });
+    vec![count, matched]
 }
 
 /// Fills netmeter's set `set` (sent4, received4, sent6, received6) with
@@ -235,6 +413,81 @@ pub fn bench_refresh(runs: u64, max_devices: u64, pause_ms: u64) -> R<String> {
         median_p90(read).0,
         median_p90(ingest).0,
     ))
+}
+
+/// `count` GETs of `path` at `addr`, one after another, each on a new
+/// connection as the CLI makes them, after 5 not timed: wall time of each,
+/// connect to the last body byte. Every answer must be a 200. Answers
+/// `p50=… p99=… max=…` in milliseconds and the body's `bytes=…`.
+pub fn http_latency(addr: &str, path: &str, count: u64) -> R<String> {
+    const WARM_UP: u64 = 5;
+    let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for i in 0..WARM_UP + count {
+        let start = Instant::now();
+        let (status, body) =
+            netmeter::serve::client::get(addr, path, None, std::time::Duration::from_secs(30))
+                .map_err(|e| format!("{path}: {e}"))?;
+        let took = start.elapsed().as_nanos() as u64;
+        if status != 200 {
+            return Err(format!(
+                "{path}: {status} {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        bytes = body.len();
+        if i >= WARM_UP {
+            times.push(took);
+        }
+    }
+    times.sort_unstable();
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let p99 = times[(times.len() * 99).div_ceil(100) - 1];
+    Ok(format!(
+        "p50={:.3} p99={:.3} max={:.3} bytes={bytes}",
+        median_p90(times.clone()).0,
+        ms(p99),
+        ms(*times.last().unwrap()),
+    ))
+}
+
+/// CPU time, ns, the `ksoftirqd/N` threads have run: they take over the
+/// network's softirq work from the sender under load.
+fn softirq_threads_ns() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("ksoftirqd/"))
+        })
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Sends `count` UDP datagrams of `size` bytes to `addr` back to back and
+/// answers the CPU time per datagram, ns: this thread's (its system calls
+/// carry each datagram through the router and into the far host's socket,
+/// as veth runs the receiving side's softirq in the sender's context) plus
+/// the softirq threads'. One packet's whole path, with no TCP dynamics
+/// (acknowledgements, windows) to vary with the machine's load.
+pub fn udp_blast(addr: &str, port: u16, count: u64, size: usize) -> R<String> {
+    let ip: IpAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let bind = if ip.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let s = std::net::UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+    s.connect((ip, port)).map_err(|e| e.to_string())?;
+    let mut payload = vec![b'u'; size.max(1)];
+    payload[0] = b'U';
+    let (cpu, softirq) = (thread_cpu_ns(), softirq_threads_ns());
+    for _ in 0..count {
+        s.send(&payload).map_err(|e| e.to_string())?;
+    }
+    let ns = thread_cpu_ns() - cpu + (softirq_threads_ns() - softirq);
+    Ok(format!("{:.1}", ns as f64 / count as f64))
 }
 
 /// Turns TCP segmentation and generic segmentation offload on or off on a

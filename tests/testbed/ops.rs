@@ -163,6 +163,27 @@ pub fn sysctl(path: &str, value: &str) -> R {
     std::fs::write(format!("/proc/sys/{path}"), value).map_err(|e| format!("{path}: {e}"))
 }
 
+/// CPU time of this agent, every thread it ran (live or ended) included,
+/// user + system, in nanoseconds (`getrusage`, from the scheduler's
+/// nanosecond sums).
+pub fn cpu() -> R<String> {
+    // SAFETY: rusage is plain data, filled in by the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    Ok((ns(usage.ru_utime) + ns(usage.ru_stime)).to_string())
+}
+
+/// Reads a sysctl of this namespace.
+pub fn sysctl_get(path: &str) -> R<String> {
+    std::fs::read_to_string(format!("/proc/sys/{path}"))
+        .map(|v| v.trim().to_string())
+        .map_err(|e| format!("{path}: {e}"))
+}
+
 /// IPv4 masquerade of everything leaving through `oif`.
 pub fn masquerade(oif: &str) -> R {
     let mut b = Batch::new();
