@@ -284,9 +284,10 @@ enum Setup {
     /// netmeter's rules before the interval sets (up to e20c26f).
     Before,
     Netmeter,
-    /// No rules; `net.netfilter.nf_conntrack_acct=1` in the router's
-    /// namespace: conntrack's per-flow byte and packet counters, which
-    /// netmeter's conntrack placement reads.
+    /// The conntrack placement's per-packet part: its table (`inet
+    /// netmeter`, one conntrack-state load in forward) and
+    /// `net.netfilter.nf_conntrack_acct=1` in the router's namespace,
+    /// conntrack's per-flow counters, which that placement reads.
     Conntrack,
     Yamon,
 }
@@ -300,8 +301,8 @@ impl Setup {
             Setup::Protocol => "  + protocol test",
             Setup::Prefixes => "  + far-end prefixes",
             Setup::Before => "netmeter before (e20c26f)",
-            Setup::Netmeter => "netmeter (netdev sets)",
-            Setup::Conntrack => "conntrack accounting",
+            Setup::Netmeter => "netmeter (netdev)",
+            Setup::Conntrack => "conntrack placement (acct + its table)",
             Setup::Yamon => "YAMon-style linear rules",
         }
     }
@@ -329,6 +330,7 @@ impl Setup {
                 // Per namespace; conntrack adds the counters to flows that
                 // start from now on, and every transfer is a new flow.
                 router.run(&format!("sysctl {CONNTRACK_ACCT} 1"));
+                router.run("netmeter_conntrack_install");
             }
             Setup::Yamon => {
                 router.run(&format!("yamon 999 {LAN_HOST_V4}"));
@@ -348,6 +350,7 @@ impl Setup {
             Setup::None => {}
             Setup::Conntrack => {
                 router.run(&format!("sysctl {CONNTRACK_ACCT} 0"));
+                router.run("nft_delete inet netmeter");
             }
             Setup::Netmeter | Setup::Before => {
                 // The host's own element joined the 999 synthetic ones (and

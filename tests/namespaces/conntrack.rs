@@ -163,12 +163,14 @@ fn flows_to_443_53_22_and_an_unknown_port_land_in_https_dns_ssh_and_other() {
             0.005,
             &format!("{class} rx + tx"),
         );
-        // The small direction (ACKs) is a few KB: a neighbour solicitation
-        // the host sent meanwhile is in its counters, in no flow.
+        // The small direction (ACKs, or nothing for the UDP upload) is a few
+        // KB at most: the host's counters also hold what is in no flow (its
+        // neighbour solicitations, the router's advertisements), a few
+        // hundred bytes, so it gets 1 KiB of slack.
         for (what, got, truth) in [("rx", rx, truth_rx), ("tx", tx, truth_tx)] {
             let off = got.abs_diff(truth);
             assert!(
-                off as f64 <= (0.005 * truth as f64).max(256.0),
+                off as f64 <= (0.005 * truth as f64).max(1024.0),
                 "{class} {what}: netmeter {got}, ground truth {truth}"
             );
         }

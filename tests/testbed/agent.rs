@@ -93,6 +93,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "silent_accepted" => Ok(upstream::silent_accepted().to_string()),
         "peers" => Ok(ops::peers().join(",")),
         "netmeter_install" => done(bench::netmeter_install(arg(1)?, num(2)?, arg(3)?)),
+        "netmeter_conntrack_install" => done(bench::netmeter_conntrack_install()),
         "netmeter_variant" => done(bench::netmeter_variant(arg(1)?, arg(2)?, num(3)?, arg(4)?)),
         "udp_blast" => bench::udp_blast(arg(1)?, num(2)? as u16, num(3)?, num(4)? as usize),
         "http_latency" => bench::http_latency(arg(1)?, arg(2)?, num(3)?),

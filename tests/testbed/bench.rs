@@ -54,6 +54,18 @@ pub fn netmeter_install(devs: &str, max_devices: u64, prefixes: &str) -> R {
     devices::install(&mut netfilter()?, &plan).map_err(|e| e.to_string())
 }
 
+/// The conntrack placement's table, as the daemon installs it (`inet
+/// netmeter`: one conntrack-state load in forward, so both families are
+/// tracked).
+pub fn netmeter_conntrack_install() -> R {
+    netfilter()?
+        .batch(
+            netmeter::collect::conntrack::install_batch().finish(),
+            "installing the conntrack placement's table",
+        )
+        .map_err(|e| e.to_string())
+}
+
 /// netmeter's table with its sets and chains but other rules in the
 /// chains, to price each part of a rule (`benches/devices.rs`, part
 /// `rules`). Each variant adds to the one before:
