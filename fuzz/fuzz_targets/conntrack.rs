@@ -12,8 +12,14 @@ use netmeter::netlink::conntrack::{FlowMessage, parse};
 
 fuzz_target!(|data: &[u8]| {
     let net = LocalNetwork {
-        lan: vec!["192.168.1.0/24".parse().unwrap(), "fd00::/64".parse().unwrap()],
-        local: vec!["192.168.1.0/24".parse().unwrap(), "fd00::/64".parse().unwrap()],
+        lan: vec![
+            "192.168.1.0/24".parse().unwrap(),
+            "fd00::/64".parse().unwrap(),
+        ],
+        local: vec![
+            "192.168.1.0/24".parse().unwrap(),
+            "fd00::/64".parse().unwrap(),
+        ],
         own: vec!["192.168.1.1".parse().unwrap()],
     };
     let classes = ProtocolClasses::builtin();
