@@ -375,6 +375,11 @@ impl Refresher {
                 };
                 s.devices = DevicesReport::new(&state.devices, self.names.current(config));
                 s.devices.join_upstream(upstream.figures.clone());
+                s.devices.join_periods(
+                    &state.timeline,
+                    &calendar(config),
+                    i64::try_from(now.unix_secs).unwrap_or(i64::MAX),
+                );
                 if let Some(flows) = &self.per_device.flows {
                     s.devices.join_classes(&flows.by_class);
                 }

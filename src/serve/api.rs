@@ -18,10 +18,11 @@ use crate::account::{DeviceAccounts, DeviceTotals, InterfaceTotals, Unattributed
 use crate::collect::identity::Names;
 use crate::config::Secret;
 use crate::mac::Mac;
-use crate::store::calendar::{Calendar, SystemZone};
+use crate::rxtx::RxTx;
+use crate::store::calendar::{Calendar, Granularity, SystemZone, UtcOffset};
 use crate::store::persist::StoreStatus;
 use crate::store::state::State;
-use crate::store::timeline::ClockState;
+use crate::store::timeline::{ClockState, Timeline, Track};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
@@ -102,6 +103,29 @@ pub struct DeviceView {
     /// Bytes by protocol class, largest first (conntrack placement only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protocols: Vec<ProtocolFigure>,
+    /// Bytes in the running day, from history; absent when the device's
+    /// daily history is off (`device_history`) or before the daemon's
+    /// first refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub today: Option<PeriodFigure>,
+    /// Bytes in the running billing month (`month_rotate`), likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month: Option<PeriodFigure>,
+}
+
+/// A device's bytes in one running period of its history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodFigure {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// When the running day and billing month began (Unix seconds, by the
+/// router's clock and zone): what the devices' `today` and `month` count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningPeriods {
+    pub day_start: i64,
+    pub month_start: i64,
 }
 
 /// One protocol class's bytes for a device, since `protocols_since`.
@@ -153,6 +177,8 @@ impl DeviceView {
             last_seen: t.last_seen,
             upstream: Vec::new(),
             protocols: Vec::new(),
+            today: None,
+            month: None,
         }
     }
 }
@@ -172,6 +198,10 @@ pub struct DevicesReport {
     /// placement gives none (only conntrack does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocols_since: Option<u64>,
+    /// What the devices' `today` and `month` cover; absent when no device
+    /// history is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periods: Option<RunningPeriods>,
 }
 
 impl DevicesReport {
@@ -191,6 +221,43 @@ impl DevicesReport {
             }),
             upstream_only: Vec::new(),
             protocols_since: None,
+            periods: None,
+        }
+    }
+
+    /// Each device's bytes in the running day and billing month, read from
+    /// its history so they agree with `netmeter history` to the byte.
+    pub fn join_periods<Z: UtcOffset>(
+        &mut self,
+        timeline: &Timeline,
+        calendar: &Calendar<Z>,
+        now_unix: i64,
+    ) {
+        let day = calendar.period(Granularity::Day, now_unix);
+        let month = calendar.period(Granularity::Month, now_unix);
+        self.periods = Some(RunningPeriods {
+            day_start: calendar.start(Granularity::Day, day),
+            month_start: calendar.start(Granularity::Month, month),
+        });
+        let figure = |track: &Track, g: Granularity, index: i64| {
+            let ring = track.history.ring(g)?;
+            let b = ring.get(index).unwrap_or(RxTx::ZERO);
+            Some(PeriodFigure {
+                rx_bytes: b.rx,
+                tx_bytes: b.tx,
+            })
+        };
+        for view in &mut self.devices {
+            let Some(track) = view
+                .mac
+                .parse()
+                .ok()
+                .and_then(|mac: Mac| timeline.devices.get(&mac))
+            else {
+                continue;
+            };
+            view.today = figure(track, Granularity::Day, day);
+            view.month = figure(track, Granularity::Month, month);
         }
     }
 
@@ -577,6 +644,14 @@ pub(crate) mod samples {
                 rx_bytes: 2 << 20,
                 tx_bytes: 1 << 10,
             }],
+            today: Some(PeriodFigure {
+                rx_bytes: rx_bytes / 4,
+                tx_bytes: 1 << 18,
+            }),
+            month: Some(PeriodFigure {
+                rx_bytes: rx_bytes / 2,
+                tx_bytes: 1 << 19,
+            }),
         }
     }
 
@@ -606,6 +681,10 @@ pub(crate) mod samples {
                 last_seen: 1_795_000_010,
             }],
             protocols_since: Some(1_795_000_000),
+            periods: Some(RunningPeriods {
+                day_start: 1_794_960_000,
+                month_start: 1_793_577_600,
+            }),
         }
     }
 

@@ -201,6 +201,8 @@ mod tests {
             last_seen: 1_795_000_010,
             upstream: Default::default(),
             protocols: Default::default(),
+            today: None,
+            month: None,
         }
     }
 

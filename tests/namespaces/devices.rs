@@ -205,6 +205,9 @@ pub(super) fn accuracy_of(
             assert!(ips.contains(&v4.as_str()), "{ips:?} has {v4}");
         }
     }
+    for host in &net.lan {
+        running_periods_are_the_history_buckets(&net, &report, &mac_of(host));
+    }
     // What left through the WAN (IP bytes) was the devices' traffic.
     let wan_tx = wan_after.tx_l3_bytes() - wan_before.tx_l3_bytes();
     let wan_rx = wan_after.rx_l3_bytes() - wan_before.rx_l3_bytes();
@@ -524,6 +527,51 @@ fn devices_beyond_max_devices_are_folded_into_other() {
         "{check}"
     );
     assert!(d.log_text().contains("max_devices"), "{}", d.log_text());
+}
+
+/// A device's `today` and `month` are its history's buckets for the
+/// running day and billing month, and (the daemon having started within
+/// them) all of its traffic.
+fn running_periods_are_the_history_buckets(net: &Network, report: &Value, mac: &str) {
+    let dev = device(report, mac);
+    let (_, status) = api(net, "/api/v1/status");
+    let daemon_started = status["started"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{status}"));
+    for (field, period, start) in [
+        ("today", "day", "day_start"),
+        ("month", "month", "month_start"),
+    ] {
+        let start = report["periods"][start]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no periods.{start}: {report}"));
+        let (status, history) = api(
+            net,
+            &format!("/api/v1/history?device={mac}&period={period}"),
+        );
+        assert_eq!(status, 200, "{history}");
+        let bucket = history["series"][0]["buckets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{history}"))
+            .iter()
+            .find(|b| b["start"].as_i64() == Some(start))
+            .unwrap_or_else(|| panic!("no {period} bucket starting {start}: {history}"));
+        for direction in ["rx_bytes", "tx_bytes"] {
+            let running = u(&dev[field], direction);
+            assert_eq!(
+                running,
+                u(bucket, direction),
+                "{mac} {field} {direction}: {dev}"
+            );
+            if start <= daemon_started {
+                assert_eq!(
+                    running,
+                    u(dev, direction),
+                    "{mac} {field} {direction}: {dev}"
+                );
+            }
+        }
+    }
 }
 
 /// Asks the daemon's API directly: (HTTP status, JSON body).

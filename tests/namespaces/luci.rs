@@ -138,6 +138,44 @@ impl Lab {
         self.out.join("root")
     }
 
+    /// Starts the test's stand-in for procd's `service` object in the lab
+    /// (`tests/fixtures/luci/procd-service.uc`); killed on drop.
+    fn procd_service_standin(&self, host: &Host) -> Killed {
+        let script = self.root().join("tmp/procd-service.uc");
+        std::fs::copy(
+            manifest_dir().join("tests/fixtures/luci/procd-service.uc"),
+            &script,
+        )
+        .unwrap();
+        let child = host
+            .command("chroot")
+            .arg(self.root())
+            .args(["/usr/bin/ucode", "/tmp/procd-service.uc"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Answering once it has published: `ubus list service` finds it.
+        let start = std::time::Instant::now();
+        loop {
+            let listed = host
+                .command("chroot")
+                .arg(self.root())
+                .args(["/usr/bin/ubus", "list", "service"])
+                .output()
+                .unwrap();
+            if listed.status.success() {
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the procd stand-in did not publish `service`: {}",
+                String::from_utf8_lossy(&listed.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Killed(child)
+    }
+
     /// `ubus call luci.netmeter METHOD ARGS` inside the lab: the plugin's answer.
     fn ubus(&self, host: &Host, method: &str, args: &str) -> Value {
         let out = host
@@ -159,6 +197,16 @@ impl Lab {
                 String::from_utf8_lossy(&out.stdout)
             )
         })
+    }
+}
+
+/// A child process killed when this is dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -288,6 +336,16 @@ fn the_rpcd_plugin_answers_every_method_and_says_why_when_it_cannot() {
         );
     }
 
+    // An unnamed settings section, which netmeter takes too: the plugin finds
+    // its address and token.
+    std::fs::write(
+        lab.root().join("etc/config/netmeter"),
+        lab_config(TOKEN).replace("config netmeter 'main'", "config netmeter"),
+    )
+    .unwrap();
+    let status = lab.ubus(&net.router, "status", "{}");
+    assert!(status["refreshes"].is_u64(), "an unnamed section: {status}");
+
     // A wrong token in /etc/config/netmeter: unauthorized, and no token in the answer.
     std::fs::write(
         lab.root().join("etc/config/netmeter"),
@@ -350,8 +408,12 @@ fn luci_shows_devices_sorts_charts_and_saves_settings_without_errors() {
         return;
     };
     let scratch = Scratch::new();
-    let (net, _d) = counted_network(&scratch);
-    let lab = Lab::start(&net.router, &scratch, &lab_config(TOKEN));
+    let (net, d) = counted_network(&scratch);
+    // The lab's /etc/config/netmeter is the daemon's own file, so what LuCI
+    // saves there is what the daemon reloads.
+    let daemon_config = std::fs::read_to_string(d.config_path()).unwrap();
+    let lab = Lab::start(&net.router, &scratch, &daemon_config);
+    let _procd = lab.procd_service_standin(&net.router);
     let b = Browser::start(&net.router, &chromium, &chromedriver, &scratch);
     login(&b);
 
@@ -386,10 +448,16 @@ fn luci_shows_devices_sorts_charts_and_saves_settings_without_errors() {
             &format!("{mac} with the API's totals"),
             &format!(
                 "const r = document.querySelector('#netmeter-devices tr[data-id=\"{mac}\"]'); if (!r) return false; \
-                 const c = Array.from(r.children).map(td => td.textContent); \
-                 return c[1] == '{mac}' && c[3] == '%1024.2mB'.format({rx}) && c[4] == '%1024.2mB'.format({tx})",
+                 const c = k => r.querySelector('td[data-k=' + k + ']').textContent, b = n => '%1024.2mB'.format(n); \
+                 return c('mac') == '{mac}' && c('rx_bytes') == b({rx}) && c('tx_bytes') == b({tx}) \
+                   && c('today_rx_bytes') == b({today_rx}) && c('today_tx_bytes') == b({today_tx}) \
+                   && c('month_rx_bytes') == b({month_rx}) && c('month_tx_bytes') == b({month_tx})",
                 rx = dev["rx_bytes"],
-                tx = dev["tx_bytes"]
+                tx = dev["tx_bytes"],
+                today_rx = dev["today"]["rx_bytes"],
+                today_tx = dev["today"]["tx_bytes"],
+                month_rx = dev["month"]["rx_bytes"],
+                month_tx = dev["month"]["tx_bytes"],
             ),
         );
     }
@@ -502,6 +570,47 @@ fn luci_shows_devices_sorts_charts_and_saves_settings_without_errors() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     b.screenshot("luci-settings.png");
+
+    // Save & Apply made rpcd announce the change as procd expects it:
+    // `service event` config.change for netmeter, which the init script's
+    // `procd_add_reload_trigger "netmeter"` turns into `reload`, a SIGHUP.
+    let events = lab.root().join("tmp/service-events");
+    let announced = |text: &str| {
+        text.lines().any(|l| {
+            serde_json::from_str::<Value>(l)
+                .is_ok_and(|e| e["type"] == "config.change" && e["data"]["package"] == "netmeter")
+        })
+    };
+    let start = std::time::Instant::now();
+    while !announced(&std::fs::read_to_string(&events).unwrap_or_default()) {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            b.fail(&format!(
+                "waited 30 s for config.change of netmeter in {}: {:?}",
+                events.display(),
+                std::fs::read_to_string(&events)
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let init = std::fs::read_to_string(manifest_dir().join("openwrt-package/files/netmeter.init"))
+        .unwrap();
+    assert!(
+        init.contains("procd_add_reload_trigger \"netmeter\"")
+            && init.contains("procd_send_signal netmeter '*' HUP"),
+        "the init script reloads on netmeter's config.change with SIGHUP:\n{init}"
+    );
+    std::fs::copy(&config, d.config_path()).unwrap();
+    d.signal(libc::SIGHUP);
+    let start = std::time::Instant::now();
+    while api(&net.router, "/api/v1/status")["refresh_interval"] != 7 {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            b.fail(&format!(
+                "the daemon did not take refresh_interval 7 after SIGHUP:\n{}",
+                d.log_text()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // No console errors from the app. Expected from LuCI in the lab: the
     // 403 of the page before the login, and the 404 of /cgi-bin/cgi-exec

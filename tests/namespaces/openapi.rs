@@ -297,6 +297,14 @@ fn device(mac: &str, hostname: Option<&str>, group: Option<&str>) -> DeviceView 
             rx_bytes: 9,
             tx_bytes: 10,
         }],
+        today: Some(netmeter::serve::api::PeriodFigure {
+            rx_bytes: 11,
+            tx_bytes: 12,
+        }),
+        month: Some(netmeter::serve::api::PeriodFigure {
+            rx_bytes: 13,
+            tx_bytes: 14,
+        }),
     }
 }
 
@@ -403,6 +411,10 @@ fn full_state() -> ApiState {
             ],
             unattributed: totals,
             protocols_since: Some(1_795_000_000),
+            periods: Some(netmeter::serve::api::RunningPeriods {
+                day_start: 1_794_960_000,
+                month_start: 1_793_577_600,
+            }),
             other: Some(totals),
             upstream_only: vec![netmeter::serve::api::UpstreamOnlyDevice {
                 mac: "aa:bb:cc:dd:ee:09".into(),

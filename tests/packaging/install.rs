@@ -100,7 +100,7 @@ pub(crate) fn read_text(path: &Path) -> String {
 /// each holding `<arch>/<name>-<version>.apk` and `<name>_<version>_<arch>.ipk`;
 /// built once for every test here.
 pub(crate) struct Packages {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Packages {

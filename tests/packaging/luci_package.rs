@@ -522,3 +522,81 @@ fn apk_installs_the_luci_app_beside_either_variant_and_removes_it_leaving_netmet
         root.assert_installed(variant);
     }
 }
+
+#[test]
+fn the_feed_carries_the_luci_app_and_apk_adds_it_with_netmeter_from_the_signed_index() {
+    let Some(tool) = apk_tool("luci app in the feed") else {
+        return;
+    };
+    let packages = Packages::get(&tool);
+    let app = App::get(&tool);
+    // A dist/ as the README's build leaves it: both variants and the app.
+    let dir = scratch("luci-feed");
+    let dist = dir.join("dist");
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(packages.dir.join("r1"))
+        .arg(&dist));
+    std::fs::create_dir_all(dist.join("noarch")).unwrap();
+    std::fs::copy(app.ipk(), dist.join(app.ipk().file_name().unwrap())).unwrap();
+    std::fs::copy(
+        app.apk(),
+        dist.join("noarch").join(app.apk().file_name().unwrap()),
+    )
+    .unwrap();
+    let out = run(Command::new(root().join("openwrt-package/build-feed"))
+        .arg("--dist")
+        .arg(&dist)
+        .arg("--key")
+        .arg(dir.join("key/netmeter-feed.key"))
+        .arg("--out")
+        .arg(dir.join("feed"))
+        .arg(ARCH)
+        .env("APK", &tool));
+    let feed = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+
+    // apk: the app from the signed index, netmeter with it as its dependency.
+    let root = Root::new("luci-feed-apk");
+    std::fs::create_dir_all(root.join("/etc/apk/keys")).unwrap();
+    std::fs::copy(
+        feed.join("netmeter-feed.pem"),
+        root.join("/etc/apk/keys/netmeter-feed.pem"),
+    )
+    .unwrap();
+    let stubs: Vec<PathBuf> = STUBBED.iter().map(|n| app.stub(n)).collect();
+    run(apk(&tool, &root)
+        .args(["add", "--initdb", "--allow-untrusted"])
+        .arg(packages.libc())
+        .args(&stubs));
+    run(apk(&tool, &root)
+        .arg("--repository")
+        .arg(feed.join(ARCH).join("packages.adb"))
+        .args(["add", NAME]));
+    assert_app_installed(&root);
+    let installed = apk_installed(&root);
+    assert!(
+        installed.contains(&format!("{NAME}-{VERSION}"))
+            && installed.contains(&"netmeter-0.1.0-r1".to_string()),
+        "{installed:?}"
+    );
+    root.assert_installed(Variant::Core);
+
+    // opkg: Packages lists the app with its file and checksum.
+    let index = install::read_text(&feed.join(ARCH).join("Packages"));
+    let ipk = app.ipk().file_name().unwrap().to_str().unwrap().to_string();
+    let entry = index
+        .split("\n\n")
+        .find(|e| e.starts_with(&format!("Package: {NAME}\n")))
+        .unwrap_or_else(|| panic!("no {NAME} in Packages:\n{index}"));
+    let sum = run(Command::new("sha256sum").arg(feed.join(ARCH).join(&ipk)));
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    assert!(
+        entry.contains(&format!("Filename: {ipk}\n"))
+            && entry.contains("Architecture: all\n")
+            && entry.contains(&format!(
+                "SHA256sum: {}\n",
+                sum.split_whitespace().next().unwrap()
+            )),
+        "{entry}"
+    );
+}

@@ -105,7 +105,8 @@ return baseclass.extend({
 				'style': 'cursor:pointer',
 				'click': function() { onSelect(r); }
 			}, columns.map(function(c) {
-				return E('td', { 'class': 'td' + (c.numeric ? ' right' : ''), 'data-title': c.title },
+				return E('td', { 'class': 'td' + (c.numeric ? ' right' : ''), 'data-title': c.title, 'data-k': c.key,
+					'style': c.numeric ? 'white-space:nowrap' : null },
 					c.text ? c.text(r) : String(c.value(r)));
 			})));
 		});

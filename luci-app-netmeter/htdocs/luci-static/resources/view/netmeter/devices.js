@@ -8,19 +8,31 @@
 // counts, refreshed with poll; a click on a row shows its history and,
 // under the conntrack placement, its bytes by protocol class.
 
+// The running day's or billing month's bytes the API carries with each
+// device (absent when that history ring is off: shown as a dash).
+function periodColumn(period, direction, title) {
+	return { key: period + '_' + direction, title: title, numeric: true,
+		value: function(d) { return d[period] ? d[period][direction] : -1; },
+		text: function(d) { return d[period] ? nm.bytes(d[period][direction]) : '—'; } };
+}
+
 var columns = [
 	{ key: 'name', title: _('Name'), value: function(d) { return d.hostname || ''; },
 	  text: function(d) { return d.hostname || E('em', {}, _('unknown')); } },
 	{ key: 'mac', title: _('MAC'), value: function(d) { return d.mac; } },
 	{ key: 'ips', title: _('Addresses'), value: function(d) { return (d.ips || []).join(' '); },
 	  text: function(d) { return E('span', { 'style': 'word-break:break-all' }, (d.ips || []).join(', ')); } },
-	{ key: 'rx_bytes', title: _('Download'), numeric: true,
+	periodColumn('today', 'rx_bytes', _('Today ↓')),
+	periodColumn('today', 'tx_bytes', _('Today ↑')),
+	periodColumn('month', 'rx_bytes', _('Month ↓')),
+	periodColumn('month', 'tx_bytes', _('Month ↑')),
+	{ key: 'rx_bytes', title: _('Total ↓'), numeric: true,
 	  value: function(d) { return d.rx_bytes; }, text: function(d) { return nm.bytes(d.rx_bytes); } },
-	{ key: 'tx_bytes', title: _('Upload'), numeric: true,
+	{ key: 'tx_bytes', title: _('Total ↑'), numeric: true,
 	  value: function(d) { return d.tx_bytes; }, text: function(d) { return nm.bytes(d.tx_bytes); } },
-	{ key: 'rx_rate', title: _('Download now'), numeric: true,
+	{ key: 'rx_rate', title: _('Now ↓'), numeric: true,
 	  value: function(d) { return d.rx_rate; }, text: function(d) { return nm.rate(d.rx_rate); } },
-	{ key: 'tx_rate', title: _('Upload now'), numeric: true,
+	{ key: 'tx_rate', title: _('Now ↑'), numeric: true,
 	  value: function(d) { return d.tx_rate; }, text: function(d) { return nm.rate(d.tx_rate); } }
 ];
 
@@ -31,26 +43,21 @@ return view.extend({
 		return Promise.all([ nm.callStatus(), nm.callDevices() ]);
 	},
 
-	lastBucket: function(h) {
-		var b = h && h.series && h.series[0] && h.series[0].buckets;
-		return b && b.length ? b[b.length - 1] : null;
-	},
-
-	renderDetail: function(dev, status, placementKind) {
+	renderDetail: function(dev, status, placementKind, periods) {
 		var mac = dev.mac;
-		var periods = E('div', { 'id': 'netmeter-periods-sum' }, E('em', {}, _('Loading…')));
-		var self = this;
-		Promise.all([ nm.callHistory(null, mac, 'day'), nm.callHistory(null, mac, 'month') ]).then(function(r) {
-			var d = self.lastBucket(r[0]), m = self.lastBucket(r[1]);
-			dom.content(periods, E('table', { 'class': 'table', 'id': 'netmeter-sums' }, [
-				E('tr', { 'class': 'tr table-titles' }, [ E('th', { 'class': 'th' }, ''),
-					E('th', { 'class': 'th right' }, _('Download')), E('th', { 'class': 'th right' }, _('Upload')) ])
-			].concat([ [ 'today', _('Today'), d ], [ 'month', _('This month'), m ], [ 'total', _('Total'), dev ] ].map(function(p) {
-				return E('tr', { 'class': 'tr', 'data-id': p[0] }, [ E('td', { 'class': 'td' }, p[1]),
-					E('td', { 'class': 'td right' }, p[2] ? nm.bytes(p[2].rx_bytes) : '—'),
-					E('td', { 'class': 'td right' }, p[2] ? nm.bytes(p[2].tx_bytes) : '—') ]);
-			}))));
-		});
+		var since = function(unix) { return unix != null ? new Date(unix * 1000).toLocaleDateString() : ''; };
+		var sums = E('table', { 'class': 'table', 'id': 'netmeter-sums' }, [
+			E('tr', { 'class': 'tr table-titles' }, [ E('th', { 'class': 'th' }, ''),
+				E('th', { 'class': 'th right' }, _('Download')), E('th', { 'class': 'th right' }, _('Upload')) ])
+		].concat([
+			[ 'today', _('Today'), dev.today ],
+			[ 'month', periods ? _('Since %s').format(since(periods.month_start)) : _('This month'), dev.month ],
+			[ 'total', _('Total'), dev ]
+		].map(function(p) {
+			return E('tr', { 'class': 'tr', 'data-id': p[0] }, [ E('td', { 'class': 'td' }, p[1]),
+				E('td', { 'class': 'td right' }, p[2] ? nm.bytes(p[2].rx_bytes) : '—'),
+				E('td', { 'class': 'td right' }, p[2] ? nm.bytes(p[2].tx_bytes) : '—') ]);
+		})));
 
 		var protocols;
 		if (Array.isArray(dev.protocols)) {
@@ -70,7 +77,7 @@ return view.extend({
 
 		return E('div', { 'class': 'cbi-section', 'id': 'netmeter-detail' }, [
 			E('h3', { 'id': 'netmeter-selected' }, (dev.hostname ? dev.hostname + ' ' : '') + '(' + mac + ')'),
-			periods,
+			sums,
 			nm.historyPanel([ [ 'hour', _('Hourly') ], [ 'day', _('Daily') ], [ 'month', _('Monthly') ] ], 'hour',
 				function(p) { return nm.callHistory(null, mac, p); }),
 			E('h4', {}, _('By protocol')),
@@ -92,6 +99,7 @@ return view.extend({
 			: '');
 		var devices = answer.devices || [];
 		this.devices = devices;
+		this.periods = answer.periods;
 		this.placementKind = pd.placement_kind;
 		dom.content(this.tableBox, nm.sortableTable('netmeter-devices', columns, devices, this.state,
 			function(d) { return d.mac; },
@@ -101,8 +109,8 @@ return view.extend({
 
 	select: function(dev) {
 		this.state.selected = dev.mac;
-		this.update(this.status, { devices: this.devices });
-		dom.content(this.detailBox, this.renderDetail(dev, this.status, this.placementKind));
+		this.update(this.status, { devices: this.devices, periods: this.periods });
+		dom.content(this.detailBox, this.renderDetail(dev, this.status, this.placementKind, this.periods));
 	},
 
 	render: function(data) {

@@ -16,7 +16,10 @@ return view.extend({
 		var m = new form.Map('netmeter', _('netmeter'),
 			_('Per-device and per-interface bandwidth accounting. Saved changes reload the daemon; a new listen address takes a restart (/etc/init.d/netmeter restart).'));
 
-		var s = m.section(form.NamedSection, 'main', 'netmeter', _('Settings'));
+		// The first `config netmeter` section, named ('main', as shipped) or
+		// not: netmeter refuses a second one.
+		var s = m.section(form.TypedSection, 'netmeter', _('Settings'));
+		s.anonymous = true;
 		s.addremove = false;
 		s.tab('general', _('General'));
 		s.tab('storage', _('Storage'));
