@@ -114,6 +114,18 @@ pub fn render(state: &ApiState) -> String {
             sample(out, name, &[("interface", &i.name)], value(i));
         }
     }
+    // Which interfaces carry the default route, so a dashboard needs no
+    // WAN name (wan, pppoe-wan, eth0.2, … differ by router).
+    let name = "netmeter_interface_wan";
+    head(
+        out,
+        name,
+        "gauge",
+        "1 for each interface netmeter takes for a WAN (it carries a default route).",
+    );
+    for wan in &state.wan {
+        sample(out, name, &[("interface", wan)], 1);
+    }
     for (name, help, value) in DEVICE_FAMILIES {
         head(out, name, "counter", help);
         for d in devices {
@@ -222,6 +234,7 @@ mod tests {
                 ],
                 ..DevicesReport::default()
             },
+            wan: vec!["wan".into()],
             ..ApiState::default()
         };
         state.per_device.active = true;
@@ -282,6 +295,9 @@ netmeter_interface_receive_packets_total{{interface="br-lan"}} 5
 # TYPE netmeter_interface_transmit_packets_total counter
 netmeter_interface_transmit_packets_total{{interface="wan"}} 34
 netmeter_interface_transmit_packets_total{{interface="br-lan"}} 7
+# HELP netmeter_interface_wan 1 for each interface netmeter takes for a WAN (it carries a default route).
+# TYPE netmeter_interface_wan gauge
+netmeter_interface_wan{{interface="wan"}} 1
 # HELP netmeter_device_receive_bytes_total IP bytes the LAN device received from beyond the router (its download).
 # TYPE netmeter_device_receive_bytes_total counter
 netmeter_device_receive_bytes_total{{mac="aa:bb:cc:dd:ee:01",hostname="laptop"}} 1000
@@ -351,7 +367,7 @@ netmeter_device_transmit_packets_total{{mac="aa:bb:cc:dd:ee:02",hostname=""}} 4
                 assert!(line.rsplit(' ').next().unwrap().parse::<u64>().is_ok());
             }
         }
-        assert_eq!(seen.len(), 13);
+        assert_eq!(seen.len(), 14);
         assert!(text.ends_with('\n'));
     }
 

@@ -5,7 +5,8 @@
 //! test reads `devices::…`, `persistence::…` in the output.
 //!
 //! `page` also needs Chromium and chromedriver (it skips loudly without
-//! them, and fails when CI=true); `upstream_daemon` is in the full build
+//! them, and fails when CI=true), `grafana` Debian's prometheus and
+//! promtool (likewise); `upstream_daemon` is in the full build
 //! only (the `upstream` feature).
 
 #[path = "../testbed/mod.rs"]
@@ -15,6 +16,7 @@ mod api;
 mod conntrack;
 mod daemon;
 mod devices;
+mod grafana;
 mod interfaces;
 mod luci;
 mod nftables;

@@ -76,6 +76,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "nft_tables" => ops::nft_tables(),
         "nft_flush" => done(ops::nft_flush()),
         "http_get" => ops::http_get(arg(1)?, arg(2)?, arg(3).ok()),
+        "http_save" => ops::http_save(arg(1)?, arg(2)?, arg(3)?),
         "http_raw" => http::http_raw(arg(1)?, arg(2)?),
         "http_hammer" => http::http_hammer(
             arg(1)?,
@@ -86,7 +87,11 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         ),
         "http" => http::http_request(arg(1)?, arg(2)?, arg(3)?, arg(4)?),
         "received" => Ok(ops::received().to_string()),
-        "exporter" => done(upstream::exporter(num(1)? as u16)),
+        "exporter" => done(upstream::exporter(
+            num(1)? as u16,
+            w.get(2) == Some(&"stations"),
+        )),
+        "draytek" => done(upstream::draytek(num(1)? as u16)),
         "bypass" => done(upstream::bypass(num(1)?, num(2)?)),
         "scrapes" => Ok(upstream::scrapes().to_string()),
         "silent" => done(upstream::silent(num(1)? as u16)),

@@ -431,6 +431,16 @@ pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> R<String> {
     ))
 }
 
+/// `http_save ADDR PATH FILE`: GETs PATH and writes the body, as sent, to
+/// FILE (http_get folds lines); answers the status.
+pub fn http_save(addr: &str, path: &str, file: &str) -> R<String> {
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let (status, body) = netmeter::serve::client::get(addr, path, None, Duration::from_secs(3))
+        .map_err(|e| e.to_string())?;
+    std::fs::write(file, body).map_err(|e| format!("{file}: {e}"))?;
+    Ok(status.to_string())
+}
+
 /// A netdev table `probe` counting per (MAC, IP) on `dev`: ingress at
 /// priority -500 (what the device sent), egress (what it received). Wire
 /// layer check only; netmeter's own placement lives in the product.

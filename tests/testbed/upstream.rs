@@ -20,8 +20,21 @@ static SILENT: AtomicUsize = AtomicUsize::new(0);
 /// Accepted and held open, never answered.
 static HELD: Mutex<Vec<std::net::TcpStream>> = Mutex::new(Vec::new());
 
-/// `exporter PORT`: serves `/metrics` with `isp0` as the WAN.
-pub fn exporter(port: u16) -> R {
+/// Wifi stations the exporter lists after `exporter PORT stations`.
+static STATIONS: AtomicUsize = AtomicUsize::new(0);
+/// Bytes of the one station, download and upload from its view.
+pub const STATION_MAC: &str = "02:00:00:00:00:99";
+const STATION_RX: u64 = 3_000_000;
+const STATION_TX: u64 = 400_000;
+
+/// `exporter PORT [stations]`: serves `/metrics` with `isp0` as the WAN;
+/// with `stations`, also a wifi station (STATION_MAC) whose bytes grow a
+/// little with every scrape, as the ucode exporter's wifi collector
+/// writes them.
+pub fn exporter(port: u16, stations: bool) -> R {
+    if stations {
+        STATIONS.store(1, Ordering::SeqCst);
+    }
     let listener = TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("bind {port}: {e}"))?;
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
@@ -48,7 +61,8 @@ pub fn exporter(port: u16) -> R {
                          # HELP node_network_transmit_bytes_total Network device statistic transmit_bytes.\n\
                          # TYPE node_network_transmit_bytes_total counter\n\
                          node_network_transmit_bytes_total{{device=\"isp0\"}} {isp_tx}\n\
-                         node_network_transmit_bytes_total{{device=\"eth0\"}} {tx}\n"
+                         node_network_transmit_bytes_total{{device=\"eth0\"}} {tx}\n{}",
+                        station_lines()
                     )
                 }
                 Err(e) => e,
@@ -102,4 +116,61 @@ fn eth0() -> Result<(u64, u64), String> {
     let f: Vec<&str> = line.split_once(':').unwrap().1.split_whitespace().collect();
     let num = |i: usize| f[i].parse::<u64>().map_err(|e| e.to_string());
     Ok((num(0)?, num(8)?))
+}
+
+/// The station's lines, if any: the access point receives its upload.
+fn station_lines() -> String {
+    if STATIONS.load(Ordering::SeqCst) == 0 {
+        return String::new();
+    }
+    let n = SCRAPES.load(Ordering::SeqCst) as u64;
+    format!(
+        "# TYPE wifi_station_receive_bytes_total counter\n\
+         wifi_station_receive_bytes_total{{ifname=\"wlan0\",mac=\"{STATION_MAC}\"}} {}\n\
+         # TYPE wifi_station_transmit_bytes_total counter\n\
+         wifi_station_transmit_bytes_total{{ifname=\"wlan0\",mac=\"{STATION_MAC}\"}} {}\n",
+        STATION_TX + n * 1000,
+        STATION_RX + n * 10_000
+    )
+}
+
+/// `draytek PORT`: a DrayTek Vigor's telnet console, as plain as one can
+/// be (no option negotiation, no pager): `Password:`, then the prompt, and
+/// the recorded answers to `vdsl status more`, `vdsl status` and `wan
+/// status` (tests/fixtures/upstream/draytek). Any password is taken.
+pub fn draytek(port: u16) -> R {
+    const MORE: &str = include_str!("../fixtures/upstream/draytek/vdsl_status_more.txt");
+    const STATUS: &str = include_str!("../fixtures/upstream/draytek/vdsl_status.txt");
+    const WAN: &str = include_str!("../fixtures/upstream/draytek/wan_status.txt");
+    let listener = TcpListener::bind(("0.0.0.0", port)).map_err(|e| format!("bind {port}: {e}"))?;
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let crlf = |t: &str| t.replace('\n', "\r\n");
+                let mut reader = std::io::BufReader::new(conn.try_clone().ok()?);
+                let mut writer = conn;
+                let mut line = String::new();
+                writer.write_all(b"\r\nPassword: ").ok()?;
+                std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+                writer.write_all(b"\r\n\r\nDrayTek> ").ok()?;
+                loop {
+                    line.clear();
+                    if std::io::BufRead::read_line(&mut reader, &mut line).ok()? == 0 {
+                        return Some(());
+                    }
+                    let command = line.trim();
+                    let answer = match command {
+                        "exit" => return Some(()),
+                        "vdsl status more" => crlf(MORE),
+                        "vdsl status" => crlf(STATUS),
+                        "wan status" => crlf(WAN),
+                        _ => "% Unknown command\r\n".to_string(),
+                    };
+                    let reply = format!("{command}\r\n{answer}\r\nDrayTek> ");
+                    writer.write_all(reply.as_bytes()).ok()?;
+                }
+            });
+        }
+    });
+    Ok(())
 }
