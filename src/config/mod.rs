@@ -19,6 +19,7 @@ mod device;
 mod glob;
 pub mod prefix;
 pub mod protocol;
+pub mod quota;
 pub mod secret;
 mod settings;
 mod spelling;
@@ -43,6 +44,7 @@ use device::device;
 pub use glob::glob_match;
 pub use prefix::{IpPrefix, PrefixError};
 pub use protocol::{PortRange, ProtocolClass};
+pub use quota::{QuotaConfig, QuotaDirection, QuotaPeriod, QuotaTarget};
 pub use secret::Secret;
 use settings::OPTIONS;
 use spelling::closest;
@@ -151,6 +153,8 @@ pub(crate) const SECRET_OPTIONS: &[&str] = &["token", "password", "community"];
 const UPSTREAM: &str = "upstream";
 /// A class of traffic for the protocol view; one section per class.
 const PROTOCOL: &str = "protocol";
+/// A cap on a device's, group's or interface's bytes per period.
+const QUOTA: &str = "quota";
 
 /// The validated `config netmeter` section; anything the file leaves out
 /// holds its default.
@@ -202,6 +206,8 @@ pub struct Config {
     pub protocols: Vec<ProtocolClass>,
     /// Flows the conntrack placement follows at most.
     pub max_flows: u32,
+    /// From the `config quota` sections, in file order; names unique.
+    pub quotas: Vec<QuotaConfig>,
 }
 
 /// Where per-device counters sit. `Netdev` (LAN device ingress before any
@@ -256,6 +262,7 @@ impl Default for Config {
             upstream: Vec::new(),
             protocols: Vec::new(),
             max_flows: 65_536,
+            quotas: Vec::new(),
         }
     }
 }
@@ -344,6 +351,8 @@ impl Config {
         let mut settings: Option<&uci::Section> = None;
         // The line of each MAC's `option mac`, to name both ends of a duplicate.
         let mut macs: HashMap<Mac, usize> = HashMap::new();
+        // The line of each quota's section, to name both ends of a duplicate.
+        let mut quota_lines: HashMap<String, usize> = HashMap::new();
         for section in &sections {
             match section.kind.as_str() {
                 SETTINGS => match settings {
@@ -383,13 +392,33 @@ impl Config {
                         config.protocols.push(class);
                     }
                 }
+                QUOTA => {
+                    let Some(quota) = quota::quota(section, &mut problems) else {
+                        continue;
+                    };
+                    match quota_lines.entry(quota.name.clone()) {
+                        hash_map::Entry::Occupied(first) => problems.push((
+                            section.line,
+                            format!(
+                                "a second quota named '{}' (the first is at line {}): \
+                                 rename one, 'netmeter quota reset' takes the name",
+                                quota.name,
+                                first.get()
+                            ),
+                        )),
+                        hash_map::Entry::Vacant(slot) => {
+                            slot.insert(section.line);
+                            config.quotas.push(quota);
+                        }
+                    }
+                }
                 kind => {
-                    let known = [SETTINGS, DEVICE, UPSTREAM, PROTOCOL];
+                    let known = [SETTINGS, DEVICE, UPSTREAM, PROTOCOL, QUOTA];
                     let hint = match closest(kind, known) {
                         Some(near) => format!("did you mean '{near}'?"),
                         None => format!(
-                            "expected '{}', '{}', '{}' or '{}'",
-                            known[0], known[1], known[2], known[3]
+                            "expected '{}', '{}', '{}', '{}' or '{}'",
+                            known[0], known[1], known[2], known[3], known[4]
                         ),
                     };
                     problems.push((
@@ -411,6 +440,7 @@ impl Config {
                 config.exclude_interface.clear();
             }
         }
+        quota_history_problems(&config, &sections, &mut problems);
         match problems.into_iter().min_by_key(|(line, _)| *line) {
             Some(problem) => Err(invalid(problem)),
             None => Ok(config),
@@ -442,6 +472,46 @@ impl Config {
         let included =
             self.interface.is_empty() || self.interface.iter().any(|p| glob_match(p, name));
         included && !self.exclude_interface.iter().any(|p| glob_match(p, name))
+    }
+}
+
+/// A quota reads its usage from history: its period's buckets must be kept
+/// (a week is summed from the daily ones).
+fn quota_history_problems(
+    config: &Config,
+    sections: &[uci::Section],
+    problems: &mut Vec<(usize, String)>,
+) {
+    for quota in &config.quotas {
+        let interface = matches!(quota.target, QuotaTarget::Interface(_));
+        let (sizes, prefix) = if interface {
+            (&config.interface_history, "history")
+        } else {
+            (&config.device_history, "device")
+        };
+        let (index, needed, option) = match quota.period {
+            QuotaPeriod::Day => (2, 1, "daily_days"),
+            QuotaPeriod::Week => (2, 7, "daily_days"),
+            QuotaPeriod::Month => (3, 1, "monthly_months"),
+        };
+        if sizes[index] < needed {
+            let option = format!("{prefix}_{option}");
+            let line = sections
+                .iter()
+                .find(|s| s.kind == QUOTA && s.name.as_deref() == Some(&quota.name))
+                .and_then(|s| s.options.iter().rev().find(|e| e.name == "period"))
+                .map_or(1, |e| e.line);
+            problems.push((
+                line,
+                format!(
+                    "quota '{}' counts by the {} from history, which option {option} '{}' \
+                     turns off: set option {option} to at least {needed}",
+                    quota.name,
+                    quota.period.name(),
+                    sizes[index]
+                ),
+            ));
+        }
     }
 }
 
@@ -698,6 +768,7 @@ mod tests {
                 upstream: Vec::new(),
                 protocols: Vec::new(),
                 max_flows: 65_536,
+                quotas: Vec::new(),
             }
         );
     }
