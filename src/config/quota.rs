@@ -448,12 +448,7 @@ pub(crate) fn quota(
                 describe(section)
             ),
         ));
-    } else if quota.block
-        && matches!(
-            quota.target,
-            QuotaTarget::All | QuotaTarget::Interface(_)
-        )
-    {
+    } else if quota.block && matches!(quota.target, QuotaTarget::All | QuotaTarget::Interface(_)) {
         problems.push((
             line_of("action"),
             format!(
@@ -498,7 +493,10 @@ mod tests {
             parse_bytes("18446744073709551615"),
             Ok(18_446_744_073_709_551_615)
         );
-        assert_eq!(parse_bytes("18446744073709551616"), Err(SizeError::TooLarge));
+        assert_eq!(
+            parse_bytes("18446744073709551616"),
+            Err(SizeError::TooLarge)
+        );
     }
 
     #[test]
@@ -540,31 +538,49 @@ mod tests {
         assert_eq!(c.quotas[0].thresholds, [100]);
         assert_eq!(c.quotas[0].period, QuotaPeriod::Month);
         assert!(!c.quotas[0].block, "never blocks unless asked");
-        let c = parse("config quota 'tv'\n\toption device 'aa-bb-cc-dd-ee-ff'\n\toption limit '1G'\n");
+        let c =
+            parse("config quota 'tv'\n\toption device 'aa-bb-cc-dd-ee-ff'\n\toption limit '1G'\n");
         assert_eq!(
             c.quotas[0].target,
             QuotaTarget::Mac("aa:bb:cc:dd:ee:ff".parse().unwrap())
         );
         let c = parse("config quota 'tv'\n\toption device 'Living room TV'\n\toption limit '1G'\n");
-        assert_eq!(c.quotas[0].target, QuotaTarget::Name("Living room TV".into()));
+        assert_eq!(
+            c.quotas[0].target,
+            QuotaTarget::Name("Living room TV".into())
+        );
     }
 
     #[test]
     fn bad_quota_sections_name_the_line_and_the_fix() {
         let e = error("config quota\n\toption limit '1G'\n");
-        assert!(e.contains(":1:") && e.contains("config quota 'kids'"), "{e}");
+        assert!(
+            e.contains(":1:") && e.contains("config quota 'kids'"),
+            "{e}"
+        );
         let e = error("config quota 'q'\n\toption direction 'up'\n");
         assert!(e.contains(":2:") && e.contains("rx (download)"), "{e}");
         let e = error("config quota 'q'\n");
         assert!(e.contains(":1:") && e.contains("option limit '50G'"), "{e}");
         let e = error("config quota 'q'\n\toption limit '5Gbit'\n");
-        assert!(e.contains(":2:") && e.contains("unknown unit 'Gbit'") && e.contains("GiB"), "{e}");
+        assert!(
+            e.contains(":2:") && e.contains("unknown unit 'Gbit'") && e.contains("GiB"),
+            "{e}"
+        );
         let e = error("config quota 'q'\n\toption limit '1G'\n\tlist threshold '150.5'\n");
         assert!(e.contains(":3:") && e.contains("from 1 to 1000"), "{e}");
-        let e = error("config quota 'q'\n\toption limit '1G'\n\toption device 'tv'\n\toption group 'kids'\n");
-        assert!(e.contains(":4:") && e.contains("both option device and option group"), "{e}");
+        let e = error(
+            "config quota 'q'\n\toption limit '1G'\n\toption device 'tv'\n\toption group 'kids'\n",
+        );
+        assert!(
+            e.contains(":4:") && e.contains("both option device and option group"),
+            "{e}"
+        );
         let e = error("config quota 'q'\n\toption limit '1G'\n\toption action 'block'\n");
-        assert!(e.contains(":3:") && e.contains("needs option device or option group"), "{e}");
+        assert!(
+            e.contains(":3:") && e.contains("needs option device or option group"),
+            "{e}"
+        );
         let e = error("config quota 'q'\n\toption limit '1G'\n\toption action 'drop'\n");
         assert!(e.contains(":3:") && e.contains("block"), "{e}");
         let e = error("config quota 'q'\n\toption limit '1G'\n\toption webhook 'https://x/y'\n");
@@ -575,7 +591,8 @@ mod tests {
         assert!(e.contains("did you mean 'threshold'"), "{e}");
         let e = error("config qota 'q'\n");
         assert!(e.contains("did you mean 'quota'"), "{e}");
-        let e = error("config quota 'q'\n\toption limit '1G'\nconfig quota 'q'\n\toption limit '2G'\n");
+        let e =
+            error("config quota 'q'\n\toption limit '1G'\nconfig quota 'q'\n\toption limit '2G'\n");
         assert!(e.contains(":3:") && e.contains("line 1"), "{e}");
     }
 }

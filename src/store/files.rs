@@ -497,7 +497,7 @@ mod tests {
             ),
             (
                 newer,
-                "written by a newer netmeter (format 3, this one reads up to 2)",
+                "written by a newer netmeter (format 4, this one reads up to 3)",
             ),
         ] {
             fs::write(d.0.join("state"), &content).unwrap();

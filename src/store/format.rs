@@ -26,6 +26,11 @@
 //! - 2: the same header; the state and the journal record each gained a
 //!   last field (upstream routers' totals). A version 1 payload is read as
 //!   version 2 with that field empty ([`Payload::V1_SUFFIX`]).
+//! - 3: the same header; a payload whose type has a trailer
+//!   ([`Payload::TRAILER`]: the state and the journal record, for the
+//!   quotas' memory) ends with it, then its length as 4 bytes: after the
+//!   bytes a core build keeps unread, so it is found from the end. A
+//!   version 1 or 2 payload is read with an empty trailer.
 
 use std::fmt;
 
@@ -36,7 +41,7 @@ pub const MAGIC: [u8; 4] = *b"NMST";
 
 /// The format this netmeter writes. Bump it, and add a reader branch in
 /// `decode`, whenever the bytes of a saved file would change meaning.
-pub const CURRENT_VERSION: u16 = 2;
+pub const CURRENT_VERSION: u16 = 3;
 
 /// What a file can hold, and how its version 1 payload becomes today's.
 pub trait Payload: Serialize + DeserializeOwned {
@@ -55,6 +60,20 @@ pub trait Payload: Serialize + DeserializeOwned {
     /// The bytes [`Self::keep_tail`] kept, written after the fields.
     fn tail(&self) -> &[u8] {
         &[]
+    }
+
+    /// Whether version 3 files of this type end with a trailer (and its
+    /// length); false keeps a type's encoding as version 2 had it.
+    const TRAILER: bool = false;
+
+    /// The trailer's bytes (version 3).
+    fn trailer(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Takes a version 3 trailer; false: it does not decode.
+    fn keep_trailer(&mut self, _trailer: &[u8]) -> bool {
+        true
     }
 }
 
@@ -222,6 +241,13 @@ pub fn encode<T: Payload>(
     out.extend_from_slice(&0u32.to_le_bytes()); // the length, patched below
     let mut out = postcard::to_extend(payload, out).map_err(FormatError::Encode)?;
     out.extend_from_slice(payload.tail());
+    if T::TRAILER {
+        let trailer = payload.trailer();
+        let trailer_len = u32::try_from(trailer.len())
+            .map_err(|_| FormatError::TooLarge { len: trailer.len() })?;
+        out.extend_from_slice(&trailer);
+        out.extend_from_slice(&trailer_len.to_le_bytes());
+    }
     let len = out.len() - V1_HEADER_LEN;
     if len > MAX_PAYLOAD_LEN {
         return Err(FormatError::TooLarge { len });
@@ -244,7 +270,7 @@ pub fn decode<T: Payload>(bytes: &[u8], expected: FileKind) -> Result<Decoded<T>
         return Err(FormatError::NotStateFile);
     }
     match version {
-        1 | 2 => decode_v1(bytes, expected),
+        1..=3 => decode_v1(bytes, expected),
         v if v > CURRENT_VERSION => Err(FormatError::NewerVersion { version: v }),
         v => Err(FormatError::UnknownVersion { version: v }),
     }
@@ -258,7 +284,7 @@ pub fn decode_first<T: Payload>(
     expected: FileKind,
 ) -> Result<(Decoded<T>, usize), FormatError> {
     let declared = match (bytes.get(0..4), le_u16(bytes, 4), le_u32(bytes, 24)) {
-        (Some(magic), Some(1 | 2), Some(len)) if magic == MAGIC => len as usize,
+        (Some(magic), Some(1..=3), Some(len)) if magic == MAGIC => len as usize,
         // Too short for a header, or an unknown version: `decode` says which.
         _ => return decode(bytes, expected).map(|d| (d, bytes.len())),
     };
@@ -269,7 +295,7 @@ pub fn decode_first<T: Payload>(
     decode(&bytes[..end], expected).map(|d| (d, end))
 }
 
-/// Versions 1 and 2, which share the header.
+/// Versions 1 to 3, which share the header.
 fn decode_v1<T: Payload>(bytes: &[u8], expected: FileKind) -> Result<Decoded<T>, FormatError> {
     if bytes.len() < V1_HEADER_LEN {
         return Err(FormatError::ShorterThanHeader { len: bytes.len() });
@@ -316,10 +342,29 @@ fn decode_v1<T: Payload>(bytes: &[u8], expected: FileKind) -> Result<Decoded<T>,
     } else {
         body
     };
+    let (body, trailer) = if version >= 3 && T::TRAILER {
+        let Some(len_at) = body.len().checked_sub(4) else {
+            return Err(FormatError::PayloadTrailing { unread: body.len() });
+        };
+        let trailer_len = le_u32(body, len_at).unwrap_or(u32::MAX) as usize;
+        let Some(start) = len_at.checked_sub(trailer_len) else {
+            return Err(FormatError::PayloadTrailing { unread: body.len() });
+        };
+        (&body[..start], Some(&body[start..len_at]))
+    } else {
+        (body, None)
+    };
     let (mut payload, rest) =
         postcard::take_from_bytes::<T>(body).map_err(FormatError::PayloadInvalid)?;
     if !rest.is_empty() && !payload.keep_tail(rest) {
         return Err(FormatError::PayloadTrailing { unread: rest.len() });
+    }
+    if let Some(trailer) = trailer
+        && !payload.keep_trailer(trailer)
+    {
+        return Err(FormatError::PayloadTrailing {
+            unread: trailer.len(),
+        });
     }
     Ok(Decoded {
         version,
@@ -402,7 +447,7 @@ pub(crate) mod tests {
     fn the_header_is_little_endian_at_fixed_offsets() {
         let bytes = encoded();
         assert_eq!(&bytes[0..4], b"NMST");
-        assert_eq!(&bytes[4..6], &[2, 0]);
+        assert_eq!(&bytes[4..6], &[3, 0]);
         assert_eq!(&bytes[6..8], &[1, 0]);
         assert_eq!(&bytes[8..16], &[42, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
@@ -437,9 +482,12 @@ pub(crate) mod tests {
             let result = decode::<Sample>(&flipped, FileKind::Snapshot);
             match bit / 8 {
                 0..4 => assert!(matches!(result, Err(FormatError::NotStateFile))),
+                // A flip to an older version's number is left to the checksum.
                 4..6 => assert!(matches!(
                     result,
-                    Err(FormatError::NewerVersion { .. } | FormatError::UnknownVersion { .. })
+                    Err(FormatError::NewerVersion { .. }
+                        | FormatError::UnknownVersion { .. }
+                        | FormatError::Damaged { .. })
                 )),
                 24..28 => assert!(
                     matches!(
@@ -484,7 +532,7 @@ pub(crate) mod tests {
         let e = decode::<Sample>(&newer, FileKind::Snapshot).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "written by a newer netmeter (format 3, this one reads up to 2): \
+            "written by a newer netmeter (format 4, this one reads up to 3): \
              upgrade netmeter to use it"
         );
     }
@@ -554,7 +602,8 @@ pub(crate) mod tests {
         assert_eq!(decoded.saved_unix, 1_795_000_000);
         assert_eq!(decoded.payload, sample(123_456_789));
         // Encoding is deterministic, so today's writer still produces them
-        // but for the version (this payload's encoding did not change in 2).
-        assert_eq!(encoded(), with_version(bytes.to_vec(), 2));
+        // but for the version (this payload's encoding did not change in 2
+        // or 3: it has no trailer).
+        assert_eq!(encoded(), with_version(bytes.to_vec(), 3));
     }
 }

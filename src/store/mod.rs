@@ -9,6 +9,7 @@ pub mod files;
 pub mod format;
 pub mod history;
 pub mod persist;
+pub mod quota;
 pub mod state;
 pub mod timeline;
 

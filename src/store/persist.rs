@@ -322,6 +322,7 @@ impl Store {
             Ok(()) => {
                 state.timeline.mark_committed();
                 state.upstream.mark_committed();
+                state.quotas.changed = false;
                 self.status.last_commit = Some(now_unix);
                 self.status.last_commit_error = None;
             }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::calendar::{Calendar, UtcOffset};
 use super::format::Payload;
 use super::history::RingSizes;
+use super::quota::QuotaLedger;
 use super::timeline::{Timeline, TrackChange};
 use crate::account::devices::UnattributedTotals;
 use crate::account::{DeviceAccounts, DeviceTotals, InterfaceAccounts, InterfaceTotals};
@@ -26,6 +27,10 @@ pub struct State {
     pub flash: FlashPosition,
     /// Upstream routers' totals (format version 2).
     pub upstream: UpstreamBytes,
+    /// The quotas' memory (format version 3: the trailer, after the
+    /// upstream bytes a core build keeps unread).
+    #[serde(skip)]
+    pub quotas: QuotaLedger,
 }
 
 /// The upstream routers' totals as saved: bytes that only the upstream
@@ -117,6 +122,19 @@ impl Payload for State {
     fn tail(&self) -> &[u8] {
         self.upstream.bytes()
     }
+    const TRAILER: bool = true;
+    fn trailer(&self) -> Vec<u8> {
+        postcard::to_extend(&self.quotas, Vec::new()).unwrap_or_else(|_| vec![0])
+    }
+    fn keep_trailer(&mut self, trailer: &[u8]) -> bool {
+        match postcard::from_bytes(trailer) {
+            Ok(quotas) => {
+                self.quotas = quotas;
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 impl Payload for Commit {
@@ -127,6 +145,19 @@ impl Payload for Commit {
     }
     fn tail(&self) -> &[u8] {
         self.upstream.bytes()
+    }
+    const TRAILER: bool = true;
+    fn trailer(&self) -> Vec<u8> {
+        postcard::to_extend(&self.quotas, Vec::new()).unwrap_or_else(|_| vec![0])
+    }
+    fn keep_trailer(&mut self, trailer: &[u8]) -> bool {
+        match postcard::from_bytes(trailer) {
+            Ok(quotas) => {
+                self.quotas = quotas;
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -148,6 +179,7 @@ impl State {
             timeline: Timeline::default(),
             flash: FlashPosition::default(),
             upstream: UpstreamBytes::default(),
+            quotas: QuotaLedger::default(),
         }
     }
 }
@@ -186,6 +218,10 @@ pub struct Commit {
     /// Every upstream source whole, when any changed (format version 2):
     /// they are few, and their raw readings let counting go on exactly.
     pub upstream: UpstreamBytes,
+    /// The quotas' whole ledger when it changed (format version 3, the
+    /// trailer).
+    #[serde(skip)]
+    pub quotas: Option<QuotaLedger>,
 }
 
 impl Commit {
@@ -230,6 +266,7 @@ impl Commit {
             generation: state.devices.generation(),
             high_water: timeline.high_water,
             upstream: state.upstream.committed(),
+            quotas: state.quotas.committed(),
         }
     }
 
@@ -238,6 +275,7 @@ impl Commit {
         self.interface_tracks.is_empty()
             && self.device_tracks.is_empty()
             && self.upstream.is_empty()
+            && self.quotas.is_none()
     }
 
     /// Replays this record onto the state it followed.
@@ -259,6 +297,9 @@ impl Commit {
         }
         state.timeline.high_water = state.timeline.high_water.max(self.high_water);
         state.upstream.replay(self.upstream);
+        if let Some(quotas) = self.quotas {
+            state.quotas = quotas;
+        }
     }
 }
 
@@ -267,21 +308,103 @@ mod tests {
     use super::*;
     use crate::store::format::{FileKind, decode, encode};
 
-    /// A version 1 file of `payload`: today's encoding without the upstream
-    /// list's byte at the end, with version, length and checksum to match.
-    fn as_version_1(file: &[u8]) -> Vec<u8> {
-        let mut v1 = file[..file.len() - 5].to_vec();
+    /// The empty quota ledger's trailer and its length: what version 3
+    /// added at the end of an empty state or record.
+    const EMPTY_TRAILER: [u8; 5] = [0, 1, 0, 0, 0];
+
+    /// A file of an older `version` of `file` (today's encoding of a state
+    /// without quotas): the trailer dropped and, for version 1, the
+    /// upstream list's byte too, with version, length and checksum to match.
+    pub(crate) fn as_version(file: &[u8], version: u16) -> Vec<u8> {
+        let body = &file[..file.len() - 4];
         assert_eq!(
-            file[file.len() - 5],
-            0,
-            "an empty upstream list ends the payload"
+            &body[body.len() - 5..],
+            EMPTY_TRAILER,
+            "an empty ledger ends it"
         );
-        v1[4..6].copy_from_slice(&1u16.to_le_bytes());
-        let len = (v1.len() - 28) as u32;
-        v1[24..28].copy_from_slice(&len.to_le_bytes());
-        let crc = crate::store::crc32::hash(&v1);
-        v1.extend_from_slice(&crc.to_le_bytes());
-        v1
+        let mut old = body[..body.len() - 5].to_vec();
+        if version == 1 {
+            assert_eq!(old.pop(), Some(0), "an empty upstream list ends the fields");
+        }
+        old[4..6].copy_from_slice(&version.to_le_bytes());
+        let len = (old.len() - 28) as u32;
+        old[24..28].copy_from_slice(&len.to_le_bytes());
+        let crc = crate::store::crc32::hash(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        old
+    }
+
+    fn as_version_1(file: &[u8]) -> Vec<u8> {
+        as_version(file, 1)
+    }
+
+    #[test]
+    fn version_2_states_and_records_load_with_an_empty_quota_ledger() {
+        let state = State::new(4, 4);
+        let file = encode(FileKind::Snapshot, 7, 0, &state).unwrap();
+        let old = decode::<State>(&as_version(&file, 2), FileKind::Snapshot).unwrap();
+        assert_eq!(old.version, 2);
+        assert_eq!(old.payload.quotas, QuotaLedger::default());
+        assert_eq!(
+            encode(FileKind::Snapshot, 7, 0, &old.payload).unwrap(),
+            file
+        );
+        let commit = Commit::of(&state);
+        let file = encode(FileKind::Journal, 8, 0, &commit).unwrap();
+        let old = decode::<Commit>(&as_version(&file, 2), FileKind::Journal).unwrap();
+        assert_eq!((old.version, old.payload), (2, commit));
+    }
+
+    #[test]
+    fn the_quota_ledger_survives_a_checkpoint_and_a_journal_record() {
+        use crate::store::quota::QuotaRecord;
+        let mut state = State::new(4, 4);
+        state.quotas.records.push(QuotaRecord {
+            name: "kids".into(),
+            period_start: 1_796_000_000,
+            fired: vec![80, 100],
+            blocked: vec!["02:00:00:00:00:01".parse().unwrap()],
+            lifted: false,
+        });
+        // Bytes a core build keeps unread come before the trailer.
+        state.upstream.update(vec![1, 2, 3]);
+        let file = encode(FileKind::Snapshot, 7, 0, &state).unwrap();
+        let back = decode::<State>(&file, FileKind::Snapshot).unwrap().payload;
+        assert_eq!(back.quotas, state.quotas);
+        assert_eq!(back.upstream.bytes(), [1, 2, 3]);
+
+        assert!(
+            Commit::of(&state).quotas.is_none(),
+            "unchanged: not recorded"
+        );
+        state.quotas.changed = true;
+        let record = Commit::of(&state);
+        assert!(!record.is_empty());
+        let file = encode(FileKind::Journal, 8, 0, &record).unwrap();
+        let record = decode::<Commit>(&file, FileKind::Journal).unwrap().payload;
+        let mut replayed = State::new(4, 4);
+        let cal = Calendar {
+            zone: crate::store::calendar::FixedOffset(0),
+            month_rotate: 1,
+        };
+        let sizes = RingSizes::DEVICE_DEFAULT;
+        record.apply(&mut replayed, &cal, (&sizes, &sizes));
+        assert_eq!(replayed.quotas.records, state.quotas.records);
+    }
+
+    #[test]
+    fn a_damaged_trailer_is_refused() {
+        let state = State::new(4, 4);
+        let mut file = encode(FileKind::Snapshot, 7, 0, &state).unwrap();
+        let len_at = file.len() - 8;
+        file[len_at] = 200; // a trailer longer than the payload
+        let crc_at = file.len() - 4;
+        let crc = crate::store::crc32::hash(&file[..crc_at]);
+        file[crc_at..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            decode::<State>(&file, FileKind::Snapshot),
+            Err(crate::store::format::FormatError::PayloadTrailing { .. })
+        ));
     }
 
     #[test]
