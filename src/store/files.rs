@@ -485,7 +485,7 @@ mod tests {
     fn empty_foreign_and_newer_files_are_reported_and_kept() {
         let d = TempDir::new("odd");
         let mut newer = file(8, 800);
-        newer[4..6].copy_from_slice(&3u16.to_le_bytes());
+        newer[4..6].copy_from_slice(&4u16.to_le_bytes());
         let end = newer.len() - 4;
         let crc = crate::store::crc32::hash(&newer[..end]);
         newer[end..].copy_from_slice(&crc.to_le_bytes());
