@@ -12,6 +12,7 @@
 
 mod conntrack;
 mod devices;
+pub mod quota;
 
 pub use crate::account::attribution::Attribution;
 pub use crate::serve::api::PerDeviceStatus;

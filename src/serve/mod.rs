@@ -7,3 +7,4 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod page;
+pub mod quota;
