@@ -38,6 +38,10 @@ use crate::netlink::{NetlinkError, NetlinkSocket};
 use std::net::IpAddr;
 
 pub const TABLE: &str = "netmeter";
+/// The MACs whose WAN traffic a `block` quota drops.
+pub const BLOCKED: &str = "blocked";
+/// The block chains run before the counting ones: dropped bytes are not usage.
+const BLOCK_PRIORITY: i32 = -510;
 /// Ethernet header bytes an egress counter includes and ingress does not.
 const L2_HEADER: u64 = 14;
 
@@ -109,6 +113,9 @@ pub struct Plan {
     /// Kernel timeout of an idle element: a safety net only, as netmeter
     /// deletes idle elements itself (at half this) after reading them.
     pub element_timeout_ms: u64,
+    /// A quota has `option action 'block'`: the table gets the `blocked`
+    /// set of MACs and the chains that drop their WAN traffic.
+    pub block: bool,
 }
 
 impl Plan {
@@ -135,6 +142,7 @@ impl Plan {
             // Several addresses per device (IPv6 privacy addresses), capped.
             set_size: (max_devices.saturating_mul(4)).clamp(64, 1 << 20) as u32,
             element_timeout_ms,
+            block: false,
         }
     }
 }
@@ -240,6 +248,9 @@ pub fn install_batch_with(plan: &Plan, rules: &RuleBuilder<'_>) -> Batch {
             },
         );
     }
+    if plan.block {
+        add_block(&mut b, plan);
+    }
     b.add_counter_object(family, TABLE, UNATTRIBUTED_SENT);
     b.add_counter_object(family, TABLE, UNATTRIBUTED_RECEIVED);
     if plan.hooks == Hooks::Forward {
@@ -283,6 +294,129 @@ pub fn install_batch_with(plan: &Plan, rules: &RuleBuilder<'_>) -> Batch {
         }
     }
     b
+}
+
+/// The `blocked` set and, per LAN device, chains that drop what a blocked
+/// MAC sends beyond the LAN's own prefixes (netdev ingress, or forward)
+/// and, at netdev egress, what comes to it from beyond them. Traffic to
+/// the router's LAN addresses and within the LAN goes on.
+fn add_block(b: &mut Batch, plan: &Plan) {
+    let family = plan.hooks.family();
+    b.add_set(
+        family,
+        TABLE,
+        &SetSpec {
+            name: BLOCKED.into(),
+            key_type: TYPE_ETHERADDR,
+            key_len: 6,
+            flags: 0,
+            timeout_ms: None,
+            size: Some(crate::store::quota::MAX_QUOTAS as u32 * 64),
+            id: 10,
+        },
+    );
+    let directions: &[Direction] = match plan.hooks {
+        Hooks::Netdev => &[Direction::Sent, Direction::Received],
+        // The forward chain has no MAC for what goes to a device.
+        Hooks::Forward => &[Direction::Sent],
+    };
+    for device in &plan.lan_devices {
+        for &direction in directions {
+            let chain = format!("block_{}", chain_name(direction, device));
+            let hook = match (plan.hooks, direction) {
+                (Hooks::Forward, _) => Hook::Forward as u32,
+                (Hooks::Netdev, Direction::Sent) => NetdevHook::Ingress as u32,
+                (Hooks::Netdev, Direction::Received) => NetdevHook::Egress as u32,
+            };
+            b.add_chain(
+                family,
+                TABLE,
+                &chain,
+                Some(&BaseChain {
+                    hook,
+                    priority: BLOCK_PRIORITY,
+                    chain_type: "filter",
+                    device: (plan.hooks == Hooks::Netdev).then(|| device.clone()),
+                }),
+            );
+            for v6 in [false, true] {
+                b.add_rule(
+                    family,
+                    TABLE,
+                    &chain,
+                    &block_rule(plan, device, direction, v6),
+                );
+            }
+        }
+    }
+}
+
+/// Drop when the device's MAC is in `blocked` and the far end is beyond
+/// the LAN.
+fn block_rule(plan: &Plan, device: &str, direction: Direction, v6: bool) -> Vec<Expr> {
+    let (mac_at, _, far_at) = offsets(direction, v6);
+    let proto: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+    const SCRATCH: u32 = NFT_REG_4;
+    const MASKED: u32 = NFT_REG_3;
+    let mut rule = Vec::new();
+    if plan.hooks == Hooks::Forward {
+        rule.push(Expr::Meta {
+            key: MetaKey::IifName,
+            dreg: SCRATCH,
+        });
+        rule.push(Expr::Cmp {
+            sreg: SCRATCH,
+            op: CmpOp::Eq,
+            data: Expr::ifname(device),
+        });
+    }
+    rule.extend([
+        Expr::Meta {
+            key: MetaKey::Protocol,
+            dreg: SCRATCH,
+        },
+        Expr::Cmp {
+            sreg: SCRATCH,
+            op: CmpOp::Eq,
+            data: proto.to_vec(),
+        },
+        Expr::Payload {
+            base: PayloadBase::LinkLayer,
+            offset: mac_at,
+            len: 6,
+            dreg: NFT_REG_1,
+        },
+        Expr::Lookup {
+            set: BLOCKED.into(),
+            sreg: NFT_REG_1,
+            invert: false,
+        },
+        Expr::Payload {
+            base: PayloadBase::Network,
+            offset: far_at,
+            len: if v6 { 16 } else { 4 },
+            dreg: SCRATCH,
+        },
+    ]);
+    rule.extend(outside(&plan.local_prefixes, v6, SCRATCH, MASKED));
+    rule.push(Expr::Drop);
+    rule
+}
+
+/// Makes the `blocked` set hold exactly `macs`, in one batch.
+pub fn set_blocked(
+    socket: &mut NetlinkSocket,
+    hooks: Hooks,
+    macs: &[Mac],
+) -> Result<(), NetlinkError> {
+    let family = hooks.family();
+    let mut b = Batch::new();
+    b.flush_set(family, TABLE, BLOCKED);
+    let keys: Vec<Vec<u8>> = macs.iter().map(|m| m.0.to_vec()).collect();
+    if !keys.is_empty() {
+        b.add_keys(family, TABLE, BLOCKED, &keys);
+    }
+    socket.batch(b.finish(), "updating the MACs a quota blocks")
 }
 
 /// Two rules per chain and IP version: the counting rule and, after it,

@@ -45,6 +45,9 @@ pub struct PerDevice {
     /// Why `auto` chose conntrack, for the status.
     auto_reason: Option<String>,
     pub status: PerDeviceStatus,
+    /// The MACs the installed table's `blocked` set holds; None: unknown
+    /// (a fresh table holds none, but is filled at the next [`Self::block`]).
+    blocked: Option<Vec<crate::mac::Mac>>,
 }
 
 impl PerDevice {
@@ -60,6 +63,7 @@ impl PerDevice {
             flows: None,
             auto_reason: None,
             status: PerDeviceStatus::default(),
+            blocked: None,
         }
     }
 
@@ -109,17 +113,15 @@ impl PerDevice {
             Hooks::Netdev => devices::hook_devices(&present, links),
             Hooks::Forward => present,
         };
-        Ok((
-            Plan::new(
-                hooks,
-                hooked,
-                &prefixes,
-                config.max_devices as usize,
-                timeout_ms,
-            ),
-            missing,
-            prefixes,
-        ))
+        let mut plan = Plan::new(
+            hooks,
+            hooked,
+            &prefixes,
+            config.max_devices as usize,
+            timeout_ms,
+        );
+        plan.block = config.quotas.iter().any(|q| q.block);
+        Ok((plan, missing, prefixes))
     }
 
     fn install(&mut self, plan: Plan, log: &mut Vec<String>) -> Result<(), NetlinkError> {
@@ -130,6 +132,7 @@ impl PerDevice {
                 .insert(NetlinkSocket::open(NETLINK_NETFILTER)?),
         };
         devices::install(socket, &plan)?;
+        self.blocked = None;
         self.generation += 1;
         let placement = plan.hooks.describe(&plan.lan_devices);
         log.push(format!("per-device accounting: {placement}"));
@@ -143,6 +146,43 @@ impl PerDevice {
         .into();
         self.installed = Some(plan);
         Ok(())
+    }
+
+    /// Makes the table drop the WAN traffic of exactly `macs` (the
+    /// quotas' blocks), when it changed or the table was reinstalled.
+    pub fn block(&mut self, macs: &[crate::mac::Mac]) -> Vec<String> {
+        let mut log = Vec::new();
+        let Some(plan) = self.installed.as_ref() else {
+            if !macs.is_empty() && self.blocked.as_deref() != Some(macs) {
+                log.push(
+                    "a quota blocks devices, but only netmeter's own table (the netdev or \
+                     forward placement) can drop their traffic"
+                        .into(),
+                );
+                self.blocked = Some(macs.to_vec());
+            }
+            return log;
+        };
+        if !plan.block || self.blocked.as_deref() == Some(macs) {
+            return log;
+        }
+        let Some(socket) = self.netfilter.as_mut() else {
+            return log;
+        };
+        match devices::set_blocked(socket, plan.hooks, macs) {
+            Ok(()) => {
+                let was = self.blocked.take().unwrap_or_default();
+                for mac in macs.iter().filter(|m| !was.contains(m)) {
+                    log.push(format!("quota: {mac} blocked: its WAN traffic is dropped"));
+                }
+                for mac in was.iter().filter(|m| !macs.contains(m)) {
+                    log.push(format!("quota: {mac} unblocked"));
+                }
+                self.blocked = Some(macs.to_vec());
+            }
+            Err(e) => log.push(format!("cannot update the quota blocks: {e}")),
+        }
+        log
     }
 
     fn turn_off(&mut self, reason: String, log: &mut Vec<String>) {

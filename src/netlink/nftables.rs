@@ -33,6 +33,8 @@ const NFTA_IMMEDIATE_DATA: u16 = 2;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NF_ACCEPT: u32 = 1;
+/// Only in the chains of a `block` quota.
+const NF_DROP: u32 = 0;
 const NFTA_FLOWTABLE_TABLE: u16 = 1;
 const NFTA_FLOWTABLE_NAME: u16 = 2;
 const NFTA_FLOWTABLE_HOOK: u16 = 3;
@@ -263,6 +265,8 @@ pub enum Expr {
     ObjrefCounter { name: String },
     /// End this chain for the packet (other chains and hooks still see it).
     Accept,
+    /// The verdict drop (netmeter drops only what a `block` quota asks).
+    Drop,
     /// Add the key in `sreg_key…` to `set` or refresh it, with a per-element
     /// counter: `update @set { key counter }`.
     DynsetUpdateCounter {
@@ -398,13 +402,17 @@ impl Expr {
                 m.attr_str(NFTA_OBJREF_IMM_NAME, name);
                 m.nest_end();
             }
-            Expr::Accept => {
+            Expr::Accept | Expr::Drop => {
+                let verdict = match self {
+                    Expr::Drop => NF_DROP,
+                    _ => NF_ACCEPT,
+                };
                 m.attr_str(NFTA_EXPR_NAME, "immediate");
                 m.nest_start(NFTA_EXPR_DATA);
                 m.attr_be32(NFTA_IMMEDIATE_DREG, 0); // NFT_REG_VERDICT
                 m.nest_start(NFTA_IMMEDIATE_DATA);
                 m.nest_start(NFTA_DATA_VERDICT);
-                m.attr_be32(NFTA_VERDICT_CODE, NF_ACCEPT);
+                m.attr_be32(NFTA_VERDICT_CODE, verdict);
                 m.nest_end();
                 m.nest_end();
                 m.nest_end();
@@ -657,6 +665,41 @@ impl Batch {
             m.nest_end();
         }
         m.nest_end();
+        self.messages.push(m);
+        self
+    }
+
+    /// Adds plain keys (no expressions) to a set.
+    pub fn add_keys(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &str,
+        keys: &[Vec<u8>],
+    ) -> &mut Self {
+        for chunk in keys.chunks(ELEMENTS_PER_MESSAGE) {
+            let mut m = nft_message(NFT_MSG_NEWSETELEM, family, NLM_F_CREATE);
+            m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+            m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+            m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
+            for key in chunk {
+                m.nest_start(NFTA_LIST_ELEM);
+                m.nest_start(NFTA_SET_ELEM_KEY);
+                m.attr(NFTA_DATA_VALUE, key);
+                m.nest_end();
+                m.nest_end();
+            }
+            m.nest_end();
+            self.messages.push(m);
+        }
+        self
+    }
+
+    /// Removes every element of a set (a delete naming no element).
+    pub fn flush_set(&mut self, family: Family, table: &str, set: &str) -> &mut Self {
+        let mut m = nft_message(NFT_MSG_DELSETELEM, family, 0);
+        m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+        m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
         self.messages.push(m);
         self
     }

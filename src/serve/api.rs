@@ -390,6 +390,8 @@ pub struct ApiState {
     pub token: Option<Secret>,
     /// Each upstream source's health and accounts.
     pub upstream: crate::upstream::Shared,
+    /// Every quota's state, judged at each refresh with a trusted clock.
+    pub quotas: super::quota::QuotasReport,
 }
 
 /// `/api/v1/status`, which `netmeter check` and `netmeter commit` read back.
@@ -446,6 +448,7 @@ const PLAIN: &[&str] = &[
     "/api/v1/interfaces",
     "/api/v1/devices",
     "/api/v1/upstream",
+    "/api/v1/quotas",
     "/metrics",
 ];
 
@@ -536,6 +539,10 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/api/v1/devices" => json(&state.devices),
+        "/api/v1/quotas" if state.last_refresh_unix.is_none() => {
+            Response::error(503, "starting: the first refresh has not finished")
+        }
+        "/api/v1/quotas" => json(&state.quotas),
         "/api/v1/history" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }

@@ -155,8 +155,37 @@ pub fn render(state: &ApiState) -> String {
             }
         }
     }
+    // Only with quotas: a gauge each, as usage starts over every period.
+    let quotas = &state.quotas.quotas;
+    if !quotas.is_empty() {
+        for (name, help, value) in QUOTA_FAMILIES {
+            head(out, name, "gauge", help);
+            for q in quotas {
+                sample(out, name, &[("quota", &q.name)], value(q));
+            }
+        }
+    }
     text
 }
+
+/// One sample per quota.
+const QUOTA_FAMILIES: [(&str, &str, Field<crate::serve::quota::QuotaView>); 3] = [
+    (
+        "netmeter_quota_used_bytes",
+        "Bytes the quota counted in its running period (day, week or billing month).",
+        |q| q.used_bytes,
+    ),
+    (
+        "netmeter_quota_limit_bytes",
+        "The quota's limit in bytes.",
+        |q| q.limit_bytes,
+    ),
+    (
+        "netmeter_quota_blocked",
+        "1 while the quota drops its devices' WAN traffic.",
+        |q| q.blocked as u64,
+    ),
+];
 
 /// The protocol view per device: (name, help, rx rather than tx).
 const PROTOCOL_FAMILIES: [(&str, &str, bool); 2] = [
@@ -239,6 +268,41 @@ mod tests {
         };
         state.per_device.active = true;
         state
+    }
+
+    #[test]
+    fn quotas_are_exposed_with_a_quota_label_only_where_there_are_some() {
+        let mut state = small_state();
+        assert!(!render(&state).contains("netmeter_quota"));
+        state.quotas.quotas = vec![crate::serve::quota::QuotaView {
+            name: "kids".into(),
+            target: "kids".into(),
+            target_kind: "group".into(),
+            direction: "total".into(),
+            period: "month".into(),
+            period_start: 0,
+            period_end: 1,
+            limit_bytes: 1000,
+            used_bytes: 1200,
+            thresholds: vec![100],
+            fired: vec![100],
+            action: "block".into(),
+            blocked: true,
+            blocked_macs: vec![],
+            lifted: false,
+            exec: false,
+            webhook: false,
+            mqtt: false,
+        }];
+        let text = render(&state);
+        for line in [
+            "# TYPE netmeter_quota_used_bytes gauge\n",
+            "netmeter_quota_used_bytes{quota=\"kids\"} 1200\n",
+            "netmeter_quota_limit_bytes{quota=\"kids\"} 1000\n",
+            "netmeter_quota_blocked{quota=\"kids\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

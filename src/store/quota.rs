@@ -64,6 +64,19 @@ impl QuotaLedger {
         }
     }
 
+    /// Every MAC blocked by a quota of `quotas` (sorted, once each).
+    pub fn blocked(&self, quotas: &[crate::config::QuotaConfig]) -> Vec<Mac> {
+        let mut macs: Vec<Mac> = self
+            .records
+            .iter()
+            .filter(|r| quotas.iter().any(|q| q.block && q.name == r.name))
+            .flat_map(|r| r.blocked.iter().copied())
+            .collect();
+        macs.sort_unstable();
+        macs.dedup();
+        macs
+    }
+
     /// A journal record's copy: the whole ledger when it changed.
     pub fn committed(&self) -> Option<QuotaLedger> {
         self.changed.then(|| QuotaLedger {

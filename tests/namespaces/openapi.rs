@@ -198,6 +198,7 @@ const PATHS: &[&str] = &[
     "/api/v1/interfaces",
     "/api/v1/devices",
     "/api/v1/history",
+    "/api/v1/quotas",
     #[cfg(feature = "upstream")]
     "/api/v1/upstream",
 ];
@@ -214,7 +215,9 @@ fn a_running_daemons_answers_match_the_documented_schemas() {
         "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n\
          \toption dhcp_leases '/nonexistent/leases'\n\toption ethers '/nonexistent/ethers'\n\
          \toption odhcpd_hosts '/nonexistent/hosts'\n\
-         config device\n\toption mac '{tv}'\n\toption name 'tv'\n\toption group 'family'\n"
+         config device\n\toption mac '{tv}'\n\toption name 'tv'\n\toption group 'family'\n\
+         config quota 'family'\n\toption group 'family'\n\toption limit '1K'\n\
+         \toption mqtt '1'\n\toption action 'block'\n"
     );
     let d = Daemon::start(&net.router, &scratch, &config);
     for host in &net.lan {
@@ -243,6 +246,13 @@ fn a_running_daemons_answers_match_the_documented_schemas() {
         list.iter()
             .all(|d| !d["ips"].as_array().unwrap().is_empty())
     );
+    let quotas = get("/api/v1/quotas");
+    assert_eq!(
+        quotas["quotas"][0]["blocked_macs"][0],
+        tv.as_str(),
+        "{quotas}"
+    );
+    assert_eq!(quotas["pending_mqtt"][0]["quota"], "family", "{quotas}");
     let status = get("/api/v1/status");
     assert!(status["attribution"]["tx_share"].is_number(), "{status}");
     assert!(status["last_refresh"].is_u64(), "{status}");
@@ -480,6 +490,53 @@ fn full_state() -> ApiState {
         wan: vec!["wan".into()],
         month_rotate: 1,
         upstream: health(),
+        quotas: quotas_report(),
+    }
+}
+
+fn quotas_report() -> netmeter::serve::quota::QuotasReport {
+    use netmeter::serve::quota::{AlertCounts, QuotaAlert, QuotaView, QuotasReport};
+    QuotasReport {
+        quotas: vec![QuotaView {
+            name: "kids".into(),
+            target: "kids".into(),
+            target_kind: "group".into(),
+            direction: "total".into(),
+            period: "week".into(),
+            period_start: 1_794_700_800,
+            period_end: 1_795_305_600,
+            limit_bytes: 1_000_000,
+            used_bytes: 1_200_000,
+            thresholds: vec![80, 100],
+            fired: vec![80, 100],
+            action: "block".into(),
+            blocked: true,
+            blocked_macs: vec!["aa:bb:cc:dd:ee:01".into()],
+            lifted: false,
+            exec: true,
+            webhook: true,
+            mqtt: true,
+        }],
+        pending_mqtt: vec![QuotaAlert {
+            quota: "kids".into(),
+            target: "kids".into(),
+            target_kind: "group".into(),
+            direction: "total".into(),
+            period: "week".into(),
+            threshold: 100,
+            used_bytes: 1_000_100,
+            limit_bytes: 1_000_000,
+            period_start: 1_794_700_800,
+            period_end: 1_795_305_600,
+            at: 1_795_000_010,
+        }],
+        pending_mqtt_dropped: 1,
+        alerts: AlertCounts {
+            exec_started: 2,
+            exec_failed: 0,
+            webhook_delivered: 1,
+            webhook_failed: 1,
+        },
     }
 }
 
@@ -598,12 +655,16 @@ fn the_examples_in_api_md_match_the_schemas() {
         .skip(1)
         .map(|block| serde_json::from_str(block.split("```").next().unwrap()).unwrap())
         .collect();
-    assert_eq!(
-        examples.len(),
-        5,
-        "status, interfaces, devices, history, upstream"
-    );
-    for (path, example) in PATHS.iter().zip(&examples) {
+    let documented = [
+        "/api/v1/status",
+        "/api/v1/interfaces",
+        "/api/v1/devices",
+        "/api/v1/history",
+        "/api/v1/upstream",
+        "/api/v1/quotas",
+    ];
+    assert_eq!(examples.len(), documented.len(), "{documented:?}");
+    for (path, example) in documented.iter().zip(&examples) {
         assert_valid(&schema_of(path), example);
     }
 }
