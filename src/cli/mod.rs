@@ -18,6 +18,7 @@ mod devices;
 mod format;
 mod history;
 mod interfaces;
+mod quotas;
 mod teardown;
 #[cfg(feature = "upstream")]
 mod upstream;
@@ -47,6 +48,8 @@ enum Command {
     Devices(devices::DevicesArgs),
     History(history::HistoryArgs),
     Interfaces(interfaces::InterfacesArgs),
+    Quota(quotas::QuotaArgs),
+    Quotas(quotas::QuotasArgs),
     Teardown(teardown::TeardownArgs),
     #[cfg(feature = "upstream")]
     Upstream(upstream::UpstreamArgs),
@@ -189,6 +192,8 @@ pub fn main() -> ExitCode {
         Command::Devices(a) => devices::run(a),
         Command::History(a) => history::run(a),
         Command::Interfaces(a) => interfaces::run(a),
+        Command::Quota(a) => quotas::run_quota(a),
+        Command::Quotas(a) => quotas::run(a),
         Command::Teardown(a) => teardown::run(a),
         #[cfg(feature = "upstream")]
         Command::Upstream(a) => upstream::run(a),

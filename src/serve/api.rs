@@ -747,6 +747,29 @@ pub(crate) mod samples {
                 checkpoint_bytes: 10_345,
             },
             clock: Some(ClockState::Behind),
+            quotas: crate::serve::quota::QuotasReport {
+                quotas: vec![crate::serve::quota::QuotaView {
+                    name: "kids".into(),
+                    target: "kids".into(),
+                    target_kind: "group".into(),
+                    direction: "total".into(),
+                    period: "month".into(),
+                    period_start: 1_793_577_600,
+                    period_end: 1_796_169_600,
+                    limit_bytes: 1 << 30,
+                    used_bytes: 1 << 30,
+                    thresholds: vec![80, 100],
+                    fired: vec![80, 100],
+                    action: "block".into(),
+                    blocked: true,
+                    blocked_macs: vec!["aa:bb:cc:dd:ee:01".into()],
+                    lifted: false,
+                    exec: true,
+                    webhook: false,
+                    mqtt: false,
+                }],
+                ..Default::default()
+            },
             ..ApiState::default()
         }
     }
