@@ -23,6 +23,7 @@ mod nftables;
 mod openapi;
 mod page;
 mod persistence;
+mod quota;
 mod testbed_selftest;
 #[cfg(feature = "upstream")]
 mod upstream_daemon;

@@ -94,6 +94,8 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "draytek" => done(upstream::draytek(num(1)? as u16)),
         "bypass" => done(upstream::bypass(num(1)?, num(2)?)),
         "scrapes" => Ok(upstream::scrapes().to_string()),
+        "webhook" => done(super::hooks::webhook(num(1)? as u16)),
+        "webhooks" => Ok(super::hooks::bodies()),
         "silent" => done(upstream::silent(num(1)? as u16)),
         "silent_accepted" => Ok(upstream::silent_accepted().to_string()),
         "peers" => Ok(ops::peers().join(",")),

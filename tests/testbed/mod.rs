@@ -17,6 +17,7 @@
 mod agent;
 mod bench;
 mod fw4;
+mod hooks;
 pub mod http;
 pub mod netmeter;
 mod ops;
