@@ -1,9 +1,10 @@
 //! The daemon's loop: refresh on schedule, publish for the API, obey signals.
 //!
-//! Signals (TERM, INT, HUP, USR1) are blocked before any thread starts and
+//! Signals (TERM, INT, HUP, USR1, USR2) are blocked before any thread starts and
 //! taken with `sigtimedwait` between refreshes: no async handlers. HUP
 //! reloads the config (an invalid one is logged and the old kept); USR1
-//! (`netmeter commit`) refreshes, then commits; TERM refreshes, reads the
+//! (`netmeter commit`) refreshes, then commits; USR2 (`netmeter quota
+//! reset`) lifts the requested quotas' blocks, refreshes and commits; TERM refreshes, reads the
 //! devices a last time and commits. The saved `State` sits behind a mutex
 //! the HTTP thread locks briefly for history; the upstream accounts are
 //! read before it is locked (`UpstreamNow`), since the upstream runner takes
