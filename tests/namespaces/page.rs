@@ -354,12 +354,17 @@ fn the_page_in_headless_chromium_shows_tables_sorts_and_charts_without_errors() 
         bridge: Some("br-lan".into()),
     });
     let scratch = Scratch::new();
+    let mac = net.lan[0].mac();
     let d = Daemon::start(
         &net.router,
         &scratch,
-        "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n",
+        &format!(
+            "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n\
+             config quota 'laptop'\n\toption device '{mac}'\n\toption limit '10K'\n"
+        ),
     );
-    // Traffic, so the history has bars and the device table a device.
+    // Traffic, so the history has bars, the device table a device and
+    // the quota its 100 %.
     net.lan[0].run(&format!("udp_upload {WAN_HOST_V4} {PORT} 50 1000"));
     d.wait_refreshed(&net.router);
     let names: Vec<String> = api(&net.router, "/api/v1/interfaces")["interfaces"]
@@ -369,7 +374,6 @@ fn the_page_in_headless_chromium_shows_tables_sorts_and_charts_without_errors() 
         .map(|i| i["name"].as_str().unwrap().to_string())
         .collect();
     assert!(names.iter().any(|n| n == "wan"), "{names:?}");
-    let mac = net.lan[0].mac();
 
     let b = Browser::start(&net.router, &chromium, &chromedriver, &scratch);
     b.call(
@@ -411,6 +415,18 @@ fn the_page_in_headless_chromium_shows_tables_sorts_and_charts_without_errors() 
             json!(mac)
         ),
     );
+    // The quotas table, shown because there is one.
+    b.wait_for(
+        "the quota in the quotas table",
+        "return document.querySelector('#quotatable tbody th')?.textContent === 'laptop'",
+    );
+    let cells = texts(&b, "#quotatable tbody td");
+    assert_eq!(
+        cells[0],
+        format!("device {mac}, total per month"),
+        "{cells:?}"
+    );
+    assert_eq!(cells[3], "100 %", "{cells:?}");
     let headers = texts(&b, "#devices thead th");
     assert_eq!(
         headers,
