@@ -93,10 +93,19 @@ fn promtool_check_metrics_passes_on_what_metrics_sends() {
         bridge: None,
     });
     let scratch = Scratch::new();
-    let d = Daemon::start(&net.router, &scratch, &daemon_config(""));
+    // A quota, so its families are checked too.
+    let d = Daemon::start(
+        &net.router,
+        &scratch,
+        &daemon_config("config quota 'everyone'\n\toption limit '1M'\n"),
+    );
     net.lan[0].run(&format!("tcp_download {WAN_HOST_V4} {PORT} 200000"));
     d.wait_refreshed(&net.router);
     let text = metrics_text(&net.router, &scratch);
+    assert!(
+        text.contains("netmeter_quota_used_bytes{quota=\"everyone\"}"),
+        "{text}"
+    );
     assert!(
         text.contains("netmeter_device_receive_bytes_total{"),
         "a device in /metrics:\n{text}"
@@ -253,7 +262,8 @@ mod dashboard {
                  \toption interval '5'\n\toption timeout '2'\n\
                  config upstream 'dsl'\n\toption type 'draytek'\n\toption host '{WAN_HOST_V4}'\n\
                  \toption port '{DRAYTEK}'\n\toption password 'vigor-password'\n\
-                 \toption interval '5'\n\toption timeout '3'\n"
+                 \toption interval '5'\n\toption timeout '3'\n\
+                 config quota 'everyone'\n\toption limit '1M'\n\toption period 'day'\n"
             )),
         );
         let _prometheus = Prometheus::start(&net.router, &prometheus, &scratch);
