@@ -11,8 +11,7 @@
 use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::log;
@@ -47,11 +46,24 @@ struct WebhookCounts {
     failed: AtomicU32,
 }
 
+/// (quota, URL, body) of one POST.
+type Post = (String, String, Vec<u8>);
+
+/// The webhook thread's queue: a mutex and a condvar rather than an
+/// `mpsc` channel, whose code the core build has nowhere else (12 KB,
+/// docs/BENCHMARKS.md).
+#[derive(Default)]
+struct WebhookQueue {
+    posts: Mutex<VecDeque<Post>>,
+    ready: Condvar,
+}
+
 /// The alert sinks of one daemon.
 #[derive(Default)]
 pub struct Alerts {
     hooks: Vec<(String, Child, Instant)>,
-    webhooks: Option<SyncSender<(String, String, Vec<u8>)>>,
+    /// Started with the first webhook.
+    webhooks: Option<Arc<WebhookQueue>>,
     webhook_counts: Arc<WebhookCounts>,
     exec_started: u64,
     exec_failed: u64,
@@ -154,32 +166,29 @@ impl Alerts {
     }
 
     fn webhook(&mut self, url: &str, alert: &QuotaAlert) {
-        let sender = self.webhooks.get_or_insert_with(|| {
-            let (sender, receiver) = sync_channel(WEBHOOK_QUEUE);
-            let counts = self.webhook_counts.clone();
+        let queue = self.webhooks.get_or_insert_with(|| {
+            let queue = Arc::new(WebhookQueue::default());
+            let (q, counts) = (queue.clone(), self.webhook_counts.clone());
             let started = std::thread::Builder::new()
                 .name("webhook".into())
-                .spawn(move || post_all(receiver, &counts));
+                .spawn(move || post_all(&q, &counts));
             if let Err(e) = started {
                 log(format!("cannot start the webhook thread: {e}"));
             }
-            sender
+            queue
         });
         let body = serde_json::to_vec(alert).unwrap_or_default();
-        match sender.try_send((alert.quota.clone(), url.to_owned(), body)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.webhook_dropped += 1;
-                log(format!(
-                    "quota {}: {WEBHOOK_QUEUE} webhooks are waiting: this one is dropped",
-                    alert.quota
-                ));
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.webhook_dropped += 1;
-                self.webhooks = None; // started again by the next alert
-            }
+        let mut posts = queue.posts.lock().unwrap_or_else(|p| p.into_inner());
+        if posts.len() >= WEBHOOK_QUEUE {
+            self.webhook_dropped += 1;
+            log(format!(
+                "quota {}: {WEBHOOK_QUEUE} webhooks are waiting: this one is dropped",
+                alert.quota
+            ));
+            return;
         }
+        posts.push_back((alert.quota.clone(), url.to_owned(), body));
+        queue.ready.notify_one();
     }
 
     pub fn counts(&self) -> AlertCounts {
@@ -212,8 +221,19 @@ pub fn environment(alert: &QuotaAlert) -> Vec<(&'static str, String)> {
 }
 
 /// The webhook thread: each POST in turn, retried after each back-off.
-fn post_all(receiver: Receiver<(String, String, Vec<u8>)>, counts: &WebhookCounts) {
-    for (quota, url, body) in receiver {
+fn post_all(queue: &WebhookQueue, counts: &WebhookCounts) {
+    loop {
+        let (quota, url, body) = {
+            let mut posts = queue.posts.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                match posts.pop_front() {
+                    Some(post) => break post,
+                    None => {
+                        posts = queue.ready.wait(posts).unwrap_or_else(|p| p.into_inner());
+                    }
+                }
+            }
+        };
         let mut tries = std::iter::once(Duration::ZERO).chain(WEBHOOK_BACKOFF);
         let outcome = loop {
             let Some(wait) = tries.next() else {
