@@ -931,7 +931,7 @@ mod tests {
         assert_eq!(
             error("config interface 'lan'\n"),
             "/etc/config/netmeter:1: unknown section type 'interface': \
-             expected 'netmeter', 'device', 'upstream' or 'protocol'"
+             expected 'netmeter', 'device', 'upstream', 'protocol' or 'quota'"
         );
     }
 
@@ -1327,7 +1327,7 @@ mod tests {
             .step_by(2)
             .filter(|block| block.trim_start().starts_with("config "))
             .collect();
-        assert_eq!(examples.len(), 4);
+        assert_eq!(examples.len(), 5);
         assert_eq!(parse(examples[0]).upstream[0].name, "isp");
         assert_eq!(parse(examples[1]), Config::default());
         assert_eq!(parse(examples[2]).devices[0].name, "Kids laptop");
@@ -1340,6 +1340,16 @@ mod tests {
             ["plex", "web"]
         );
         assert_eq!(protocols[1].classes, ["http", "https"]);
+        let quota = &parse(examples[4]).quotas[0];
+        assert_eq!(
+            (
+                quota.name.as_str(),
+                quota.limit,
+                &quota.thresholds[..],
+                quota.block
+            ),
+            ("kids", 50_000_000_000, &[80, 100][..], true)
+        );
         let seed = include_str!("../../fuzz/seeds/config/documented_example.conf");
         assert_eq!(parse(seed).devices[0].group.as_deref(), Some("kids"));
         assert_eq!(parse(seed).upstream.len(), 1);
