@@ -17,6 +17,7 @@
 
 mod device;
 mod glob;
+pub mod mqtt;
 pub mod prefix;
 pub mod protocol;
 pub mod secret;
@@ -151,6 +152,8 @@ pub(crate) const SECRET_OPTIONS: &[&str] = &["token", "password", "community"];
 const UPSTREAM: &str = "upstream";
 /// A class of traffic for the protocol view; one section per class.
 const PROTOCOL: &str = "protocol";
+/// The MQTT broker to publish to; one section at most.
+const MQTT: &str = "mqtt";
 
 /// The validated `config netmeter` section; anything the file leaves out
 /// holds its default.
@@ -202,6 +205,8 @@ pub struct Config {
     pub protocols: Vec<ProtocolClass>,
     /// Flows the conntrack placement follows at most.
     pub max_flows: u32,
+    /// From the `config mqtt` section, if any.
+    pub mqtt: Option<mqtt::MqttConfig>,
 }
 
 /// Where per-device counters sit. `Netdev` (LAN device ingress before any
@@ -255,6 +260,7 @@ impl Default for Config {
             token: None,
             upstream: Vec::new(),
             protocols: Vec::new(),
+            mqtt: None,
             max_flows: 65_536,
         }
     }
@@ -342,6 +348,7 @@ impl Config {
         let mut problems = Vec::new();
         let mut config = defaults;
         let mut settings: Option<&uci::Section> = None;
+        let mut mqtt_line: Option<usize> = None;
         // The line of each MAC's `option mac`, to name both ends of a duplicate.
         let mut macs: HashMap<Mac, usize> = HashMap::new();
         for section in &sections {
@@ -383,14 +390,28 @@ impl Config {
                         config.protocols.push(class);
                     }
                 }
+                MQTT => match mqtt_line {
+                    Some(first) => problems.push((
+                        section.line,
+                        format!(
+                            "a second 'config {MQTT}' section (the first is at line {first}): \
+                             netmeter publishes to one broker; keep one"
+                        ),
+                    )),
+                    None => {
+                        mqtt_line = Some(section.line);
+                        config.mqtt = mqtt::mqtt(section, &mut problems);
+                    }
+                },
                 kind => {
-                    let known = [SETTINGS, DEVICE, UPSTREAM, PROTOCOL];
+                    let known = [SETTINGS, DEVICE, UPSTREAM, PROTOCOL, MQTT];
                     let hint = match closest(kind, known) {
                         Some(near) => format!("did you mean '{near}'?"),
-                        None => format!(
-                            "expected '{}', '{}', '{}' or '{}'",
-                            known[0], known[1], known[2], known[3]
-                        ),
+                        None => {
+                            let quoted: Vec<String> =
+                                known.iter().map(|k| format!("'{k}'")).collect();
+                            format!("expected one of {}", quoted.join(", "))
+                        }
                     };
                     problems.push((
                         section.line,
@@ -697,6 +718,7 @@ mod tests {
                 ],
                 upstream: Vec::new(),
                 protocols: Vec::new(),
+                mqtt: None,
                 max_flows: 65_536,
             }
         );
@@ -860,7 +882,7 @@ mod tests {
         assert_eq!(
             error("config interface 'lan'\n"),
             "/etc/config/netmeter:1: unknown section type 'interface': \
-             expected 'netmeter', 'device', 'upstream' or 'protocol'"
+             expected one of 'netmeter', 'device', 'upstream', 'protocol', 'mqtt'"
         );
     }
 
@@ -1256,7 +1278,7 @@ mod tests {
             .step_by(2)
             .filter(|block| block.trim_start().starts_with("config "))
             .collect();
-        assert_eq!(examples.len(), 4);
+        assert_eq!(examples.len(), 5);
         assert_eq!(parse(examples[0]).upstream[0].name, "isp");
         assert_eq!(parse(examples[1]), Config::default());
         assert_eq!(parse(examples[2]).devices[0].name, "Kids laptop");
@@ -1269,6 +1291,11 @@ mod tests {
             ["plex", "web"]
         );
         assert_eq!(protocols[1].classes, ["http", "https"]);
+        let mqtt = parse(examples[4]).mqtt.unwrap();
+        assert_eq!(
+            (mqtt.host.as_str(), mqtt.client_id.as_str()),
+            ("192.168.1.10", "netmeter-ha")
+        );
         let seed = include_str!("../../fuzz/seeds/config/documented_example.conf");
         assert_eq!(parse(seed).devices[0].group.as_deref(), Some("kids"));
         assert_eq!(parse(seed).upstream.len(), 1);

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::config::Secret;
 use crate::config::table::{Bad, Known, apply};
 use crate::config::uci;
-use crate::config::value::{PATH, absolute, boolean, describe, every, last, shown, whole};
+use crate::config::value::{PATH, absolute, boolean, describe, every, host, last, shown, whole};
 
 /// The protocol an upstream router is read with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -608,20 +608,6 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         },
     },
 ];
-
-/// A host name or IP literal (IPv6 without brackets); no scheme, port or path.
-fn host(text: &str) -> Option<String> {
-    if text.parse::<std::net::IpAddr>().is_ok() {
-        return Some(text.to_owned());
-    }
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    let fits = (1..=253).contains(&text.len());
-    (fits && text.trim_end_matches('.').split('.').all(label_ok)).then(|| text.to_owned())
-}
 
 /// A name on the router: printable, no spaces, at most 64 characters.
 fn name(text: &str) -> Option<String> {

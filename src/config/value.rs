@@ -87,6 +87,20 @@ pub(crate) fn socket(text: &str) -> Option<SocketAddr> {
     text.parse().ok().filter(|a: &SocketAddr| a.port() != 0)
 }
 
+/// A host name or IP literal (IPv6 without brackets); no scheme, port or path.
+pub(crate) fn host(text: &str) -> Option<String> {
+    if text.parse::<std::net::IpAddr>().is_ok() {
+        return Some(text.to_owned());
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let fits = (1..=253).contains(&text.len());
+    (fits && text.trim_end_matches('.').split('.').all(label_ok)).then(|| text.to_owned())
+}
+
 pub(crate) fn absolute(text: &str) -> Option<PathBuf> {
     text.starts_with('/').then(|| text.into())
 }

@@ -390,6 +390,8 @@ pub struct ApiState {
     pub token: Option<Secret>,
     /// Each upstream source's health and accounts.
     pub upstream: crate::upstream::Shared,
+    /// The MQTT publisher's session; None without `config mqtt`.
+    pub mqtt: Option<super::mqtt::MqttStatus>,
 }
 
 /// `/api/v1/status`, which `netmeter check` and `netmeter commit` read back.
@@ -411,6 +413,9 @@ pub struct StatusView {
     pub attribution: Option<Attribution>,
     pub store: StoreStatus,
     pub clock: Option<ClockState>,
+    /// Absent without `config mqtt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<super::mqtt::MqttStatus>,
 }
 
 impl StatusView {
@@ -428,6 +433,7 @@ impl StatusView {
             attribution: state.attribution.clone(),
             store: state.store.clone(),
             clock: state.clock,
+            mqtt: state.mqtt.clone(),
         }
     }
 }

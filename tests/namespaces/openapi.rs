@@ -480,6 +480,15 @@ fn full_state() -> ApiState {
         wan: vec!["wan".into()],
         month_rotate: 1,
         upstream: health(),
+        mqtt: Some(netmeter::serve::mqtt::MqttStatus {
+            broker: "192.168.1.10:1883".into(),
+            connected: false,
+            last_connect: Some(1_795_000_000),
+            last_error: Some("the broker closed the connection".into()),
+            reconnects: 2,
+            messages_published: 420,
+            alerts_dropped: 0,
+        }),
     }
 }
 

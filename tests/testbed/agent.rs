@@ -77,6 +77,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "nft_flush" => done(ops::nft_flush()),
         "http_get" => ops::http_get(arg(1)?, arg(2)?, arg(3).ok()),
         "http_save" => ops::http_save(arg(1)?, arg(2)?, arg(3)?),
+        "tcp_probe" => done(ops::tcp_probe(arg(1)?)),
         "http_raw" => http::http_raw(arg(1)?, arg(2)?),
         "http_hammer" => http::http_hammer(
             arg(1)?,

@@ -431,6 +431,14 @@ pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> R<String> {
     ))
 }
 
+/// `tcp_probe ADDR`: whether something listens there (connects, then closes).
+pub fn tcp_probe(addr: &str) -> R {
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+        .map(drop)
+        .map_err(|e| format!("{addr}: {e}"))
+}
+
 /// `http_save ADDR PATH FILE`: GETs PATH and writes the body, as sent, to
 /// FILE (http_get folds lines); answers the status.
 pub fn http_save(addr: &str, path: &str, file: &str) -> R<String> {
