@@ -20,6 +20,11 @@ use super::table::{Bad, Known, apply};
 use super::uci;
 use super::value::{PATH, absolute, boolean, describe, host, label, last, whole};
 
+/// What the core build says of a `config mqtt` section it keeps but does
+/// not act on.
+pub const NEEDS_FULL: &str = "this netmeter is the core build, which does not publish to MQTT: \
+     install the netmeter-full package for it";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MqttConfig {
     /// The section's name, for messages and the default client id.

@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use crate::account::interfaces::MAX_INTERFACES;
+#[cfg(feature = "mqtt")]
 use crate::serve::mqtt::MqttPublisher;
 use crate::store::{calendar, history_sizes};
 
@@ -271,7 +272,32 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// The core build has no publisher: a `config mqtt` section is said to
+/// need netmeter-full, once per start or reload.
+#[cfg(not(feature = "mqtt"))]
+struct MqttPublisher(crate::config::mqtt::MqttConfig);
+
+#[cfg(not(feature = "mqtt"))]
+impl MqttPublisher {
+    fn config(&self) -> &crate::config::mqtt::MqttConfig {
+        &self.0
+    }
+}
+
+#[cfg(not(feature = "mqtt"))]
+fn start_mqtt(config: &Config, _: &Arc<Mutex<ApiState>>) -> Option<MqttPublisher> {
+    let m = config.mqtt.as_ref()?;
+    log(format!(
+        "config mqtt '{}' (line {}): {}",
+        m.name,
+        m.line,
+        crate::config::mqtt::NEEDS_FULL
+    ));
+    Some(MqttPublisher(m.clone()))
+}
+
 /// The publisher of `config mqtt`, if there is one.
+#[cfg(feature = "mqtt")]
 fn start_mqtt(config: &Config, api_state: &Arc<Mutex<ApiState>>) -> Option<MqttPublisher> {
     let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
     s.mqtt = None;

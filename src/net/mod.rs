@@ -10,6 +10,7 @@
 //! this one, or netmeter's own daemon on this router.
 
 pub mod http;
+#[cfg(feature = "mqtt")]
 pub mod mqtt;
 
 use std::fmt;

@@ -361,6 +361,24 @@ pub struct ConntrackStatus {
     pub uncounted_flowtables: Vec<String>,
 }
 
+/// What `/api/v1/status` says about the MQTT publisher's broker (the
+/// full build's `serve::mqtt`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttStatus {
+    /// host:port.
+    pub broker: String,
+    pub connected: bool,
+    /// Unix time of the last accepted connect.
+    pub last_connect: Option<u64>,
+    /// Why the last attempt or session failed, with what to do.
+    pub last_error: Option<String>,
+    /// Sessions begun after the first.
+    pub reconnects: u64,
+    pub messages_published: u64,
+    /// Alerts dropped because the queue was full.
+    pub alerts_dropped: u64,
+}
+
 /// What the daemon publishes for the server after every refresh.
 #[derive(Clone, Debug, Default)]
 pub struct ApiState {
@@ -391,7 +409,7 @@ pub struct ApiState {
     /// Each upstream source's health and accounts.
     pub upstream: crate::upstream::Shared,
     /// The MQTT publisher's session; None without `config mqtt`.
-    pub mqtt: Option<super::mqtt::MqttStatus>,
+    pub mqtt: Option<MqttStatus>,
 }
 
 /// `/api/v1/status`, which `netmeter check` and `netmeter commit` read back.
@@ -415,7 +433,7 @@ pub struct StatusView {
     pub clock: Option<ClockState>,
     /// Absent without `config mqtt`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mqtt: Option<super::mqtt::MqttStatus>,
+    pub mqtt: Option<MqttStatus>,
 }
 
 impl StatusView {

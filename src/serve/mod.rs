@@ -6,8 +6,10 @@
 pub mod api;
 pub mod client;
 pub mod history;
+#[cfg(feature = "mqtt")]
 pub mod home_assistant;
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod page;

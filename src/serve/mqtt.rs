@@ -8,13 +8,12 @@
 //! on every connect and when Home Assistant announces itself, and removes a
 //! device's entities when the accounts no longer have it.
 
-use super::api::ApiState;
+use super::api::{ApiState, MqttStatus};
 use super::home_assistant::{Message, Topics};
 use crate::config::mqtt::MqttConfig;
 use crate::log::log;
 use crate::net::mqtt::{self, Connect, Packet, Will};
 use crate::net::{Deadline, connect};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -31,23 +30,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How long the thread sleeps in a read at most: the delay of an alert or
 /// a stop.
 const POLL: Duration = Duration::from_millis(500);
-
-/// What `/api/v1/status` says about the broker.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MqttStatus {
-    /// host:port.
-    pub broker: String,
-    pub connected: bool,
-    /// Unix time of the last accepted connect.
-    pub last_connect: Option<u64>,
-    /// Why the last attempt or session failed, with what to do.
-    pub last_error: Option<String>,
-    /// Sessions begun after the first.
-    pub reconnects: u64,
-    pub messages_published: u64,
-    /// Alerts dropped because the queue was full.
-    pub alerts_dropped: u64,
-}
 
 struct Shared {
     queue: Mutex<Queue>,

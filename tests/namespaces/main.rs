@@ -19,6 +19,7 @@ mod devices;
 mod grafana;
 mod interfaces;
 mod luci;
+#[cfg(feature = "mqtt")]
 mod mqtt;
 mod nftables;
 mod openapi;

@@ -480,7 +480,7 @@ fn full_state() -> ApiState {
         wan: vec!["wan".into()],
         month_rotate: 1,
         upstream: health(),
-        mqtt: Some(netmeter::serve::mqtt::MqttStatus {
+        mqtt: Some(netmeter::serve::api::MqttStatus {
             broker: "192.168.1.10:1883".into(),
             connected: false,
             last_connect: Some(1_795_000_000),
