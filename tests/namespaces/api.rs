@@ -245,7 +245,7 @@ fn metrics_are_prometheus_text_from_the_published_state() {
     )));
     // No br-lan in this network: per-device accounting is off.
     assert!(text.contains("\nnetmeter_per_device_active 0\n"), "{text}");
-    assert_eq!(text.matches("# TYPE ").count(), 13, "{text}");
+    assert_eq!(text.matches("# TYPE ").count(), 14, "{text}");
 }
 
 #[test]
