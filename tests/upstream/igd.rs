@@ -100,17 +100,16 @@ fn gets(mock: &MockHttp) -> Vec<String> {
 /// A FRITZ!Box's IGD with 32-bit counters only (FRITZ!OS before 7).
 #[test]
 fn fritzbox_layout_is_discovered_once_and_counts_across_a_wrap_and_a_reboot() {
-    let counter = Arc::new(AtomicU64::new(0));
+    let counter = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let value = counter.clone();
     let mock = MockHttp::start(move |req| match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/igddesc.xml") => Reply::ok(XML, FRITZ_DESC),
         ("POST", FRITZ_CONTROL) => {
             assert_eq!(action(req), "GetAddonInfos");
-            let v = value.load(Ordering::SeqCst);
             let fields = [
                 ("NewByteSendRate", 100),
-                ("NewTotalBytesSent", v / 2),
-                ("NewTotalBytesReceived", v),
+                ("NewTotalBytesSent", value[1].load(Ordering::SeqCst)),
+                ("NewTotalBytesReceived", value[0].load(Ordering::SeqCst)),
             ];
             Reply::ok(XML, answer("GetAddonInfos", &fields))
         }
@@ -119,17 +118,25 @@ fn fritzbox_layout_is_discovered_once_and_counts_across_a_wrap_and_a_reboot() {
     let mut source = source(mock.port());
     let mut accounts = UpstreamAccounts::default();
     let top = u64::from(u32::MAX);
-    let raws = [top - 3_000_000, top - 1_000, 50_000, 20_000];
-    for (step, raw) in raws.into_iter().enumerate() {
-        counter.store(raw, Ordering::SeqCst);
+    // rx wraps while tx goes on; then both start over (the box rebooted).
+    let raws = [
+        (top - 3_000_000, 7_000),
+        (top - 1_000, 8_000),
+        (50_000, 9_000),
+        (20_000, 500),
+    ];
+    for (step, (rx, tx)) in raws.into_iter().enumerate() {
+        counter[0].store(rx, Ordering::SeqCst);
+        counter[1].store(tx, Ordering::SeqCst);
         let reading = scrape(&mut source).unwrap();
         assert_eq!(reading.wan.unwrap().width, CounterWidth::Bits32);
         accounts.ingest("isp", "igd", at(step as u64), &reading, None);
     }
     let totals = accounts.get("isp").unwrap().wan.clone().unwrap();
     // Wrapped after 4 GiB (the total goes on), then the box rebooted
-    // (50,000 → 20,000 from mid-range: a reset, the 20,000 counted).
+    // (every counter fell: a reset, the 20,000 counted).
     assert_eq!(totals.rx_bytes(), 2_999_000 + 1_001 + 50_000 + 20_000);
+    assert_eq!(totals.tx_bytes(), 1_000 + 1_000 + 500);
     assert_eq!(gets(&mock), ["/igddesc.xml"], "the control URL is kept");
 }
 
