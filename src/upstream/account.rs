@@ -223,7 +223,7 @@ impl UpstreamCounter {
         (added, outcome)
     }
 
-    /// The last raw reading and whether a zero is held back.
+    /// The last raw reading (a held-back zero is not one).
     fn last_raw(&self) -> Option<u64> {
         self.counter.last_raw()
     }
@@ -727,7 +727,9 @@ impl UpstreamTotals {
                 0 => "no counter fell".to_owned(),
                 _ => format!("started over: {}", listed(&fell)),
             };
-            lines.push(format!("router restarted ({why}): {counters}"));
+            // "restart": an igd or snmp uptime is the connection's or the
+            // agent's, which can restart without the router.
+            lines.push(format!("restart seen ({why}): {counters}"));
             self.last_reset = Some(ResetNote {
                 at,
                 reason: *reason,
@@ -923,7 +925,11 @@ mod tests {
         );
         assert_eq!(source.uptime_secs, Some(40));
         assert_eq!(logged.len(), 1, "{logged:?}");
-        assert!(logged[0].contains("router restarted"), "{logged:?}");
+        assert!(
+            logged[0].starts_with("restart seen (the router's uptime"),
+            "{logged:?}"
+        );
+        assert!(logged[0].contains("started over: wan rx"), "{logged:?}");
     }
 
     #[test]
