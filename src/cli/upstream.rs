@@ -159,6 +159,13 @@ fn render(report: &UpstreamReport) -> String {
         if let Some(e) = &s.last_error {
             out += &format!("{}: {e}\n", s.name);
         }
+        // A reset is why a total grew less than the router's counter fell.
+        if let Some(r) = &s.last_reset {
+            out += &format!(
+                "{}: counters last started over ({}): {}\n",
+                s.name, r.reason, r.detail
+            );
+        }
     }
     for s in sources.iter().filter(|s| !s.devices.is_empty()) {
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -252,6 +259,12 @@ mod tests {
                     ok: true,
                     wan: Some(traffic(1 << 30, 1024, 125_000)),
                     bypass: Some(traffic(2048, 0, 0)),
+                    uptime: Some(40),
+                    last_reset: Some(crate::upstream::report::ResetView {
+                        at: 1_795_000_000,
+                        reason: "uptime".into(),
+                        detail: "the router's uptime went back from 900 s to 40 s".into(),
+                    }),
                     ..SourceView::default()
                 },
                 SourceView {
@@ -295,6 +308,8 @@ mod tests {
             "bypass",
             "ap        tplink  stopped",
             "ap: wrong credentials",
+            "isp: counters last started over (uptime): the router's uptime went back from 900 s \
+             to 40 s",
             "devices seen by ap:",
             "tv",
             "line of dsl:",

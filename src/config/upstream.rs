@@ -89,6 +89,9 @@ pub struct Spec {
     pub interval: Duration,
     pub address: Address,
     pub credentials: Credentials,
+    /// What one counter can plausibly grow by per second, in Mbit/s: a
+    /// wrap implying more is a reset (`option max_rate`).
+    pub max_rate_mbit: u64,
 }
 
 /// Every protocol, in [`UpstreamKind`]'s order (checked when compiling).
@@ -100,6 +103,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::None,
+        max_rate_mbit: 2500,
     },
     Spec {
         kind: UpstreamKind::Fritzbox,
@@ -108,6 +112,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Login,
+        max_rate_mbit: 2500,
     },
     Spec {
         kind: UpstreamKind::Asus,
@@ -116,6 +121,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Login,
+        max_rate_mbit: 10000,
     },
     Spec {
         kind: UpstreamKind::Ubus,
@@ -124,6 +130,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Login,
+        max_rate_mbit: 10000,
     },
     Spec {
         kind: UpstreamKind::Prometheus,
@@ -134,6 +141,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
             example: "http://192.168.1.1:9100/metrics",
         },
         credentials: Credentials::None,
+        max_rate_mbit: 100000,
     },
     Spec {
         kind: UpstreamKind::Tplink,
@@ -143,6 +151,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: Duration::from_secs(30),
         address: Address::Host,
         credentials: Credentials::Login,
+        max_rate_mbit: 1000,
     },
     Spec {
         kind: UpstreamKind::Snmp,
@@ -151,6 +160,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Community,
+        max_rate_mbit: 100000,
     },
     Spec {
         kind: UpstreamKind::Draytek,
@@ -159,6 +169,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Password,
+        max_rate_mbit: 2500,
     },
     Spec {
         kind: UpstreamKind::Vnstat,
@@ -169,6 +180,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
             example: "http://192.168.1.10/cgi-bin/vnstat.cgi",
         },
         credentials: Credentials::None,
+        max_rate_mbit: 100000,
     },
 ];
 
@@ -215,6 +227,11 @@ impl UpstreamKind {
 
     fn default_interval(self) -> Duration {
         self.spec().interval
+    }
+
+    /// The protocol whose `option type` is `text`.
+    pub fn named(text: &str) -> Option<Self> {
+        Self::from_name(text)
     }
 }
 
@@ -371,11 +388,19 @@ pub struct UpstreamConfig {
     pub compare_interface: Vec<String>,
     /// Whether to report the double-NAT difference at all.
     pub compare: bool,
+    /// `option max_rate` in Mbit/s; None is the protocol's default.
+    pub max_rate_mbit: Option<u64>,
     /// The line of the `config upstream` statement, for messages.
     pub line: usize,
 }
 
 impl UpstreamConfig {
+    /// `option max_rate` or the protocol's default, in bytes per second.
+    pub fn max_rate_bytes(&self) -> u64 {
+        let mbit = self.max_rate_mbit.unwrap_or(self.kind.spec().max_rate_mbit);
+        mbit * 125_000
+    }
+
     /// A source of `kind` with every option at its default.
     pub fn new(name: &str, kind: UpstreamKind) -> Self {
         UpstreamConfig {
@@ -397,6 +422,7 @@ impl UpstreamConfig {
             variant: TplinkVariant::Auto,
             compare_interface: Vec::new(),
             compare: true,
+            max_rate_mbit: None,
             line: 0,
         }
     }
@@ -484,6 +510,16 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         default: INTERVAL_DEFAULTS,
         set: |u, v| {
             u.interval = last(v, |s| whole(s, 5..=86_400).map(Duration::from_secs))?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "max_rate",
+        many: false,
+        expected: "whole Mbit/s from 1 to 1000000 (the fastest a counter can grow)",
+        default: "per protocol, see docs/UPSTREAM.md",
+        set: |u, v| {
+            u.max_rate_mbit = Some(last(v, |s| whole(s, 1..=1_000_000))?);
             Ok(())
         },
     },
@@ -870,6 +906,31 @@ mod tests {
             (nas.kind, nas.host.as_deref()),
             (UpstreamKind::Vnstat, None)
         );
+        // max_rate: the protocol's own unless set, in Mbit/s.
+        assert_eq!(ap.max_rate_bytes(), 1_000 * 125_000);
+        assert_eq!(isp.max_rate_bytes(), 2_500 * 125_000);
+    }
+
+    #[test]
+    fn max_rate_is_whole_mbit_per_second() {
+        let config = parse(
+            "config upstream 'nas'\n\toption type 'vnstat'\n\toption file '/tmp/v.json'\n\
+             \toption max_rate '300'\n",
+        );
+        assert_eq!(config.upstream[0].max_rate_bytes(), 300 * 125_000);
+        let got = error(
+            "config upstream 'nas'\n\toption type 'vnstat'\n\toption file '/tmp/v.json'\n\
+             \toption max_rate '1gbit'\n",
+        );
+        assert!(
+            got.contains(":4: option max_rate: expected whole Mbit/s from 1 to 1000000"),
+            "{got}"
+        );
+        let got = error(
+            "config upstream 'nas'\n\toption type 'vnstat'\n\toption file '/tmp/v.json'\n\
+             \toption max_rat '300'\n",
+        );
+        assert!(got.contains("max_rate"), "a spelling hint: {got}");
     }
 
     #[test]

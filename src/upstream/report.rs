@@ -38,6 +38,20 @@ pub struct SourceView {
     /// Line statistics (DrayTek), as of the last reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub line: Vec<LineView>,
+    /// The router's uptime at the last reading, where the protocol gives it.
+    pub uptime: Option<u64>,
+    /// The latest time counters were taken to have started over, and why.
+    pub last_reset: Option<ResetView>,
+}
+
+/// A reset decision: `reason` is uptime, all_counters_fell, max_rate,
+/// relisted, zero_then_lower or lower_half.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResetView {
+    pub at: u64,
+    pub reason: String,
+    pub detail: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +133,12 @@ impl UpstreamReport {
 }
 
 fn fill(view: &mut SourceView, t: &UpstreamTotals) {
+    view.uptime = t.uptime_secs;
+    view.last_reset = t.last_reset.as_ref().map(|r| ResetView {
+        at: r.at,
+        reason: r.reason.name().to_owned(),
+        detail: r.detail.clone(),
+    });
     view.wan = t.wan.as_ref().map(TrafficView::from);
     view.interfaces = t
         .interfaces
@@ -209,6 +229,12 @@ mod tests {
                         value: 12.5,
                         kind: "counter".into(),
                     }],
+                    uptime: Some(86_400),
+                    last_reset: Some(ResetView {
+                        at: 1_795_000_000,
+                        reason: "uptime".into(),
+                        detail: "the router's uptime went back from 86400 s to 40 s".into(),
+                    }),
                 },
                 SourceView::default(),
             ],

@@ -338,6 +338,8 @@ fn upstream_accounts() -> netmeter::upstream::UpstreamAccounts {
                 value: 12.0,
                 kind: LineKind::Counter,
             }],
+            // Up 1000 s, then 100 s: a reboot, for last_reset.
+            uptime_secs: Some(1000 - step * 900),
         };
         let now = netmeter::clock::Moment {
             monotonic_ms: step * 60_000,

@@ -55,6 +55,10 @@ pub struct Reading {
     pub devices: Vec<DeviceReading>,
     /// Line health (DSL): counters and gauges by name.
     pub line: Vec<LineValue>,
+    /// Seconds the router (or the service answering) has been up, where
+    /// the protocol says: going back means it restarted, which tells a
+    /// reboot from a 32-bit wrap (`upstream::account`).
+    pub uptime_secs: Option<u64>,
 }
 
 /// Received and sent bytes from the router's point of view of its
