@@ -22,7 +22,7 @@ pub fn run(_: VersionArgs) -> Result<(), CliError> {
     }
     match features.is_empty() {
         true => println!("features: none"),
-        false => println!("features: {}", features.join(", ")),
+        false => println!("features: {}", features.join(" ")),
     }
     Ok(())
 }

@@ -122,7 +122,7 @@ fn version_names_the_variant_and_its_features() {
             text.contains("variant: full (package netmeter-full)"),
             "{text}"
         );
-        assert!(text.contains("features: upstream, mqtt"), "{text}");
+        assert!(text.contains("features: upstream mqtt"), "{text}");
     } else {
         assert!(text.contains("variant: core (package netmeter)"), "{text}");
         assert!(text.contains("features: none"), "{text}");
