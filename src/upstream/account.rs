@@ -13,7 +13,7 @@
 //! so it never goes down and clock skew does not pile up).
 //!
 //! A counter that fell either wrapped or started over. Each reading is
-//! judged as a whole first ([`Verdict`]): the router's uptime going back
+//! judged as a whole first (`Verdict`): the router's uptime going back
 //! (or shorter than the time since the last reading) is a reboot; without
 //! an uptime, every counter that had counted falling at once is one. A
 //! reboot never wraps. Otherwise a fall is a wrap only when the growth it
@@ -392,7 +392,7 @@ impl UpstreamAccounts {
 
     /// The saved form: the list of sources (postcard), as format version 2
     /// ends a state file and a journal record, then, when any source has
-    /// one, each source's uptime and latest reset ([`Extras`]). Appended
+    /// one, each source's uptime and latest reset (`Extras`). Appended
     /// rather than in the list so files written before read as they were,
     /// and an older netmeter reads these (postcard ignores what follows).
     pub fn encode(&self) -> Vec<u8> {

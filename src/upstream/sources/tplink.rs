@@ -164,7 +164,7 @@ pub fn parse_statistics(page: &str) -> Result<Vec<DeviceReading>, ScrapeError> {
 }
 
 /// Pages of statistics, from `PageListPara` (first item), else 1; at most
-/// [`MAX_PAGES`].
+/// `MAX_PAGES`.
 pub fn page_count(page: &str) -> u32 {
     js_array(page, "PageListPara")
         .and_then(|p| p.first()?.parse().ok())
