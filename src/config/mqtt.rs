@@ -16,9 +16,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Secret;
-use super::table::{Bad, Known, apply};
+use super::table::{Known, apply};
 use super::uci;
-use super::value::{PATH, absolute, boolean, describe, host, label, last, whole};
+use super::value::{
+    PATH, USERNAME, absolute, boolean, describe, host, label, last, password, port, username, whole,
+};
 
 /// What the core build says of a `config mqtt` section it keeps but does
 /// not act on.
@@ -101,20 +103,17 @@ const MQTT_OPTIONS: &[Known<MqttConfig>] = &[
         expected: "a port from 1 to 65535",
         default: "1883",
         set: |m, v| {
-            m.port = last(v, |s| whole(s, 1..=65535).map(|p| p as u16))?;
+            m.port = last(v, port)?;
             Ok(())
         },
     },
     Known {
         name: "username",
         many: false,
-        expected: "a user name of 1 to 256 characters without line breaks",
+        expected: USERNAME,
         default: "",
         set: |m, v| {
-            m.username = Some(last(v, |s| {
-                let fits = (1..=256).contains(&s.len()) && !s.contains(char::is_control);
-                fits.then(|| s.to_owned())
-            })?);
+            m.username = Some(last(v, username)?);
             Ok(())
         },
     },
@@ -125,17 +124,7 @@ const MQTT_OPTIONS: &[Known<MqttConfig>] = &[
         default: "",
         // A secret: the message never quotes the value.
         set: |m, v| {
-            let at = v.len() - 1;
-            m.password = Some(Secret::password(v[at]).ok_or_else(|| {
-                Bad {
-                    at,
-                    why: Some(
-                        "expected 1 to 1024 characters without line breaks; the value is not \
-                     shown here because it is a secret"
-                            .into(),
-                    ),
-                }
-            })?);
+            m.password = Some(password(v)?);
             Ok(())
         },
     },

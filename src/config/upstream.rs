@@ -17,7 +17,10 @@ use std::time::Duration;
 use crate::config::Secret;
 use crate::config::table::{Bad, Known, apply};
 use crate::config::uci;
-use crate::config::value::{PATH, absolute, boolean, describe, every, host, last, shown, whole};
+use crate::config::value::{
+    PATH, USERNAME, absolute, boolean, describe, every, host, last, password, port, shown,
+    username, whole,
+};
 
 /// The protocol an upstream router is read with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -455,20 +458,17 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         expected: "a port from 1 to 65535",
         default: "the protocol's",
         set: |u, v| {
-            u.port = last(v, |s| whole(s, 1..=65535).map(|p| p as u16))?;
+            u.port = last(v, port)?;
             Ok(())
         },
     },
     Known {
         name: "username",
         many: false,
-        expected: "a user name of 1 to 256 characters without line breaks",
+        expected: USERNAME,
         default: "",
         set: |u, v| {
-            u.username = Some(last(v, |s| {
-                let fits = (1..=256).contains(&s.len()) && !s.contains(char::is_control);
-                fits.then(|| s.to_owned())
-            })?);
+            u.username = Some(last(v, username)?);
             Ok(())
         },
     },
@@ -479,17 +479,7 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         default: "",
         // A secret: the message never quotes the value.
         set: |u, v| {
-            let at = v.len() - 1;
-            u.password = Some(Secret::password(v[at]).ok_or_else(|| {
-                Bad {
-                    at,
-                    why: Some(
-                        "expected 1 to 1024 characters without line breaks; the value is not \
-                     shown here because it is a secret"
-                            .into(),
-                    ),
-                }
-            })?);
+            u.password = Some(password(v)?);
             Ok(())
         },
     },
@@ -593,17 +583,7 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         expected: "an SNMP community",
         default: "public",
         set: |u, v| {
-            let at = v.len() - 1;
-            u.community = Some(Secret::password(v[at]).ok_or_else(|| {
-                Bad {
-                    at,
-                    why: Some(
-                        "expected 1 to 1024 characters without line breaks; the value is not \
-                     shown here because it is a secret"
-                            .into(),
-                    ),
-                }
-            })?);
+            u.community = Some(password(v)?);
             Ok(())
         },
     },
