@@ -19,7 +19,9 @@ pub mod attr;
 pub mod conntrack;
 pub mod message;
 pub mod nftables;
+pub mod qdisc;
 pub mod route;
+pub mod sock_diag;
 pub mod socket;
 
 pub use attr::{Attr, AttrIter, MessageBuilder};

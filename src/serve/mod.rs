@@ -7,3 +7,5 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod page;
+pub mod queues;
+pub mod sockets;
