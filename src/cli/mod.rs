@@ -18,10 +18,13 @@ mod devices;
 mod format;
 mod history;
 mod interfaces;
+mod queues;
+mod sockets;
 mod teardown;
 #[cfg(feature = "upstream")]
 mod upstream;
 mod version;
+mod watch;
 
 use crate::config::ConfigError;
 use crate::daemon::DaemonError;
@@ -47,10 +50,13 @@ enum Command {
     Devices(devices::DevicesArgs),
     History(history::HistoryArgs),
     Interfaces(interfaces::InterfacesArgs),
+    Queues(queues::QueuesArgs),
+    Sockets(sockets::SocketsArgs),
     Teardown(teardown::TeardownArgs),
     #[cfg(feature = "upstream")]
     Upstream(upstream::UpstreamArgs),
     Version(version::VersionArgs),
+    Watch(watch::WatchArgs),
 }
 
 /// Why a command failed. Only [`main`] turns it into an exit code.
@@ -189,10 +195,13 @@ pub fn main() -> ExitCode {
         Command::Devices(a) => devices::run(a),
         Command::History(a) => history::run(a),
         Command::Interfaces(a) => interfaces::run(a),
+        Command::Queues(a) => queues::run(a),
+        Command::Sockets(a) => sockets::run(a),
         Command::Teardown(a) => teardown::run(a),
         #[cfg(feature = "upstream")]
         Command::Upstream(a) => upstream::run(a),
         Command::Version(a) => version::run(a),
+        Command::Watch(a) => watch::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -247,6 +256,16 @@ fn ask_daemon<T: serde::de::DeserializeOwned>(
     read_answer(status, &body)
         .map(Some)
         .map_err(|error| CliError::Api { addr, error })
+}
+
+/// Asks the daemon at `url` (http://HOST:PORT) for `path`, without a
+/// token (for `--url` on commands that otherwise read the kernel).
+fn ask_url<T: serde::de::DeserializeOwned>(url: &str, path: &str) -> Result<T, CliError> {
+    let addr = crate::serve::client::parse_url(url).map_err(CliError::Usage)?;
+    let (status, body) =
+        crate::serve::client::get(addr, path, None, std::time::Duration::from_secs(3))
+            .map_err(CliError::Client)?;
+    read_answer(status, &body).map_err(|error| CliError::Api { addr, error })
 }
 
 /// A daemon's answer as the view the API serialised it from.
