@@ -80,8 +80,16 @@ fn render(report: &QueuesReport) -> String {
     }
     let mut out = super::format::table(
         &[
-            "interface", "qdisc", "handle", "parent", "sent", "packets", "drops", "overlimits",
-            "requeues", "backlog",
+            "interface",
+            "qdisc",
+            "handle",
+            "parent",
+            "sent",
+            "packets",
+            "drops",
+            "overlimits",
+            "requeues",
+            "backlog",
         ],
         &rows,
     );
@@ -127,7 +135,10 @@ mod tests {
         let sent = crate::serve::api::json(&report);
         let read: QueuesReport = super::super::read_answer(sent.status, &sent.body).unwrap();
         let text = render(&read);
-        assert!(text.starts_with("interface  qdisc  handle  parent"), "{text}");
+        assert!(
+            text.starts_with("interface  qdisc  handle  parent"),
+            "{text}"
+        );
         assert!(text.contains("wan        htb        1:    root"), "{text}");
         assert!(text.contains("3000b 2p"), "{text}");
         assert!(text.ends_with("tcp_limit_output_bytes 1048576\n"), "{text}");

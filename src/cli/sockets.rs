@@ -71,7 +71,14 @@ fn render(report: &SocketsReport) -> String {
     let mut out = format!("TCP (established): {}\n", report.tcp.len());
     out.push_str(&super::format::table(
         &[
-            "local", "remote", "recv-q", "send-q", "rtt/var ms", "cwnd", "retrans", "acked",
+            "local",
+            "remote",
+            "recv-q",
+            "send-q",
+            "rtt/var ms",
+            "cwnd",
+            "retrans",
+            "acked",
             "received",
         ],
         &tcp,

@@ -121,7 +121,11 @@ pub fn run(args: WatchArgs) -> Result<(), CliError> {
             render(&sample, n == 1)
         };
         // A closed pipe (`| head`) ends the watch quietly.
-        if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
             return Ok(());
         }
     }
@@ -147,7 +151,13 @@ fn deltas(
                 _ => 0,
             };
             let (rx_bd, tx_bd) = (d(|c| c.rx_bytes), d(|c| c.tx_bytes));
-            let rate = |v: u64| if secs > 0.0 { (v as f64 / secs).round() as u64 } else { 0 };
+            let rate = |v: u64| {
+                if secs > 0.0 {
+                    (v as f64 / secs).round() as u64
+                } else {
+                    0
+                }
+            };
             WatchInterface {
                 name: l.name.clone(),
                 rx_bytes: c.rx_bytes,

@@ -21,6 +21,9 @@ mod nftables;
 mod openapi;
 mod page;
 mod persistence;
+mod queues;
+mod sockets;
 mod testbed_selftest;
 #[cfg(feature = "upstream")]
 mod upstream_daemon;
+mod watch;
