@@ -375,6 +375,23 @@ mod tests {
     }
 
     #[test]
+    fn a_real_dump_of_htb_and_a_pfifo_leaf_parses() {
+        // `tc qdisc add dev v0 root handle 1: htb default 10; tc class add
+        // … classid 1:10 htb rate 1mbit; tc qdisc add … parent 1:10 handle
+        // 10: pfifo limit 5`, dumped on Linux 6.18 (the fuzz seed).
+        let dump = include_bytes!("../../fuzz/seeds/rtnetlink_qdisc/htb_pfifo_dump.bin");
+        let qdiscs: Vec<QdiscMessage> = MessageIter::new(dump)
+            .map(|m| m.unwrap())
+            .filter(|m| m.msg_type == RTM_NEWQDISC)
+            .map(|m| QdiscMessage::parse(&m).unwrap())
+            .collect();
+        let htb = qdiscs.iter().find(|q| q.kind == "htb").unwrap();
+        let pfifo = qdiscs.iter().find(|q| q.kind == "pfifo").unwrap();
+        assert_eq!((htb.handle, htb.parent), (0x0001_0000, TC_H_ROOT));
+        assert_eq!((pfifo.handle, pfifo.parent), (0x0010_0000, 0x0001_0010));
+    }
+
+    #[test]
     fn a_short_header_or_truncated_statistics_are_malformed() {
         assert!(QdiscMessage::parse_payload(&[0; 8]).is_err());
         let mut m = MessageBuilder::new(RTM_NEWQDISC, 0);

@@ -234,6 +234,24 @@ mod tests {
     }
 
     #[test]
+    fn a_real_dump_of_an_established_loopback_connection_parses() {
+        // Both ends of a 127.0.0.1 connection after 1000 bytes one way,
+        // dumped on Linux 6.18 (the fuzz seed).
+        let dump = include_bytes!("../../fuzz/seeds/sock_diag/tcp_established_dump.bin");
+        let sockets: Vec<SocketMessage> = MessageIter::new(dump)
+            .map(|m| m.unwrap())
+            .filter(|m| m.msg_type == SOCK_DIAG_BY_FAMILY)
+            .map(|m| SocketMessage::parse(&m).unwrap())
+            .collect();
+        assert_eq!(sockets.len(), 2);
+        let received: Vec<u64> = sockets
+            .iter()
+            .map(|s| s.tcp.unwrap().bytes_received.unwrap())
+            .collect();
+        assert!(received.contains(&1000), "{received:?}");
+    }
+
+    #[test]
     fn a_short_message_an_unknown_family_or_a_tiny_tcp_info_is_malformed() {
         assert!(SocketMessage::parse_payload(&[0; 40]).is_err());
         assert!(parse(&diag_msg(7, |_| {})).is_err());
