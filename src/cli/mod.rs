@@ -21,6 +21,7 @@ mod interfaces;
 mod queues;
 mod sockets;
 mod teardown;
+mod top;
 #[cfg(feature = "upstream")]
 mod upstream;
 mod version;
@@ -53,6 +54,7 @@ enum Command {
     Queues(queues::QueuesArgs),
     Sockets(sockets::SocketsArgs),
     Teardown(teardown::TeardownArgs),
+    Top(top::TopArgs),
     #[cfg(feature = "upstream")]
     Upstream(upstream::UpstreamArgs),
     Version(version::VersionArgs),
@@ -198,6 +200,7 @@ pub fn main() -> ExitCode {
         Command::Queues(a) => queues::run(a),
         Command::Sockets(a) => sockets::run(a),
         Command::Teardown(a) => teardown::run(a),
+        Command::Top(a) => top::run(a),
         #[cfg(feature = "upstream")]
         Command::Upstream(a) => upstream::run(a),
         Command::Version(a) => version::run(a),
