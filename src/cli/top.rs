@@ -106,7 +106,14 @@ pub fn sort_rows(rows: &mut [Row], sort: Sort) {
 
 /// The screen as lines: a title, a header, rows up to `height`, each cut
 /// to `width` characters.
-pub fn render(rows: &[Row], sort: Sort, paused: bool, source: &str, width: usize, height: usize) -> Vec<String> {
+pub fn render(
+    rows: &[Row],
+    sort: Sort,
+    paused: bool,
+    source: &str,
+    width: usize,
+    height: usize,
+) -> Vec<String> {
     let mut lines = vec![format!(
         "netmeter top  {source}  sort: {}{}  keys: r t s n sort, p pause, q quit",
         sort.label(),
@@ -137,8 +144,16 @@ pub fn render(rows: &[Row], sort: Sort, paused: bool, source: &str, width: usize
 
 /// Where the rows come from.
 enum Source {
-    Daemon { config: Config, url: Option<String> },
-    Kernel { socket: NetlinkSocket, accounts: Box<InterfaceAccounts>, boot_id: String, config: Config },
+    Daemon {
+        config: Config,
+        url: Option<String>,
+    },
+    Kernel {
+        socket: NetlinkSocket,
+        accounts: Box<InterfaceAccounts>,
+        boot_id: String,
+        config: Config,
+    },
 }
 
 impl Source {
@@ -158,7 +173,12 @@ impl Source {
                     let devices: DevicesReport =
                         super::ask_daemon(config, url.as_deref(), "/api/v1/devices")?
                             .unwrap_or_default();
-                    let mut rows: Vec<Row> = i.interfaces.iter().filter(|i| i.present).map(interface_row).collect();
+                    let mut rows: Vec<Row> = i
+                        .interfaces
+                        .iter()
+                        .filter(|i| i.present)
+                        .map(interface_row)
+                        .collect();
                     rows.extend(devices.devices.iter().map(|d| Row {
                         kind: "dev",
                         name: match &d.hostname {
@@ -176,20 +196,33 @@ impl Source {
                     let config = std::mem::take(config);
                     *self = Source::Kernel {
                         socket: NetlinkSocket::open(NETLINK_ROUTE)?,
-                        accounts: Box::new(InterfaceAccounts::new(crate::account::interfaces::MAX_INTERFACES)),
+                        accounts: Box::new(InterfaceAccounts::new(
+                            crate::account::interfaces::MAX_INTERFACES,
+                        )),
                         boot_id: read_boot_id().unwrap_or_default(),
                         config,
                     };
                 }
             }
         }
-        let Source::Kernel { socket, accounts, boot_id, config } = self else {
+        let Source::Kernel {
+            socket,
+            accounts,
+            boot_id,
+            config,
+        } = self
+        else {
             unreachable!("the daemon source returned above");
         };
         let mut samples = read_links(socket)?;
         samples.retain(|s| config.tracks_interface(&s.name));
         accounts.ingest(crate::clock::now(), boot_id, &samples);
-        Ok(accounts.iter().map(InterfaceView::from).filter(|i| i.present).map(|i| interface_row(&i)).collect())
+        Ok(accounts
+            .iter()
+            .map(InterfaceView::from)
+            .filter(|i| i.present)
+            .map(|i| interface_row(&i))
+            .collect())
     }
 }
 
@@ -219,7 +252,9 @@ struct RawTerminal {
 
 impl RawTerminal {
     fn enter() -> Result<RawTerminal, CliError> {
-        use nix::sys::termios::{LocalFlags, SetArg, SpecialCharacterIndices, tcgetattr, tcsetattr};
+        use nix::sys::termios::{
+            LocalFlags, SetArg, SpecialCharacterIndices, tcgetattr, tcsetattr,
+        };
         let stdin = std::io::stdin();
         let failed = |e: nix::Error| CliError::Failed(format!("cannot set up the terminal: {e}"));
         let saved = tcgetattr(stdin.as_fd()).map_err(failed)?;
@@ -263,7 +298,10 @@ const TICK: Duration = Duration::from_secs(1);
 
 pub fn run(args: TopArgs) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref())?;
-    let mut source = Source::Daemon { config, url: args.url.clone() };
+    let mut source = Source::Daemon {
+        config,
+        url: args.url.clone(),
+    };
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return lines(&mut source, args.iterations);
     }
@@ -288,8 +326,21 @@ fn lines(source: &mut Source, iterations: Option<u64>) -> Result<(), CliError> {
         n += 1;
         let mut rows = source.rows()?;
         sort_rows(&mut rows, Sort::Sum);
-        let text = render(&rows, Sort::Sum, false, source.note(), usize::MAX, usize::MAX).join("\n") + "\n\n";
-        if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
+        let text = render(
+            &rows,
+            Sort::Sum,
+            false,
+            source.note(),
+            usize::MAX,
+            usize::MAX,
+        )
+        .join("\n")
+            + "\n\n";
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
             return Ok(()); // a closed pipe ends it quietly
         }
     }
@@ -322,11 +373,16 @@ fn interactive(source: &mut Source, iterations: Option<u64>) -> Result<(), CliEr
         }
         let wait = next.saturating_duration_since(Instant::now());
         let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
-        let timeout = PollTimeout::try_from(wait.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX);
+        let timeout =
+            PollTimeout::try_from(wait.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX);
         if !redraw && poll(&mut fds, timeout).unwrap_or(0) > 0 {
             let mut buf = [0u8; 16];
             let n = nix::unistd::read(stdin.as_fd(), &mut buf).unwrap_or(0);
-            if n == 0 && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP)) {
+            if n == 0
+                && fds[0]
+                    .revents()
+                    .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+            {
                 return Ok(()); // the terminal went away
             }
             for &b in &buf[..n] {
@@ -353,7 +409,11 @@ fn interactive(source: &mut Source, iterations: Option<u64>) -> Result<(), CliEr
                 }
             }
             let mut out = std::io::stdout().lock();
-            if out.write_all(screen.as_bytes()).and_then(|_| out.flush()).is_err() {
+            if out
+                .write_all(screen.as_bytes())
+                .and_then(|_| out.flush())
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -365,12 +425,23 @@ mod tests {
     use super::*;
 
     fn row(kind: &'static str, name: &str, rx: u64, tx: u64) -> Row {
-        Row { kind, name: name.into(), rx_rate: rx, tx_rate: tx, rx_bytes: rx * 10, tx_bytes: tx * 10 }
+        Row {
+            kind,
+            name: name.into(),
+            rx_rate: rx,
+            tx_rate: tx,
+            rx_bytes: rx * 10,
+            tx_bytes: tx * 10,
+        }
     }
 
     #[test]
     fn each_sort_key_orders_the_rows() {
-        let mut rows = vec![row("if", "wan", 10, 500), row("dev", "tv", 900, 1), row("if", "lan0", 50, 100)];
+        let mut rows = vec![
+            row("if", "wan", 10, 500),
+            row("dev", "tv", 900, 1),
+            row("if", "lan0", 50, 100),
+        ];
         let names = |rows: &[Row]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         sort_rows(&mut rows, Sort::Rx);
         assert_eq!(names(&rows), ["tv", "lan0", "wan"]);
@@ -386,13 +457,18 @@ mod tests {
     fn keys_sort_pause_and_quit_and_ctrl_c_quits() {
         assert_eq!(key(b'n'), Key::Sort(Sort::Name));
         assert_eq!(key(b'p'), Key::Pause);
-        assert_eq!((key(b'q'), key(3), key(0x1b)), (Key::Quit, Key::Quit, Key::Quit));
+        assert_eq!(
+            (key(b'q'), key(3), key(0x1b)),
+            (Key::Quit, Key::Quit, Key::Quit)
+        );
         assert_eq!(key(b'x'), Key::Other);
     }
 
     #[test]
     fn the_screen_fits_the_terminal() {
-        let rows: Vec<Row> = (0..50).map(|i| row("dev", &format!("d{i}"), i, i)).collect();
+        let rows: Vec<Row> = (0..50)
+            .map(|i| row("dev", &format!("d{i}"), i, i))
+            .collect();
         let lines = render(&rows, Sort::Sum, true, "(daemon)", 40, 10);
         assert_eq!(lines.len(), 10);
         assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");

@@ -24,6 +24,7 @@ mod persistence;
 mod queues;
 mod sockets;
 mod testbed_selftest;
+mod top;
 #[cfg(feature = "upstream")]
 mod upstream_daemon;
 mod watch;
