@@ -147,7 +147,7 @@ fn deltas(
         .map(|l| {
             let c = &l.counters;
             let d = |f: fn(&crate::account::LinkCounters) -> u64| match before.get(&l.name) {
-                Some(b) if b.ifindex == l.ifindex => f(c).checked_sub(f(&b.counters)).unwrap_or(0),
+                Some(b) if b.ifindex == l.ifindex => f(c).saturating_sub(f(&b.counters)),
                 _ => 0,
             };
             let (rx_bd, tx_bd) = (d(|c| c.rx_bytes), d(|c| c.tx_bytes));
