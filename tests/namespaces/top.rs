@@ -63,6 +63,26 @@ impl Tmux<'_> {
     }
 }
 
+impl Tmux<'_> {
+    /// Keys typed while top still runs would be top's: waits until the
+    /// shell is the pane's foreground command again.
+    fn wait_for_shell(&self, after: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .cmd(&["display", "-p", "-t", "t", "#{pane_current_command}"])
+            .trim()
+            != "sh"
+        {
+            assert!(
+                Instant::now() < deadline,
+                "top did not exit on {after}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Tmux<'_> {
     fn drop(&mut self) {
         let _ = self
@@ -97,7 +117,7 @@ fn file(path: &Path) -> String {
 }
 
 #[test]
-fn top_shows_a_busy_device_sorts_by_name_and_leaves_the_terminal_as_it_was() {
+fn top_shows_a_busy_device_sorts_by_name_and_leaves_the_terminal_as_it_was_after_q_and_ctrl_c() {
     let Some(tmux) = testbed::require_tool("tmux", "tmux") else {
         return;
     };
@@ -164,20 +184,12 @@ fn top_shows_a_busy_device_sorts_by_name_and_leaves_the_terminal_as_it_was() {
     assert!(names.len() >= 4, "lan0, lan1, wan and the device: {screen}");
 
     t.keys(&["q"]);
-    // Keys typed while top still runs would be top's: wait until it is gone.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while t
-        .cmd(&["display", "-p", "-t", "t", "#{pane_current_command}"])
-        .trim()
-        != "sh"
-    {
-        assert!(
-            Instant::now() < deadline,
-            "top did not exit on q:\n{}",
-            t.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    t.wait_for_shell("q");
+    // Ctrl-C quits as cleanly (raw mode reads it as a key).
+    t.keys(&[&top, "Enter"]);
+    t.wait_for("top again", |s| s.contains("sort: sum") && s.contains(&mac));
+    t.keys(&["C-c"]);
+    t.wait_for_shell("Ctrl-C");
     t.keys(&[
         &format!("echo ex''it $?; stty -a > {}", after.display()),
         "Enter",
