@@ -19,24 +19,25 @@ pub struct WatchArgs {
     /// only interfaces whose name matches this shell glob (default all)
     #[argh(option)]
     interface: Option<String>,
-    /// samples per second, 0.1 to 100 (default 1)
-    #[argh(option, default = "1.0")]
-    frequency: f64,
-    /// seconds to sample for (default: until interrupted)
+    /// samples per second, 1 to 100 (default 1)
+    #[argh(option, default = "1")]
+    frequency: u32,
+    /// seconds to sample for, at most 86400 (default: until interrupted)
     #[argh(option)]
-    time: Option<f64>,
+    time: Option<u32>,
     /// print one JSON object a sample instead of a table
     #[argh(switch)]
     json: bool,
 }
 
-/// One sample: when it was read, and every matching interface.
+/// One sample: when it was read, and every matching interface. Times are
+/// integers (microseconds): no float parser or printer in the core build.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WatchSample {
-    /// Unix time of the reading, with its fraction.
-    pub time: f64,
-    /// Seconds since the first reading (the baseline before sample 1).
-    pub elapsed: f64,
+    /// Unix time of the reading, in microseconds.
+    pub time_us: u64,
+    /// Microseconds since the first reading (the baseline before sample 1).
+    pub elapsed_us: u64,
     pub interfaces: Vec<WatchInterface>,
 }
 
@@ -59,26 +60,26 @@ pub struct WatchInterface {
     pub tx_rate: u64,
 }
 
-const MAX_FREQUENCY: f64 = 100.0;
-const MIN_FREQUENCY: f64 = 0.1;
+const MAX_FREQUENCY: u32 = 100;
+const MAX_TIME: u32 = 86_400;
 
 pub fn run(args: WatchArgs) -> Result<(), CliError> {
-    if !(MIN_FREQUENCY..=MAX_FREQUENCY).contains(&args.frequency) {
+    if !(1..=MAX_FREQUENCY).contains(&args.frequency) {
         return Err(CliError::Usage(format!(
-            "--frequency {} is out of range: give {MIN_FREQUENCY} to {MAX_FREQUENCY} samples a second",
+            "--frequency {} is out of range: give 1 to {MAX_FREQUENCY} samples a second",
             args.frequency
         )));
     }
     let count = match args.time {
-        Some(t) if !(t > 0.0 && t <= 86_400.0) => {
+        Some(t) if !(1..=MAX_TIME).contains(&t) => {
             return Err(CliError::Usage(format!(
-                "--time {t} is out of range: give more than 0 and at most 86400 seconds"
+                "--time {t} is out of range: give 1 to {MAX_TIME} seconds"
             )));
         }
-        Some(t) => Some(((t * args.frequency).round() as u64).max(1)),
+        Some(t) => Some(u64::from(t) * u64::from(args.frequency)),
         None => None,
     };
-    let period = Duration::from_secs_f64(1.0 / args.frequency);
+    let period_us = 1_000_000 / u64::from(args.frequency);
     let mut socket = NetlinkSocket::open(NETLINK_ROUTE)?;
     let read = |socket: &mut NetlinkSocket| -> Result<Vec<LinkSample>, CliError> {
         let mut links = read_links(socket)?;
@@ -102,15 +103,15 @@ pub fn run(args: WatchArgs) -> Result<(), CliError> {
     while count.is_none_or(|c| n < c) {
         n += 1;
         // Each sample at its own slot from the start: no drift.
-        let due = start + period.mul_f64(n as f64);
+        let due = start + Duration::from_micros(period_us * n);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
         let links = read(&mut socket)?;
         let at = Instant::now();
         let sample = WatchSample {
-            time: crate::clock::unix_now_precise(),
-            elapsed: at.duration_since(start).as_secs_f64(),
+            time_us: crate::clock::unix_now_us(),
+            elapsed_us: at.duration_since(start).as_micros() as u64,
             interfaces: deltas(&before, &links, at.duration_since(before_at)),
         };
         before = by_name(links);
@@ -142,7 +143,7 @@ fn deltas(
     now: &[LinkSample],
     interval: Duration,
 ) -> Vec<WatchInterface> {
-    let secs = interval.as_secs_f64();
+    let us = interval.as_micros().max(1) as u64;
     now.iter()
         .map(|l| {
             let c = &l.counters;
@@ -151,13 +152,7 @@ fn deltas(
                 _ => 0,
             };
             let (rx_bd, tx_bd) = (d(|c| c.rx_bytes), d(|c| c.tx_bytes));
-            let rate = |v: u64| {
-                if secs > 0.0 {
-                    (v as f64 / secs).round() as u64
-                } else {
-                    0
-                }
-            };
+            let rate = |v: u64| (u128::from(v) * 1_000_000 / u128::from(us)) as u64;
             WatchInterface {
                 name: l.name.clone(),
                 rx_bytes: c.rx_bytes,
@@ -186,8 +181,9 @@ fn render(sample: &WatchSample, header: bool) -> String {
     }
     for i in &sample.interfaces {
         out.push_str(&format!(
-            "{:>12.3}  {:<12} {:>14} {:>14} {:>10} {:>10}\n",
-            sample.elapsed,
+            "{:>8}.{:03}  {:<12} {:>14} {:>14} {:>10} {:>10}\n",
+            sample.elapsed_us / 1_000_000,
+            sample.elapsed_us / 1000 % 1000,
             i.name,
             super::format::rate(i.rx_rate),
             super::format::rate(i.tx_rate),

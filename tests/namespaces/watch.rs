@@ -47,14 +47,14 @@ fn watch_at_10_hz_for_2_s_gives_20_samples_whose_deltas_add_up_to_the_kernels_di
     assert!(child.wait().unwrap().success());
     let after = lo_tx(host);
     assert_eq!(samples.len(), 20, "{samples:?}");
-    let (mut bytes, mut packets, mut last_time) = (0, 0, 0.0);
+    let (mut bytes, mut packets, mut last_time) = (0, 0, 0);
     for s in &samples {
         let lo = &s["interfaces"][0];
         assert_eq!(lo["name"], "lo", "only lo matches l?: {s}");
         assert_eq!(s["interfaces"].as_array().unwrap().len(), 1);
         bytes += lo["tx_bytes_delta"].as_u64().unwrap();
         packets += lo["tx_packets_delta"].as_u64().unwrap();
-        let t = s["time"].as_f64().unwrap();
+        let t = s["time_us"].as_u64().unwrap();
         assert!(t > last_time, "sample times rise: {samples:?}");
         last_time = t;
     }
