@@ -139,7 +139,7 @@ mod tests {
             text.starts_with("interface  qdisc  handle  parent"),
             "{text}"
         );
-        assert!(text.contains("wan        htb        1:    root"), "{text}");
+        assert!(text.contains("wan          htb      1:    root"), "{text}");
         assert!(text.contains("3000b 2p"), "{text}");
         assert!(text.ends_with("tcp_limit_output_bytes 1048576\n"), "{text}");
     }
