@@ -261,12 +261,16 @@ fn ask_daemon<T: serde::de::DeserializeOwned>(
         .map_err(|error| CliError::Api { addr, error })
 }
 
-/// Asks the daemon at `url` (http://HOST:PORT) for `path`, without a
-/// token (for `--url` on commands that otherwise read the kernel).
-fn ask_url<T: serde::de::DeserializeOwned>(url: &str, path: &str) -> Result<T, CliError> {
+/// Asks the daemon at `url` (http://HOST:PORT) for `path`, with the
+/// configured token (for `--url` on commands that otherwise read the kernel).
+fn ask_url<T: serde::de::DeserializeOwned>(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<T, CliError> {
     let addr = crate::serve::client::parse_url(url).map_err(CliError::Usage)?;
     let (status, body) =
-        crate::serve::client::get(addr, path, None, std::time::Duration::from_secs(3))
+        crate::serve::client::get(addr, path, token, std::time::Duration::from_secs(3))
             .map_err(CliError::Client)?;
     read_answer(status, &body).map_err(|error| CliError::Api { addr, error })
 }

@@ -19,11 +19,19 @@ pub struct QueuesArgs {
     /// reading this machine's kernel
     #[argh(option)]
     url: Option<String>,
+    /// configuration file, for the daemon's token with --url (default
+    /// /etc/config/netmeter, else /etc/netmeter/netmeter.conf)
+    #[argh(option, short = 'c')]
+    config: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: QueuesArgs) -> Result<(), CliError> {
     let report: QueuesReport = match &args.url {
-        Some(url) => super::ask_url(url, "/api/v1/queues")?,
+        Some(url) => {
+            let config = crate::config::Config::load(args.config.as_deref())?;
+            let token = config.token.as_ref().map(crate::config::Secret::expose);
+            super::ask_url(url, "/api/v1/queues", token)?
+        }
         None => read_report()?,
     };
     if args.json {

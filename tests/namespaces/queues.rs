@@ -9,6 +9,8 @@ use testbed::netmeter::{self, Daemon, Scratch};
 use testbed::topology::{PORT, WAN_HOST_V4};
 use testbed::{Host, Network};
 
+const TOKEN: &str = "queues-test-token-5d1e0a77";
+
 const FIELDS: [&str; 7] = [
     "bytes",
     "packets",
@@ -143,24 +145,41 @@ fn queue_figures_equal_tc_after_a_shaped_link_drops() {
 }
 
 #[test]
-fn the_api_and_metrics_show_the_same_queues_as_tc() {
+fn the_api_the_cli_asking_it_with_the_token_and_metrics_show_the_same_queues_as_tc() {
     let Some(tc_path) = testbed::require_tool("tc", "iproute2") else {
         return;
     };
     let net = Network::with_lan_hosts(&["a"]);
     shaped_wan(&net, &tc_path);
     let scratch = Scratch::new();
-    let daemon = Daemon::start(&net.router, &scratch, "config netmeter 'main'\n");
+    let daemon = Daemon::start(
+        &net.router,
+        &scratch,
+        &format!("config netmeter 'main'\n\toption token '{TOKEN}'\n"),
+    );
     daemon.wait_refreshed(&net.router);
+    // The CLI asks the daemon with the configured token.
+    let config = daemon.config_path().to_str().unwrap().to_string();
+    assert_equals_tc(&net.router, &tc_path, "wan", || {
+        let url = format!("http://{}", daemon.api);
+        netmeter::json(
+            &net.router,
+            &["queues", "--json", "--url", &url, "-c", &config],
+        )
+    });
     let ours = assert_equals_tc(&net.router, &tc_path, "wan", || {
-        let text = net.router.run("http_get 127.0.0.1:9750 /api/v1/queues");
+        let text = net
+            .router
+            .run(&format!("http_get 127.0.0.1:9750 /api/v1/queues {TOKEN}"));
         let body = text
             .strip_prefix("200 ")
             .unwrap_or_else(|| panic!("{text}"));
         serde_json::from_str(body).unwrap()
     });
     let drops = ours["10:"]["drops"].as_u64().unwrap();
-    let metrics = net.router.run("http_get 127.0.0.1:9750 /metrics");
+    let metrics = net
+        .router
+        .run(&format!("http_get 127.0.0.1:9750 /metrics {TOKEN}"));
     let line = format!(
         "netmeter_qdisc_drops_total{{interface=\"wan\",kind=\"pfifo\",handle=\"10:\",parent=\"1:10\"}} {drops}"
     );

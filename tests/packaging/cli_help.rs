@@ -38,8 +38,8 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("interfaces", &["--json", "--url", "--config"]),
-    ("queues", &["--json", "--url"]),
-    ("sockets", &["--json", "--url"]),
+    ("queues", &["--json", "--url", "--config"]),
+    ("sockets", &["--json", "--url", "--config"]),
     ("teardown", &[]),
     ("top", &["--url", "--config", "--iterations"]),
     #[cfg(feature = "upstream")]
