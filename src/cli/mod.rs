@@ -261,20 +261,6 @@ fn ask_daemon<T: serde::de::DeserializeOwned>(
         .map_err(|error| CliError::Api { addr, error })
 }
 
-/// Asks the daemon at `url` (http://HOST:PORT) for `path`, with the
-/// configured token (for `--url` on commands that otherwise read the kernel).
-fn ask_url<T: serde::de::DeserializeOwned>(
-    url: &str,
-    path: &str,
-    token: Option<&str>,
-) -> Result<T, CliError> {
-    let addr = crate::serve::client::parse_url(url).map_err(CliError::Usage)?;
-    let (status, body) =
-        crate::serve::client::get(addr, path, token, std::time::Duration::from_secs(3))
-            .map_err(CliError::Client)?;
-    read_answer(status, &body).map_err(|error| CliError::Api { addr, error })
-}
-
 /// A daemon's answer as the view the API serialised it from.
 fn read_answer<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, ApiError> {
     if status != 200 {

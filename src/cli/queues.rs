@@ -1,6 +1,6 @@
 //! `netmeter queues`: every qdisc per interface with its statistics, byte
-//! queue limits and TCP small queues, read from the kernel (or a daemon
-//! given with `--url`).
+//! queue limits and TCP small queues, read from this machine's kernel
+//! (the daemon serves the same at `/api/v1/queues` for other machines).
 
 use super::CliError;
 use crate::serve::queues::{QueuesReport, read_report};
@@ -15,25 +15,10 @@ pub struct QueuesArgs {
     /// print JSON instead of a table
     #[argh(switch)]
     json: bool,
-    /// ask the daemon at this address (http://HOST:PORT) instead of
-    /// reading this machine's kernel
-    #[argh(option)]
-    url: Option<String>,
-    /// configuration file, for the daemon's token with --url (default
-    /// /etc/config/netmeter, else /etc/netmeter/netmeter.conf)
-    #[argh(option, short = 'c')]
-    config: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: QueuesArgs) -> Result<(), CliError> {
-    let report: QueuesReport = match &args.url {
-        Some(url) => {
-            let config = crate::config::Config::load(args.config.as_deref())?;
-            let token = config.token.as_ref().map(crate::config::Secret::expose);
-            super::ask_url(url, "/api/v1/queues", token)?
-        }
-        None => read_report()?,
-    };
+    let report: QueuesReport = read_report()?;
     if args.json {
         super::print_json(&report)
     } else {

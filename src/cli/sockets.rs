@@ -14,25 +14,10 @@ pub struct SocketsArgs {
     /// print JSON instead of a table
     #[argh(switch)]
     json: bool,
-    /// ask the daemon at this address (http://HOST:PORT) instead of
-    /// reading this machine's kernel
-    #[argh(option)]
-    url: Option<String>,
-    /// configuration file, for the daemon's token with --url (default
-    /// /etc/config/netmeter, else /etc/netmeter/netmeter.conf)
-    #[argh(option, short = 'c')]
-    config: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: SocketsArgs) -> Result<(), CliError> {
-    let report: SocketsReport = match &args.url {
-        Some(url) => {
-            let config = crate::config::Config::load(args.config.as_deref())?;
-            let token = config.token.as_ref().map(crate::config::Secret::expose);
-            super::ask_url(url, "/api/v1/sockets", token)?
-        }
-        None => read_report()?,
-    };
+    let report: SocketsReport = read_report()?;
     if args.json {
         super::print_json(&report)
     } else {

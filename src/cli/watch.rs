@@ -7,7 +7,7 @@ use crate::account::LinkSample;
 use crate::collect::links::read_links;
 use crate::netlink::{NetlinkSocket, socket::NETLINK_ROUTE};
 use argh::FromArgs;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ pub struct WatchArgs {
 
 /// One sample: when it was read, and every matching interface. Times are
 /// integers (microseconds): no float parser or printer in the core build.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WatchSample {
     /// Unix time of the reading, in microseconds.
     pub time_us: u64,
@@ -44,7 +44,7 @@ pub struct WatchSample {
 /// Counters as the kernel has them, and their growth since the reading
 /// before (the baseline for the first sample; 0 for an interface first
 /// seen now, or whose counters went down).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WatchInterface {
     pub name: String,
     pub rx_bytes: u64,

@@ -4,7 +4,9 @@
 
 use super::message::{NLM_F_DUMP, NLM_F_REQUEST};
 use super::{AttrIter, Malformed, Message, MessageBuilder};
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 pub const RTM_NEWQDISC: u16 = 36;
 pub const RTM_GETQDISC: u16 = 38;
@@ -31,7 +33,8 @@ pub fn qdisc_dump_request() -> MessageBuilder {
 }
 
 /// fq_codel's qdisc-wide statistics (`struct tc_fq_codel_qd_stats`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct FqCodelStats {
     pub maxpacket: u32,
     pub drop_overlimit: u32,
@@ -45,7 +48,8 @@ pub struct FqCodelStats {
 }
 
 /// One cake tin (priority class).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct CakeTin {
     pub threshold_rate: u64,
     pub sent_packets: u32,
@@ -69,7 +73,8 @@ pub struct CakeTin {
 }
 
 /// cake's statistics (nested TCA_CAKE_STATS_* attributes).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct CakeStats {
     pub capacity_estimate: u64,
     pub memory_limit: u32,

@@ -3,7 +3,9 @@
 
 use super::message::{NLM_F_DUMP, NLM_F_REQUEST};
 use super::{AttrIter, Malformed, Message, MessageBuilder};
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const NETLINK_SOCK_DIAG: isize = 4;
@@ -31,7 +33,8 @@ pub fn socket_dump_request(family: u8, protocol: u8, states: u32) -> MessageBuil
 
 /// The part of `struct tcp_info` that `ss -ti` shows. Fields a kernel is
 /// too old to send are None.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct TcpInfo {
     pub state: u8,
     pub retransmits: u8,

@@ -7,17 +7,21 @@ use crate::netlink::qdisc::{
     AppStats, CakeStats, FqCodelStats, QdiscMessage, TC_H_INGRESS, TC_H_ROOT,
 };
 use crate::netlink::{NetlinkError, NetlinkSocket, socket::NETLINK_ROUTE};
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// The whole answer. Field names are a contract: only add.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct QueuesReport {
     pub interfaces: Vec<InterfaceQueues>,
     /// `net.ipv4.tcp_limit_output_bytes` (TCP small queues), when readable.
     pub tcp_limit_output_bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct InterfaceQueues {
     pub name: String,
     pub ifindex: u32,
@@ -28,7 +32,8 @@ pub struct InterfaceQueues {
 }
 
 /// One qdisc, its handle and parent written as `tc` writes them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct QdiscView {
     pub kind: String,
     /// `"1:"`: the major number in hex.
@@ -48,7 +53,8 @@ pub struct QdiscView {
     pub cake: Option<CakeStats>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct BqlView {
     pub queue: String,
     pub limit: u64,

@@ -4,17 +4,21 @@
 
 use crate::netlink::NetlinkError;
 use crate::netlink::sock_diag::{SocketMessage, TcpInfo};
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// The whole answer. Field names are a contract: only add.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct SocketsReport {
     pub tcp: Vec<SocketView>,
     pub udp: Vec<SocketView>,
 }
 
 /// One socket. `recv_q`/`send_q` are `ss`'s Recv-Q and Send-Q.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct SocketView {
     /// `"127.0.0.1:5001"`, `"[::1]:5001"`.
     pub local: String,

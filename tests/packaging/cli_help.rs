@@ -38,8 +38,8 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("interfaces", &["--json", "--url", "--config"]),
-    ("queues", &["--json", "--url", "--config"]),
-    ("sockets", &["--json", "--url", "--config"]),
+    ("queues", &["--json"]),
+    ("sockets", &["--json"]),
     ("teardown", &[]),
     ("top", &["--url", "--config", "--iterations"]),
     #[cfg(feature = "upstream")]
