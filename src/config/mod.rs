@@ -16,7 +16,7 @@
 //! top to bottom never jumps backwards.
 
 mod device;
-mod glob;
+pub mod glob;
 pub mod mqtt;
 pub mod prefix;
 pub mod protocol;

@@ -470,6 +470,8 @@ const PLAIN: &[&str] = &[
     "/api/v1/interfaces",
     "/api/v1/devices",
     "/api/v1/upstream",
+    "/api/v1/queues",
+    "/api/v1/sockets",
     "/metrics",
 ];
 
@@ -601,6 +603,21 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 Err(why) => Response::error(404, &why),
             }
         }
+        // Read from the kernel now, outside the lock: never in the refresh loop.
+        "/api/v1/queues" => {
+            drop(state);
+            match super::queues::read_report() {
+                Ok(report) => json(&report),
+                Err(e) => Response::error(500, &e.to_string()),
+            }
+        }
+        "/api/v1/sockets" => {
+            drop(state);
+            match super::sockets::read_report() {
+                Ok(report) => json(&report),
+                Err(e) => Response::error(500, &e.to_string()),
+            }
+        }
         "/metrics" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
@@ -609,6 +626,10 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             let upstream = state.upstream.clone();
             drop(state); // never hold both locks
             text += &crate::upstream::metrics_text(&upstream);
+            // Queues as the kernel has them now; a failed read leaves them out.
+            if let Ok(queues) = super::queues::read_report() {
+                text += &super::queues::metrics_text(&queues);
+            }
             Response::new(200, crate::exposition::CONTENT_TYPE, text.into_bytes())
         }
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),

@@ -13,3 +13,5 @@ pub mod metrics;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod page;
+pub mod queues;
+pub mod sockets;

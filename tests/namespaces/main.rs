@@ -25,6 +25,10 @@ mod nftables;
 mod openapi;
 mod page;
 mod persistence;
+mod queues;
+mod sockets;
 mod testbed_selftest;
+mod top;
 #[cfg(feature = "upstream")]
 mod upstream_daemon;
+mod watch;

@@ -191,13 +191,15 @@ fn schema_of(path: &str) -> String {
         .to_string()
 }
 
-/// The documented routes this build answers: the core build has no
-/// `/api/v1/upstream`.
+/// The documented routes this build answers, in the order of docs/API.md's
+/// examples: the core build has no `/api/v1/upstream`.
 const PATHS: &[&str] = &[
     "/api/v1/status",
     "/api/v1/interfaces",
     "/api/v1/devices",
     "/api/v1/history",
+    "/api/v1/queues",
+    "/api/v1/sockets",
     #[cfg(feature = "upstream")]
     "/api/v1/upstream",
 ];
@@ -611,8 +613,8 @@ fn the_examples_in_api_md_match_the_schemas() {
         .collect();
     assert_eq!(
         examples.len(),
-        5,
-        "status, interfaces, devices, history, upstream"
+        7,
+        "status, interfaces, devices, history, queues, sockets, upstream"
     );
     for (path, example) in PATHS.iter().zip(&examples) {
         assert_valid(&schema_of(path), example);

@@ -32,15 +32,20 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
             "--yearly",
             "--limit",
             "--json",
+            "--csv",
             "--url",
             "--config",
         ],
     ),
     ("interfaces", &["--json", "--url", "--config"]),
+    ("queues", &["--json"]),
+    ("sockets", &["--json"]),
     ("teardown", &[]),
+    ("top", &["--url", "--config", "--iterations"]),
     #[cfg(feature = "upstream")]
     ("upstream", &["--json", "--url", "--config"]),
     ("version", &[]),
+    ("watch", &["--interface", "--frequency", "--time", "--json"]),
 ];
 
 #[test]
