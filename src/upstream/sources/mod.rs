@@ -19,6 +19,7 @@ pub use crate::net::Deadline;
 pub mod asus;
 pub mod base64;
 pub mod ber;
+pub mod deco;
 pub mod digest;
 pub mod draytek;
 pub mod fritzbox;
