@@ -228,6 +228,61 @@ pub fn body(sign: &str, data: &str) -> String {
     format!("sign={sign}&data={}", form_escape(data))
 }
 
+/// A JSON number, string, boolean or null, as the Deco writes its codes
+/// and rates (either a number or a string); arrays and objects are
+/// refused. Its own visitor keeps serde_json's `Value` out of the build.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+    Null,
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, string, boolean or null")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_owned()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Int(v) => write!(f, "{v}"),
+            Scalar::Float(v) => write!(f, "{v}"),
+            Scalar::Text(v) => write!(f, "{v:?}"),
+            Scalar::Bool(v) => write!(f, "{v}"),
+            Scalar::Null => f.write_str("null"),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct KeysAnswer {
     error_code: Option<i64>,
@@ -286,7 +341,7 @@ pub fn parse_auth(text: &[u8]) -> Result<(RsaKey, u64), ScrapeError> {
 #[derive(Deserialize)]
 struct Envelope {
     data: Option<String>,
-    error_code: Option<serde_json::Value>,
+    error_code: Option<Scalar>,
 }
 
 /// The `data` of an encrypted answer: None when it is empty, what the
@@ -306,7 +361,7 @@ pub fn parse_envelope(text: &[u8]) -> Result<Option<String>, ScrapeError> {
 
 #[derive(Deserialize)]
 struct Decrypted<T> {
-    error_code: serde_json::Value,
+    error_code: Scalar,
     result: Option<T>,
 }
 
@@ -314,13 +369,13 @@ struct Decrypted<T> {
 struct LoginResult {
     stok: Option<String>,
     #[serde(rename = "attemptsAllowed")]
-    attempts_allowed: Option<serde_json::Value>,
+    attempts_allowed: Option<Scalar>,
 }
 
-fn error_code(code: &serde_json::Value) -> Option<String> {
+fn error_code(code: &Scalar) -> Option<String> {
     match code {
-        serde_json::Value::Number(n) if n.as_i64() == Some(0) => None,
-        serde_json::Value::String(s) if s.is_empty() || s == "0" => None,
+        Scalar::Int(0) => None,
+        Scalar::Text(s) if s.is_empty() || s == "0" => None,
         other => Some(other.to_string()),
     }
 }
@@ -382,20 +437,17 @@ struct RawClient {
     connection_type: Option<String>,
     interface: Option<String>,
     online: Option<bool>,
-    down_speed: Option<serde_json::Value>,
-    up_speed: Option<serde_json::Value>,
+    down_speed: Option<Scalar>,
+    up_speed: Option<Scalar>,
 }
 
-fn rate(value: Option<&serde_json::Value>) -> Option<u64> {
+fn rate(value: Option<&Scalar>) -> Option<u64> {
     match value {
-        None | Some(serde_json::Value::Null) => Some(0),
-        Some(serde_json::Value::Number(n)) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        }),
-        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-        Some(_) => None,
+        None | Some(Scalar::Null) => Some(0),
+        Some(Scalar::Int(v)) => u64::try_from(*v).ok(),
+        Some(Scalar::Float(f)) => (f.is_finite() && *f >= 0.0).then_some(*f as u64),
+        Some(Scalar::Text(s)) => s.trim().parse().ok(),
+        Some(Scalar::Bool(_)) => None,
     }
 }
 
@@ -620,11 +672,9 @@ impl Deco {
         random(&mut seed);
         let aes = AesKey::from_random(&seed);
         let encrypted = password_key.encrypt_hex(password.as_bytes(), &mut random);
-        let request = serde_json::json!({
-            "params": {"password": encrypted},
-            "operation": "login",
-        });
-        let data = aes.encrypt_b64(request.to_string().as_bytes());
+        // RSA hex: nothing to escape.
+        let request = format!(r#"{{"params":{{"password":"{encrypted}"}},"operation":"login"}}"#);
+        let data = aes.encrypt_b64(request.as_bytes());
         let sign = sign_key.encrypt_hex(
             sign_text(Some(&aes), &auth_hash(password), seq, data.len()).as_bytes(),
             &mut random,
@@ -667,14 +717,14 @@ impl Deco {
     fn request(
         &self,
         path: &str,
-        json: &serde_json::Value,
+        json: &str,
         password: &str,
         deadline: Deadline,
     ) -> Result<Option<Vec<u8>>, ScrapeError> {
         let Some(s) = &self.session else {
             return Ok(None);
         };
-        let data = s.aes.encrypt_b64(json.to_string().as_bytes());
+        let data = s.aes.encrypt_b64(json.as_bytes());
         let sign = s.sign_key.encrypt_hex(
             sign_text(None, &auth_hash(password), s.seq, data.len()).as_bytes(),
             &mut random,
@@ -697,17 +747,17 @@ impl Deco {
     }
 
     fn clients(&mut self, password: &str, deadline: Deadline) -> Result<Vec<Client>, ScrapeError> {
-        let read = serde_json::json!({"operation": "read", "params": {"device_mac": "default"}});
+        let read = r#"{"operation":"read","params":{"device_mac":"default"}}"#;
         const PATH: &str = "admin/client?form=client_list";
         if self.session.is_none() {
             self.login(password, deadline)?;
         }
-        if let Some(plain) = self.request(PATH, &read, password, deadline)? {
+        if let Some(plain) = self.request(PATH, read, password, deadline)? {
             return parse_clients(&plain);
         }
         // The session ended (a timeout, a reboot, another login): once more.
         self.login(password, deadline)?;
-        match self.request(PATH, &read, password, deadline)? {
+        match self.request(PATH, read, password, deadline)? {
             Some(plain) => parse_clients(&plain),
             None => {
                 self.session = None;
@@ -790,10 +840,10 @@ impl Source for Deco {
         if let Some(password) = self.password.clone()
             && self.session.is_some()
         {
-            let logout = serde_json::json!({"operation": "logout"});
+            let logout = r#"{"operation":"logout"}"#;
             let _ = self.request(
                 "admin/system?form=logout",
-                &logout,
+                logout,
                 password.expose(),
                 deadline,
             );
