@@ -859,6 +859,10 @@ mod tests {
                  option password_file '/etc/netmeter/isp.pass'",
             ),
             (
+                "\toption type 'deco'\n\toption host 'r'\n",
+                "missing option password or option password_file",
+            ),
+            (
                 "\toption type 'snmp'\n\toption interval 'x'\n",
                 "option interval: expected whole seconds from 5 to 86400, got 'x' \
                  (default 60 (tplink: 30, deco: 30))",

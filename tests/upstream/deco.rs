@@ -116,6 +116,7 @@ struct Router {
     aes: Option<([u8; 16], [u8; 16])>,
     cookie: Option<String>,
     logins: usize,
+    logouts: usize,
     /// Another admin (the Deco app's owner) holds the session.
     other_admin: bool,
     /// The next request finds the session ended.
@@ -144,6 +145,7 @@ impl MockDeco {
             aes: None,
             cookie: None,
             logins: 0,
+            logouts: 0,
             other_admin: false,
             expire: false,
             answer: Answer::Good,
@@ -296,6 +298,20 @@ fn handle(r: &mut Router, req: &MockRequest) -> Reply {
                 Answer::Html => Reply::ok("text/html", "<html><body>busy</body></html>"),
             }
         }
+        path if path == format!("/cgi-bin/luci/;stok={STOK}/admin/system?form=logout") => {
+            match verify(r, req, false) {
+                Ok((request, _)) if request == json!({"operation": "logout"}) => {
+                    r.cookie = None;
+                    r.logouts += 1;
+                    encrypted(&r.aes.unwrap(), &json!({"error_code": 0}))
+                }
+                Ok(_) => Reply::status(400, &[], ""),
+                Err(why) => {
+                    r.refusals.push(why);
+                    Reply::status(400, &[], "")
+                }
+            }
+        }
         _ => Reply::status(404, &[], ""),
     }
 }
@@ -432,4 +448,18 @@ fn deco_malformed_and_truncated_answers_are_parse_errors() {
         deco.router().answer = Answer::Good;
         assert_eq!(scrape(&mut s).unwrap().devices.len(), 3);
     }
+}
+
+#[test]
+fn deco_close_logs_out_with_a_signed_request() {
+    let deco = MockDeco::start();
+    let clock = Arc::new(AtomicU64::new(0));
+    let mut s = source(deco.http.port(), PASSWORD, &clock);
+    scrape(&mut s).unwrap();
+    s.close(Deadline::after(Duration::from_secs(5)));
+    assert_eq!(deco.router().logouts, 1);
+    assert_eq!(deco.router().refusals, Vec::<String>::new());
+    // Nothing to end twice.
+    s.close(Deadline::after(Duration::from_secs(5)));
+    assert_eq!(deco.router().logouts, 1);
 }

@@ -598,7 +598,6 @@ pub struct Deco {
     host: String,
     port: u16,
     password: Option<Secret>,
-    password_key: Option<RsaKey>,
     session: Option<Session>,
     totals: RateTotals,
     clock: Box<dyn FnMut() -> u64 + Send>,
@@ -628,7 +627,6 @@ impl Deco {
             host: config.host.clone().unwrap_or_default(),
             port: config.port,
             password,
-            password_key: None,
             session: None,
             totals: RateTotals::new(max_gap_ms),
             clock,
@@ -662,11 +660,10 @@ impl Deco {
 
     fn login(&mut self, password: &str, deadline: Deadline) -> Result<(), ScrapeError> {
         self.session = None;
-        let password_key = match &self.password_key {
-            Some(key) => key.clone(),
-            None => parse_keys(&self.plain("keys", deadline)?)?,
-        };
-        self.password_key = Some(password_key.clone());
+        // Fetched anew for every login: a key kept from before a reboot
+        // would make the right password look wrong (-5002), which stops
+        // the source.
+        let password_key = parse_keys(&self.plain("keys", deadline)?)?;
         let (sign_key, seq) = parse_auth(&self.plain("auth", deadline)?)?;
         let mut seed = [0u8; 32];
         random(&mut seed);
