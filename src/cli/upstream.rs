@@ -187,8 +187,8 @@ fn render(report: &UpstreamReport) -> String {
             .collect();
         out += &format!("\ndevices seen by {}:\n", s.name);
         if s.estimated {
-            out += "(rx and tx are estimates: the router's rates integrated over time; \
-                    one reading alone counts nothing; see docs/UPSTREAM.md)\n";
+            out += "(rx and tx are estimates: the router's rates integrated over time, \
+                    from the second reading on; see docs/UPSTREAM.md)\n";
         }
         out += &format::table(
             &["device", "mac", "ip", "rx", "tx", "rx rate", "tx rate"],
