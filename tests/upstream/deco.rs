@@ -15,7 +15,9 @@ use mock::{MockHttp, MockRequest, Reply};
 use netmeter::config::Secret;
 use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
 use netmeter::upstream::sources::deco::{BYTES_PER_RATE_UNIT, Deco};
-use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, base64, md5};
+use netmeter::upstream::sources::{
+    Deadline, Reading, ScrapeError, Source, base64, md5, source_for,
+};
 use num_bigint::BigUint;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -462,4 +464,17 @@ fn deco_close_logs_out_with_a_signed_request() {
     // Nothing to end twice.
     s.close(Deadline::after(Duration::from_secs(5)));
     assert_eq!(deco.router().logouts, 1);
+}
+
+#[test]
+fn deco_is_what_option_type_deco_builds() {
+    let deco = MockDeco::start();
+    let mut c = UpstreamConfig::new("mesh", UpstreamKind::Deco);
+    c.host = Some("127.0.0.1".into());
+    c.port = deco.http.port();
+    c.password = Secret::password(PASSWORD);
+    let mut s = source_for(&c).unwrap();
+    let reading = s.scrape(Deadline::after(Duration::from_secs(5))).unwrap();
+    assert_eq!(reading.devices.len(), 3);
+    assert_eq!(deco.router().logins, 1);
 }
