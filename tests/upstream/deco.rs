@@ -12,8 +12,10 @@ use crate::mock;
 
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use mock::{MockHttp, MockRequest, Reply};
+use netmeter::clock::Moment;
 use netmeter::config::Secret;
 use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::sources::deco::{BYTES_PER_RATE_UNIT, Deco};
 use netmeter::upstream::sources::{
     Deadline, Reading, ScrapeError, Source, base64, md5, source_for,
@@ -477,4 +479,43 @@ fn deco_is_what_option_type_deco_builds() {
     let reading = s.scrape(Deadline::after(Duration::from_secs(5))).unwrap();
     assert_eq!(reading.devices.len(), 3);
     assert_eq!(deco.router().logins, 1);
+}
+
+/// The estimates through the accounting, across a restart of netmeter:
+/// the new source's totals start at zero, every counter falls at once,
+/// and the accounting counts them from there instead of waiting for them
+/// to pass the old ones.
+#[test]
+fn deco_totals_survive_a_restart_of_the_source_in_the_accounts() {
+    let deco = MockDeco::start();
+    let clock = Arc::new(AtomicU64::new(0));
+    let mut accounts = UpstreamAccounts::default();
+    let mut ingest = |s: &mut Deco, secs: u64| {
+        clock.store(secs * 1000, Ordering::SeqCst);
+        let reading = scrape(s).unwrap();
+        let now = Moment {
+            monotonic_ms: secs * 1000,
+            unix_secs: 1_795_000_000 + secs,
+        };
+        accounts.ingest("mesh", "deco", now, &reading, None);
+    };
+    let mut first = source(deco.http.port(), PASSWORD, &clock);
+    ingest(&mut first, 0);
+    ingest(&mut first, 30);
+    ingest(&mut first, 60);
+    // netmeter restarts: a new source, its totals from zero.
+    let mut second = source(deco.http.port(), PASSWORD, &clock);
+    ingest(&mut second, 300);
+    ingest(&mut second, 330);
+    let laptop = accounts
+        .get("mesh")
+        .unwrap()
+        .devices
+        .iter()
+        .find(|d| d.mac.to_string() == LAPTOP)
+        .unwrap()
+        .totals
+        .rx_bytes();
+    // 30 s + 30 s before, 30 s after; the time netmeter was down is not counted.
+    assert_eq!(laptop, 3 * 8_000 * BYTES_PER_RATE_UNIT * 30);
 }
