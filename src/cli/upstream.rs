@@ -61,6 +61,7 @@ fn read_directly(config: &Config) -> UpstreamReport {
             let mut view = SourceView {
                 name: source.name.clone(),
                 kind: source.kind.name().to_owned(),
+                estimated: source.kind.estimates(),
                 ..SourceView::default()
             };
             match scrape_once(source) {
@@ -185,6 +186,10 @@ fn render(report: &UpstreamReport) -> String {
             })
             .collect();
         out += &format!("\ndevices seen by {}:\n", s.name);
+        if s.estimated {
+            out += "(rx and tx are estimates: the router's rates integrated over time, \
+                    from the second reading on; see docs/UPSTREAM.md)\n";
+        }
         out += &format::table(
             &["device", "mac", "ip", "rx", "tx", "rx rate", "tx rate"],
             &rows,
@@ -269,7 +274,8 @@ mod tests {
                 },
                 SourceView {
                     name: "ap".into(),
-                    kind: "tplink".into(),
+                    kind: "deco".into(),
+                    estimated: true,
                     stopped: true,
                     error_stage: Some("auth".into()),
                     last_error: Some("wrong credentials: …".into()),
@@ -306,7 +312,8 @@ mod tests {
             "1.00 GiB",
             "1.00 Mbit/s",
             "bypass",
-            "ap        tplink  stopped",
+            "ap          deco  stopped",
+            "rx and tx are estimates",
             "ap: wrong credentials",
             "isp: counters last started over (uptime): the router's uptime went back from 900 s \
              to 40 s",

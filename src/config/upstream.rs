@@ -43,6 +43,8 @@ pub enum UpstreamKind {
     Draytek,
     /// `vnstat --json` output from a URL or file.
     Vnstat,
+    /// TP-Link Deco local web API (RSA login, AES-encrypted JSON): rates.
+    Deco,
 }
 
 /// How a protocol's router is found.
@@ -185,6 +187,17 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         credentials: Credentials::None,
         max_rate_mbit: 100000,
     },
+    Spec {
+        kind: UpstreamKind::Deco,
+        name: "deco",
+        port: 80,
+        // Rates, not counters: the shorter the interval, the smaller the
+        // integration error (docs/UPSTREAM.md).
+        interval: Duration::from_secs(30),
+        address: Address::Host,
+        credentials: Credentials::Password,
+        max_rate_mbit: 2500,
+    },
 ];
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -199,7 +212,7 @@ const _: () = {
 };
 
 impl UpstreamKind {
-    pub const ALL: [UpstreamKind; 9] = [
+    pub const ALL: [UpstreamKind; 10] = [
         Self::Igd,
         Self::Fritzbox,
         Self::Asus,
@@ -209,6 +222,7 @@ impl UpstreamKind {
         Self::Snmp,
         Self::Draytek,
         Self::Vnstat,
+        Self::Deco,
     ];
 
     pub const fn spec(self) -> &'static Spec {
@@ -230,6 +244,12 @@ impl UpstreamKind {
 
     fn default_interval(self) -> Duration {
         self.spec().interval
+    }
+
+    /// Whether the protocol gives rates that netmeter integrates into
+    /// totals (estimates) rather than byte counters.
+    pub fn estimates(self) -> bool {
+        matches!(self, Self::Deco)
     }
 
     /// The protocol whose `option type` is `text`.
@@ -805,9 +825,9 @@ mod tests {
     fn texts_made_from_the_spec_rows_read_as_before() {
         assert_eq!(
             KIND_NAMES,
-            "igd, fritzbox, asus, ubus, prometheus, tplink, snmp, draytek or vnstat"
+            "igd, fritzbox, asus, ubus, prometheus, tplink, snmp, draytek, vnstat or deco"
         );
-        assert_eq!(INTERVAL_DEFAULTS, "60 (tplink: 30)");
+        assert_eq!(INTERVAL_DEFAULTS, "60 (tplink: 30, deco: 30)");
         assert_eq!(Text::new().number(0).number(86_400).as_str(), "086400");
     }
 
@@ -839,9 +859,13 @@ mod tests {
                  option password_file '/etc/netmeter/isp.pass'",
             ),
             (
+                "\toption type 'deco'\n\toption host 'r'\n",
+                "missing option password or option password_file",
+            ),
+            (
                 "\toption type 'snmp'\n\toption interval 'x'\n",
                 "option interval: expected whole seconds from 5 to 86400, got 'x' \
-                 (default 60 (tplink: 30))",
+                 (default 60 (tplink: 30, deco: 30))",
             ),
         ] {
             let got = error(&section(body));

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::upstream::UpstreamKind;
 use crate::upstream::account::{SeriesTotals, UpstreamAccounts, UpstreamTotals};
 use crate::upstream::runner::SourceStatus;
 use crate::upstream::sources::LineKind;
@@ -28,6 +29,9 @@ pub struct SourceView {
     pub next_attempt: Option<u64>,
     /// Stopped until the configuration changes (wrong credentials).
     pub stopped: bool,
+    /// The byte figures are integrated from the router's rates (deco), not
+    /// counted: estimates within the error docs/UPSTREAM.md states.
+    pub estimated: bool,
     /// The router's Internet side, from the router's view: rx = download.
     pub wan: Option<TrafficView>,
     pub interfaces: Vec<NamedTraffic>,
@@ -120,6 +124,7 @@ impl UpstreamReport {
                     error_stage: s.error_stage.clone(),
                     next_attempt: s.next_attempt,
                     stopped: s.stopped,
+                    estimated: UpstreamKind::named(&s.kind).is_some_and(UpstreamKind::estimates),
                     ..SourceView::default()
                 };
                 if let Some(t) = accounts.get(&s.name) {
@@ -207,6 +212,7 @@ mod tests {
                     error_stage: Some("timeout".into()),
                     next_attempt: Some(1_795_000_060),
                     stopped: true,
+                    estimated: true,
                     wan: Some(traffic),
                     interfaces: vec![NamedTraffic {
                         name: "WIRED".into(),

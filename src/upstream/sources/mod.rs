@@ -19,6 +19,7 @@ pub use crate::net::Deadline;
 pub mod asus;
 pub mod base64;
 pub mod ber;
+pub mod deco;
 pub mod digest;
 pub mod draytek;
 pub mod fritzbox;
@@ -216,5 +217,6 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         UpstreamKind::Draytek => Ok(Box::new(draytek::Draytek::new(config, password))),
+        UpstreamKind::Deco => Ok(Box::new(deco::Deco::new(config, password))),
     }
 }
