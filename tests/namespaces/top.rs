@@ -22,6 +22,9 @@ impl Tmux<'_> {
         let out = self
             .host
             .command(&self.tmux)
+            // tmux runs a pane's command with $SHELL -c, and uid 65534's
+            // login shell is nologin (CI's unprivileged pass).
+            .env("SHELL", "/bin/sh")
             .arg("-S")
             .arg(&self.socket)
             .args(args)
