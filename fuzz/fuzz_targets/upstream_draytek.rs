@@ -7,6 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use netmeter::upstream::sources::draytek::{
     MAX_LINE_VALUES, clean_output, parse_dsl_more, parse_dsl_status, parse_wan_status,
+    parse_wan_uptime,
 };
 use netmeter::upstream::sources::telnet::{Parser, Pattern, find};
 
@@ -39,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let clean = clean_output(&text, "vdsl status more");
+    assert_ne!(parse_wan_uptime(&clean), Some(0));
     for values in [
         parse_dsl_more(&clean),
         parse_dsl_status(&clean),

@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use netmeter::account::CounterWidth;
 use netmeter::upstream::sources::ber::{decode, encode};
-use netmeter::upstream::sources::snmp::reading;
+use netmeter::upstream::sources::snmp::{reading, uptime};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = decode(data) {
@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .map(|(o, v)| (*o.last().unwrap(), v.clone()))
             .collect();
+        let _ = uptime(&column);
         let _ = reading(
             &column,
             (&column, &column),

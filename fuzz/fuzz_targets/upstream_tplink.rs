@@ -6,6 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use netmeter::upstream::sources::tplink::{
     detect, js_array, login_page, login_token, page_count, parse_cgi, parse_dhcp, parse_statistics,
+    parse_status_uptime,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -24,4 +25,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = detect(401, Some(text), text);
     let _ = js_array(text, "statList");
     let _ = parse_cgi(text);
+    let _ = parse_status_uptime(text);
 });

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use netmeter::upstream::sources::ubus::{
-    Answer, counters_of, parse_answer, session_of, wan_device_of,
+    Answer, counters_of, parse_answer, session_of, uptime_of, wan_device_of,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -20,5 +20,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(!device.is_empty() && device.len() <= 64);
         }
         let _ = counters_of(&value, "wan");
+        let _ = uptime_of(&value);
     }
 });

@@ -32,7 +32,7 @@ const BUILTIN: &[(&str, u8, &[u16])] = &[
 /// What is not in any class.
 pub const OTHER: &str = "other";
 
-/// An index into [`ProtocolClasses::names`].
+/// An index into `ProtocolClasses::names`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClassId(u16);
 

@@ -38,6 +38,11 @@ pub struct HistoryArgs {
     /// print JSON instead of tables
     #[argh(switch)]
     json: bool,
+    /// print CSV for a spreadsheet: one row per series and period, with the
+    /// period's start in local time and as Unix time (every period kept,
+    /// unless --limit)
+    #[argh(switch)]
+    csv: bool,
     /// ask the daemon at this address (http://HOST:PORT)
     #[argh(option)]
     url: Option<String>,
@@ -67,6 +72,9 @@ pub fn run(args: HistoryArgs) -> Result<(), CliError> {
             ));
         }
     };
+    if args.json && args.csv {
+        return Err(CliError::Usage("give one of --json and --csv".into()));
+    }
     let config = Config::load(args.config.as_deref())?;
     let mut path = format!("/api/v1/history?period={}", period.name());
     if let Some(series) = &args.series {
@@ -78,6 +86,10 @@ pub fn run(args: HistoryArgs) -> Result<(), CliError> {
     };
     if args.json {
         return super::print_json(&report);
+    }
+    if args.csv {
+        print!("{}", csv(&report, args.limit.unwrap_or(0), &SystemZone));
+        return Ok(());
     }
     let limit = args.limit.unwrap_or(match period {
         Granularity::FiveMinute | Granularity::Hour => 24,
@@ -210,6 +222,56 @@ fn render(
         &rows,
     ));
     out
+}
+
+/// The CSV header: history keeps bytes only (no packets), per direction.
+const CSV_HEADER: &str = "series,kind,hostname,period_start_local,period_start_unix,period_end_unix,rx_bytes,tx_bytes,total_bytes\n";
+
+/// Every series' periods as CSV (RFC 4180: fields with a comma, quote or
+/// line break are quoted), the last `limit` of each (0: all).
+fn csv(report: &HistoryReport, limit: usize, zone: &dyn UtcOffset) -> String {
+    let mut out = String::from(CSV_HEADER);
+    for s in &report.series {
+        let skip = if limit == 0 {
+            0
+        } else {
+            s.buckets.len().saturating_sub(limit)
+        };
+        for b in &s.buckets[skip..] {
+            let fields = [
+                s.name.clone(),
+                s.kind.clone(),
+                s.hostname.clone().unwrap_or_default(),
+                local_time(b.start, zone),
+                b.start.to_string(),
+                b.end.to_string(),
+                b.rx_bytes.to_string(),
+                b.tx_bytes.to_string(),
+                b.rx_bytes.saturating_add(b.tx_bytes).to_string(),
+            ];
+            let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            out.push_str(&quoted.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn csv_field(f: &str) -> String {
+    if f.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f.to_string()
+    }
+}
+
+/// `2026-11-22 14:05:00` in the router's local time: what spreadsheets read.
+fn local_time(t: i64, zone: &dyn UtcOffset) -> String {
+    let local = t.saturating_add(i64::from(zone.utc_offset(t)));
+    let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+    let (y, m, d) = crate::store::calendar::civil_from_days(days);
+    let (hh, mm, ss) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
 }
 
 fn adjective(period: Granularity) -> &'static str {
@@ -382,6 +444,30 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn csv_has_local_and_unix_start_and_quotes_what_needs_it() {
+        let report = HistoryReport {
+            period: "day".into(),
+            now: 0,
+            series: vec![SeriesReport {
+                name: "aa:bb:cc:dd:ee:01".into(),
+                kind: "device".into(),
+                hostname: Some("Kid's \"pc\", upstairs".into()),
+                buckets: vec![bucket(0, 86_400, 1000, 24), bucket(86_400, 172_800, 5, 6)],
+            }],
+        };
+        let text = csv(&report, 0, &FixedOffset(3600));
+        assert_eq!(
+            text,
+            format!(
+                "{CSV_HEADER}\
+                 aa:bb:cc:dd:ee:01,device,\"Kid's \"\"pc\"\", upstairs\",1970-01-01 01:00:00,0,86400,1000,24,1024\n\
+                 aa:bb:cc:dd:ee:01,device,\"Kid's \"\"pc\"\", upstairs\",1970-01-02 01:00:00,86400,172800,5,6,11\n"
+            )
+        );
+        assert_eq!(csv(&report, 1, &FixedOffset(0)).lines().count(), 2);
     }
 
     #[test]

@@ -18,11 +18,15 @@ mod devices;
 mod format;
 mod history;
 mod interfaces;
+mod queues;
+mod sockets;
 mod quotas;
 mod teardown;
+mod top;
 #[cfg(feature = "upstream")]
 mod upstream;
 mod version;
+mod watch;
 
 use crate::config::ConfigError;
 use crate::daemon::DaemonError;
@@ -48,12 +52,16 @@ enum Command {
     Devices(devices::DevicesArgs),
     History(history::HistoryArgs),
     Interfaces(interfaces::InterfacesArgs),
+    Queues(queues::QueuesArgs),
+    Sockets(sockets::SocketsArgs),
     Quota(quotas::QuotaArgs),
     Quotas(quotas::QuotasArgs),
     Teardown(teardown::TeardownArgs),
+    Top(top::TopArgs),
     #[cfg(feature = "upstream")]
     Upstream(upstream::UpstreamArgs),
     Version(version::VersionArgs),
+    Watch(watch::WatchArgs),
 }
 
 /// Why a command failed. Only [`main`] turns it into an exit code.
@@ -192,12 +200,16 @@ pub fn main() -> ExitCode {
         Command::Devices(a) => devices::run(a),
         Command::History(a) => history::run(a),
         Command::Interfaces(a) => interfaces::run(a),
+        Command::Queues(a) => queues::run(a),
+        Command::Sockets(a) => sockets::run(a),
         Command::Quota(a) => quotas::run_quota(a),
         Command::Quotas(a) => quotas::run(a),
         Command::Teardown(a) => teardown::run(a),
+        Command::Top(a) => top::run(a),
         #[cfg(feature = "upstream")]
         Command::Upstream(a) => upstream::run(a),
         Command::Version(a) => version::run(a),
+        Command::Watch(a) => watch::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

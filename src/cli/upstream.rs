@@ -61,6 +61,7 @@ fn read_directly(config: &Config) -> UpstreamReport {
             let mut view = SourceView {
                 name: source.name.clone(),
                 kind: source.kind.name().to_owned(),
+                estimated: source.kind.estimates(),
                 ..SourceView::default()
             };
             match scrape_once(source) {
@@ -159,6 +160,13 @@ fn render(report: &UpstreamReport) -> String {
         if let Some(e) = &s.last_error {
             out += &format!("{}: {e}\n", s.name);
         }
+        // A reset is why a total grew less than the router's counter fell.
+        if let Some(r) = &s.last_reset {
+            out += &format!(
+                "{}: counters last started over ({}): {}\n",
+                s.name, r.reason, r.detail
+            );
+        }
     }
     for s in sources.iter().filter(|s| !s.devices.is_empty()) {
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -178,6 +186,10 @@ fn render(report: &UpstreamReport) -> String {
             })
             .collect();
         out += &format!("\ndevices seen by {}:\n", s.name);
+        if s.estimated {
+            out += "(rx and tx are estimates: the router's rates integrated over time, \
+                    from the second reading on; see docs/UPSTREAM.md)\n";
+        }
         out += &format::table(
             &["device", "mac", "ip", "rx", "tx", "rx rate", "tx rate"],
             &rows,
@@ -252,11 +264,18 @@ mod tests {
                     ok: true,
                     wan: Some(traffic(1 << 30, 1024, 125_000)),
                     bypass: Some(traffic(2048, 0, 0)),
+                    uptime: Some(40),
+                    last_reset: Some(crate::upstream::report::ResetView {
+                        at: 1_795_000_000,
+                        reason: "uptime".into(),
+                        detail: "the router's uptime went back from 900 s to 40 s".into(),
+                    }),
                     ..SourceView::default()
                 },
                 SourceView {
                     name: "ap".into(),
-                    kind: "tplink".into(),
+                    kind: "deco".into(),
+                    estimated: true,
                     stopped: true,
                     error_stage: Some("auth".into()),
                     last_error: Some("wrong credentials: …".into()),
@@ -293,8 +312,11 @@ mod tests {
             "1.00 GiB",
             "1.00 Mbit/s",
             "bypass",
-            "ap        tplink  stopped",
+            "ap          deco  stopped",
+            "rx and tx are estimates",
             "ap: wrong credentials",
+            "isp: counters last started over (uptime): the router's uptime went back from 900 s \
+             to 40 s",
             "devices seen by ap:",
             "tv",
             "line of dsl:",

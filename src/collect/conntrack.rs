@@ -103,6 +103,19 @@ pub fn install_batch() -> Batch {
     b
 }
 
+/// Whether `inet netmeter` is there: a firewall restart or `nft flush
+/// ruleset` takes it away, and with it the tracking of IPv6 on a router
+/// that NATs only IPv4.
+pub fn table_present(socket: &mut NetlinkSocket) -> Result<bool, NetlinkError> {
+    let mut found = false;
+    socket.dump(tables_request(), "listing nftables tables", |msg| {
+        let (family, name) = parse_table(msg)?;
+        found |= family == Family::Inet as u8 && name == TABLE;
+        Ok(())
+    })?;
+    Ok(found)
+}
+
 /// The router's own addresses, on every interface.
 pub fn own_addresses(route: &mut NetlinkSocket) -> Result<Vec<IpAddr>, NetlinkError> {
     let mut own = Vec::new();

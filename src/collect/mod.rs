@@ -14,3 +14,5 @@ pub mod devices;
 pub mod identity;
 pub mod links;
 pub mod neighbours;
+pub mod queues;
+pub mod sockets;

@@ -16,7 +16,8 @@
 //! top to bottom never jumps backwards.
 
 mod device;
-mod glob;
+pub mod glob;
+pub mod mqtt;
 pub mod prefix;
 pub mod protocol;
 pub mod quota;
@@ -153,6 +154,8 @@ pub(crate) const SECRET_OPTIONS: &[&str] = &["token", "password", "community"];
 const UPSTREAM: &str = "upstream";
 /// A class of traffic for the protocol view; one section per class.
 const PROTOCOL: &str = "protocol";
+/// The MQTT broker to publish to; one section at most.
+const MQTT: &str = "mqtt";
 /// A cap on a device's, group's or interface's bytes per period.
 const QUOTA: &str = "quota";
 
@@ -206,6 +209,8 @@ pub struct Config {
     pub protocols: Vec<ProtocolClass>,
     /// Flows the conntrack placement follows at most.
     pub max_flows: u32,
+    /// From the `config mqtt` section, if any.
+    pub mqtt: Option<mqtt::MqttConfig>,
     /// From the `config quota` sections, in file order; names unique.
     pub quotas: Vec<QuotaConfig>,
 }
@@ -261,6 +266,7 @@ impl Default for Config {
             token: None,
             upstream: Vec::new(),
             protocols: Vec::new(),
+            mqtt: None,
             max_flows: 65_536,
             quotas: Vec::new(),
         }
@@ -349,6 +355,7 @@ impl Config {
         let mut problems = Vec::new();
         let mut config = defaults;
         let mut settings: Option<&uci::Section> = None;
+        let mut mqtt_line: Option<usize> = None;
         // The line of each MAC's `option mac`, to name both ends of a duplicate.
         let mut macs: HashMap<Mac, usize> = HashMap::new();
         // The line of each quota's section, to name both ends of a duplicate.
@@ -412,14 +419,28 @@ impl Config {
                         }
                     }
                 }
+                MQTT => match mqtt_line {
+                    Some(first) => problems.push((
+                        section.line,
+                        format!(
+                            "a second 'config {MQTT}' section (the first is at line {first}): \
+                             netmeter publishes to one broker; keep one"
+                        ),
+                    )),
+                    None => {
+                        mqtt_line = Some(section.line);
+                        config.mqtt = mqtt::mqtt(section, &mut problems);
+                    }
+                },
                 kind => {
-                    let known = [SETTINGS, DEVICE, UPSTREAM, PROTOCOL, QUOTA];
+                    let known = [SETTINGS, DEVICE, UPSTREAM, PROTOCOL, MQTT, QUOTA];
                     let hint = match closest(kind, known) {
                         Some(near) => format!("did you mean '{near}'?"),
-                        None => format!(
-                            "expected '{}', '{}', '{}', '{}' or '{}'",
-                            known[0], known[1], known[2], known[3], known[4]
-                        ),
+                        None => {
+                            let quoted: Vec<String> =
+                                known.iter().map(|k| format!("'{k}'")).collect();
+                            format!("expected one of {}", quoted.join(", "))
+                        }
                     };
                     problems.push((
                         section.line,
@@ -767,6 +788,7 @@ mod tests {
                 ],
                 upstream: Vec::new(),
                 protocols: Vec::new(),
+                mqtt: None,
                 max_flows: 65_536,
                 quotas: Vec::new(),
             }
@@ -931,7 +953,7 @@ mod tests {
         assert_eq!(
             error("config interface 'lan'\n"),
             "/etc/config/netmeter:1: unknown section type 'interface': \
-             expected 'netmeter', 'device', 'upstream', 'protocol' or 'quota'"
+             expected one of 'netmeter', 'device', 'upstream', 'protocol', 'mqtt', 'quota'"
         );
     }
 
@@ -1327,7 +1349,7 @@ mod tests {
             .step_by(2)
             .filter(|block| block.trim_start().starts_with("config "))
             .collect();
-        assert_eq!(examples.len(), 5);
+        assert_eq!(examples.len(), 6);
         assert_eq!(parse(examples[0]).upstream[0].name, "isp");
         assert_eq!(parse(examples[1]), Config::default());
         assert_eq!(parse(examples[2]).devices[0].name, "Kids laptop");
@@ -1340,7 +1362,12 @@ mod tests {
             ["plex", "web"]
         );
         assert_eq!(protocols[1].classes, ["http", "https"]);
-        let quota = &parse(examples[4]).quotas[0];
+        let mqtt = parse(examples[4]).mqtt.unwrap();
+        assert_eq!(
+            (mqtt.host.as_str(), mqtt.client_id.as_str()),
+            ("192.168.1.10", "netmeter-ha")
+        );
+        let quota = &parse(examples[5]).quotas[0];
         assert_eq!(
             (
                 quota.name.as_str(),

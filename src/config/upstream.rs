@@ -17,7 +17,10 @@ use std::time::Duration;
 use crate::config::Secret;
 use crate::config::table::{Bad, Known, apply};
 use crate::config::uci;
-use crate::config::value::{PATH, absolute, boolean, describe, every, last, shown, whole};
+use crate::config::value::{
+    PATH, USERNAME, absolute, boolean, describe, every, host, last, password, port, shown,
+    username, whole,
+};
 
 /// The protocol an upstream router is read with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +43,8 @@ pub enum UpstreamKind {
     Draytek,
     /// `vnstat --json` output from a URL or file.
     Vnstat,
+    /// TP-Link Deco local web API (RSA login, AES-encrypted JSON): rates.
+    Deco,
 }
 
 /// How a protocol's router is found.
@@ -89,6 +94,9 @@ pub struct Spec {
     pub interval: Duration,
     pub address: Address,
     pub credentials: Credentials,
+    /// What one counter can plausibly grow by per second, in Mbit/s: a
+    /// wrap implying more is a reset (`option max_rate`).
+    pub max_rate_mbit: u64,
 }
 
 /// Every protocol, in [`UpstreamKind`]'s order (checked when compiling).
@@ -100,6 +108,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::None,
+        max_rate_mbit: 2500,
     },
     Spec {
         kind: UpstreamKind::Fritzbox,
@@ -108,6 +117,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Login,
+        max_rate_mbit: 2500,
     },
     Spec {
         kind: UpstreamKind::Asus,
@@ -116,6 +126,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Login,
+        max_rate_mbit: 10000,
     },
     Spec {
         kind: UpstreamKind::Ubus,
@@ -124,6 +135,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Login,
+        max_rate_mbit: 10000,
     },
     Spec {
         kind: UpstreamKind::Prometheus,
@@ -134,6 +146,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
             example: "http://192.168.1.1:9100/metrics",
         },
         credentials: Credentials::None,
+        max_rate_mbit: 100000,
     },
     Spec {
         kind: UpstreamKind::Tplink,
@@ -143,6 +156,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: Duration::from_secs(30),
         address: Address::Host,
         credentials: Credentials::Login,
+        max_rate_mbit: 1000,
     },
     Spec {
         kind: UpstreamKind::Snmp,
@@ -151,6 +165,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Community,
+        max_rate_mbit: 100000,
     },
     Spec {
         kind: UpstreamKind::Draytek,
@@ -159,6 +174,7 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
         interval: MINUTE,
         address: Address::Host,
         credentials: Credentials::Password,
+        max_rate_mbit: 2500,
     },
     Spec {
         kind: UpstreamKind::Vnstat,
@@ -169,6 +185,18 @@ pub const SPECS: [Spec; UpstreamKind::ALL.len()] = [
             example: "http://192.168.1.10/cgi-bin/vnstat.cgi",
         },
         credentials: Credentials::None,
+        max_rate_mbit: 100000,
+    },
+    Spec {
+        kind: UpstreamKind::Deco,
+        name: "deco",
+        port: 80,
+        // Rates, not counters: the shorter the interval, the smaller the
+        // integration error (docs/UPSTREAM.md).
+        interval: Duration::from_secs(30),
+        address: Address::Host,
+        credentials: Credentials::Password,
+        max_rate_mbit: 2500,
     },
 ];
 
@@ -184,7 +212,7 @@ const _: () = {
 };
 
 impl UpstreamKind {
-    pub const ALL: [UpstreamKind; 9] = [
+    pub const ALL: [UpstreamKind; 10] = [
         Self::Igd,
         Self::Fritzbox,
         Self::Asus,
@@ -194,6 +222,7 @@ impl UpstreamKind {
         Self::Snmp,
         Self::Draytek,
         Self::Vnstat,
+        Self::Deco,
     ];
 
     pub const fn spec(self) -> &'static Spec {
@@ -215,6 +244,17 @@ impl UpstreamKind {
 
     fn default_interval(self) -> Duration {
         self.spec().interval
+    }
+
+    /// Whether the protocol gives rates that netmeter integrates into
+    /// totals (estimates) rather than byte counters.
+    pub fn estimates(self) -> bool {
+        matches!(self, Self::Deco)
+    }
+
+    /// The protocol whose `option type` is `text`.
+    pub fn named(text: &str) -> Option<Self> {
+        Self::from_name(text)
     }
 }
 
@@ -371,11 +411,19 @@ pub struct UpstreamConfig {
     pub compare_interface: Vec<String>,
     /// Whether to report the double-NAT difference at all.
     pub compare: bool,
+    /// `option max_rate` in Mbit/s; None is the protocol's default.
+    pub max_rate_mbit: Option<u64>,
     /// The line of the `config upstream` statement, for messages.
     pub line: usize,
 }
 
 impl UpstreamConfig {
+    /// `option max_rate` or the protocol's default, in bytes per second.
+    pub fn max_rate_bytes(&self) -> u64 {
+        let mbit = self.max_rate_mbit.unwrap_or(self.kind.spec().max_rate_mbit);
+        mbit * 125_000
+    }
+
     /// A source of `kind` with every option at its default.
     pub fn new(name: &str, kind: UpstreamKind) -> Self {
         UpstreamConfig {
@@ -397,6 +445,7 @@ impl UpstreamConfig {
             variant: TplinkVariant::Auto,
             compare_interface: Vec::new(),
             compare: true,
+            max_rate_mbit: None,
             line: 0,
         }
     }
@@ -429,20 +478,17 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         expected: "a port from 1 to 65535",
         default: "the protocol's",
         set: |u, v| {
-            u.port = last(v, |s| whole(s, 1..=65535).map(|p| p as u16))?;
+            u.port = last(v, port)?;
             Ok(())
         },
     },
     Known {
         name: "username",
         many: false,
-        expected: "a user name of 1 to 256 characters without line breaks",
+        expected: USERNAME,
         default: "",
         set: |u, v| {
-            u.username = Some(last(v, |s| {
-                let fits = (1..=256).contains(&s.len()) && !s.contains(char::is_control);
-                fits.then(|| s.to_owned())
-            })?);
+            u.username = Some(last(v, username)?);
             Ok(())
         },
     },
@@ -453,17 +499,7 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         default: "",
         // A secret: the message never quotes the value.
         set: |u, v| {
-            let at = v.len() - 1;
-            u.password = Some(Secret::password(v[at]).ok_or_else(|| {
-                Bad {
-                    at,
-                    why: Some(
-                        "expected 1 to 1024 characters without line breaks; the value is not \
-                     shown here because it is a secret"
-                            .into(),
-                    ),
-                }
-            })?);
+            u.password = Some(password(v)?);
             Ok(())
         },
     },
@@ -484,6 +520,16 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         default: INTERVAL_DEFAULTS,
         set: |u, v| {
             u.interval = last(v, |s| whole(s, 5..=86_400).map(Duration::from_secs))?;
+            Ok(())
+        },
+    },
+    Known {
+        name: "max_rate",
+        many: false,
+        expected: "whole Mbit/s from 1 to 1000000 (the fastest a counter can grow)",
+        default: "per protocol, see docs/UPSTREAM.md",
+        set: |u, v| {
+            u.max_rate_mbit = Some(last(v, |s| whole(s, 1..=1_000_000))?);
             Ok(())
         },
     },
@@ -557,17 +603,7 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         expected: "an SNMP community",
         default: "public",
         set: |u, v| {
-            let at = v.len() - 1;
-            u.community = Some(Secret::password(v[at]).ok_or_else(|| {
-                Bad {
-                    at,
-                    why: Some(
-                        "expected 1 to 1024 characters without line breaks; the value is not \
-                     shown here because it is a secret"
-                            .into(),
-                    ),
-                }
-            })?);
+            u.community = Some(password(v)?);
             Ok(())
         },
     },
@@ -608,20 +644,6 @@ const UPSTREAM_OPTIONS: &[Known<UpstreamConfig>] = &[
         },
     },
 ];
-
-/// A host name or IP literal (IPv6 without brackets); no scheme, port or path.
-fn host(text: &str) -> Option<String> {
-    if text.parse::<std::net::IpAddr>().is_ok() {
-        return Some(text.to_owned());
-    }
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    let fits = (1..=253).contains(&text.len());
-    (fits && text.trim_end_matches('.').split('.').all(label_ok)).then(|| text.to_owned())
-}
 
 /// A name on the router: printable, no spaces, at most 64 characters.
 fn name(text: &str) -> Option<String> {
@@ -803,9 +825,9 @@ mod tests {
     fn texts_made_from_the_spec_rows_read_as_before() {
         assert_eq!(
             KIND_NAMES,
-            "igd, fritzbox, asus, ubus, prometheus, tplink, snmp, draytek or vnstat"
+            "igd, fritzbox, asus, ubus, prometheus, tplink, snmp, draytek, vnstat or deco"
         );
-        assert_eq!(INTERVAL_DEFAULTS, "60 (tplink: 30)");
+        assert_eq!(INTERVAL_DEFAULTS, "60 (tplink: 30, deco: 30)");
         assert_eq!(Text::new().number(0).number(86_400).as_str(), "086400");
     }
 
@@ -837,9 +859,13 @@ mod tests {
                  option password_file '/etc/netmeter/isp.pass'",
             ),
             (
+                "\toption type 'deco'\n\toption host 'r'\n",
+                "missing option password or option password_file",
+            ),
+            (
                 "\toption type 'snmp'\n\toption interval 'x'\n",
                 "option interval: expected whole seconds from 5 to 86400, got 'x' \
-                 (default 60 (tplink: 30))",
+                 (default 60 (tplink: 30, deco: 30))",
             ),
         ] {
             let got = error(&section(body));
@@ -884,6 +910,31 @@ mod tests {
             (nas.kind, nas.host.as_deref()),
             (UpstreamKind::Vnstat, None)
         );
+        // max_rate: the protocol's own unless set, in Mbit/s.
+        assert_eq!(ap.max_rate_bytes(), 1_000 * 125_000);
+        assert_eq!(isp.max_rate_bytes(), 2_500 * 125_000);
+    }
+
+    #[test]
+    fn max_rate_is_whole_mbit_per_second() {
+        let config = parse(
+            "config upstream 'nas'\n\toption type 'vnstat'\n\toption file '/tmp/v.json'\n\
+             \toption max_rate '300'\n",
+        );
+        assert_eq!(config.upstream[0].max_rate_bytes(), 300 * 125_000);
+        let got = error(
+            "config upstream 'nas'\n\toption type 'vnstat'\n\toption file '/tmp/v.json'\n\
+             \toption max_rate '1gbit'\n",
+        );
+        assert!(
+            got.contains(":4: option max_rate: expected whole Mbit/s from 1 to 1000000"),
+            "{got}"
+        );
+        let got = error(
+            "config upstream 'nas'\n\toption type 'vnstat'\n\toption file '/tmp/v.json'\n\
+             \toption max_rat '300'\n",
+        );
+        assert!(got.contains("max_rate"), "a spelling hint: {got}");
     }
 
     #[test]

@@ -87,6 +87,48 @@ pub(crate) fn socket(text: &str) -> Option<SocketAddr> {
     text.parse().ok().filter(|a: &SocketAddr| a.port() != 0)
 }
 
+/// A host name or IP literal (IPv6 without brackets); no scheme, port or path.
+pub(crate) fn host(text: &str) -> Option<String> {
+    if text.parse::<std::net::IpAddr>().is_ok() {
+        return Some(text.to_owned());
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let fits = (1..=253).contains(&text.len());
+    (fits && text.trim_end_matches('.').split('.').all(label_ok)).then(|| text.to_owned())
+}
+
+/// A TCP or UDP port, 1 to 65535.
+pub(crate) fn port(text: &str) -> Option<u16> {
+    whole(text, 1..=65535).map(|p| p as u16)
+}
+
+/// A user name as a login form or a broker takes it: 1 to 256
+/// characters, no control characters.
+pub(crate) fn username(text: &str) -> Option<String> {
+    let fits = (1..=256).contains(&text.len()) && !text.contains(char::is_control);
+    fits.then(|| text.to_owned())
+}
+
+pub(crate) const USERNAME: &str = "a user name of 1 to 256 characters without line breaks";
+
+/// The last of `values` as a password. A secret: the message about a bad
+/// one never quotes it.
+pub(crate) fn password(values: &[&str]) -> Result<crate::config::Secret, super::table::Bad> {
+    let at = values.len() - 1;
+    crate::config::Secret::password(values[at]).ok_or_else(|| super::table::Bad {
+        at,
+        why: Some(
+            "expected 1 to 1024 characters without line breaks; the value is not shown here \
+             because it is a secret"
+                .into(),
+        ),
+    })
+}
+
 pub(crate) fn absolute(text: &str) -> Option<PathBuf> {
     text.starts_with('/').then(|| text.into())
 }

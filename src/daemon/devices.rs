@@ -430,6 +430,26 @@ impl PerDevice {
                     return;
                 }
             }
+        } else if self
+            .netfilter_socket()
+            .and_then(flows::table_present)
+            .is_ok_and(|present| !present)
+        {
+            // Conntrack kept counting; only flows the kernel did not track
+            // meanwhile (IPv6 on a router that NATs only IPv4) are missed.
+            log.push(
+                "netmeter's nftables table disappeared (a firewall restart or 'nft flush ruleset'); \
+                 reinstalling it. Conntrack kept counting meanwhile."
+                    .into(),
+            );
+            if let Err(e) = self.netfilter_socket().and_then(|socket| {
+                socket.batch(
+                    flows::install_batch().finish(),
+                    "reinstalling netmeter's nftables table (conntrack for IPv4 and IPv6)",
+                )
+            }) {
+                log.push(format!("cannot reinstall netmeter's table: {e}"));
+            }
         }
         let uncounted: Vec<String> = self
             .netfilter_socket()

@@ -43,6 +43,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use crate::account::interfaces::MAX_INTERFACES;
+#[cfg(feature = "mqtt")]
+use crate::serve::mqtt::MqttPublisher;
 use crate::store::{calendar, history_sizes};
 
 pub use crate::log::log;
@@ -158,6 +160,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
         .upstream
         .clone();
     upstream.start(&config.upstream, &shared, &health);
+    let mut mqtt = start_mqtt(&config, &api_state);
     {
         let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
         s.store = store.status.clone();
@@ -213,6 +216,11 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
                     }
                     // Always: a fixed password_file changes no config line.
                     upstream.start(&new.upstream, &shared, &health);
+                    if new.mqtt.as_ref() != mqtt.as_ref().map(|p| p.config()) {
+                        // The old session ends first (availability offline).
+                        drop(mqtt.take());
+                        mqtt = start_mqtt(&new, &api_state);
+                    }
                     config = new;
                     warn_about_timeouts(&config);
                     refresher.per_device.reconfigure();
@@ -270,12 +278,54 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
         update_timeline(&config, state, now, &upstream_now.series);
     }
     persist(&shared, &mut store, &api_state, true);
+    // Availability goes offline with a clean goodbye.
+    drop(mqtt);
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
     // Sources end their router sessions (TP-Link allows one admin at a
     // time); procd's kill comes 5 s after its TERM, and the state is saved.
     upstream.stop_within(Duration::from_secs(3));
     Ok(())
+}
+
+/// The core build has no publisher: a `config mqtt` section is said to
+/// need netmeter-full, once per start or reload.
+#[cfg(not(feature = "mqtt"))]
+struct MqttPublisher(crate::config::mqtt::MqttConfig);
+
+#[cfg(not(feature = "mqtt"))]
+impl MqttPublisher {
+    fn config(&self) -> &crate::config::mqtt::MqttConfig {
+        &self.0
+    }
+}
+
+#[cfg(not(feature = "mqtt"))]
+fn start_mqtt(config: &Config, _: &Arc<Mutex<ApiState>>) -> Option<MqttPublisher> {
+    let m = config.mqtt.as_ref()?;
+    log(format!(
+        "config mqtt '{}' (line {}): {}",
+        m.name,
+        m.line,
+        crate::config::mqtt::NEEDS_FULL
+    ));
+    Some(MqttPublisher(m.clone()))
+}
+
+/// The publisher of `config mqtt`, if there is one.
+#[cfg(feature = "mqtt")]
+fn start_mqtt(config: &Config, api_state: &Arc<Mutex<ApiState>>) -> Option<MqttPublisher> {
+    let mut s = api_state.lock().unwrap_or_else(|p| p.into_inner());
+    s.mqtt = None;
+    drop(s);
+    let m = config.mqtt.as_ref()?;
+    match MqttPublisher::start(m, api_state.clone()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log(format!("mqtt: cannot start the publisher thread: {e}"));
+            None
+        }
+    }
 }
 
 fn warn_about_timeouts(config: &Config) {

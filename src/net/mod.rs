@@ -1,13 +1,17 @@
 //! Outgoing connections, every wait bounded by a [`Deadline`]: name
-//! resolution on a thread of its own, TCP connect, and the HTTP/1.1 client
-//! (`http`). Compiled in both builds: the CLI asks its daemon through it,
-//! and the upstream slice reads routers through it (SNMP and telnet use
-//! `resolve` and `connect`). Imports nothing of netmeter's own.
+//! resolution on a thread of its own, TCP connect, the HTTP/1.1 client
+//! (`http`), and MQTT's wire format (`mqtt`). Compiled in both builds: the
+//! CLI asks its daemon through it, the daemon's MQTT publisher speaks to
+//! its broker with it, and the upstream slice reads routers through it
+//! (SNMP and telnet use `resolve` and `connect`). Imports nothing of
+//! netmeter's own.
 //!
 //! Messages call the peer "the router": it is one of the routers above
 //! this one, or netmeter's own daemon on this router.
 
 pub mod http;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 
 use std::fmt;
 use std::io::ErrorKind;

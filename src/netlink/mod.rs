@@ -12,14 +12,18 @@
 //! start from given values) and dumps of set elements (both kernel
 //! encodings of their counters), counter objects, tables and flowtables.
 //! `conntrack.rs`: ctnetlink dumps and destroy events as `Flow`s (both
-//! tuples, status, per-direction counters).
+//! tuples, status, per-direction counters). `qdisc.rs`: RTM_NEWQDISC with
+//! TCA_STATS2 (basic, queue) and fq_codel's and cake's statistics.
+//! `sock_diag.rs`: inet_diag socket dumps with `tcp_info`.
 //! A malformed buffer is a `Malformed` error, never a panic (fuzzed).
 
 pub mod attr;
 pub mod conntrack;
 pub mod message;
 pub mod nftables;
+pub mod qdisc;
 pub mod route;
+pub mod sock_diag;
 pub mod socket;
 
 pub use attr::{Attr, AttrIter, MessageBuilder};

@@ -361,6 +361,24 @@ pub struct ConntrackStatus {
     pub uncounted_flowtables: Vec<String>,
 }
 
+/// What `/api/v1/status` says about the MQTT publisher's broker (the
+/// full build's `serve::mqtt`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttStatus {
+    /// host:port.
+    pub broker: String,
+    pub connected: bool,
+    /// Unix time of the last accepted connect.
+    pub last_connect: Option<u64>,
+    /// Why the last attempt or session failed, with what to do.
+    pub last_error: Option<String>,
+    /// Sessions begun after the first.
+    pub reconnects: u64,
+    pub messages_published: u64,
+    /// Alerts dropped because the queue was full.
+    pub alerts_dropped: u64,
+}
+
 /// What the daemon publishes for the server after every refresh.
 #[derive(Clone, Debug, Default)]
 pub struct ApiState {
@@ -390,6 +408,8 @@ pub struct ApiState {
     pub token: Option<Secret>,
     /// Each upstream source's health and accounts.
     pub upstream: crate::upstream::Shared,
+    /// The MQTT publisher's session; None without `config mqtt`.
+    pub mqtt: Option<MqttStatus>,
     /// Every quota's state, judged at each refresh with a trusted clock.
     pub quotas: super::quota::QuotasReport,
 }
@@ -413,6 +433,9 @@ pub struct StatusView {
     pub attribution: Option<Attribution>,
     pub store: StoreStatus,
     pub clock: Option<ClockState>,
+    /// Absent without `config mqtt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttStatus>,
 }
 
 impl StatusView {
@@ -430,6 +453,7 @@ impl StatusView {
             attribution: state.attribution.clone(),
             store: state.store.clone(),
             clock: state.clock,
+            mqtt: state.mqtt.clone(),
         }
     }
 }
@@ -448,6 +472,8 @@ const PLAIN: &[&str] = &[
     "/api/v1/interfaces",
     "/api/v1/devices",
     "/api/v1/upstream",
+    "/api/v1/queues",
+    "/api/v1/sockets",
     "/api/v1/quotas",
     "/metrics",
 ];
@@ -584,6 +610,21 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
                 Err(why) => Response::error(404, &why),
             }
         }
+        // Read from the kernel now, outside the lock: never in the refresh loop.
+        "/api/v1/queues" => {
+            drop(state);
+            match super::queues::read_report() {
+                Ok(report) => json(&report),
+                Err(e) => Response::error(500, &e.to_string()),
+            }
+        }
+        "/api/v1/sockets" => {
+            drop(state);
+            match super::sockets::read_report() {
+                Ok(report) => json(&report),
+                Err(e) => Response::error(500, &e.to_string()),
+            }
+        }
         "/metrics" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
@@ -592,6 +633,10 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             let upstream = state.upstream.clone();
             drop(state); // never hold both locks
             text += &crate::upstream::metrics_text(&upstream);
+            // Queues as the kernel has them now; a failed read leaves them out.
+            if let Ok(queues) = super::queues::read_report() {
+                text += &super::queues::metrics_text(&queues);
+            }
             Response::new(200, crate::exposition::CONTENT_TYPE, text.into_bytes())
         }
         _ => Response::error(404, &format!("no such endpoint: {}", shorten(&req.path))),

@@ -217,7 +217,7 @@ fn round_to_kib(bucket: RxTx<u64>) -> RxTx<u64> {
     bucket.map(|bytes| bytes.saturating_add(512) / 1024 * 1024)
 }
 
-/// Encoded as (capacity, newest, [buckets]): closed buckets in KiB, the
+/// Encoded as (capacity, newest, \[buckets\]): closed buckets in KiB, the
 /// newest in bytes. Under postcard every number is a varint (`newest`
 /// zigzagged), so a ring costs a few bytes of header and 2–5 bytes a value.
 impl Serialize for Ring {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::upstream::UpstreamKind;
 use crate::upstream::account::{SeriesTotals, UpstreamAccounts, UpstreamTotals};
 use crate::upstream::runner::SourceStatus;
 use crate::upstream::sources::LineKind;
@@ -28,6 +29,9 @@ pub struct SourceView {
     pub next_attempt: Option<u64>,
     /// Stopped until the configuration changes (wrong credentials).
     pub stopped: bool,
+    /// The byte figures are integrated from the router's rates (deco), not
+    /// counted: estimates within the error docs/UPSTREAM.md states.
+    pub estimated: bool,
     /// The router's Internet side, from the router's view: rx = download.
     pub wan: Option<TrafficView>,
     pub interfaces: Vec<NamedTraffic>,
@@ -38,6 +42,20 @@ pub struct SourceView {
     /// Line statistics (DrayTek), as of the last reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub line: Vec<LineView>,
+    /// The router's uptime at the last reading, where the protocol gives it.
+    pub uptime: Option<u64>,
+    /// The latest time counters were taken to have started over, and why.
+    pub last_reset: Option<ResetView>,
+}
+
+/// A reset decision: `reason` is uptime, all_counters_fell, max_rate,
+/// relisted, zero_then_lower or lower_half.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResetView {
+    pub at: u64,
+    pub reason: String,
+    pub detail: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +124,7 @@ impl UpstreamReport {
                     error_stage: s.error_stage.clone(),
                     next_attempt: s.next_attempt,
                     stopped: s.stopped,
+                    estimated: UpstreamKind::named(&s.kind).is_some_and(UpstreamKind::estimates),
                     ..SourceView::default()
                 };
                 if let Some(t) = accounts.get(&s.name) {
@@ -119,6 +138,12 @@ impl UpstreamReport {
 }
 
 fn fill(view: &mut SourceView, t: &UpstreamTotals) {
+    view.uptime = t.uptime_secs;
+    view.last_reset = t.last_reset.as_ref().map(|r| ResetView {
+        at: r.at,
+        reason: r.reason.name().to_owned(),
+        detail: r.detail.clone(),
+    });
     view.wan = t.wan.as_ref().map(TrafficView::from);
     view.interfaces = t
         .interfaces
@@ -187,6 +212,7 @@ mod tests {
                     error_stage: Some("timeout".into()),
                     next_attempt: Some(1_795_000_060),
                     stopped: true,
+                    estimated: true,
                     wan: Some(traffic),
                     interfaces: vec![NamedTraffic {
                         name: "WIRED".into(),
@@ -209,6 +235,12 @@ mod tests {
                         value: 12.5,
                         kind: "counter".into(),
                     }],
+                    uptime: Some(86_400),
+                    last_reset: Some(ResetView {
+                        at: 1_795_000_000,
+                        reason: "uptime".into(),
+                        detail: "the router's uptime went back from 86400 s to 40 s".into(),
+                    }),
                 },
                 SourceView::default(),
             ],

@@ -229,7 +229,12 @@ impl Context {
                 return false;
             }
             let accounts = accounts.get_or_insert_default();
-            accounts.ingest(&self.config.name, kind, now, reading, local);
+            let max_rate = self.config.max_rate_bytes();
+            let decisions =
+                accounts.ingest_limited(&self.config.name, kind, now, reading, local, max_rate);
+            for line in decisions {
+                crate::log::log(format!("upstream {}: {line}", self.config.name));
+            }
             // Saved while the accounts are still locked, so a reading of
             // another source cannot overwrite these bytes with older ones.
             let bytes = accounts.encode();

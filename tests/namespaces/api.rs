@@ -245,7 +245,12 @@ fn metrics_are_prometheus_text_from_the_published_state() {
     )));
     // No br-lan in this network: per-device accounting is off.
     assert!(text.contains("\nnetmeter_per_device_active 0\n"), "{text}");
-    assert_eq!(text.matches("# TYPE ").count(), 14, "{text}");
+    // 14 families of the state, 7 of the qdiscs and tcp_limit_output_bytes.
+    assert_eq!(text.matches("# TYPE ").count(), 22, "{text}");
+    assert!(
+        text.contains("netmeter_qdisc_packets_total{interface=\"lo\",kind=\"noqueue\""),
+        "{text}"
+    );
 }
 
 #[test]

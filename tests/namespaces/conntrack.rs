@@ -91,6 +91,52 @@ fn conntrack_accounting_off_at_the_start_is_turned_on_and_said_so() {
     );
 }
 
+/// A firewall restart takes `inet netmeter` away, and with it the tracking
+/// of IPv6 (the test bed NATs only IPv4): it is put back, and an IPv6
+/// upload after it is counted in full.
+#[test]
+fn a_flushed_ruleset_under_conntrack_is_reinstalled_and_ipv6_is_counted_after_it() {
+    let net = network();
+    let scratch = Scratch::new();
+    let d = Daemon::start(&net.router, &scratch, &config(CONNTRACK));
+    d.wait_for_log("per-device accounting: conntrack", Duration::from_secs(10));
+    net.router.run("nft_flush");
+    net.router.run("masquerade wan");
+    d.wait_for_log(
+        "reinstalling it. Conntrack kept counting",
+        Duration::from_secs(10),
+    );
+    assert!(
+        net.router.run("nft_tables").contains("netmeter"),
+        "the table is back"
+    );
+    let phone = &net.lan[2];
+    let mac = mac_of(phone);
+    d.wait_refreshed(&net.router);
+    let before_host = phone.counters()["eth0"];
+    // Not a device yet if it has sent nothing beyond the router.
+    let tx_of = |report: &Value| {
+        report["devices"]
+            .as_array()
+            .and_then(|all| all.iter().find(|v| v["mac"] == mac.as_str()))
+            .map_or(0, |v| u(v, "tx_bytes"))
+    };
+    let before = tx_of(&devices(&net, &d));
+    phone.run(&format!("tcp_upload {WAN_HOST_V6} {PORT} 400000"));
+    // The flow ends and its destroy event is read.
+    std::thread::sleep(Duration::from_secs(1));
+    d.wait_refreshed(&net.router);
+    d.wait_refreshed(&net.router);
+    let sent = phone.counters()["eth0"].tx_l3_bytes() - before_host.tx_l3_bytes();
+    let counted = tx_of(&devices(&net, &d)) - before;
+    within(
+        counted,
+        sent,
+        0.005,
+        "the phone's IPv6 upload after the reinstall",
+    );
+}
+
 /// The class's (rx, tx) for a device in `netmeter devices --json`.
 fn class_bytes(dev: &Value, class: &str) -> (u64, u64) {
     dev["protocols"]

@@ -118,3 +118,29 @@ fn unknown_paths_get_404_json_and_interfaces_answer_once_refreshed() {
     let answer = net.router.run("http_get 127.0.0.1:9750 /api/v1/interfaces");
     assert!(answer.starts_with("200 {\"interfaces\":["), "{answer}");
 }
+
+/// The core build keeps a `config mqtt` section valid (switching packages
+/// needs no config edit) and says what it needs; counting goes on.
+#[cfg(not(feature = "mqtt"))]
+#[test]
+fn the_core_build_says_config_mqtt_needs_netmeter_full_and_counts_on() {
+    let net = Network::with_lan_hosts(&[]);
+    let scratch = Scratch::new();
+    let d = Daemon::start(
+        &net.router,
+        &scratch,
+        &format!("{CONFIG}config mqtt 'ha'\n\toption host '127.0.0.1'\n"),
+    );
+    d.wait_for_log(
+        "config mqtt 'ha' (line 6): this netmeter is the core build",
+        Duration::from_secs(10),
+    );
+    assert!(
+        d.log_text().contains("install the netmeter-full package"),
+        "{}",
+        d.log_text()
+    );
+    let before = d.refreshes(&net.router);
+    d.wait_for_refreshes(&net.router, before + 2);
+    assert!(status(&net).get("mqtt").is_none(), "{}", status(&net));
+}

@@ -352,7 +352,14 @@ fn the_rpcd_plugin_answers_every_method_and_says_why_when_it_cannot() {
         lab_config("a-wrong-token-0123456789"),
     )
     .unwrap();
-    for method in ["status", "devices", "interfaces", "upstream", "history"] {
+    for method in [
+        "status",
+        "devices",
+        "interfaces",
+        "upstream",
+        "history",
+        "quotas",
+    ] {
         let a = lab.ubus(&net.router, method, "{}");
         assert_eq!(a["error"], "unauthorized", "{method}: {a}");
         assert!(!a.to_string().contains("wrong-token"), "{method}: {a}");
@@ -361,7 +368,14 @@ fn the_rpcd_plugin_answers_every_method_and_says_why_when_it_cannot() {
     // No daemon: every method says it is not running and how to start it.
     drop(d);
     std::fs::write(lab.root().join("etc/config/netmeter"), lab_config(TOKEN)).unwrap();
-    for method in ["status", "devices", "interfaces", "upstream", "history"] {
+    for method in [
+        "status",
+        "devices",
+        "interfaces",
+        "upstream",
+        "history",
+        "quotas",
+    ] {
         let a = lab.ubus(&net.router, method, "{}");
         assert_eq!(a["error"], "not_running", "{method}: {a}");
         assert!(

@@ -19,11 +19,17 @@ mod devices;
 mod grafana;
 mod interfaces;
 mod luci;
+#[cfg(feature = "mqtt")]
+mod mqtt;
 mod nftables;
 mod openapi;
 mod page;
 mod persistence;
+mod queues;
+mod sockets;
 mod quota;
 mod testbed_selftest;
+mod top;
 #[cfg(feature = "upstream")]
 mod upstream_daemon;
+mod watch;

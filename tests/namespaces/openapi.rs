@@ -191,13 +191,15 @@ fn schema_of(path: &str) -> String {
         .to_string()
 }
 
-/// The documented routes this build answers: the core build has no
-/// `/api/v1/upstream`.
+/// The documented routes this build answers, in the order of docs/API.md's
+/// examples: the core build has no `/api/v1/upstream`.
 const PATHS: &[&str] = &[
     "/api/v1/status",
     "/api/v1/interfaces",
     "/api/v1/devices",
     "/api/v1/history",
+    "/api/v1/queues",
+    "/api/v1/sockets",
     "/api/v1/quotas",
     #[cfg(feature = "upstream")]
     "/api/v1/upstream",
@@ -348,6 +350,8 @@ fn upstream_accounts() -> netmeter::upstream::UpstreamAccounts {
                 value: 12.0,
                 kind: LineKind::Counter,
             }],
+            // Up 1000 s, then 100 s: a reboot, for last_reset.
+            uptime_secs: Some(1000 - step * 900),
         };
         let now = netmeter::clock::Moment {
             monotonic_ms: step * 60_000,
@@ -490,6 +494,15 @@ fn full_state() -> ApiState {
         wan: vec!["wan".into()],
         month_rotate: 1,
         upstream: health(),
+        mqtt: Some(netmeter::serve::api::MqttStatus {
+            broker: "192.168.1.10:1883".into(),
+            connected: false,
+            last_connect: Some(1_795_000_000),
+            last_error: Some("the broker closed the connection".into()),
+            reconnects: 2,
+            messages_published: 420,
+            alerts_dropped: 0,
+        }),
         quotas: quotas_report(),
     }
 }
@@ -660,6 +673,8 @@ fn the_examples_in_api_md_match_the_schemas() {
         "/api/v1/interfaces",
         "/api/v1/devices",
         "/api/v1/history",
+        "/api/v1/queues",
+        "/api/v1/sockets",
         "/api/v1/upstream",
         "/api/v1/quotas",
     ];

@@ -472,6 +472,13 @@ fn the_page_in_headless_chromium_shows_tables_sorts_and_charts_without_errors() 
         "return ['rx', 'tx'].map(c => document.querySelectorAll('#chart svg rect.bar.' + c).length)",
     );
     assert_eq!(bars[0], bars[1], "as many rx bars as tx bars: {bars}");
+    // Its queues, as /api/v1/queues has them (a veth has none by default:
+    // the page says so, or lists what the kernel gave it).
+    b.wait_for(
+        "wan's queues",
+        "const q = document.getElementById('queues').textContent; \
+         return q.includes('Queues of wan now') || q.includes('No qdiscs on wan.')",
+    );
     assert!(
         !texts(&b, "#chart svg text").is_empty(),
         "axis labels on the chart"

@@ -32,15 +32,20 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
             "--yearly",
             "--limit",
             "--json",
+            "--csv",
             "--url",
             "--config",
         ],
     ),
     ("interfaces", &["--json", "--url", "--config"]),
+    ("queues", &["--json"]),
+    ("sockets", &["--json"]),
     ("teardown", &[]),
+    ("top", &["--url", "--config", "--iterations"]),
     #[cfg(feature = "upstream")]
     ("upstream", &["--json", "--url", "--config"]),
     ("version", &[]),
+    ("watch", &["--interface", "--frequency", "--time", "--json"]),
 ];
 
 #[test]
@@ -122,10 +127,10 @@ fn version_names_the_variant_and_its_features() {
             text.contains("variant: full (package netmeter-full)"),
             "{text}"
         );
-        assert!(text.contains("features: upstream"), "{text}");
+        assert!(text.contains("features: upstream mqtt"), "{text}");
     } else {
         assert!(text.contains("variant: core (package netmeter)"), "{text}");
-        assert!(!text.contains("features: upstream"), "{text}");
+        assert!(text.contains("features: none"), "{text}");
     }
 }
 

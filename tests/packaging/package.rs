@@ -722,7 +722,7 @@ fn assert_is_variant(variant: Variant, packed: &[u8], dir: &Path) {
             Some(format!("netmeter {}", env!("CARGO_PKG_VERSION")).as_str()),
             "{version}"
         );
-        // The `features:` line names upstream in the full build only.
+        // The `features:` line (space-separated) names upstream in the full build only.
         let features = version
             .lines()
             .find_map(|l| l.strip_prefix("features:"))

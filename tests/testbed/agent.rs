@@ -64,6 +64,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "serve" => done(ops::serve(num(1)? as u16)),
         "tcp_upload" => ops::tcp_transfer(arg(1)?, num(2)? as u16, b'U', num(3)?),
         "tcp_download" => ops::tcp_transfer(arg(1)?, num(2)? as u16, b'D', num(3)?),
+        "tcp_hold" => ops::tcp_hold(arg(1)?, num(2)? as u16, num(3)?),
         "tcp_flows" => ops::tcp_flows(arg(1)?, num(2)? as u16, num(3)?, num(4)?),
         "tcp_paced" => ops::tcp_paced(arg(1)?, num(2)? as u16, num(3)?, num(4)?),
         "conntrack_dump_hex" => ops::conntrack_dump_hex(),
@@ -77,6 +78,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "nft_flush" => done(ops::nft_flush()),
         "http_get" => ops::http_get(arg(1)?, arg(2)?, arg(3).ok()),
         "http_save" => ops::http_save(arg(1)?, arg(2)?, arg(3)?),
+        "tcp_probe" => done(ops::tcp_probe(arg(1)?)),
         "http_raw" => http::http_raw(arg(1)?, arg(2)?),
         "http_hammer" => http::http_hammer(
             arg(1)?,

@@ -354,3 +354,27 @@ fn write_file(path: &std::ffi::CStr, data: &[u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The path of an external tool a test compares netmeter with (`tc`, `ss`,
+/// `tmux`), searched in PATH and the sbin directories. Without it the test
+/// says so loudly and skips (None), or fails when CI=true.
+pub fn require_tool(name: &str, package: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let msg = format!(
+            "this test compares netmeter with `{name}`, which is not installed \
+             (Debian: apt-get install {package})"
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true: {msg}");
+        }
+        let bar = "!".repeat(72);
+        let _ = writeln!(std::io::stderr(), "\n{bar}\n!!! SKIPPED: {msg}\n{bar}\n");
+    }
+    found
+}

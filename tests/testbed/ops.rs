@@ -331,6 +331,14 @@ fn serve_tcp(mut conn: TcpStream) -> std::io::Result<()> {
             send_bytes(&mut conn, len)?;
             conn.shutdown(std::net::Shutdown::Write)?;
         }
+        // `tcp_hold`: an upload whose connection stays open until the
+        // client closes it.
+        b'H' => {
+            let got = std::io::copy(&mut (&mut conn).take(len), &mut std::io::sink())?;
+            RECEIVED.fetch_add(got as usize, Ordering::SeqCst);
+            conn.write_all(b"K")?;
+            std::io::copy(&mut conn, &mut std::io::sink())?;
+        }
         _ => {}
     }
     Ok(())
@@ -373,6 +381,28 @@ pub fn tcp_transfer(addr: &str, port: u16, mode: u8, len: u64) -> R<String> {
         }
         Ok(got.to_string())
     }
+}
+
+/// Connections `tcp_hold` keeps open, idle, for the life of the agent.
+static HELD: Mutex<Vec<TcpStream>> = Mutex::new(Vec::new());
+
+/// Uploads `len` bytes and keeps the connection open and idle (for socket
+/// statistics that must hold still); answers its local port.
+pub fn tcp_hold(addr: &str, port: u16, len: u64) -> R<String> {
+    let io = |e: std::io::Error| format!("tcp {addr}:{port}: {e}");
+    let mut conn =
+        TcpStream::connect_timeout(&target(addr, port)?, Duration::from_secs(5)).map_err(io)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(io)?;
+    let mut head = [b'H'; 9];
+    head[1..9].copy_from_slice(&len.to_be_bytes());
+    conn.write_all(&head).map_err(io)?;
+    send_bytes(&mut conn, len).map_err(io)?;
+    let mut ack = [0u8; 1];
+    conn.read_exact(&mut ack).map_err(io)?;
+    let local = conn.local_addr().map_err(io)?.port();
+    HELD.lock().unwrap().push(conn);
+    Ok(local.to_string())
 }
 
 fn udp_socket(addr: &SocketAddr) -> R<UdpSocket> {
@@ -429,6 +459,14 @@ pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> R<String> {
         "{status} {}",
         String::from_utf8_lossy(&body).replace('\n', " ")
     ))
+}
+
+/// `tcp_probe ADDR`: whether something listens there (connects, then closes).
+pub fn tcp_probe(addr: &str) -> R {
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+        .map(drop)
+        .map_err(|e| format!("{addr}: {e}"))
 }
 
 /// `http_save ADDR PATH FILE`: GETs PATH and writes the body, as sent, to

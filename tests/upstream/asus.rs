@@ -64,6 +64,10 @@ struct Router {
     internet_rx: u64,
     internet_tx: u64,
     analyzer: Analyzer,
+    /// `uptime()`'s seconds since boot; None: a firmware without the hook.
+    uptime: Option<u64>,
+    /// Traffic Analyzer's page instead of the fixture.
+    traffic: Option<String>,
 }
 
 /// application/x-www-form-urlencoded as the firmware's cgi decoder reads
@@ -135,6 +139,16 @@ fn router(state: Arc<Mutex<Router>>) -> impl Fn(&MockRequest) -> Reply + Send + 
             return refusal(s.expiry);
         }
         match req.path.as_str() {
+            "/appGet.cgi" if req.body_text() == "hook=uptime();" => match s.uptime {
+                Some(up) => Reply::ok(
+                    JSON,
+                    format!(
+                        "{{\n\"uptime\":\"Sun, 07 Dec 2026 07:00:00 +0100({up} secs since boot)\"\n}}\n"
+                    ),
+                ),
+                // httpd skips a hook it does not know.
+                None => Reply::ok(JSON, "{\n}\n"),
+            },
             "/appGet.cgi" => {
                 assert_eq!(req.method, "POST");
                 assert_eq!(req.body_text(), "hook=netdev(appobj);");
@@ -156,7 +170,9 @@ fn router(state: Arc<Mutex<Router>>) -> impl Fn(&MockRequest) -> Reply + Send + 
                 )
             }
             "/getTraffic.asp" => match s.analyzer {
-                Analyzer::On => Reply::ok("text/html", TRAFFIC_PAGE),
+                Analyzer::On => {
+                    Reply::ok("text/html", s.traffic.as_deref().unwrap_or(TRAFFIC_PAGE))
+                }
                 Analyzer::Off => Reply::ok("text/html", TRAFFIC_OFF),
                 _ => Reply::status(404, &[], "<html>404 Not Found</html>"),
             },
@@ -401,6 +417,76 @@ fn a_router_reboot_counts_from_zero() {
     let wan = accounts.get("asus").unwrap().wan.clone().unwrap();
     assert_eq!(wan.rx_bytes(), 5_000 + 4_000);
     assert_eq!(state.lock().unwrap().logins, 2);
+}
+
+/// Traffic Analyzer's page with one device (sent, received by it).
+fn traffic(sent: u64, received: u64) -> String {
+    format!(
+        "var array_traffic = new Array();\nvar router_traffic = new Array();\n\
+         array_traffic = [[\"AC:89:95:12:34:56\", \"{sent}\", \"{received}\"]];\n\
+         router_traffic = [\"1893470208\", \"4019183616\"];\n"
+    )
+}
+
+/// Scrapes once per `(uptime, device sent, received)` a minute apart.
+fn count_devices(steps: &[(Option<u64>, u64, u64)]) -> UpstreamAccounts {
+    let (state, mock) = start(Router {
+        analyzer: Analyzer::On,
+        internet_rx: 1 << 40,
+        ..Router::default()
+    });
+    let mut s = source(mock.port(), PASSWORD);
+    let mut accounts = UpstreamAccounts::default();
+    for (step, &(uptime, sent, received)) in steps.iter().enumerate() {
+        {
+            let mut r = state.lock().unwrap();
+            r.uptime = uptime;
+            r.traffic = Some(traffic(sent, received));
+            r.internet_rx += 1_000;
+        }
+        let reading = scrape(&mut s).unwrap();
+        assert_eq!(reading.uptime_secs, uptime);
+        accounts.ingest("asus", "asus", at(step as u64), &reading, None);
+    }
+    accounts
+}
+
+#[test]
+fn a_reboot_with_a_device_above_2_gib_adds_only_what_came_after() {
+    let gib3 = 3u64 << 30;
+    let accounts = count_devices(&[
+        (Some(90_000), 1_000, gib3),
+        (Some(90_060), 1_100, gib3 + 2_000),
+        // Rebooted (the WAN is counted by the modem, not reset here).
+        (Some(40), 50, 700),
+    ]);
+    let asus = accounts.get("asus").unwrap();
+    let d = &asus.devices[0].totals;
+    assert_eq!((d.rx_bytes(), d.tx_bytes()), (2_000 + 700, 100 + 50));
+    let reset = asus.last_reset.clone().unwrap();
+    assert_eq!(reset.reason.name(), "uptime");
+    assert!(
+        reset.detail.contains("from 90060 s to 40 s"),
+        "{}",
+        reset.detail
+    );
+}
+
+#[test]
+fn a_real_32_bit_wrap_of_a_device_counts_exactly() {
+    let top = u64::from(u32::MAX);
+    // With the uptime carrying on, and on a firmware without uptime().
+    for uptimes in [[Some(500), Some(560), Some(620)], [None; 3]] {
+        let accounts = count_devices(&[
+            (uptimes[0], 1_000, top - 9_000),
+            (uptimes[1], 1_100, top - 1_000),
+            (uptimes[2], 1_200, 3_000),
+        ]);
+        let asus = accounts.get("asus").unwrap();
+        let d = &asus.devices[0].totals;
+        assert_eq!(d.rx_bytes(), 8_000 + 1_001 + 3_000, "{uptimes:?}");
+        assert_eq!(asus.last_reset, None);
+    }
 }
 
 #[test]

@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use netmeter::clock::Moment;
 use netmeter::config::Secret;
 use netmeter::config::upstream::{UpstreamConfig, UpstreamKind};
+use netmeter::upstream::account::UpstreamAccounts;
 use netmeter::upstream::sources::telnet::{Pattern, Telnet};
 use netmeter::upstream::sources::{
     Deadline, LineKind, LineValue, Reading, ScrapeError, Source, source_for,
@@ -43,6 +45,8 @@ enum Output {
     Full,
     Malformed,
     Nothing,
+    /// The fixture as after a reboot: WAN1 up for 2 min 10 s.
+    Rebooted,
 }
 
 #[derive(Clone)]
@@ -285,6 +289,7 @@ fn status_output(output: Output) -> Vec<u8> {
 fn wan_output(output: Output) -> Vec<u8> {
     match output {
         Output::Malformed => crlf("WAN1: Online, stall=N\n TX Packets=12, TX Rate(bps)=\n"),
+        Output::Rebooted => crlf(&WAN_FIXTURE.replace("Up Time=27:13:05", "Up Time=0:02:10")),
         _ => crlf(WAN_FIXTURE),
     }
 }
@@ -366,6 +371,34 @@ fn assert_no_password(e: &ScrapeError) {
     for text in [e.to_string(), format!("{e:?}")] {
         assert!(!text.contains(PASSWORD), "password in {text}");
     }
+}
+
+#[test]
+fn the_wan_up_time_going_back_is_told_as_a_reboot() {
+    let mut accounts = UpstreamAccounts::default();
+    for (step, output) in [Output::Full, Output::Rebooted].into_iter().enumerate() {
+        let mock = Mock::start(Router {
+            output,
+            ..Router::default()
+        });
+        let reading = scrape(&mut source(mock.port)).unwrap();
+        let now = Moment {
+            monotonic_ms: step as u64 * 60_000,
+            unix_secs: 1_795_000_000 + step as u64 * 60,
+        };
+        accounts.ingest("vigor", "draytek", now, &reading, None);
+    }
+    let vigor = accounts.get("vigor").unwrap();
+    assert_eq!(vigor.uptime_secs, Some(130));
+    let reset = vigor.last_reset.clone().unwrap();
+    assert_eq!(reset.reason.name(), "uptime");
+    assert!(
+        reset.detail.contains("from 97985 s to 130 s"),
+        "{}",
+        reset.detail
+    );
+    // No byte counters: nothing was credited either way.
+    assert!(vigor.wan.is_none() && vigor.devices.is_empty());
 }
 
 #[test]

@@ -19,6 +19,8 @@ use netmeter::upstream::sources::{Deadline, Reading, ScrapeError, Source, source
 
 const ADDON: &str = include_str!("../fixtures/upstream/fritzbox/GetAddonInfos-tr064.xml");
 const FAULT_606: &str = include_str!("../fixtures/upstream/fritzbox/fault-606.xml");
+const GET_INFO: &str = include_str!("../fixtures/upstream/fritzbox/GetInfo-deviceinfo.xml");
+const DEVICE_INFO: &str = "urn:dslforum-org:service:DeviceInfo:1";
 const TR064: &str = "urn:dslforum-org:service:WANCommonInterfaceConfig:1";
 const CONTROL: &str = "/upnp/control/wancommonifconfig1";
 const USER: &str = "netmeter";
@@ -27,10 +29,34 @@ const REALM: &str = "F!Box SOAP-Auth";
 const NONCE: &str = "7B4D1C9A2E5F6081";
 const XML: &str = "text/xml; charset=\"utf-8\"";
 
+/// The box's uptime as DeviceInfo GetInfo gives it; None: the user lacks
+/// the right, and FRITZ!OS answers UPnP error 606.
+type Uptime = Arc<Mutex<Option<u64>>>;
+
 /// TR-064 as FRITZ!OS answers it: 401 with a Digest challenge until the
-/// request carries a valid answer to it, then `body`.
-fn tr064(body: Arc<Mutex<String>>) -> impl Fn(&MockRequest) -> Reply + Send + Sync + 'static {
+/// request carries a valid answer to it, then `body` (or DeviceInfo's).
+fn tr064(
+    body: Arc<Mutex<String>>,
+    uptime: Uptime,
+) -> impl Fn(&MockRequest) -> Reply + Send + Sync + 'static {
     move |req| {
+        if req.path == "/upnp/control/deviceinfo" {
+            assert_eq!(
+                req.header("soapaction"),
+                Some(format!("\"{DEVICE_INFO}#GetInfo\"").as_str())
+            );
+            if !mock::digest_valid(req, REALM, NONCE, USER, PASSWORD) {
+                return Reply::status(
+                    401,
+                    &[("WWW-Authenticate", &mock::digest_challenge(REALM, NONCE))],
+                    "",
+                );
+            }
+            return match *uptime.lock().unwrap() {
+                Some(up) => Reply::ok(XML, GET_INFO.replace(">1012345<", &format!(">{up}<"))),
+                None => Reply::status(500, &[("Content-Type", XML)], FAULT_606),
+            };
+        }
         assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", CONTROL));
         assert_eq!(req.header("content-type"), Some(XML));
         assert_eq!(
@@ -57,8 +83,16 @@ fn tr064(body: Arc<Mutex<String>>) -> impl Fn(&MockRequest) -> Reply + Send + Sy
 }
 
 fn mock_box(body: &str) -> (MockHttp, Arc<Mutex<String>>) {
+    let (mock, body, _) = mock_box_up(body);
+    (mock, body)
+}
+
+/// As [`mock_box`], with the uptime to set (the user lacks the right at first).
+fn mock_box_up(body: &str) -> (MockHttp, Arc<Mutex<String>>, Uptime) {
     let body = Arc::new(Mutex::new(body.to_owned()));
-    (MockHttp::start(tr064(body.clone())), body)
+    let uptime = Uptime::default();
+    let mock = MockHttp::start(tr064(body.clone(), uptime.clone()));
+    (mock, body, uptime)
 }
 
 fn config(port: u16, password: &str) -> UpstreamConfig {
@@ -124,7 +158,11 @@ fn digest_auth_then_the_64_bit_totals() {
         (c.rx_bytes, c.tx_bytes, c.width),
         (306_893_660_778, 19_774_048_175, CounterWidth::Bits64)
     );
-    let requests = mock.requests();
+    let requests: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == CONTROL)
+        .collect();
     assert_eq!(requests.len(), 2, "a challenge, then the answered request");
     assert!(requests[0].header("authorization").is_none());
     assert!(mock::digest_valid(
@@ -196,6 +234,63 @@ fn a_reboot_is_a_reset_and_a_lone_zero_is_skipped() {
     let totals = accounts.get("isp").unwrap().wan.clone().unwrap();
     assert_eq!(totals.rx_bytes(), 2 * gb + 5_000);
     assert_eq!(totals.tx_bytes(), 2 * gb + 1_000);
+}
+
+#[test]
+fn a_reboot_told_by_device_info_uptime_adds_only_what_came_after() {
+    // FRITZ!OS before 7: 32-bit fields, rx above 2 GiB when the box reboots.
+    let (mock, body, uptime) = mock_box_up(ADDON);
+    let mut source = fritzbox(mock.port(), PASSWORD);
+    let mut accounts = UpstreamAccounts::default();
+    let gib3 = 3u64 << 30;
+    let steps = [
+        (Some(1_012_345), (gib3, 900_000)),
+        (Some(1_012_405), (gib3 + 5_000, 900_100)),
+        (Some(70), (800, 90)),
+        // No right to DeviceInfo now: the reading still counts.
+        (None, (1_800, 190)),
+    ];
+    for (step, (up, (rx, tx))) in steps.into_iter().enumerate() {
+        *body.lock().unwrap() = addon(None, (rx, tx));
+        *uptime.lock().unwrap() = up;
+        let reading = scrape(&mut source).unwrap();
+        assert_eq!(reading.uptime_secs, up);
+        accounts.ingest("isp", "fritzbox", at(step as u64), &reading, None);
+    }
+    let isp = accounts.get("isp").unwrap();
+    let totals = isp.wan.as_ref().unwrap();
+    assert_eq!(
+        (totals.rx_bytes(), totals.tx_bytes()),
+        (5_000 + 800 + 1_000, 100 + 90 + 100)
+    );
+    let reset = isp.last_reset.clone().unwrap();
+    assert_eq!(reset.reason.name(), "uptime");
+    assert!(
+        reset.detail.contains("from 1012405 s to 70 s"),
+        "{}",
+        reset.detail
+    );
+}
+
+#[test]
+fn a_real_32_bit_wrap_from_mid_range_counts_exactly_while_uptime_carries_on() {
+    // 3.5 GiB in a minute, from below 2 GiB: the uptime says no reboot.
+    let (mock, body, uptime) = mock_box_up(ADDON);
+    let mut source = fritzbox(mock.port(), PASSWORD);
+    let mut accounts = UpstreamAccounts::default();
+    let moved = 3_758_096_384u64;
+    for (step, rx) in [1u64 << 30, (1 << 30) + moved - (1 << 32)]
+        .into_iter()
+        .enumerate()
+    {
+        *body.lock().unwrap() = addon(None, (rx, 5 + step as u64));
+        *uptime.lock().unwrap() = Some(5_000 + 60 * step as u64);
+        let reading = scrape(&mut source).unwrap();
+        accounts.ingest("isp", "fritzbox", at(step as u64), &reading, None);
+    }
+    let isp = accounts.get("isp").unwrap();
+    assert_eq!(isp.wan.as_ref().unwrap().rx_bytes(), moved);
+    assert_eq!(isp.last_reset, None);
 }
 
 #[test]

@@ -100,17 +100,16 @@ fn gets(mock: &MockHttp) -> Vec<String> {
 /// A FRITZ!Box's IGD with 32-bit counters only (FRITZ!OS before 7).
 #[test]
 fn fritzbox_layout_is_discovered_once_and_counts_across_a_wrap_and_a_reboot() {
-    let counter = Arc::new(AtomicU64::new(0));
+    let counter = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let value = counter.clone();
     let mock = MockHttp::start(move |req| match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/igddesc.xml") => Reply::ok(XML, FRITZ_DESC),
         ("POST", FRITZ_CONTROL) => {
             assert_eq!(action(req), "GetAddonInfos");
-            let v = value.load(Ordering::SeqCst);
             let fields = [
                 ("NewByteSendRate", 100),
-                ("NewTotalBytesSent", v / 2),
-                ("NewTotalBytesReceived", v),
+                ("NewTotalBytesSent", value[1].load(Ordering::SeqCst)),
+                ("NewTotalBytesReceived", value[0].load(Ordering::SeqCst)),
             ];
             Reply::ok(XML, answer("GetAddonInfos", &fields))
         }
@@ -119,17 +118,25 @@ fn fritzbox_layout_is_discovered_once_and_counts_across_a_wrap_and_a_reboot() {
     let mut source = source(mock.port());
     let mut accounts = UpstreamAccounts::default();
     let top = u64::from(u32::MAX);
-    let raws = [top - 3_000_000, top - 1_000, 50_000, 20_000];
-    for (step, raw) in raws.into_iter().enumerate() {
-        counter.store(raw, Ordering::SeqCst);
+    // rx wraps while tx goes on; then both start over (the box rebooted).
+    let raws = [
+        (top - 3_000_000, 7_000),
+        (top - 1_000, 8_000),
+        (50_000, 9_000),
+        (20_000, 500),
+    ];
+    for (step, (rx, tx)) in raws.into_iter().enumerate() {
+        counter[0].store(rx, Ordering::SeqCst);
+        counter[1].store(tx, Ordering::SeqCst);
         let reading = scrape(&mut source).unwrap();
         assert_eq!(reading.wan.unwrap().width, CounterWidth::Bits32);
         accounts.ingest("isp", "igd", at(step as u64), &reading, None);
     }
     let totals = accounts.get("isp").unwrap().wan.clone().unwrap();
     // Wrapped after 4 GiB (the total goes on), then the box rebooted
-    // (50,000 → 20,000 from mid-range: a reset, the 20,000 counted).
+    // (every counter fell: a reset, the 20,000 counted).
     assert_eq!(totals.rx_bytes(), 2_999_000 + 1_001 + 50_000 + 20_000);
+    assert_eq!(totals.tx_bytes(), 1_000 + 1_000 + 500);
     assert_eq!(gets(&mock), ["/igddesc.xml"], "the control URL is kept");
 }
 
@@ -187,6 +194,97 @@ fn miniupnpd_layout_falls_back_to_get_total_bytes_and_remembers_it() {
         .iter()
         .filter(|r| r.body_text().contains("GetAddonInfos"));
     assert_eq!(addon.count(), 1, "the fallback is remembered");
+}
+
+/// miniupnpd with `GetStatusInfo` on its WANIPConnection (`/ctl/IPConn`):
+/// counters and uptime as the test sets them.
+fn miniupnpd_with_uptime(state: Arc<Mutex<(u64, u64, u64)>>) -> MockHttp {
+    MockHttp::start(move |req| {
+        let (rx, tx, uptime) = *state.lock().unwrap();
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/rootDesc.xml") => Reply::ok(XML, MINI_DESC),
+            ("POST", "/ctl/IPConn") => {
+                let service = "urn:schemas-upnp-org:service:WANIPConnection:1";
+                assert_eq!(
+                    req.header("soapaction"),
+                    Some(format!("\"{service}#GetStatusInfo\"").as_str())
+                );
+                Reply::ok(
+                    XML,
+                    format!(
+                        "<?xml version=\"1.0\"?>\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+                         s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body>\
+                         <u:GetStatusInfoResponse xmlns:u=\"{service}\">\
+                         <NewConnectionStatus>Connected</NewConnectionStatus>\
+                         <NewLastConnectionError>ERROR_NONE</NewLastConnectionError>\
+                         <NewUptime>{uptime}</NewUptime></u:GetStatusInfoResponse></s:Body></s:Envelope>\r\n"
+                    ),
+                )
+            }
+            ("POST", MINI_CONTROL) => match action(req).as_str() {
+                "GetAddonInfos" => fault(401, "Invalid Action"),
+                "GetTotalBytesReceived" => Reply::ok(
+                    XML,
+                    answer("GetTotalBytesReceived", &[("NewTotalBytesReceived", rx)]),
+                ),
+                "GetTotalBytesSent" => Reply::ok(
+                    XML,
+                    answer("GetTotalBytesSent", &[("NewTotalBytesSent", tx)]),
+                ),
+                other => panic!("{other}"),
+            },
+            _ => Reply::status(404, &[], ""),
+        }
+    })
+}
+
+/// Scrapes once per `(rx, tx, uptime)` a minute apart.
+fn count_through(steps: &[(u64, u64, u64)]) -> UpstreamAccounts {
+    let state = Arc::new(Mutex::new(steps[0]));
+    let mock = miniupnpd_with_uptime(state.clone());
+    let mut source = source(mock.port());
+    let mut accounts = UpstreamAccounts::default();
+    for (step, &values) in steps.iter().enumerate() {
+        *state.lock().unwrap() = values;
+        let reading = scrape(&mut source).unwrap();
+        assert_eq!(reading.uptime_secs, Some(values.2));
+        accounts.ingest("isp", "igd", at(step as u64), &reading, None);
+    }
+    accounts
+}
+
+#[test]
+fn a_reboot_told_by_get_status_info_uptime_adds_only_what_came_after() {
+    let gib3 = 3u64 << 30;
+    // rx above 2 GiB when miniupnpd's router reboots; tx was small.
+    let accounts = count_through(&[
+        (gib3, 4_000, 7_200),
+        (gib3 + 600, 4_100, 7_260),
+        (900, 4_200, 35),
+    ]);
+    let isp = accounts.get("isp").unwrap();
+    let wan = isp.wan.as_ref().unwrap();
+    assert_eq!((wan.rx_bytes(), wan.tx_bytes()), (600 + 900, 100 + 100));
+    let reset = isp.last_reset.clone().unwrap();
+    assert_eq!(reset.reason.name(), "uptime");
+    assert!(
+        reset.detail.contains("from 7260 s to 35 s"),
+        "{}",
+        reset.detail
+    );
+}
+
+#[test]
+fn a_real_32_bit_wrap_counts_exactly_while_get_status_info_uptime_carries_on() {
+    let top = u64::from(u32::MAX);
+    let accounts = count_through(&[
+        (top - 5_000, 4_000, 100),
+        (top - 1_000, 4_100, 160),
+        (700, 4_200, 220),
+    ]);
+    let isp = accounts.get("isp").unwrap();
+    assert_eq!(isp.wan.as_ref().unwrap().rx_bytes(), 4_000 + 1_001 + 700);
+    assert_eq!(isp.last_reset, None);
 }
 
 /// miniupnpd without UPNP_STRICT on a 64-bit system sends 64-bit values
@@ -285,8 +383,9 @@ fn a_control_url_that_answers_404_is_looked_up_again() {
     scrape(&mut source).unwrap();
     scrape(&mut source).unwrap();
     assert_eq!(gets(&mock), ["/igddesc.xml", "/igddesc.xml"]);
-    let last = mock.requests().last().unwrap().path.clone();
-    assert_eq!(last, "/igd2upnp/control/WANCommonIFC1");
+    let requests = mock.requests();
+    let last = requests.iter().rfind(|r| r.contains("GetAddonInfos"));
+    assert_eq!(last.unwrap().path, "/igd2upnp/control/WANCommonIFC1");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 mod mock;
 
 mod asus;
+mod deco;
 mod draytek;
 mod fritzbox;
 mod http;

@@ -180,6 +180,56 @@ fn raw_values_pass_through_and_totals_go_on_through_a_reboot() {
 }
 
 #[test]
+fn a_reboot_told_by_node_boot_time_seconds_adds_only_what_came_after() {
+    // (rx, tx, boot time, the exporter's clock), a minute apart; the host
+    // rebooted before the third reading, and its tx is at 1 GiB again.
+    let page = Arc::new(Mutex::new(String::new()));
+    let mock = MockHttp::start({
+        let page = page.clone();
+        move |_| Reply::ok(TEXT, page.lock().unwrap().clone())
+    });
+    let mut s = source(mock.port(), Some("wan"), &[]);
+    let mut accounts = UpstreamAccounts::default();
+    let gib = 1u64 << 30;
+    let steps = [
+        (5 * gib, gib, 1_794_000_000, 1_795_000_000.25),
+        (5 * gib + 800, gib + 80, 1_794_000_000, 1_795_000_060.5),
+        (600, gib + 500, 1_795_000_090, 1_795_000_120.75),
+    ];
+    for (step, (rx, tx, boot, time)) in steps.into_iter().enumerate() {
+        *page.lock().unwrap() = format!(
+            "# HELP node_boot_time_seconds Node boot time, in unixtime.\n\
+             # TYPE node_boot_time_seconds gauge\n\
+             node_boot_time_seconds {boot:e}\n\
+             node_network_receive_bytes_total{{device=\"wan\"}} {rx:e}\n\
+             node_network_transmit_bytes_total{{device=\"wan\"}} {tx:e}\n\
+             # HELP node_time_seconds System time in seconds since epoch (1970).\n\
+             # TYPE node_time_seconds gauge\n\
+             node_time_seconds {time:e}\n"
+        );
+        let reading = scrape(&mut s).unwrap();
+        let now = Moment {
+            monotonic_ms: step as u64 * 60_000,
+            unix_secs: 1_795_000_000 + step as u64 * 60,
+        };
+        accounts.ingest("up", "prometheus", now, &reading, None);
+    }
+    let up = accounts.get("up").unwrap();
+    assert_eq!(up.uptime_secs, Some(30));
+    let wan = up.wan.as_ref().unwrap();
+    // tx climbed back above where it was: the reboot costs what it moved
+    // before that point, never more than came through.
+    assert_eq!((wan.rx_bytes(), wan.tx_bytes()), (800 + 600, 80 + 420));
+    let reset = up.last_reset.clone().unwrap();
+    assert_eq!(reset.reason.name(), "uptime");
+    assert!(
+        reset.detail.contains("from 1000060 s to 30 s"),
+        "{}",
+        reset.detail
+    );
+}
+
+#[test]
 fn a_counter_that_wraps_near_2_to_the_64_is_passed_on_raw() {
     // node_exporter's counters are 64-bit; what a wrap means is the
     // accounts' business: the source reports both readings as they are.

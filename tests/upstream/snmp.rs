@@ -62,6 +62,33 @@ fn table(rows: &[(&str, u64, u64)], hc: bool) -> BTreeMap<Vec<u32>, Value> {
     t
 }
 
+/// The table with `sysUpTime.0` (TimeTicks, hundredths) as net-snmp has it.
+fn table_up(rows: &[(&str, u64, u64)], uptime_secs: u64) -> BTreeMap<Vec<u32>, Value> {
+    let mut t = table(rows, false);
+    t.insert(
+        vec![1, 3, 6, 1, 2, 1, 1, 3, 0],
+        Value::Unsigned(ber::TIME_TICKS, uptime_secs * 100 + 37),
+    );
+    t
+}
+
+/// Scrapes the agent once per table a minute apart; the `sw` source.
+fn count_through(tables: Vec<BTreeMap<Vec<u32>, Value>>) -> UpstreamAccounts {
+    let agent = run(&[("wan", 0, 0)], false);
+    let mut s = source(agent.port, COMMUNITY, Some("wan"));
+    let mut accounts = UpstreamAccounts::default();
+    for (step, t) in tables.into_iter().enumerate() {
+        agent.agent.lock().unwrap().table = t;
+        let reading = scrape(&mut s).unwrap();
+        let now = Moment {
+            monotonic_ms: step as u64 * 60_000,
+            unix_secs: 1_795_000_000 + step as u64 * 60,
+        };
+        accounts.ingest("sw", "snmp", now, &reading, None);
+    }
+    accounts
+}
+
 /// Starts the agent; returns its port. It answers until the test ends.
 fn start(agent: Arc<Mutex<Agent>>, stop: Arc<AtomicBool>) -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -208,11 +235,18 @@ fn without_hc_counters_the_32_bit_ones_wrap_and_a_reboot_resets() {
     let agent = run(&[("wan", 4_294_000_000, 10)], false);
     let mut s = source(agent.port, COMMUNITY, Some("wan"));
     let mut accounts = UpstreamAccounts::default();
-    for (step, rx) in [4_294_000_000u64, 4_294_967_000, 1_000, 600, 900]
-        .into_iter()
-        .enumerate()
+    // tx moves on, and starts over with rx when the agent restarts.
+    for (step, (rx, tx)) in [
+        (4_294_000_000u64, 10),
+        (4_294_967_000, 20),
+        (1_000, 30),
+        (600, 5),
+        (900, 8),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        agent.agent.lock().unwrap().table = table(&[("wan", rx, 10)], false);
+        agent.agent.lock().unwrap().table = table(&[("wan", rx, tx)], false);
         let reading = scrape(&mut s).unwrap();
         assert_eq!(reading.wan.unwrap().width, CounterWidth::Bits32);
         let now = Moment {
@@ -225,6 +259,70 @@ fn without_hc_counters_the_32_bit_ones_wrap_and_a_reboot_resets() {
     // 967,000 of growth, a wrap (296 to the top, then 1,000), then the
     // agent restarted (600 since, then 300 more).
     assert_eq!(wan.rx_bytes(), 967_000 + 296 + 1_000 + 600 + 300);
+    assert_eq!(wan.tx_bytes(), 10 + 10 + 5 + 3);
+}
+
+#[test]
+fn a_reboot_with_32_bit_counters_above_2_gib_adds_only_what_came_after() {
+    let gib3 = 3u64 << 30;
+    let accounts = count_through(vec![
+        table_up(&[("wan", gib3, 5_000), ("lan", 10, gib3)], 86_400),
+        table_up(&[("wan", gib3 + 700, 5_100), ("lan", 20, gib3 + 9)], 86_460),
+        // Rebooted: sysUpTime went back; the lan's tx fell from above 2 GiB.
+        table_up(&[("wan", 300, 40), ("lan", 30, 90)], 45),
+    ]);
+    let sw = accounts.get("sw").unwrap();
+    let wan = sw.wan.as_ref().unwrap();
+    assert_eq!((wan.rx_bytes(), wan.tx_bytes()), (700 + 300, 100 + 40));
+    let lan = &sw.interfaces[0].1;
+    assert_eq!(lan.tx_bytes(), 9 + 90, "no phantom wrap of about 1 GiB");
+    assert_eq!(sw.uptime_secs, Some(45));
+    let reset = sw.last_reset.clone().unwrap();
+    assert_eq!(reset.reason.name(), "uptime");
+    assert!(
+        reset.detail.contains("from 86460 s to 45 s"),
+        "{}",
+        reset.detail
+    );
+}
+
+#[test]
+fn a_real_32_bit_wrap_counts_exactly_even_from_mid_range_while_uptime_carries_on() {
+    // 3.5 GiB in a minute (500 Mbit/s): it wrapped, from below 2 GiB.
+    let accounts = count_through(vec![
+        table_up(&[("wan", 1 << 30, 5_000)], 1_000),
+        table_up(
+            &[("wan", (1 << 30) + 3_758_096_384 - (1 << 32), 5_100)],
+            1_060,
+        ),
+    ]);
+    let sw = accounts.get("sw").unwrap();
+    assert_eq!(sw.wan.as_ref().unwrap().rx_bytes(), 3_758_096_384);
+    assert_eq!(sw.last_reset, None);
+}
+
+#[test]
+fn without_sys_up_time_every_counter_falling_at_once_is_a_reboot() {
+    let gib3 = 3u64 << 30;
+    let accounts = count_through(vec![
+        table(&[("wan", gib3, gib3)], false),
+        table(&[("wan", gib3 + 1, gib3 + 2)], false),
+        table(&[("wan", 300, 40)], false),
+        // tx wraps alone afterwards: a wrap.
+        table(&[("wan", 400, (1 << 32) - 10)], false),
+        table(&[("wan", 500, 5)], false),
+    ]);
+    let sw = accounts.get("sw").unwrap();
+    let wan = sw.wan.as_ref().unwrap();
+    assert_eq!(
+        (wan.rx_bytes(), wan.tx_bytes()),
+        (1 + 300 + 100 + 100, 2 + 40 + ((1 << 32) - 50) + 15)
+    );
+    assert_eq!(sw.uptime_secs, None);
+    assert_eq!(
+        sw.last_reset.clone().unwrap().reason.name(),
+        "all_counters_fell"
+    );
 }
 
 #[test]

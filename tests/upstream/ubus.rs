@@ -41,6 +41,8 @@ struct Rpcd {
     l3_device: Option<&'static str>,
     rx: u64,
     deny_device_status: bool,
+    /// procd's uptime in `system info`; None: the ACL does not grant it.
+    uptime: Option<u64>,
 }
 
 fn json_reply(body: Value) -> Reply {
@@ -111,6 +113,16 @@ fn rpcd(state: Arc<Mutex<Rpcd>>) -> impl Fn(&MockRequest) -> Reply + Send + Sync
                     json!([0, {"up": false, "pending": true, "available": true,
                     "proto": "pppoe", "device": "wan", "data": {}}]),
                 ),
+            },
+            ("system", "info") => match s.uptime {
+                Some(uptime) => result(
+                    id,
+                    json!([0, {"localtime": 1_795_000_000, "uptime": uptime,
+                    "load": [2048, 1024, 0], "memory": {"total": 129_000_000,
+                    "free": 61_000_000, "shared": 100_000, "buffered": 5_000_000},
+                    "swap": {"total": 0, "free": 0}}]),
+                ),
+                None => access_denied(id),
             },
             ("network.device", "status") if s.deny_device_status => access_denied(id),
             ("network.device", "status") => {
@@ -213,6 +225,82 @@ fn one_login_and_one_discovery_serve_many_scrapes() {
     assert!(!format!("{readings:?}").contains(PASSWORD));
 }
 
+/// Scrapes once per `(uptime, rx)` a minute apart; the WAN's rx total.
+fn count_through(
+    state: &Arc<Mutex<Rpcd>>,
+    port: u16,
+    steps: &[(Option<u64>, u64)],
+) -> UpstreamAccounts {
+    let mut source = source_for(&config(port, PASSWORD)).unwrap();
+    let mut accounts = UpstreamAccounts::default();
+    for (step, &(uptime, rx)) in steps.iter().enumerate() {
+        {
+            let mut s = state.lock().unwrap();
+            (s.uptime, s.rx) = (uptime, rx);
+        }
+        let reading = scrape(&mut source).unwrap();
+        assert_eq!(reading.uptime_secs, uptime);
+        let now = Moment {
+            monotonic_ms: step as u64 * 60_000,
+            unix_secs: 1_795_000_000 + step as u64 * 60,
+        };
+        accounts.ingest("owrt", "ubus", now, &reading, None);
+    }
+    accounts
+}
+
+#[test]
+fn a_reboot_told_by_system_info_uptime_adds_only_what_came_after() {
+    let (state, mock) = start(Rpcd {
+        l3_device: Some("pppoe-wan"),
+        ..Rpcd::default()
+    });
+    let gib3 = 3 << 30;
+    let accounts = count_through(
+        &state,
+        mock.port(),
+        &[
+            (Some(7_200), gib3),
+            (Some(7_260), gib3 + 1_000),
+            (Some(50), 400),
+        ],
+    );
+    let source = accounts.get("owrt").unwrap();
+    assert_eq!(source.wan.as_ref().unwrap().rx_bytes(), 1_000 + 400);
+    let reset = source.last_reset.clone().expect("the reboot is recorded");
+    assert_eq!(reset.reason.name(), "uptime");
+    assert!(
+        reset.detail.contains("from 7260 s to 50 s"),
+        "{}",
+        reset.detail
+    );
+}
+
+#[test]
+fn without_the_system_info_grant_a_reboot_is_told_by_every_counter_falling() {
+    let (state, mock) = start(Rpcd {
+        l3_device: Some("pppoe-wan"),
+        ..Rpcd::default()
+    });
+    let gib3 = 3 << 30;
+    let accounts = count_through(
+        &state,
+        mock.port(),
+        &[(None, gib3), (None, gib3 + 1_000), (None, 400)],
+    );
+    let source = accounts.get("owrt").unwrap();
+    assert_eq!(source.wan.as_ref().unwrap().rx_bytes(), 1_000 + 400);
+    assert_eq!(
+        source.last_reset.clone().unwrap().reason.name(),
+        "all_counters_fell"
+    );
+    assert_eq!(
+        state.lock().unwrap().logins,
+        1,
+        "a denied system info costs no login"
+    );
+}
+
 #[test]
 fn an_expired_session_means_one_new_login_within_the_same_scrape() {
     let (state, mock) = start(Rpcd {
@@ -272,7 +360,10 @@ fn the_wan_device_is_found_again_when_wan_was_down_or_the_device_went_away() {
     assert!(e.to_string().contains("no such device"), "{e}");
     assert_eq!(scrape(&mut source).unwrap().wan.unwrap().rx_bytes, 7);
     assert_eq!(count(&mock, "network.interface.wan"), 3);
-    let last = calls(&mock).pop().unwrap();
+    let last = calls(&mock)
+        .into_iter()
+        .rfind(|(o, _, _)| o == "network.device")
+        .unwrap();
     assert_eq!(last.2, json!({"name": "wan"}));
     assert_eq!(state.lock().unwrap().logins, 1);
 }

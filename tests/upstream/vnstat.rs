@@ -111,6 +111,40 @@ fn from_a_file_with_a_reset_database_between_reads() {
     }
     let wan = accounts.get("nas").unwrap().wan.clone().unwrap();
     assert_eq!(wan.rx_bytes(), 4096);
+    // Only rx fell, and 64-bit: no wrap fits, so a reset by option max_rate.
+    let reset = accounts.get("nas").unwrap().last_reset.clone().unwrap();
+    assert_eq!(reset.reason.name(), "max_rate");
+}
+
+#[test]
+fn a_database_reset_with_every_counter_falling_is_a_reboot_and_adds_only_what_came_after() {
+    let dir = TempDir::new("reset");
+    let file = dir.0.join("vnstat.json");
+    let c = config(None, Some(file.clone()), "enp3s0");
+    let mut accounts = UpstreamAccounts::default();
+    let grown = V2_10
+        .replace("987654321098", "987654322098")
+        .replace("123456789012", "123456789512");
+    // The whole database: wg0 starts over too.
+    let reset = V2_10
+        .replace("987654321098", "3000")
+        .replace("123456789012", "700")
+        .replace(r#""rx":100,"tx":200"#, r#""rx":10,"tx":20"#);
+    for (step, text) in [V2_10.to_owned(), grown, reset].iter().enumerate() {
+        std::fs::write(&file, text).unwrap();
+        let reading = scrape(&c).unwrap();
+        assert_eq!(reading.uptime_secs, None, "vnStat has no uptime");
+        let now = Moment {
+            monotonic_ms: step as u64 * 60_000,
+            unix_secs: 1_795_000_000 + step as u64 * 60,
+        };
+        accounts.ingest("nas", "vnstat", now, &reading, None);
+    }
+    let nas = accounts.get("nas").unwrap();
+    let wan = nas.wan.as_ref().unwrap();
+    assert_eq!((wan.rx_bytes(), wan.tx_bytes()), (1_000 + 3_000, 500 + 700));
+    let reset = nas.last_reset.clone().unwrap();
+    assert_eq!(reset.reason.name(), "all_counters_fell");
 }
 
 #[test]

@@ -164,6 +164,16 @@ pub fn parse_netdev(body: &str) -> Result<Reading, ScrapeError> {
     Ok(reading)
 }
 
+/// `uptime()`: `{"uptime":"Thu, 09 Feb 2023 22:05:18 +0800(15411660 secs
+/// since boot)"}`, the router's clock then its uptime; None without one.
+pub fn parse_uptime(body: &str) -> Option<u64> {
+    let reply: Value = serde_json::from_str(without_bom(body)).ok()?;
+    let text = reply.get("uptime")?.as_str()?;
+    let (_, tail) = text.rsplit_once('(')?;
+    let secs = tail.strip_suffix(" secs since boot)")?;
+    secs.parse().ok()
+}
+
 /// Traffic Analyzer's `array_traffic = [["MAC","tx","rx"],…];`: per device,
 /// bytes the device sent (tx, its upload) and received (rx, its download),
 /// as ASUS's own pages read them. None when the page has no such array
@@ -337,6 +347,20 @@ impl Asus {
         }
         Ok(parse_traffic(&String::from_utf8_lossy(&response.body)))
     }
+
+    /// The router's uptime (`hook=uptime();`), asked apart from netdev so
+    /// a firmware that answers it oddly loses only the uptime; with the
+    /// token just accepted, no new login for it.
+    fn uptime(&mut self, deadline: Deadline) -> Option<u64> {
+        let token = self.token.clone()?;
+        let request = Request::post("/appGet.cgi", b"hook=uptime();")
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        let response = self.send(&request, &token, deadline).ok()?;
+        if response.status != 200 || rejected(&response) {
+            return None;
+        }
+        parse_uptime(response.text().ok()?)
+    }
 }
 
 impl Source for Asus {
@@ -360,6 +384,7 @@ impl Source for Asus {
                 None => self.traffic_after = Some(Instant::now() + TRAFFIC_RETRY),
             }
         }
+        reading.uptime_secs = self.uptime(deadline);
         Ok(reading)
     }
 }
@@ -372,6 +397,22 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!("{FIXTURES}{name}")).unwrap()
+    }
+
+    #[test]
+    fn the_uptime_hook_gives_seconds_since_boot() {
+        let answer =
+            "{\n\"uptime\":\"Thu, 09 Feb 2023 22:05:18 +0800(15411660 secs since boot)\"\n}\n";
+        assert_eq!(parse_uptime(answer), Some(15_411_660));
+        for bad in [
+            "{}",
+            "{\"uptime\":\"Thu, 09 Feb 2023 22:05:18 +0800\"}",
+            "{\"uptime\":\"(x secs since boot)\"}",
+            "{\"uptime\":\"(15411660 secs since",
+            "<html>",
+        ] {
+            assert_eq!(parse_uptime(bad), None, "{bad}");
+        }
     }
 
     #[test]

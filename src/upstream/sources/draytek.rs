@@ -148,6 +148,7 @@ impl Draytek {
             }
         }
         let wan = run(conn, "wan status", deadline)?;
+        let uptime_secs = parse_wan_uptime(&wan);
         for v in parse_wan_status(&wan) {
             push(&mut line, v);
         }
@@ -160,6 +161,7 @@ impl Draytek {
         }
         Ok(Reading {
             line,
+            uptime_secs,
             ..Reading::default()
         })
     }
@@ -481,6 +483,34 @@ fn value_after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// `<wan>_online` (1/0), `<wan>_tx_packets`, `<wan>_rx_packets`
 /// (counters) and `<wan>_tx_rate_bps`, `<wan>_rx_rate_bps` (gauges), the
 /// WAN's name lowercased (`wan1`, `usb_wan3`).
+/// The longest `Up Time=H:MM:SS` among the WANs of `wan status`: DrayOS
+/// gives no uptime of its own, and every WAN's starts over only when the
+/// router does (one WAN reconnecting leaves the others). None when no WAN
+/// is up.
+pub fn parse_wan_uptime(text: &str) -> Option<u64> {
+    let mut longest = None;
+    for (_, tail) in text
+        .match_indices("Up Time=")
+        .map(|(at, _)| text.split_at(at + 8))
+    {
+        let clock: String = tail
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ':')
+            .collect();
+        let mut parts = clock.split(':').map(|p| p.parse::<u64>().ok());
+        let (Some(Some(h)), Some(Some(m)), Some(Some(s)), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if m < 60 && s < 60 {
+            let secs = h.saturating_mul(3600).saturating_add(m * 60 + s);
+            longest = longest.max(Some(secs));
+        }
+    }
+    longest.filter(|&secs| secs > 0)
+}
+
 pub fn parse_wan_status(text: &str) -> Vec<LineValue> {
     let mut values = Vec::new();
     let mut wan: Option<String> = None;
@@ -606,6 +636,22 @@ mod tests {
         assert_eq!(v.len(), 13);
         let down = parse_dsl_status("  Running Mode : 17A   State : TRAINING\n");
         assert_eq!(value(&down, "showtime", None), 0.0);
+    }
+
+    #[test]
+    fn the_uptime_is_the_longest_wan_up_time() {
+        assert_eq!(parse_wan_uptime(WAN_FIXTURE), Some(27 * 3600 + 13 * 60 + 5));
+        let two = "WAN1: Online\n Mode: PPPoE, Up Time=0:05:00\nWAN2: Online\n Mode: DHCP Client, Up Time=100:00:01\n";
+        assert_eq!(parse_wan_uptime(two), Some(360_001));
+        // Every WAN down, or nothing readable: no uptime.
+        assert_eq!(
+            parse_wan_uptime("WAN1: Offline\n Mode: ---, Up Time=00:00:00\n"),
+            None
+        );
+        assert_eq!(
+            parse_wan_uptime(" Up Time=1:61:00\n Up Time=2:00\n Up Time=x"),
+            None
+        );
     }
 
     #[test]

@@ -8,6 +8,9 @@ use crate::config::Secret;
 use crate::upstream::UpstreamConfig;
 
 const CONTROL: &str = "/upnp/control/wancommonifconfig1";
+/// DeviceInfo's `GetInfo` gives the box's own uptime (`NewUpTime`).
+const DEVICE_INFO: &str = "urn:dslforum-org:service:DeviceInfo:1";
+const DEVICE_INFO_CONTROL: &str = "/upnp/control/deviceinfo";
 
 /// The `fritzbox` source.
 pub struct Fritzbox {
@@ -80,7 +83,29 @@ impl Source for Fritzbox {
             && (counters.rx_bytes, counters.tx_bytes) != (0, 0);
         Ok(Reading {
             wan: Some(counters),
+            uptime_secs: self.uptime(password, deadline),
             ..Reading::default()
         })
+    }
+}
+
+impl Fritzbox {
+    /// The box's uptime; None when the user may not read DeviceInfo (UPnP
+    /// error 606) or the answer lacks it: reboots are then told by the
+    /// counters, and the reading is kept.
+    fn uptime(&self, password: &Secret, deadline: Deadline) -> Option<u64> {
+        let outcome = soap::call(
+            &self.host,
+            self.port,
+            DEVICE_INFO_CONTROL,
+            DEVICE_INFO,
+            "GetInfo",
+            Some((&self.username, password)),
+            deadline,
+        );
+        match outcome {
+            Ok(Outcome::Answer(body)) => soap::number(&body, "NewUpTime").ok().flatten(),
+            _ => None,
+        }
     }
 }

@@ -7,6 +7,12 @@ use super::{Counters, Deadline, Reading, ScrapeError, Source};
 use crate::account::CounterWidth;
 use crate::upstream::UpstreamConfig;
 
+/// The connection services whose `GetStatusInfo` gives `NewUptime`.
+const CONNECTIONS: [&str; 2] = [
+    "urn:schemas-upnp-org:service:WANIPConnection:1",
+    "urn:schemas-upnp-org:service:WANPPPConnection:1",
+];
+
 /// Where device descriptions are, FRITZ!Box's first, then miniupnpd's.
 const DESCRIPTIONS: [&str; 2] = ["/igddesc.xml", "/rootDesc.xml"];
 
@@ -29,6 +35,8 @@ pub struct Igd {
     method: Method,
     /// The box gave non-zero 64-bit totals (see [`soap::addon_counters`]).
     had_64: bool,
+    /// The connection service's control URL and type, from discovery.
+    status: Option<(String, &'static str)>,
 }
 
 impl Igd {
@@ -40,11 +48,12 @@ impl Igd {
             fixed_path: config.path.is_some(),
             method: Method::Unknown,
             had_64: false,
+            status: None,
         }
     }
 
     /// The control URL from the first description that lists the service.
-    fn discover(&self, deadline: Deadline) -> Result<String, ScrapeError> {
+    fn discover(&mut self, deadline: Deadline) -> Result<String, ScrapeError> {
         let mut tried = String::new();
         for path in DESCRIPTIONS {
             let response = http::send(&self.host, self.port, &Request::get(path), deadline)?;
@@ -52,6 +61,9 @@ impl Igd {
             if response.status == 200
                 && let Some(url) = soap::control_url(text, IGD_WAN_COMMON)
             {
+                self.status = CONNECTIONS
+                    .iter()
+                    .find_map(|&service| Some((soap::control_url(text, service)?, service)));
                 return Ok(url);
             }
             if !tried.is_empty() {
@@ -170,7 +182,30 @@ impl Source for Igd {
         };
         Ok(Reading {
             wan: Some(counters),
+            uptime_secs: self.uptime(deadline),
             ..Reading::default()
         })
+    }
+}
+
+impl Igd {
+    /// The connection's `NewUptime` (miniupnpd: since it or the link came
+    /// up; FRITZ!OS: since the connection did); None when the router has
+    /// no such service or answers otherwise, and the reading is kept.
+    fn uptime(&self, deadline: Deadline) -> Option<u64> {
+        let (control, service) = self.status.as_ref()?;
+        let outcome = soap::call(
+            &self.host,
+            self.port,
+            control,
+            service,
+            "GetStatusInfo",
+            None,
+            deadline,
+        );
+        match outcome {
+            Ok(Outcome::Answer(body)) => soap::number(&body, "NewUptime").ok().flatten(),
+            _ => None,
+        }
     }
 }

@@ -19,6 +19,7 @@ pub use crate::net::Deadline;
 pub mod asus;
 pub mod base64;
 pub mod ber;
+pub mod deco;
 pub mod digest;
 pub mod draytek;
 pub mod fritzbox;
@@ -55,6 +56,10 @@ pub struct Reading {
     pub devices: Vec<DeviceReading>,
     /// Line health (DSL): counters and gauges by name.
     pub line: Vec<LineValue>,
+    /// Seconds the router (or the service answering) has been up, where
+    /// the protocol says: going back means it restarted, which tells a
+    /// reboot from a 32-bit wrap (`upstream::account`).
+    pub uptime_secs: Option<u64>,
 }
 
 /// Received and sent bytes from the router's point of view of its
@@ -212,5 +217,6 @@ pub fn source_for(config: &UpstreamConfig) -> Result<Box<dyn Source>, ScrapeErro
         UpstreamKind::Prometheus => Ok(Box::new(prometheus::Prometheus::new(config))),
         UpstreamKind::Vnstat => Ok(Box::new(vnstat::Vnstat::new(config))),
         UpstreamKind::Draytek => Ok(Box::new(draytek::Draytek::new(config, password))),
+        UpstreamKind::Deco => Ok(Box::new(deco::Deco::new(config, password))),
     }
 }

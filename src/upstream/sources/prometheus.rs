@@ -33,6 +33,11 @@ const STATION_TRANSMIT: &str = "wifi_station_transmit_bytes_total";
 /// running both collectors is not counted twice.
 const HOSTAPD_RECEIVE: &str = "hostapd_station_receive_bytes_total";
 const HOSTAPD_TRANSMIT: &str = "hostapd_station_transmit_bytes_total";
+/// The exporter host's boot time and clock (node_exporter's stat and time
+/// collectors, the Lua exporter's cpu and time): their difference is its
+/// uptime, both read in the same scrape so the clocks cannot disagree.
+const BOOT_TIME: &str = "node_boot_time_seconds";
+const TIME: &str = "node_time_seconds";
 
 /// What [`parse`] does with the lines of one metric name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,7 +293,22 @@ pub fn reading(
         None => stations(samples, HOSTAPD_RECEIVE, HOSTAPD_TRANSMIT, "station").unwrap_or_default(),
         Some(devices) => devices,
     };
+    reading.uptime_secs = uptime(samples);
     Ok(reading)
+}
+
+/// `node_time_seconds - node_boot_time_seconds`, when both are there and
+/// make sense (finite, boot not after now).
+pub fn uptime(samples: &[Sample]) -> Option<u64> {
+    let value = |name| {
+        samples
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value)
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    let up = value(TIME)? - value(BOOT_TIME)?;
+    (up >= 0.0).then_some(up as u64)
 }
 
 /// A count that marks a side with an unusable sample.
@@ -358,6 +378,7 @@ fn stations(
 pub fn lines_read(name: &str) -> Wanted {
     match name {
         RECEIVE | TRANSMIT => Wanted::Required,
+        BOOT_TIME | TIME => Wanted::Optional,
         STATION_RECEIVE | STATION_TRANSMIT | HOSTAPD_RECEIVE | HOSTAPD_TRANSMIT => Wanted::Optional,
         _ => Wanted::No,
     }
@@ -406,6 +427,33 @@ mod tests {
 
     fn all(_: &str) -> Wanted {
         Wanted::Required
+    }
+
+    #[test]
+    fn uptime_is_the_exporters_clock_less_its_boot_time() {
+        let with = |text: &str| uptime(&parse(text, lines_read).unwrap());
+        let base = "node_network_receive_bytes_total{device=\"wan\"} 1\n";
+        assert_eq!(
+            with(&format!(
+                "{base}# TYPE node_boot_time_seconds gauge\nnode_boot_time_seconds 1.7949e+09\n\
+                 node_time_seconds 1.7950000125e+09\n"
+            )),
+            Some(100_012)
+        );
+        // Either missing, garbled, or boot after now: no uptime.
+        assert_eq!(with(&format!("{base}node_time_seconds 1.795e+09\n")), None);
+        assert_eq!(
+            with(&format!(
+                "{base}node_boot_time_seconds x\nnode_time_seconds 5\n"
+            )),
+            None
+        );
+        assert_eq!(
+            with(&format!(
+                "{base}node_boot_time_seconds 9\nnode_time_seconds 5\n"
+            )),
+            None
+        );
     }
 
     fn one(line: &str) -> Sample<'_> {

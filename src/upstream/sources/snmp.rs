@@ -15,6 +15,8 @@ const IF_HC_IN: [u32; 11] = [1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6];
 const IF_HC_OUT: [u32; 11] = [1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 10];
 const IF_IN: [u32; 10] = [1, 3, 6, 1, 2, 1, 2, 2, 1, 10];
 const IF_OUT: [u32; 10] = [1, 3, 6, 1, 2, 1, 2, 2, 1, 16];
+/// sysUpTime: hundredths of a second since the agent (re)started.
+const SYS_UP_TIME: [u32; 8] = [1, 3, 6, 1, 2, 1, 1, 3];
 
 /// Rows asked per GETBULK.
 const REPETITIONS: i64 = 20;
@@ -188,6 +190,14 @@ fn error_name(status: i64) -> String {
     format!("error-status {status}{name}")
 }
 
+/// Seconds from the walked sysUpTime column (`sysUpTime.0`, TimeTicks).
+pub fn uptime(column: &Column) -> Option<u64> {
+    match column.first() {
+        Some((0, Value::Unsigned(ber::TIME_TICKS, ticks))) => Some(ticks / 100),
+        _ => None,
+    }
+}
+
 fn number(v: &Value) -> Option<u64> {
     match v {
         Value::Unsigned(_, n) | Value::Counter64(n) => Some(*n),
@@ -279,12 +289,37 @@ impl Source for Snmp {
                 CounterWidth::Bits64,
             )
         };
-        reading(
+        let mut reading = reading(
             &names,
             (&rx, &tx),
             width,
             self.device.as_deref(),
             &self.interfaces,
-        )
+        )?;
+        // An agent whose view leaves out the system group gives none:
+        // reboots are then told by the counters.
+        reading.uptime_secs = self
+            .walk(&SYS_UP_TIME, deadline)
+            .ok()
+            .and_then(|c| uptime(&c));
+        Ok(reading)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sys_up_time_is_hundredths_of_a_second() {
+        let column = vec![(0, Value::Unsigned(ber::TIME_TICKS, 8_640_055))];
+        assert_eq!(uptime(&column), Some(86_400));
+        // Another type, another row or none: no uptime rather than a wrong one.
+        assert_eq!(uptime(&vec![(0, Value::Unsigned(ber::GAUGE32, 5))]), None);
+        assert_eq!(
+            uptime(&vec![(1, Value::Unsigned(ber::TIME_TICKS, 5))]),
+            None
+        );
+        assert_eq!(uptime(&Vec::new()), None);
     }
 }

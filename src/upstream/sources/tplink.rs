@@ -97,6 +97,15 @@ fn host(mac: Mac, ip: Option<Ipv4Addr>, bytes: u64) -> DeviceReading {
     }
 }
 
+/// The router's uptime in `StatusRpm.htm`: in `statusPara` the seconds
+/// up come just before the firmware version ("3.16.9 Build 150320 …"),
+/// at index 4 on the firmware seen. None when the page has no such pair.
+pub fn parse_status_uptime(page: &str) -> Option<u64> {
+    let para = js_array(page, "statusPara")?;
+    let firmware = para.iter().position(|item| item.contains(" Build "))?;
+    para.get(firmware.checked_sub(1)?)?.trim().parse().ok()
+}
+
 /// The hosts of one `SystemStatisticRpm.htm` page. `statList` holds a row
 /// per host (index, "IP", "MAC", total packets, total bytes, then current
 /// packets, bytes and flood counters: 13 items, `StatRulePara[5]`), and
@@ -155,7 +164,7 @@ pub fn parse_statistics(page: &str) -> Result<Vec<DeviceReading>, ScrapeError> {
 }
 
 /// Pages of statistics, from `PageListPara` (first item), else 1; at most
-/// [`MAX_PAGES`].
+/// `MAX_PAGES`.
 pub fn page_count(page: &str) -> u32 {
     js_array(page, "PageListPara")
         .and_then(|p| p.first()?.parse().ok())
@@ -525,8 +534,15 @@ impl Tplink {
                     .map(|(_, n)| n.clone());
             }
         }
+        // The uptime too: without it reboots are told by the counters.
+        let status = format!("{prefix}/userRpm/StatusRpm.htm");
+        let uptime_secs = self
+            .page(session, &status, "StatusRpm.htm", deadline)
+            .ok()
+            .and_then(|text| parse_status_uptime(&text));
         Ok(Reading {
             devices,
+            uptime_secs,
             ..Reading::default()
         })
     }
@@ -713,6 +729,22 @@ mod tests {
         // No hosts yet: an empty list, not an error.
         let empty = "var statList = new Array(\n0,0 );";
         assert_eq!(parse_statistics(empty).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_status_page_gives_the_uptime_before_the_firmware_version() {
+        let page = fixture("StatusRpm.htm");
+        assert_eq!(parse_status_uptime(&page), Some(1_468_171));
+        // Blanked fields (some firmware), no firmware string, or cut short.
+        let blank =
+            "var statusPara = new Array(\"\", \"\", \"3.13.33 Build 130506 Rel.48660n\", 0);";
+        assert_eq!(parse_status_uptime(blank), None);
+        assert_eq!(
+            parse_status_uptime("var statusPara = new Array(1, 2, 3);"),
+            None
+        );
+        let cut = &page[..page.find("6732336").unwrap()];
+        assert_eq!(parse_status_uptime(cut), None);
     }
 
     #[test]

@@ -212,6 +212,16 @@ impl Ubus {
         }
     }
 
+    /// `system info`'s uptime, when the user's ACL grants it
+    /// (docs/UPSTREAM.md); without it reboots are told by the counters.
+    fn uptime(&mut self, deadline: Deadline) -> Option<u64> {
+        let session = self.session.clone()?;
+        match self.call(&session, "system", "info", json!({}), deadline) {
+            Ok(Answer::Data(data)) => uptime_of(&data),
+            _ => None,
+        }
+    }
+
     fn device_counters(
         &mut self,
         device: &str,
@@ -225,6 +235,11 @@ impl Ubus {
         )?;
         counters_of(&data, device)
     }
+}
+
+/// The router's uptime in a `system info` answer (procd: seconds since boot).
+pub fn uptime_of(data: &Value) -> Option<u64> {
+    data.get("uptime").and_then(Value::as_u64)
 }
 
 /// The WAN's layer-3 device from `network.interface.wan status`:
@@ -276,6 +291,7 @@ impl Source for Ubus {
             let counters = self.device_counters(&name, deadline)?;
             reading.interfaces.push((name, counters));
         }
+        reading.uptime_secs = self.uptime(deadline);
         Ok(reading)
     }
 }
@@ -283,6 +299,15 @@ impl Source for Ubus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_uptime_of_system_info() {
+        let info = json!({"localtime": 1795000000, "uptime": 86412, "load": [0, 0, 0],
+            "memory": {"total": 128000000, "free": 60000000}});
+        assert_eq!(uptime_of(&info), Some(86412));
+        assert_eq!(uptime_of(&json!({"uptime": "86412"})), None);
+        assert_eq!(uptime_of(&json!({})), None);
+    }
 
     #[test]
     fn answers_in_every_shape() {

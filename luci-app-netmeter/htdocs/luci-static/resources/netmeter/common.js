@@ -38,6 +38,7 @@ return baseclass.extend({
 	callInterfaces: rpc.declare({ object: 'luci.netmeter', method: 'interfaces' }),
 	callDevices: rpc.declare({ object: 'luci.netmeter', method: 'devices' }),
 	callUpstream: rpc.declare({ object: 'luci.netmeter', method: 'upstream' }),
+	callQuotas: rpc.declare({ object: 'luci.netmeter', method: 'quotas' }),
 	callHistory: rpc.declare({
 		object: 'luci.netmeter', method: 'history',
 		params: [ 'interface', 'device', 'period' ]

@@ -40,7 +40,43 @@ return view.extend({
 	state: { key: 'rx_bytes', desc: true, selected: null },
 
 	load: function() {
-		return Promise.all([ nm.callStatus(), nm.callDevices() ]);
+		return Promise.all([ nm.callStatus(), nm.callDevices(), nm.callQuotas() ]);
+	},
+
+	// The caps (config quota) and their state; nothing when there are none,
+	// or when the daemon predates them.
+	renderCaps: function(answer) {
+		var quotas = (answer && Array.isArray(answer.quotas)) ? answer.quotas : [];
+		if (!quotas.length)
+			return '';
+		var percent = function(q) { return q.limit_bytes ? Math.floor(100 * q.used_bytes / q.limit_bytes) : 0; };
+		var state = function(q) {
+			if (q.blocked)
+				return E('span', { 'class': 'label warning' }, _('blocked'));
+			if (q.lifted)
+				return _('block lifted');
+			return q.fired.length ? _('warned at %s').format(q.fired.map(function(t) { return t + ' %'; }).join(', ')) : _('within');
+		};
+		return E('div', { 'class': 'cbi-section' }, [
+			E('h3', {}, _('Caps')),
+			E('table', { 'class': 'table', 'id': 'netmeter-caps' }, [
+				E('tr', { 'class': 'tr table-titles' }, [ _('Cap'), _('Counts'), _('Period'), _('Used'), _('Limit'), _('Share'), _('State') ]
+					.map(function(t, i) { return E('th', { 'class': 'th' + (i >= 3 && i <= 5 ? ' right' : '') }, t); }))
+			].concat(quotas.map(function(q) {
+				var cells = [
+					[ 'name', q.name ],
+					[ 'target', '%s (%s, %s)'.format(q.target, q.target_kind, q.direction) ],
+					[ 'period', '%s, %s'.format(q.period, _('since %s').format(new Date(q.period_start * 1000).toLocaleDateString())) ],
+					[ 'used', nm.bytes(q.used_bytes) ],
+					[ 'limit', nm.bytes(q.limit_bytes) ],
+					[ 'share', percent(q) + ' %' ],
+					[ 'state', state(q) ]
+				];
+				return E('tr', { 'class': 'tr', 'data-id': q.name }, cells.map(function(c, i) {
+					return E('td', { 'class': 'td' + (i >= 3 && i <= 5 ? ' right' : ''), 'data-k': c[0] }, c[1]);
+				}));
+			})))
+		]);
 	},
 
 	renderDetail: function(dev, status, placementKind, periods) {
@@ -120,12 +156,14 @@ return view.extend({
 		this.noteBox = E('div');
 		this.tableBox = E('div', { 'style': 'overflow-x:auto' });
 		this.detailBox = E('div', {}, E('p', {}, E('em', {}, _('Select a device for its history.'))));
+		this.capsBox = E('div', {}, this.renderCaps(data[2]));
 		this.update(data[0], data[1]);
 
 		poll.add(function() {
-			return Promise.all([ nm.callStatus(), nm.callDevices() ]).then(function(r) {
+			return Promise.all([ nm.callStatus(), nm.callDevices(), nm.callQuotas() ]).then(function(r) {
 				self.status = r[0];
 				self.update(r[0], r[1]);
+				dom.content(self.capsBox, self.renderCaps(r[2]));
 			});
 		}, 5);
 
@@ -135,6 +173,7 @@ return view.extend({
 				_('Traffic of every LAN device between it and beyond the router, as netmeter counts it. Click a column title to sort, a row for its history.')),
 			this.problemBox,
 			this.noteBox,
+			this.capsBox,
 			E('div', { 'class': 'cbi-section' }, this.tableBox),
 			this.detailBox
 		]);
