@@ -91,6 +91,11 @@ pub fn run(args: CheckArgs) -> Result<(), CliError> {
         let why = crate::upstream::NEEDS_FULL;
         say(false, "upstream", format!("'{}': {why}", source.name));
     }
+    #[cfg(not(feature = "quota"))]
+    for quota in &config.quotas {
+        let why = crate::config::quota::NEEDS_FULL;
+        say(false, "quota", format!("'{}': {why}", quota.name));
+    }
     if status.is_some()
         && let Some(d) =
             super::ask_daemon::<DevicesReport>(&config, args.url.as_deref(), "/api/v1/devices")?

@@ -19,8 +19,9 @@ mod format;
 mod history;
 mod interfaces;
 mod queues;
-mod sockets;
+#[cfg(feature = "quota")]
 mod quotas;
+mod sockets;
 mod teardown;
 mod top;
 #[cfg(feature = "upstream")]
@@ -54,7 +55,9 @@ enum Command {
     Interfaces(interfaces::InterfacesArgs),
     Queues(queues::QueuesArgs),
     Sockets(sockets::SocketsArgs),
+    #[cfg(feature = "quota")]
     Quota(quotas::QuotaArgs),
+    #[cfg(feature = "quota")]
     Quotas(quotas::QuotasArgs),
     Teardown(teardown::TeardownArgs),
     Top(top::TopArgs),
@@ -180,6 +183,10 @@ pub fn main() -> ExitCode {
                     Some(&"upstream") if !crate::upstream::BUILT => {
                         eprintln!("netmeter upstream: {}", crate::upstream::NEEDS_FULL)
                     }
+                    #[cfg(not(feature = "quota"))]
+                    Some(&word @ ("quota" | "quotas")) => {
+                        eprintln!("netmeter {word}: {}", crate::config::quota::NEEDS_FULL)
+                    }
                     Some(word) if prefix.is_empty() && !word.starts_with('-') => {
                         eprintln!("Unknown subcommand: {word}")
                     }
@@ -202,7 +209,9 @@ pub fn main() -> ExitCode {
         Command::Interfaces(a) => interfaces::run(a),
         Command::Queues(a) => queues::run(a),
         Command::Sockets(a) => sockets::run(a),
+        #[cfg(feature = "quota")]
         Command::Quota(a) => quotas::run_quota(a),
+        #[cfg(feature = "quota")]
         Command::Quotas(a) => quotas::run(a),
         Command::Teardown(a) => teardown::run(a),
         Command::Top(a) => top::run(a),

@@ -102,7 +102,7 @@ pub fn run_quota(args: QuotaArgs) -> Result<(), CliError> {
     let dir = status
         .store
         .spool_directory
-        .join(crate::daemon::RESET_DIRECTORY);
+        .join(crate::daemon::quota_runner::RESET_DIRECTORY);
     let write = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join(&args.name), b""))
         .map_err(|e| {

@@ -2,7 +2,7 @@ use super::CliError;
 use argh::FromArgs;
 
 /// Print the version and the build's variant: core (package netmeter) or
-/// full (netmeter-full, with the upstream routers and MQTT).
+/// full (netmeter-full, with the upstream routers, MQTT and quotas).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "version")]
 pub struct VersionArgs {}
@@ -12,6 +12,7 @@ pub fn run(_: VersionArgs) -> Result<(), CliError> {
     let features: Vec<&str> = [
         (crate::upstream::BUILT, "upstream"),
         (cfg!(feature = "mqtt"), "mqtt"),
+        (cfg!(feature = "quota"), "quota"),
     ]
     .into_iter()
     .filter_map(|(built, name)| built.then_some(name))

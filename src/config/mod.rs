@@ -20,6 +20,10 @@ pub mod glob;
 pub mod mqtt;
 pub mod prefix;
 pub mod protocol;
+#[cfg(feature = "quota")]
+pub mod quota;
+#[cfg(not(feature = "quota"))]
+#[path = "quota_absent.rs"]
 pub mod quota;
 pub mod secret;
 mod settings;
@@ -45,7 +49,9 @@ use device::device;
 pub use glob::glob_match;
 pub use prefix::{IpPrefix, PrefixError};
 pub use protocol::{PortRange, ProtocolClass};
-pub use quota::{QuotaConfig, QuotaDirection, QuotaPeriod, QuotaTarget};
+pub use quota::QuotaConfig;
+#[cfg(feature = "quota")]
+pub use quota::{QuotaDirection, QuotaPeriod, QuotaTarget};
 pub use secret::Secret;
 use settings::OPTIONS;
 use spelling::closest;
@@ -461,7 +467,7 @@ impl Config {
                 config.exclude_interface.clear();
             }
         }
-        quota_history_problems(&config, &sections, &mut problems);
+        quota::problems(&config, &sections, &mut problems);
         match problems.into_iter().min_by_key(|(line, _)| *line) {
             Some(problem) => Err(invalid(problem)),
             None => Ok(config),
@@ -493,46 +499,6 @@ impl Config {
         let included =
             self.interface.is_empty() || self.interface.iter().any(|p| glob_match(p, name));
         included && !self.exclude_interface.iter().any(|p| glob_match(p, name))
-    }
-}
-
-/// A quota reads its usage from history: its period's buckets must be kept
-/// (a week is summed from the daily ones).
-fn quota_history_problems(
-    config: &Config,
-    sections: &[uci::Section],
-    problems: &mut Vec<(usize, String)>,
-) {
-    for quota in &config.quotas {
-        let interface = matches!(quota.target, QuotaTarget::Interface(_));
-        let (sizes, prefix) = if interface {
-            (&config.interface_history, "history")
-        } else {
-            (&config.device_history, "device")
-        };
-        let (index, needed, option) = match quota.period {
-            QuotaPeriod::Day => (2, 1, "daily_days"),
-            QuotaPeriod::Week => (2, 7, "daily_days"),
-            QuotaPeriod::Month => (3, 1, "monthly_months"),
-        };
-        if sizes[index] < needed {
-            let option = format!("{prefix}_{option}");
-            let line = sections
-                .iter()
-                .find(|s| s.kind == QUOTA && s.name.as_deref() == Some(&quota.name))
-                .and_then(|s| s.options.iter().rev().find(|e| e.name == "period"))
-                .map_or(1, |e| e.line);
-            problems.push((
-                line,
-                format!(
-                    "quota '{}' counts by the {} from history, which option {option} '{}' \
-                     turns off: set option {option} to at least {needed}",
-                    quota.name,
-                    quota.period.name(),
-                    sizes[index]
-                ),
-            ));
-        }
     }
 }
 
@@ -1368,6 +1334,8 @@ mod tests {
             ("192.168.1.10", "netmeter-ha")
         );
         let quota = &parse(examples[5]).quotas[0];
+        assert_eq!(quota.name, "kids");
+        #[cfg(feature = "quota")]
         assert_eq!(
             (
                 quota.name.as_str(),

@@ -108,6 +108,13 @@ pub struct QuotaConfig {
     pub block: bool,
 }
 
+impl QuotaConfig {
+    /// Whether it may block (`option action 'block'`).
+    pub fn blocks(&self) -> bool {
+        self.block
+    }
+}
+
 /// Highest threshold accepted: ten times the limit.
 pub const MAX_THRESHOLD: u16 = 1000;
 /// Thresholds per quota.
@@ -461,6 +468,60 @@ pub(crate) fn quota(
     (problems.len() == before).then_some(quota)
 }
 
+/// What a quota needs of the rest of the config: its period's history
+/// buckets (a week is summed from the daily ones), and a broker for
+/// `option mqtt '1'`.
+pub(super) fn problems(
+    config: &super::Config,
+    sections: &[uci::Section],
+    problems: &mut Vec<(usize, String)>,
+) {
+    // The line of a quota's option (the last, as it wins), else 1.
+    let line_of = |quota: &QuotaConfig, option: &str| {
+        sections
+            .iter()
+            .find(|s| s.kind == "quota" && s.name.as_deref() == Some(&quota.name))
+            .and_then(|s| s.options.iter().rev().find(|e| e.name == option))
+            .map_or(1, |e| e.line)
+    };
+    for quota in &config.quotas {
+        if quota.mqtt && config.mqtt.is_none() {
+            problems.push((
+                line_of(quota, "mqtt"),
+                format!(
+                    "quota '{}' has option mqtt '1', but no config mqtt section names a broker: \
+                     add one (README, Home Assistant over MQTT) or remove the option",
+                    quota.name
+                ),
+            ));
+        }
+        let interface = matches!(quota.target, QuotaTarget::Interface(_));
+        let (sizes, prefix) = if interface {
+            (&config.interface_history, "history")
+        } else {
+            (&config.device_history, "device")
+        };
+        let (index, needed, option) = match quota.period {
+            QuotaPeriod::Day => (2, 1, "daily_days"),
+            QuotaPeriod::Week => (2, 7, "daily_days"),
+            QuotaPeriod::Month => (3, 1, "monthly_months"),
+        };
+        if sizes[index] < needed {
+            let option = format!("{prefix}_{option}");
+            problems.push((
+                line_of(quota, "period"),
+                format!(
+                    "quota '{}' counts by the {} from history, which option {option} '{}' \
+                     turns off: set option {option} to at least {needed}",
+                    quota.name,
+                    quota.period.name(),
+                    sizes[index]
+                ),
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,7 +577,8 @@ mod tests {
              \toption period 'week'\n\toption limit '10GiB'\n\tlist threshold '100'\n\
              \tlist threshold '80'\n\toption exec '/bin/alert'\n\
              \toption webhook 'http://127.0.0.1:8000/hook'\n\toption mqtt '1'\n\
-             \toption action 'block'\n",
+             \toption action 'block'\n\
+             config mqtt 'ha'\n\toption host '127.0.0.1'\n",
         );
         assert_eq!(
             c.quotas,
@@ -594,5 +656,10 @@ mod tests {
         let e =
             error("config quota 'q'\n\toption limit '1G'\nconfig quota 'q'\n\toption limit '2G'\n");
         assert!(e.contains(":3:") && e.contains("line 1"), "{e}");
+        let e = error("config quota 'q'\n\toption limit '1G'\n\toption mqtt '1'\n");
+        assert!(
+            e.contains(":3:") && e.contains("no config mqtt section names a broker"),
+            "{e}"
+        );
     }
 }

@@ -4,9 +4,9 @@
 //! reaped at later refreshes (killed after [`EXEC_LIMIT`]); webhooks are
 //! POSTed by their own thread from a bounded queue, retried with back-off.
 //!
-//! The seam for MQTT is [`Alerts::pending_mqtt`]: every alert of a quota
-//! with `mqtt` is pushed there (bounded, oldest dropped) and shown in
-//! `/api/v1/quotas` until a publisher takes it with [`Alerts::take_mqtt`].
+//! Alerts of a quota with `mqtt` wait in [`Alerts::take_mqtt`]'s list
+//! until the end of the refresh, when the daemon hands them to the MQTT
+//! publisher's bounded queue.
 
 use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
@@ -34,8 +34,6 @@ pub const WEBHOOK_BACKOFF: [Duration; 3] = [
     Duration::from_secs(15),
     Duration::from_secs(40),
 ];
-/// Alerts kept for the MQTT publisher.
-pub const MQTT_QUEUE: usize = 64;
 /// A webhook answer's body is read up to this, then ignored.
 const MAX_ANSWER: usize = 16 << 10;
 
@@ -68,9 +66,9 @@ pub struct Alerts {
     exec_started: u64,
     exec_failed: u64,
     webhook_dropped: u64,
-    /// Alerts for the MQTT publisher, oldest first.
-    pub pending_mqtt: Arc<Mutex<VecDeque<QuotaAlert>>>,
-    pub pending_mqtt_dropped: u64,
+    /// Alerts for the MQTT publisher since the last [`Self::take_mqtt`],
+    /// oldest first (a refresh's worth: bounded by the config).
+    mqtt: Vec<QuotaAlert>,
 }
 
 impl Alerts {
@@ -87,19 +85,13 @@ impl Alerts {
             self.webhook(url, alert);
         }
         if quota.mqtt {
-            let mut queue = self.pending_mqtt.lock().unwrap_or_else(|p| p.into_inner());
-            if queue.len() >= MQTT_QUEUE {
-                queue.pop_front();
-                self.pending_mqtt_dropped += 1;
-            }
-            queue.push_back(alert.clone());
+            self.mqtt.push(alert.clone());
         }
     }
 
-    /// The MQTT publisher's side of the seam: every alert waiting, oldest first.
-    pub fn take_mqtt(&self) -> Vec<QuotaAlert> {
-        let mut queue = self.pending_mqtt.lock().unwrap_or_else(|p| p.into_inner());
-        queue.drain(..).collect()
+    /// Every alert for the MQTT publisher since the last call, oldest first.
+    pub fn take_mqtt(&mut self) -> Vec<QuotaAlert> {
+        std::mem::take(&mut self.mqtt)
     }
 
     fn exec(&mut self, program: &std::path::Path, alert: &QuotaAlert) {
@@ -314,20 +306,19 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_alerts_wait_in_a_bounded_queue_for_the_publisher() {
+    fn mqtt_alerts_wait_for_the_publisher_in_order_and_only_for_quotas_that_ask() {
         let mut alerts = Alerts::default();
         let quota = QuotaConfig {
             name: "kids".into(),
             mqtt: true,
             ..QuotaConfig::default()
         };
-        for i in 0..MQTT_QUEUE as u16 + 2 {
+        for i in 0..3 {
             alerts.dispatch(&quota, &alert(i + 1));
         }
-        assert_eq!(alerts.pending_mqtt_dropped, 2);
         let taken = alerts.take_mqtt();
-        assert_eq!(taken.len(), MQTT_QUEUE);
-        assert_eq!(taken[0].threshold, 3, "the oldest went first");
+        let thresholds: Vec<u16> = taken.iter().map(|a| a.threshold).collect();
+        assert_eq!(thresholds, [1, 2, 3]);
         assert!(alerts.take_mqtt().is_empty());
         let silent = QuotaConfig {
             mqtt: false,

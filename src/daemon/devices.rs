@@ -120,7 +120,7 @@ impl PerDevice {
             config.max_devices as usize,
             timeout_ms,
         );
-        plan.block = config.quotas.iter().any(|q| q.block);
+        plan.block = config.quotas.iter().any(|q| q.blocks());
         Ok((plan, missing, prefixes))
     }
 

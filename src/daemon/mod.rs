@@ -11,10 +11,17 @@
 //! the two locks the other way round. On start the loaded device generation
 //! is continued, so the reinstalled table counts as restarted.
 
+#[cfg(feature = "quota")]
 pub mod alerts;
 mod conntrack;
 mod devices;
+#[cfg(feature = "quota")]
 pub mod quota;
+#[cfg(feature = "quota")]
+pub mod quota_runner;
+#[cfg(not(feature = "quota"))]
+#[path = "quota_runner_absent.rs"]
+pub mod quota_runner;
 
 pub use crate::account::attribution::Attribution;
 pub use crate::serve::api::PerDeviceStatus;
@@ -172,9 +179,9 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
         per_device,
         names: NamesCache::default(),
         attribution: crate::account::attribution::AttributionTracker::default(),
-        alerts: alerts::Alerts::default(),
-        blocked: Vec::new(),
+        quotas: quota_runner::QuotaRunner::default(),
     };
+    refresher.quotas.announce(&config);
     let mut next_refresh = Instant::now();
     let mut next_spool = Instant::now() + config.spool_interval;
     let mut next_commit = Instant::now() + config.commit_interval;
@@ -185,6 +192,12 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
             let upstream_now = UpstreamNow::read(&health);
             let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
             refresher.run(&mut state, &config, &api_state, &upstream_now);
+            drop(state);
+            for (quota, payload) in refresher.quotas.take_mqtt() {
+                if let Some(publisher) = &mqtt {
+                    publisher.quota_alert(&quota, payload);
+                }
+            }
             next_refresh += config.refresh_interval;
             if next_refresh < Instant::now() {
                 next_refresh = Instant::now() + config.refresh_interval; // we fell behind: skip, don't burst
@@ -223,6 +236,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
                     }
                     config = new;
                     warn_about_timeouts(&config);
+                    refresher.quotas.announce(&config);
                     refresher.per_device.reconfigure();
                     apply_config(
                         &config,
@@ -249,7 +263,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), DaemonError> {
                 // `netmeter quota reset`: lifted at once, committed so a
                 // power cut cannot bring the block back.
                 let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
-                for line in take_resets(&config, &mut state.quotas) {
+                for line in quota_runner::take_resets(&config, &mut state.quotas) {
                     log(line);
                 }
                 drop(state);
@@ -298,6 +312,8 @@ impl MqttPublisher {
     fn config(&self) -> &crate::config::mqtt::MqttConfig {
         &self.0
     }
+
+    fn quota_alert(&self, _quota: &str, _payload: Vec<u8>) {}
 }
 
 #[cfg(not(feature = "mqtt"))]
@@ -388,43 +404,7 @@ struct Refresher {
     per_device: PerDevice,
     names: NamesCache,
     attribution: crate::account::attribution::AttributionTracker,
-    alerts: alerts::Alerts,
-    /// What the quotas block, as last judged (kept while the clock is not
-    /// trusted).
-    blocked: Vec<Mac>,
-}
-
-/// Where `netmeter quota reset NAME` leaves its request (a file named
-/// NAME) before it sends SIGUSR2: under the spool directory, which only
-/// the daemon's user may write, so only the router's admin lifts a block.
-pub const RESET_DIRECTORY: &str = "quota-reset";
-
-/// Lifts the quotas whose reset was requested and removes the requests.
-fn take_resets(config: &Config, ledger: &mut crate::store::quota::QuotaLedger) -> Vec<String> {
-    let dir = config.spool_directory.join(RESET_DIRECTORY);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return vec![format!(
-            "quota reset requested, but {} is missing",
-            dir.display()
-        )];
-    };
-    let mut lines = Vec::new();
-    for entry in entries.flatten().take(crate::store::quota::MAX_QUOTAS) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let _ = std::fs::remove_file(entry.path());
-        if !config.quotas.iter().any(|q| q.name == name) {
-            lines.push(format!("quota reset: no quota named '{name}'"));
-        } else if quota::lift(ledger, &name) {
-            lines.push(format!(
-                "quota {name}: reset, its block is lifted until the period ends"
-            ));
-        } else {
-            lines.push(format!(
-                "quota {name}: reset, but it has not been judged yet"
-            ));
-        }
-    }
-    lines
+    quotas: quota_runner::QuotaRunner,
 }
 
 impl Refresher {
@@ -486,54 +466,13 @@ impl Refresher {
                 if let Some(flows) = &self.per_device.flows {
                     s.devices.join_classes(&flows.by_class);
                 }
-                // Only a trusted clock says which period it is: a router
-                // booting at 1970 must not start every quota over.
-                if clock == Some(crate::store::timeline::ClockState::Trusted) {
-                    let known: Vec<quota::Known> = s
-                        .devices
-                        .devices
-                        .iter()
-                        .filter_map(|d| {
-                            Some(quota::Known {
-                                mac: d.mac.parse().ok()?,
-                                name: d.hostname.clone(),
-                                group: d.group.clone(),
-                            })
-                        })
-                        .collect();
-                    let judged = quota::judge(
-                        &config.quotas,
-                        &mut state.quotas,
-                        &state.timeline,
-                        &calendar(config),
-                        &known,
-                        now.unix_secs,
-                    );
-                    for alert in &judged.alerts {
-                        if let Some(q) = config.quotas.iter().find(|q| q.name == alert.quota) {
-                            self.alerts.dispatch(q, alert);
-                        }
-                    }
-                    s.quotas.quotas = judged.views;
-                    self.blocked = judged.blocked;
-                } else {
-                    // Unjudged, the saved blocks hold (a restart at boot).
-                    self.blocked = state.quotas.blocked(&config.quotas);
-                }
-                for line in self.per_device.block(&self.blocked) {
+                let trusted = clock == Some(crate::store::timeline::ClockState::Trusted);
+                let blocked = self
+                    .quotas
+                    .refresh(config, state, &mut s, trusted, now.unix_secs);
+                for line in self.per_device.block(blocked) {
                     log(line);
                 }
-                self.alerts.reap();
-                s.quotas.pending_mqtt = self
-                    .alerts
-                    .pending_mqtt
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .cloned()
-                    .collect();
-                s.quotas.pending_mqtt_dropped = self.alerts.pending_mqtt_dropped;
-                s.quotas.alerts = self.alerts.counts();
                 s.per_device = self.per_device.status.clone();
                 s.attribution = attribution;
                 s.clock = clock;

@@ -411,6 +411,7 @@ pub struct ApiState {
     /// The MQTT publisher's session; None without `config mqtt`.
     pub mqtt: Option<MqttStatus>,
     /// Every quota's state, judged at each refresh with a trusted clock.
+    #[cfg(feature = "quota")]
     pub quotas: super::quota::QuotasReport,
 }
 
@@ -565,9 +566,16 @@ pub fn route(state: &Mutex<ApiState>, req: &Request, now_unix: u64) -> Response 
             Response::error(503, "starting: the first refresh has not finished")
         }
         "/api/v1/devices" => json(&state.devices),
+        #[cfg(not(feature = "quota"))]
+        "/api/v1/quotas" => Response::error(
+            404,
+            &format!("no quotas here: {}", crate::config::quota::NEEDS_FULL),
+        ),
+        #[cfg(feature = "quota")]
         "/api/v1/quotas" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
         }
+        #[cfg(feature = "quota")]
         "/api/v1/quotas" => json(&state.quotas),
         "/api/v1/history" if state.last_refresh_unix.is_none() => {
             Response::error(503, "starting: the first refresh has not finished")
@@ -792,6 +800,7 @@ pub(crate) mod samples {
                 checkpoint_bytes: 10_345,
             },
             clock: Some(ClockState::Behind),
+            #[cfg(feature = "quota")]
             quotas: crate::serve::quota::QuotasReport {
                 quotas: vec![crate::serve::quota::QuotaView {
                     name: "kids".into(),

@@ -155,8 +155,14 @@ pub fn render(state: &ApiState) -> String {
             }
         }
     }
-    // Only with quotas: a gauge each, as usage starts over every period.
-    let quotas = &state.quotas.quotas;
+    #[cfg(feature = "quota")]
+    quota_families(out, &state.quotas.quotas);
+    text
+}
+
+/// Only with quotas: a gauge each, as usage starts over every period.
+#[cfg(feature = "quota")]
+fn quota_families(out: &mut String, quotas: &[crate::serve::quota::QuotaView]) {
     if !quotas.is_empty() {
         for (name, help, value) in QUOTA_FAMILIES {
             head(out, name, "gauge", help);
@@ -165,10 +171,10 @@ pub fn render(state: &ApiState) -> String {
             }
         }
     }
-    text
 }
 
 /// One sample per quota.
+#[cfg(feature = "quota")]
 const QUOTA_FAMILIES: [(&str, &str, Field<crate::serve::quota::QuotaView>); 3] = [
     (
         "netmeter_quota_used_bytes",
@@ -271,6 +277,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "quota")]
     fn quotas_are_exposed_with_a_quota_label_only_where_there_are_some() {
         let mut state = small_state();
         assert!(!render(&state).contains("netmeter_quota"));

@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod mqtt;
 pub mod page;
 pub mod queues;
-pub mod sockets;
+#[cfg(feature = "quota")]
 pub mod quota;
+pub mod sockets;

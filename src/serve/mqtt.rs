@@ -95,6 +95,16 @@ impl MqttPublisher {
         q.alerts.push_back(message);
     }
 
+    /// Queues a quota's alert (JSON) for `PREFIX/quota/NAME/alert`: not
+    /// retained, as each is news once.
+    pub fn quota_alert(&self, quota: &str, payload: Vec<u8>) {
+        self.alert(Message {
+            topic: self.topics().quota_alert(quota),
+            payload,
+            retain: false,
+        });
+    }
+
     /// The topics it publishes to.
     pub fn topics(&self) -> Topics {
         Topics {

@@ -76,10 +76,5 @@ pub struct AlertCounts {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotasReport {
     pub quotas: Vec<QuotaView>,
-    /// Alerts of quotas with `option mqtt '1'` waiting for the MQTT
-    /// publisher, oldest first (bounded: the oldest is dropped when full).
-    pub pending_mqtt: Vec<QuotaAlert>,
-    /// Alerts dropped from that queue since the daemon started.
-    pub pending_mqtt_dropped: u64,
     pub alerts: AlertCounts,
 }

@@ -69,7 +69,7 @@ impl QuotaLedger {
         let mut macs: Vec<Mac> = self
             .records
             .iter()
-            .filter(|r| quotas.iter().any(|q| q.block && q.name == r.name))
+            .filter(|r| quotas.iter().any(|q| q.blocks() && q.name == r.name))
             .flat_map(|r| r.blocked.iter().copied())
             .collect();
         macs.sort_unstable();

@@ -26,8 +26,9 @@ mod openapi;
 mod page;
 mod persistence;
 mod queues;
-mod sockets;
+#[cfg(feature = "quota")]
 mod quota;
+mod sockets;
 mod testbed_selftest;
 mod top;
 #[cfg(feature = "upstream")]

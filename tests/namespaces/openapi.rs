@@ -200,6 +200,7 @@ const PATHS: &[&str] = &[
     "/api/v1/history",
     "/api/v1/queues",
     "/api/v1/sockets",
+    #[cfg(feature = "quota")]
     "/api/v1/quotas",
     #[cfg(feature = "upstream")]
     "/api/v1/upstream",
@@ -219,7 +220,7 @@ fn a_running_daemons_answers_match_the_documented_schemas() {
          \toption odhcpd_hosts '/nonexistent/hosts'\n\
          config device\n\toption mac '{tv}'\n\toption name 'tv'\n\toption group 'family'\n\
          config quota 'family'\n\toption group 'family'\n\toption limit '1K'\n\
-         \toption mqtt '1'\n\toption action 'block'\n"
+         \toption action 'block'\n"
     );
     let d = Daemon::start(&net.router, &scratch, &config);
     for host in &net.lan {
@@ -248,13 +249,15 @@ fn a_running_daemons_answers_match_the_documented_schemas() {
         list.iter()
             .all(|d| !d["ips"].as_array().unwrap().is_empty())
     );
-    let quotas = get("/api/v1/quotas");
-    assert_eq!(
-        quotas["quotas"][0]["blocked_macs"][0],
-        tv.as_str(),
-        "{quotas}"
-    );
-    assert_eq!(quotas["pending_mqtt"][0]["quota"], "family", "{quotas}");
+    #[cfg(feature = "quota")]
+    {
+        let quotas = get("/api/v1/quotas");
+        assert_eq!(
+            quotas["quotas"][0]["blocked_macs"][0],
+            tv.as_str(),
+            "{quotas}"
+        );
+    }
     let status = get("/api/v1/status");
     assert!(status["attribution"]["tx_share"].is_number(), "{status}");
     assert!(status["last_refresh"].is_u64(), "{status}");
@@ -503,12 +506,14 @@ fn full_state() -> ApiState {
             messages_published: 420,
             alerts_dropped: 0,
         }),
+        #[cfg(feature = "quota")]
         quotas: quotas_report(),
     }
 }
 
+#[cfg(feature = "quota")]
 fn quotas_report() -> netmeter::serve::quota::QuotasReport {
-    use netmeter::serve::quota::{AlertCounts, QuotaAlert, QuotaView, QuotasReport};
+    use netmeter::serve::quota::{AlertCounts, QuotaView, QuotasReport};
     QuotasReport {
         quotas: vec![QuotaView {
             name: "kids".into(),
@@ -530,20 +535,6 @@ fn quotas_report() -> netmeter::serve::quota::QuotasReport {
             webhook: true,
             mqtt: true,
         }],
-        pending_mqtt: vec![QuotaAlert {
-            quota: "kids".into(),
-            target: "kids".into(),
-            target_kind: "group".into(),
-            direction: "total".into(),
-            period: "week".into(),
-            threshold: 100,
-            used_bytes: 1_000_100,
-            limit_bytes: 1_000_000,
-            period_start: 1_794_700_800,
-            period_end: 1_795_305_600,
-            at: 1_795_000_010,
-        }],
-        pending_mqtt_dropped: 1,
         alerts: AlertCounts {
             exec_started: 2,
             exec_failed: 0,

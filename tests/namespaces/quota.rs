@@ -97,8 +97,7 @@ fn exec_hook_and_webhook_fire_once_per_threshold_and_not_again_after_a_restart()
         "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n\
          config quota 'laptop_up'\n\toption device '{mac}'\n\toption direction 'tx'\n\
          \toption period 'day'\n\toption limit '1M'\n\tlist threshold '50'\n\tlist threshold '100'\n\
-         \toption exec '{}'\n\toption webhook 'http://127.0.0.1:{WEBHOOK_PORT}/hook'\n\
-         \toption mqtt '1'\n",
+         \toption exec '{}'\n\toption webhook 'http://127.0.0.1:{WEBHOOK_PORT}/hook'\n",
         hook.display()
     );
     let d = Daemon::start(&net.router, &scratch, &config);
@@ -163,13 +162,6 @@ fn exec_hook_and_webhook_fire_once_per_threshold_and_not_again_after_a_restart()
     let q = quotas(&net, &d);
     assert_eq!(q["alerts"]["exec_started"], 2, "{q}");
     assert_eq!(q["alerts"]["webhook_delivered"], 2, "{q}");
-    let pending: Vec<u64> = q["pending_mqtt"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["threshold"].as_u64().unwrap())
-        .collect();
-    assert_eq!(pending, [50, 100], "the MQTT seam holds both: {q}");
 
     // A restart: the fired thresholds come back from the saved state.
     drop(d);
@@ -179,7 +171,6 @@ fn exec_hook_and_webhook_fire_once_per_threshold_and_not_again_after_a_restart()
     let q = quotas(&net, &d);
     assert_eq!(q["quotas"][0]["fired"], serde_json::json!([50, 100]), "{q}");
     assert_eq!(q["alerts"]["exec_started"], 0, "{q}");
-    assert_eq!(q["pending_mqtt"], serde_json::json!([]), "{q}");
     assert_eq!(hook_lines(&log).len(), 2);
     assert_eq!(thresholds_of(&webhook_bodies(&net)), [50, 100]);
 }
