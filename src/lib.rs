@@ -25,3 +25,14 @@ pub mod upstream;
 #[cfg(not(feature = "upstream"))]
 #[path = "upstream/absent.rs"]
 pub mod upstream;
+
+/// The optional slices this build has (cargo features), as `netmeter
+/// version` and `/api/v1/status` say them: empty in the core build.
+pub const FEATURES: &[&str] = &[
+    #[cfg(feature = "upstream")]
+    "upstream",
+    #[cfg(feature = "mqtt")]
+    "mqtt",
+    #[cfg(feature = "quota")]
+    "quota",
+];

@@ -9,14 +9,7 @@ pub struct VersionArgs {}
 
 pub fn run(_: VersionArgs) -> Result<(), CliError> {
     println!("netmeter {}", env!("CARGO_PKG_VERSION"));
-    let features: Vec<&str> = [
-        (crate::upstream::BUILT, "upstream"),
-        (cfg!(feature = "mqtt"), "mqtt"),
-        (cfg!(feature = "quota"), "quota"),
-    ]
-    .into_iter()
-    .filter_map(|(built, name)| built.then_some(name))
-    .collect();
+    let features = crate::FEATURES;
     match crate::upstream::BUILT {
         true => println!("variant: full (package netmeter-full)"),
         false => println!("variant: core (package netmeter)"),

@@ -434,6 +434,9 @@ pub struct StatusView {
     pub attribution: Option<Attribution>,
     pub store: StoreStatus,
     pub clock: Option<ClockState>,
+    /// The optional slices of this build (`upstream`, `mqtt`, `quota`):
+    /// empty in the core build, so a client knows what to ask for.
+    pub features: Vec<String>,
     /// Absent without `config mqtt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttStatus>,
@@ -454,6 +457,7 @@ impl StatusView {
             attribution: state.attribution.clone(),
             store: state.store.clone(),
             clock: state.clock,
+            features: crate::FEATURES.iter().map(|f| f.to_string()).collect(),
             mqtt: state.mqtt.clone(),
         }
     }

@@ -119,6 +119,55 @@ fn unknown_paths_get_404_json_and_interfaces_answer_once_refreshed() {
     assert!(answer.starts_with("200 {\"interfaces\":["), "{answer}");
 }
 
+/// The core build keeps a `config quota` section (switching packages
+/// needs no config edit), says it needs netmeter-full in the log, the API
+/// and the CLI, and counts on.
+#[cfg(not(feature = "quota"))]
+#[test]
+fn the_core_build_says_config_quota_needs_netmeter_full_and_counts_on() {
+    let net = Network::with_lan_hosts(&[]);
+    let scratch = Scratch::new();
+    let d = Daemon::start(
+        &net.router,
+        &scratch,
+        &format!(
+            "{CONFIG}config quota 'kids'\n\toption group 'kids'\n\toption limit '50G'\n\
+             \toption action 'block'\n"
+        ),
+    );
+    d.wait_for_log(
+        "config quota 'kids' (line 6): this netmeter is the core build, which has no quotas",
+        Duration::from_secs(10),
+    );
+    let before = d.refreshes(&net.router);
+    d.wait_for_refreshes(&net.router, before + 2);
+    let answer = net.router.run("http_get 127.0.0.1:9750 /api/v1/quotas");
+    assert!(
+        answer.starts_with("404 {\"error\"") && answer.contains("netmeter-full"),
+        "{answer}"
+    );
+    for command in ["quotas", "quota"] {
+        let out = netmeter::run(&net.router, &[command]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "netmeter {command}: this netmeter is the core build"
+            )) && stderr.contains("install the netmeter-full package"),
+            "{stderr}"
+        );
+    }
+    let out = netmeter::run(
+        &net.router,
+        &["check", "--config", &d.config_path().display().to_string()],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("'kids': this netmeter is the core build"),
+        "{stdout}"
+    );
+}
+
 /// The core build keeps a `config mqtt` section valid (switching packages
 /// needs no config edit) and says what it needs; counting goes on.
 #[cfg(not(feature = "mqtt"))]

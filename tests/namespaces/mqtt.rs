@@ -154,7 +154,8 @@ fn config(password: &str) -> String {
         "config netmeter 'main'\n\toption refresh_interval '1'\n\toption listen '{API}'\n\
          \tlist lan_interface 'lan0'\n\tlist lan_interface 'lan1'\n\
          config mqtt 'ha'\n\toption host '127.0.0.1'\n\toption port '{BROKER_PORT}'\n\
-         \toption username '{USER}'\n\toption password '{password}'\n\toption interval '1'\n"
+         \toption username '{USER}'\n\toption password '{password}'\n\toption interval '1'\n\
+         config quota 'everyone'\n\toption period 'day'\n\toption limit '100K'\n\toption mqtt '1'\n"
     )
 }
 
@@ -272,6 +273,66 @@ fn home_assistant_sees_discovery_states_and_availability_through_a_real_broker_t
     states_match_the_api(&net, &seen);
     let status = api(&net.router, "/api/v1/status");
     assert_eq!(status["mqtt"]["connected"], true, "{status}");
+
+    // The quota over every device passed its 100 % with the downloads:
+    // one alert, not retained, the document the webhook gets.
+    #[cfg(feature = "quota")]
+    {
+        let alerts = || -> Vec<(bool, Value)> {
+            messages(&seen)
+                .into_iter()
+                .filter(|(_, t, _)| t == "netmeter/quota/everyone/alert")
+                .map(|(r, _, p)| (r, serde_json::from_str(&p).unwrap()))
+                .collect()
+        };
+        wait_for(
+            "the quota's alert",
+            || !alerts().is_empty(),
+            || format!("{:#?}\n{}", messages(&seen), d.log_text()),
+        );
+        // Two more refreshes: it is not sent again.
+        let refreshes = api(&net.router, "/api/v1/status")["refreshes"]
+            .as_u64()
+            .unwrap();
+        wait_for(
+            "two more refreshes",
+            || {
+                api(&net.router, "/api/v1/status")["refreshes"]
+                    .as_u64()
+                    .unwrap()
+                    >= refreshes + 2
+            },
+            || d.log_text(),
+        );
+        let alerts = alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let (retained, alert) = &alerts[0];
+        assert!(!retained, "{alert}");
+        assert_eq!(
+            (
+                &alert["quota"],
+                &alert["target_kind"],
+                &alert["period"],
+                &alert["threshold"],
+                &alert["limit_bytes"]
+            ),
+            (
+                &Value::from("everyone"),
+                &Value::from("all"),
+                &Value::from("day"),
+                &Value::from(100),
+                &Value::from(100_000)
+            ),
+            "{alert}"
+        );
+        assert!(alert["used_bytes"].as_u64().unwrap() >= 100_000, "{alert}");
+        let quotas = api(&net.router, "/api/v1/quotas");
+        assert_eq!(
+            quotas["quotas"][0]["fired"],
+            serde_json::json!([100]),
+            "{quotas}"
+        );
+    }
 
     // Retained: what Home Assistant gets when it subscribes later.
     let late = scratch.0.join("late.txt");
