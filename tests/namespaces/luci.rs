@@ -252,18 +252,25 @@ fn api(router: &Host, path: &str) -> Value {
     serde_json::from_str(body).unwrap()
 }
 
-/// A router counting a laptop and a phone, with different amounts each way.
+/// A router counting a laptop and a phone, with different amounts each
+/// way, and two caps: the laptop's upload past its limit (blocked), the
+/// phone's total well within its own.
 fn counted_network(scratch: &Scratch) -> (Network, Daemon) {
     let net = Network::build(Topology {
         lan: vec![LanHost::dual("laptop"), LanHost::dual("phone")],
         bridge: Some("br-lan".into()),
     });
+    let (laptop, phone) = (net.lan[0].mac(), net.lan[1].mac());
     let d = Daemon::start(
         &net.router,
         scratch,
         &format!(
             "config netmeter 'main'\n\toption refresh_interval '1'\n\tlist lan_interface 'br-lan'\n\
-             \toption listen '{API}'\n\toption token '{TOKEN}'\n"
+             \toption listen '{API}'\n\toption token '{TOKEN}'\n\
+             config quota 'laptop_up'\n\toption device '{laptop}'\n\toption direction 'tx'\n\
+             \toption limit '50K'\n\tlist threshold '80'\n\tlist threshold '100'\n\
+             \toption action 'block'\n\
+             config quota 'phone_all'\n\toption device '{phone}'\n\toption limit '1G'\n"
         ),
     );
     net.lan[0].run(&format!("udp_upload {WAN_HOST_V4} {PORT} 60 1000"));
@@ -323,6 +330,25 @@ fn the_rpcd_plugin_answers_every_method_and_says_why_when_it_cannot() {
     let unknown = lab.ubus(&net.router, "history", r#"{"interface": "nope0"}"#);
     assert_eq!(unknown["error"], "http", "{unknown}");
     assert_eq!(unknown["status"], 404, "{unknown}");
+    // The caps: the full build's quotas report; the core says it has none.
+    let caps = lab.ubus(&net.router, "quotas", "{}");
+    if cfg!(feature = "quota") {
+        let names: Vec<&Value> = caps["quotas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| &q["name"])
+            .collect();
+        assert_eq!(names, [&json!("laptop_up"), &json!("phone_all")], "{caps}");
+        assert_eq!(caps["quotas"][0]["fired"], json!([80, 100]), "{caps}");
+        assert_eq!(caps["quotas"][0]["blocked"], true, "{caps}");
+    } else {
+        assert_eq!(
+            (&caps["error"], &caps["status"]),
+            (&json!("http"), &json!(404)),
+            "{caps}"
+        );
+    }
     // The core build says the upstream routers need the full build; the
     // full build answers with its (here no) sources.
     let up = lab.ubus(&net.router, "upstream", "{}");
@@ -473,6 +499,36 @@ fn luci_shows_devices_sorts_charts_and_saves_settings_without_errors() {
                 month_rx = dev["month"]["rx_bytes"],
                 month_tx = dev["month"]["tx_bytes"],
             ),
+        );
+    }
+    // The caps with their state, as the API judges them.
+    if cfg!(feature = "quota") {
+        let quotas = api(&net.router, "/api/v1/quotas")["quotas"].clone();
+        for q in quotas.as_array().unwrap() {
+            let state = if q["name"] == "laptop_up" {
+                "blocked"
+            } else {
+                "within"
+            };
+            let used = &q["used_bytes"];
+            let share = used.as_u64().unwrap() * 100 / q["limit_bytes"].as_u64().unwrap();
+            b.wait_for(
+                &format!("the cap {} in the caps table", q["name"]),
+                &format!(
+                    "const r = document.querySelector('#netmeter-caps tr[data-id={name}]'); if (!r) return false; \
+                     const c = k => r.querySelector('td[data-k=' + k + ']').textContent; \
+                     return c('used') == '%1024.2mB'.format({used}) && c('limit') == '%1024.2mB'.format({limit}) \
+                       && c('share') == '{share} %' && c('state') == '{state}'",
+                    name = q["name"],
+                    limit = q["limit_bytes"],
+                ),
+            );
+        }
+    } else {
+        assert_eq!(
+            b.execute("return !!document.getElementById('netmeter-caps')"),
+            false,
+            "the core build has no caps to show"
         );
     }
     b.screenshot("luci-devices.png");
