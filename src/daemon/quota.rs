@@ -12,7 +12,7 @@ use crate::mac::Mac;
 use crate::rxtx::RxTx;
 use crate::serve::quota::{QuotaAlert, QuotaView};
 use crate::store::calendar::{Calendar, Granularity, UtcOffset};
-use crate::store::quota::QuotaLedger;
+use crate::store::quota::{QuotaLedger, insert_sorted};
 use crate::store::timeline::{Timeline, Track};
 
 /// A device as the daemon names it now: for `option device 'NAME'` and
@@ -93,22 +93,18 @@ fn directed(bytes: RxTx<u64>, direction: QuotaDirection) -> u64 {
 /// The devices a quota's target stands for now (empty for an interface
 /// and for every device, which are read whole).
 pub fn members(quota: &QuotaConfig, known: &[Known]) -> Vec<Mac> {
-    let mut macs: Vec<Mac> = match &quota.target {
-        QuotaTarget::Mac(mac) => vec![*mac],
-        QuotaTarget::Name(name) => known
-            .iter()
-            .filter(|k| k.name.as_deref() == Some(name.as_str()))
-            .map(|k| k.mac)
-            .collect(),
-        QuotaTarget::Group(group) => known
-            .iter()
-            .filter(|k| k.group.as_deref() == Some(group.as_str()))
-            .map(|k| k.mac)
-            .collect(),
-        QuotaTarget::Interface(_) | QuotaTarget::All => Vec::new(),
+    let member = |k: &&Known| match &quota.target {
+        QuotaTarget::Name(name) => k.name.as_deref() == Some(name.as_str()),
+        QuotaTarget::Group(group) => k.group.as_deref() == Some(group.as_str()),
+        QuotaTarget::Mac(_) | QuotaTarget::Interface(_) | QuotaTarget::All => false,
     };
-    macs.sort_unstable();
-    macs.dedup();
+    let mut macs = Vec::new();
+    if let QuotaTarget::Mac(mac) = &quota.target {
+        macs.push(*mac);
+    }
+    for k in known.iter().filter(member) {
+        insert_sorted(&mut macs, k.mac);
+    }
     macs
 }
 
@@ -193,9 +189,8 @@ pub fn judge<Z: UtcOffset>(
             changed = true;
         }
         for &threshold in &quota.thresholds {
-            if reached(used, quota.limit, threshold) && !record.fired.contains(&threshold) {
-                record.fired.push(threshold);
-                record.fired.sort_unstable();
+            if reached(used, quota.limit, threshold) && insert_sorted(&mut record.fired, threshold)
+            {
                 changed = true;
                 judged.alerts.push(QuotaAlert {
                     quota: quota.name.clone(),
@@ -217,15 +212,13 @@ pub fn judge<Z: UtcOffset>(
             record.blocked.clear();
         } else if reached(used, quota.limit, 100) && !record.lifted {
             // A group's device seen for the first time joins its block.
-            for mac in &macs {
-                if !record.blocked.contains(mac) {
-                    record.blocked.push(*mac);
-                    changed = true;
-                }
+            for &mac in &macs {
+                changed |= insert_sorted(&mut record.blocked, mac);
             }
-            record.blocked.sort_unstable();
         }
-        judged.blocked.extend(&record.blocked);
+        for &mac in &record.blocked {
+            insert_sorted(&mut judged.blocked, mac);
+        }
         judged.views.push(QuotaView {
             name: quota.name.clone(),
             target,
@@ -248,8 +241,6 @@ pub fn judge<Z: UtcOffset>(
         });
         ledger.changed |= changed;
     }
-    judged.blocked.sort_unstable();
-    judged.blocked.dedup();
     judged
 }
 

@@ -3,11 +3,14 @@
 //! the one document each fired threshold becomes (the webhook's body, the
 //! hook's environment, the MQTT queue's entries).
 
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// One threshold crossed by one quota in one period. Field names are a
 /// contract with webhook receivers: only add.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct QuotaAlert {
     /// The `config quota` section's name.
     pub quota: String,
@@ -32,7 +35,8 @@ pub struct QuotaAlert {
 }
 
 /// One quota in [`QuotasReport`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct QuotaView {
     pub name: String,
     pub target: String,
@@ -63,7 +67,8 @@ pub struct QuotaView {
 }
 
 /// How the alert sinks are doing since the daemon started.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct AlertCounts {
     pub exec_started: u64,
     pub exec_failed: u64,
@@ -73,7 +78,8 @@ pub struct AlertCounts {
 }
 
 /// `/api/v1/quotas`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct QuotasReport {
     pub quotas: Vec<QuotaView>,
     pub alerts: AlertCounts,

@@ -8,6 +8,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::mac::Mac;
 
+/// Adds `item` to the sorted `list` unless it is there already; true if
+/// added. The ledger's lists stay sorted this way, without a sort (whose
+/// code is several KB per type).
+pub fn insert_sorted<T: Ord>(list: &mut Vec<T>, item: T) -> bool {
+    match list.binary_search(&item) {
+        Ok(_) => false,
+        Err(at) => {
+            list.insert(at, item);
+            true
+        }
+    }
+}
+
 /// Quotas remembered at most: more than any config holds.
 pub const MAX_QUOTAS: usize = 256;
 
@@ -66,14 +79,14 @@ impl QuotaLedger {
 
     /// Every MAC blocked by a quota of `quotas` (sorted, once each).
     pub fn blocked(&self, quotas: &[crate::config::QuotaConfig]) -> Vec<Mac> {
-        let mut macs: Vec<Mac> = self
-            .records
-            .iter()
-            .filter(|r| quotas.iter().any(|q| q.blocks() && q.name == r.name))
-            .flat_map(|r| r.blocked.iter().copied())
-            .collect();
-        macs.sort_unstable();
-        macs.dedup();
+        let mut macs = Vec::new();
+        for r in &self.records {
+            if quotas.iter().any(|q| q.blocks() && q.name == r.name) {
+                for &mac in &r.blocked {
+                    insert_sorted(&mut macs, mac);
+                }
+            }
+        }
         macs
     }
 
