@@ -248,7 +248,8 @@ pub fn install_batch_with(plan: &Plan, rules: &RuleBuilder<'_>) -> Batch {
             },
         );
     }
-    if plan.block {
+    // Blocks are netmeter-full's: the core leaves their code out.
+    if cfg!(feature = "quota") && plan.block {
         add_block(&mut b, plan);
     }
     b.add_counter_object(family, TABLE, UNATTRIBUTED_SENT);
