@@ -176,6 +176,7 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
     let vm = Vm {
         arch: Arch::X86_64,
         modules: OFFLOAD_MODULES,
+        programs: &[],
         cases: &cases,
         limit: Duration::from_secs(600),
     };
@@ -325,6 +326,7 @@ fn the_mipsel_router_build_counts_persists_and_answers_on_a_mips_kernel() {
     let vm = Vm {
         arch: Arch::Mipsel,
         modules: ROUTER_MODULES,
+        programs: &[],
         cases: &[case],
         limit: Duration::from_secs(900),
     };
@@ -455,4 +457,71 @@ fn the_initramfs_is_a_newc_archive_with_padding_and_a_trailer() {
         out.windows(11).any(|w| w == b"TRAILER!!!\0"),
         "ends with the trailer"
     );
+
+    // The kernel makes no missing directory: each parent comes first, once.
+    let mut cpio = Cpio::new();
+    cpio.file("usr/lib/x/libz.so.1", b"z", 0o644);
+    cpio.file("usr/lib/x/libc.so.6", b"c", 0o644);
+    cpio.dir("usr");
+    let out = cpio.finish();
+    let at = |name: &str| {
+        let name = format!("{name}\0");
+        let found: Vec<usize> = out
+            .windows(name.len())
+            .enumerate()
+            .filter(|(_, w)| *w == name.as_bytes())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(found.len(), 1, "{name} once");
+        found[0]
+    };
+    assert!(at("usr") < at("usr/lib") && at("usr/lib") < at("usr/lib/x"));
+    assert!(at("usr/lib/x") < at("usr/lib/x/libz.so.1"));
+}
+
+#[test]
+fn the_dynamic_loader_and_needed_libraries_are_read_from_an_elf_file() {
+    // This test program itself: dynamically linked on a glibc host.
+    let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let elf = harness::ElfDynamic::read(&exe).unwrap();
+    if cfg!(all(target_env = "gnu", target_arch = "x86_64")) {
+        assert_eq!(elf.interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+        assert!(elf.needed.iter().any(|n| n == "libc.so.6"), "{elf:?}");
+    }
+    assert!(harness::ElfDynamic::read(b"#!/bin/sh\n").is_err());
+    assert!(harness::ElfDynamic::read(&exe[..40]).is_err(), "truncated");
+}
+
+#[test]
+fn apt_depends_give_real_packages_in_order_without_virtual_ones() {
+    let text = "iproute2\n |Depends: debconf\n  Depends: <debconf-2.0>\n    cdebconf\n    debconf\n  \
+                Depends: libbpf1\n  PreDepends: libc6:any\n  Depends: libc6\n  Conflicts: <arpd>\n";
+    assert_eq!(
+        harness::parse_depends(text),
+        ["debconf", "libbpf1", "libc6"]
+    );
+}
+
+#[test]
+fn paths_in_an_unpacked_package_follow_its_symbolic_links() {
+    let root = std::env::temp_dir().join(format!("netmeter-vm-links-{}", std::process::id()));
+    let lib = root.join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(root.join("lib64")).unwrap();
+    std::fs::write(lib.join("libbpf.so.1.1.0"), b"elf").unwrap();
+    std::os::unix::fs::symlink("libbpf.so.1.1.0", lib.join("libbpf.so.1")).unwrap();
+    // Absolute, as libc6's /lib64/ld-linux-x86-64.so.2: taken from the root.
+    std::fs::write(lib.join("ld.so"), b"ld").unwrap();
+    std::os::unix::fs::symlink("/lib/x86_64-linux-gnu/ld.so", root.join("lib64/ld.so")).unwrap();
+    std::os::unix::fs::symlink("../lib/x86_64-linux-gnu/ld.so", root.join("lib64/up")).unwrap();
+    let resolve = |p: &str| harness::resolve_in(&root, p);
+    assert_eq!(
+        resolve("lib/x86_64-linux-gnu/libbpf.so.1"),
+        Some(lib.join("libbpf.so.1.1.0"))
+    );
+    assert_eq!(resolve("/lib64/ld.so"), Some(lib.join("ld.so")));
+    assert_eq!(resolve("lib64/up"), Some(lib.join("ld.so")));
+    assert_eq!(resolve("lib64/missing"), None);
+    assert_eq!(resolve("lib64"), None, "a directory is not a file");
+    std::fs::remove_dir_all(&root).unwrap();
 }
