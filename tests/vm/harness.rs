@@ -954,9 +954,12 @@ impl<'a> Programs<'a> {
     /// `path` of `package`, its interpreter and its libraries, recursively.
     pub fn add(&mut self, package: &str, path: &str) -> Result<(), Unavailable> {
         let root = unpacked(self.arch, package, self.cache)?;
-        let file = resolve_in(&root, path)
-            .ok_or_else(|| Unavailable(format!("{package} has no file {path}")))?;
-        self.files.push((path.to_string(), file.clone(), 0o755));
+        // Releases since trixie ship /usr/sbin/tc where bookworm has /sbin/tc.
+        let (path, file) = [path.to_string(), format!("usr/{path}")]
+            .into_iter()
+            .find_map(|p| resolve_in(&root, &p).map(|f| (p, f)))
+            .ok_or_else(|| Unavailable(format!("{package} has no file {path} or usr/{path}")))?;
+        self.files.push((path, file.clone(), 0o755));
         self.dependencies(package, &file)
     }
 
@@ -1029,7 +1032,12 @@ impl<'a> Programs<'a> {
             }
         }
         Err(Unavailable(format!(
-            "{what}, which {package} needs, is in none of {candidates:?}"
+            "{what}, which {package} needs, is in none of {candidates:?}{}",
+            if candidates.len() == 1 {
+                " (apt-cache depends listed none: apt-get update?)"
+            } else {
+                ""
+            }
         )))
     }
 
