@@ -247,4 +247,46 @@ mod tests {
             "{text}"
         );
     }
+
+    /// The kind-specific statistics have no qdisc on this machine's kernel
+    /// for the API test to check against the document: their fields must
+    /// be exactly the schemas' (all required, nothing else).
+    #[test]
+    fn fq_codel_and_cake_fields_are_the_documents_schemas() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+        let cake = CakeStats {
+            tins: vec![Default::default()],
+            ..CakeStats::default()
+        };
+        let tin = serde_json::to_value(cake.tins[0]).unwrap();
+        for (schema, value) in [
+            (
+                "FqCodelStats",
+                serde_json::to_value(FqCodelStats::default()).unwrap(),
+            ),
+            ("CakeStats", serde_json::to_value(&cake).unwrap()),
+            ("CakeTin", tin),
+        ] {
+            let s = &doc["components"]["schemas"][schema];
+            let names = |v: &serde_json::Value| -> Vec<String> {
+                let mut n: Vec<String> = match v {
+                    serde_json::Value::Object(o) => o.keys().cloned().collect(),
+                    serde_json::Value::Array(a) => {
+                        a.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+                    }
+                    _ => panic!("{schema}: {v}"),
+                };
+                n.sort();
+                n
+            };
+            assert_eq!(
+                names(&value),
+                names(&s["properties"]),
+                "{schema} properties"
+            );
+            assert_eq!(names(&value), names(&s["required"]), "{schema} required");
+            assert_eq!(s["additionalProperties"], false, "{schema}");
+        }
+    }
 }

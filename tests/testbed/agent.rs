@@ -68,6 +68,7 @@ fn dispatch(w: &[&str]) -> Result<String, String> {
         "tcp_flows" => ops::tcp_flows(arg(1)?, num(2)? as u16, num(3)?, num(4)?),
         "tcp_paced" => ops::tcp_paced(arg(1)?, num(2)? as u16, num(3)?, num(4)?),
         "conntrack_dump_hex" => ops::conntrack_dump_hex(),
+        "qdisc_dump_hex" => ops::qdisc_dump_hex(),
         "icmp_echo" => ops::icmp_echo(arg(1)?, num(2)?, num(3)? as usize),
         "udp_upload" => ops::udp_upload(arg(1)?, num(2)? as u16, num(3)?, num(4)? as usize),
         "udp_download" => ops::udp_download(arg(1)?, num(2)? as u16, num(3)?, num(4)? as usize),

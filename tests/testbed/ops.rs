@@ -737,11 +737,26 @@ pub fn icmp_echo(addr: &str, count: u64, size: usize) -> R<String> {
 /// The raw bytes of a conntrack dump as the kernel sends them, in hex:
 /// every datagram up to NLMSG_DONE (for the parser's tests and fuzz seeds).
 pub fn conntrack_dump_hex() -> R<String> {
+    raw_dump_hex(
+        NETLINK_NETFILTER,
+        netmeter::netlink::conntrack::dump_request(),
+    )
+}
+
+/// The same of a dump of every qdisc (RTM_GETQDISC).
+pub fn qdisc_dump_hex() -> R<String> {
+    raw_dump_hex(
+        NETLINK_ROUTE,
+        netmeter::netlink::qdisc::qdisc_dump_request(),
+    )
+}
+
+fn raw_dump_hex(protocol: isize, request: MessageBuilder) -> R<String> {
     use netmeter::netlink::MessageIter;
     use netmeter::netlink::message::NLMSG_DONE;
-    let mut socket = netlink_sys::Socket::new(NETLINK_NETFILTER).map_err(|e| e.to_string())?;
+    let mut socket = netlink_sys::Socket::new(protocol).map_err(|e| e.to_string())?;
     socket.bind_auto().map_err(|e| e.to_string())?;
-    let request = netmeter::netlink::conntrack::dump_request().finish(1);
+    let request = request.finish(1);
     socket.send(&request, 0).map_err(|e| e.to_string())?;
     let mut all = Vec::new();
     loop {

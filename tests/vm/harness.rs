@@ -8,14 +8,21 @@
 //!    never installed. Everything lands in `target/vm-cache/<arch>/` (or
 //!    `$NETMETER_VM_CACHE`), so a re-run downloads nothing; a foreign
 //!    architecture's apt lists are kept there too, so the machine's apt
-//!    and dpkg configuration are never changed.
+//!    and dpkg configuration are never changed. A scenario that needs a
+//!    Debian program (`tc` from iproute2) names it in `Vm::programs`: the
+//!    program goes in with its dynamic loader and the shared libraries it
+//!    needs, and theirs (`DT_NEEDED`, read from the ELF files here), each
+//!    looked up in the `Depends` of the package that needs it (only
+//!    packages named `*lib*`, fetched when first needed), so nothing else
+//!    of those packages is copied.
 //! 2. Builds: netmeter and the scenario program (`tests/vm/scenario.rs`,
 //!    the example `vm_scenario`, which includes the namespace test bed)
 //!    static for the guest (`Arch::build`), in their own target directories
 //!    under the cache, so the outer `cargo test` keeps its lock.
 //! 3. Initramfs: a newc cpio written here (`Cpio`): busybox, the modules
 //!    the scenario needs with their dependencies (read from each module's
-//!    own `.modinfo`, so no depmod), the two binaries, and a `/init`
+//!    own `.modinfo`, so no depmod), the two binaries, the Debian programs
+//!    with their libraries at their packages' paths, and a `/init`
 //!    script that mounts /proc, /sys, /dev and /tmp, loads the modules,
 //!    runs the scenario and powers off.
 //! 4. Boot: `qemu-system-*` with `-nic none`, `-no-reboot` and `panic=-1`
@@ -55,6 +62,14 @@ impl Arch {
         match self {
             Arch::X86_64 => "amd64",
             Arch::Mipsel => "mipsel",
+        }
+    }
+
+    /// Debian's multiarch tuple: the library directories' name.
+    fn multiarch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Mipsel => "mipsel-linux-gnu",
         }
     }
 
@@ -260,10 +275,14 @@ impl Run {
 }
 
 /// What to boot: the architecture, the kernel modules the scenario needs
-/// (dependencies are added), and the scenario's arguments.
+/// (dependencies are added), the Debian programs it runs, and the
+/// scenario's arguments.
 pub struct Vm<'a> {
     pub arch: Arch,
     pub modules: &'a [&'a str],
+    /// (package, path in it): e.g. `("iproute2", "sbin/tc")`, in the guest
+    /// at that path (on its PATH) with the libraries it needs.
+    pub programs: &'a [(&'a str, &'a str)],
     pub cases: &'a [&'a str],
     /// The longest the guest may run.
     pub limit: Duration,
@@ -295,6 +314,10 @@ impl Vm<'_> {
         let kernel_package = kernel_package(arch, &arch_cache)?;
         let kernel_dir = unpacked(arch, &kernel_package, &arch_cache)?;
         let busybox_dir = unpacked(arch, "busybox-static", &arch_cache)?;
+        let mut programs = Programs::new(arch, &arch_cache);
+        for (package, path) in self.programs {
+            programs.add(package, path)?;
+        }
         timings.insert("packages", t.elapsed().as_secs_f64());
 
         let t = Instant::now();
@@ -323,6 +346,9 @@ impl Vm<'_> {
         cpio.symlink("bin/sh", "busybox");
         cpio.file("bin/netmeter", &read(&netmeter), 0o755);
         cpio.file("bin/vm_scenario", &read(&scenario), 0o755);
+        for (guest, host, mode) in &programs.files {
+            cpio.file(guest, &read(host), *mode);
+        }
         let mut names = Vec::new();
         for (i, path) in modules.iter().enumerate() {
             let name = format!(
@@ -676,7 +702,7 @@ fn extract_vmlinux(bz_image: &Path, out: &Path) -> bool {
 fn init_script(modules: &[String], cases: &[&str]) -> String {
     let mut s = String::from(
         "#!/bin/busybox sh\n\
-         export PATH=/bin\n\
+         export PATH=/bin:/sbin:/usr/bin:/usr/sbin\n\
          busybox mount -t proc proc /proc\n\
          busybox mount -t sysfs sys /sys\n\
          busybox mount -t devtmpfs dev /dev\n\
@@ -809,9 +835,12 @@ pub fn modinfo(ko: &[u8], key: &str) -> Vec<String> {
 }
 
 /// A newc ("070701") cpio archive, as the kernel unpacks an initramfs.
+/// The kernel creates no missing directories, so every entry's parents
+/// are written before it (once each).
 pub struct Cpio {
     out: Vec<u8>,
     ino: u32,
+    dirs: std::collections::BTreeSet<String>,
 }
 
 impl Default for Cpio {
@@ -825,23 +854,37 @@ impl Cpio {
         Cpio {
             out: Vec::new(),
             ino: 1,
+            dirs: Default::default(),
         }
     }
 
     pub fn dir(&mut self, path: &str) {
-        self.entry(path, 0o040_755, &[], (0, 0));
+        self.parents(path);
+        if self.dirs.insert(path.to_string()) {
+            self.entry(path, 0o040_755, &[], (0, 0));
+        }
     }
 
     pub fn file(&mut self, path: &str, data: &[u8], perm: u32) {
+        self.parents(path);
         self.entry(path, 0o100_000 | perm, data, (0, 0));
     }
 
     pub fn symlink(&mut self, path: &str, target: &str) {
+        self.parents(path);
         self.entry(path, 0o120_777, target.as_bytes(), (0, 0));
     }
 
     pub fn char_device(&mut self, path: &str, major: u32, minor: u32) {
+        self.parents(path);
         self.entry(path, 0o020_600, &[], (major, minor));
+    }
+
+    /// The directories above `path` not yet written.
+    fn parents(&mut self, path: &str) {
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            self.dir(parent);
+        }
     }
 
     fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
@@ -882,5 +925,288 @@ impl Cpio {
     pub fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, &[], (0, 0));
         self.out
+    }
+}
+
+/// The Debian programs a scenario runs, with everything the dynamic
+/// loader will look for: (path in the guest, file here, mode).
+pub struct Programs<'a> {
+    arch: Arch,
+    cache: &'a Path,
+    pub files: Vec<(String, PathBuf, u32)>,
+    /// Sonames and interpreters placed so far.
+    placed: std::collections::BTreeSet<String>,
+    /// Each package's `Depends` (and `Pre-Depends`), as apt lists them.
+    depends: BTreeMap<String, Vec<String>>,
+}
+
+impl<'a> Programs<'a> {
+    pub fn new(arch: Arch, cache: &'a Path) -> Programs<'a> {
+        Programs {
+            arch,
+            cache,
+            files: Vec::new(),
+            placed: Default::default(),
+            depends: BTreeMap::new(),
+        }
+    }
+
+    /// `path` of `package`, its interpreter and its libraries, recursively.
+    pub fn add(&mut self, package: &str, path: &str) -> Result<(), Unavailable> {
+        let root = unpacked(self.arch, package, self.cache)?;
+        // Releases since trixie ship /usr/sbin/tc where bookworm has /sbin/tc.
+        let (path, file) = [path.to_string(), format!("usr/{path}")]
+            .into_iter()
+            .find_map(|p| resolve_in(&root, &p).map(|f| (p, f)))
+            .ok_or_else(|| Unavailable(format!("{package} has no file {path} or usr/{path}")))?;
+        self.files.push((path, file.clone(), 0o755));
+        self.dependencies(package, &file)
+    }
+
+    /// What the ELF file `file` of `package` needs, placed with theirs.
+    fn dependencies(&mut self, package: &str, file: &Path) -> Result<(), Unavailable> {
+        let elf = ElfDynamic::read(&read(file))
+            .map_err(|e| Unavailable(format!("{}: {e}", file.display())))?;
+        if let Some(interp) = elf.interp {
+            let rel = interp.trim_start_matches('/').to_string();
+            if self.placed.insert(rel.clone()) {
+                let (_, found) = self.find(package, &interp, |root| resolve_in(root, &rel))?;
+                self.files.push((rel, found, 0o755));
+            }
+        }
+        let dirs = [
+            format!("lib/{}", self.arch.multiarch()),
+            format!("usr/lib/{}", self.arch.multiarch()),
+            "lib".to_string(),
+            "usr/lib".to_string(),
+        ];
+        for soname in elf.needed {
+            if !self.placed.insert(soname.clone()) {
+                continue;
+            }
+            let (owner, (guest, found)) = self.find(package, &soname, |root| {
+                dirs.iter().find_map(|d| {
+                    let rel = format!("{d}/{soname}");
+                    resolve_in(root, &rel).map(|f| (rel, f))
+                })
+            })?;
+            self.files.push((guest, found.clone(), 0o644));
+            self.dependencies(&owner, &found)?;
+        }
+        Ok(())
+    }
+
+    /// The first of `package` and its library dependencies in which
+    /// `lookup` finds `what`: those whose name begins like the soname
+    /// first (libbpf.so.1 in libbpf1), then the rest in apt's order, each
+    /// fetched only when reached.
+    fn find<T>(
+        &mut self,
+        package: &str,
+        what: &str,
+        lookup: impl Fn(&Path) -> Option<T>,
+    ) -> Result<(String, T), Unavailable> {
+        let stem = what
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split(".so")
+            .next()
+            .unwrap()
+            .to_string();
+        let mut candidates: Vec<String> = self
+            .depends_of(package)
+            .into_iter()
+            .filter(|d| d.contains("lib"))
+            .collect();
+        // Debian names a library's package after its soname: libbpf1.
+        candidates.sort_by_key(|d| {
+            !d.strip_prefix(&stem)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit() || c == '-'))
+        });
+        candidates.insert(0, package.to_string());
+        for candidate in &candidates {
+            let root = unpacked(self.arch, candidate, self.cache)?;
+            if let Some(found) = lookup(&root) {
+                return Ok((candidate.clone(), found));
+            }
+        }
+        Err(Unavailable(format!(
+            "{what}, which {package} needs, is in none of {candidates:?}{}",
+            if candidates.len() == 1 {
+                " (apt-cache depends listed none: apt-get update?)"
+            } else {
+                ""
+            }
+        )))
+    }
+
+    fn depends_of(&mut self, package: &str) -> Vec<String> {
+        if let Some(known) = self.depends.get(package) {
+            return known.clone();
+        }
+        let out = Command::new("apt-cache")
+            .args(self.arch.apt_options(self.cache))
+            .args(["depends", "--no-recommends", "--no-suggests"])
+            .args(["--no-conflicts", "--no-breaks", "--no-replaces"])
+            .args(["--no-enhances", package])
+            .output();
+        let text = out
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let list = parse_depends(&text);
+        self.depends.insert(package.to_string(), list.clone());
+        list
+    }
+}
+
+/// The real packages `apt-cache depends` lists as Depends or PreDepends
+/// (alternatives included; virtual ones, in <>, left out), in its order.
+pub fn parse_depends(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start().trim_start_matches('|');
+        let Some(name) = line
+            .strip_prefix("Depends: ")
+            .or_else(|| line.strip_prefix("PreDepends: "))
+        else {
+            continue;
+        };
+        let name = name.trim();
+        if name.starts_with('<') {
+            continue;
+        }
+        let name = name.split(':').next().unwrap().to_string();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// `rel` under `root`, following symbolic links as the guest will (an
+/// absolute target is taken from `root`): the file's path here, or None.
+pub fn resolve_in(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut rel = PathBuf::from(rel.trim_start_matches('/'));
+    for _ in 0..40 {
+        let here = root.join(&rel);
+        let meta = std::fs::symlink_metadata(&here).ok()?;
+        if !meta.file_type().is_symlink() {
+            return meta.is_file().then_some(here);
+        }
+        let target = std::fs::read_link(&here).ok()?;
+        let joined = if target.is_absolute() {
+            target
+        } else {
+            rel.parent().unwrap_or(Path::new("")).join(target)
+        };
+        let mut normal = PathBuf::new();
+        for part in joined.components() {
+            match part {
+                std::path::Component::Normal(p) => normal.push(p),
+                std::path::Component::ParentDir => {
+                    normal.pop();
+                }
+                _ => {}
+            }
+        }
+        rel = normal;
+    }
+    None
+}
+
+/// What the dynamic loader reads of an ELF file: its interpreter
+/// (`PT_INTERP`) and the libraries it needs (`DT_NEEDED`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ElfDynamic {
+    pub interp: Option<String>,
+    pub needed: Vec<String>,
+}
+
+impl ElfDynamic {
+    /// Either class, either byte order; from the program headers, so a
+    /// stripped file reads the same.
+    pub fn read(b: &[u8]) -> Result<ElfDynamic, String> {
+        if b.get(..4) != Some(b"\x7fELF") {
+            return Err("not an ELF file".into());
+        }
+        let wide = match b.get(4) {
+            Some(1) => false,
+            Some(2) => true,
+            other => return Err(format!("ELF class {other:?}")),
+        };
+        let big = b.get(5) == Some(&2);
+        let num = |at: usize, len: usize| -> Result<u64, String> {
+            let bytes = b
+                .get(at..at + len)
+                .ok_or_else(|| format!("truncated at {at}"))?;
+            let mut v = 0u64;
+            for i in 0..len {
+                let byte = if big { bytes[i] } else { bytes[len - 1 - i] };
+                v = v << 8 | byte as u64;
+            }
+            Ok(v)
+        };
+        let word = if wide { 8 } else { 4 };
+        let (phoff, phentsize, phnum) = if wide {
+            (num(0x20, 8)?, num(0x36, 2)?, num(0x38, 2)?)
+        } else {
+            (num(0x1c, 4)?, num(0x2a, 2)?, num(0x2c, 2)?)
+        };
+        // (type, offset, vaddr, filesz) of each program header.
+        let mut headers = Vec::new();
+        for i in 0..phnum {
+            let h = (phoff + i * phentsize) as usize;
+            headers.push(if wide {
+                (num(h, 4)?, num(h + 8, 8)?, num(h + 16, 8)?, num(h + 32, 8)?)
+            } else {
+                (num(h, 4)?, num(h + 4, 4)?, num(h + 8, 4)?, num(h + 16, 4)?)
+            });
+        }
+        let c_string = |at: u64| -> Result<String, String> {
+            let rest = b.get(at as usize..).ok_or("string out of the file")?;
+            let end = rest.iter().position(|&c| c == 0).ok_or("unterminated")?;
+            Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
+        };
+        let mut out = ElfDynamic::default();
+        const PT_LOAD: u64 = 1;
+        const PT_DYNAMIC: u64 = 2;
+        const PT_INTERP: u64 = 3;
+        if let Some(&(_, offset, _, _)) = headers.iter().find(|h| h.0 == PT_INTERP) {
+            out.interp = Some(c_string(offset)?);
+        }
+        let Some(&(_, dyn_off, _, dyn_size)) = headers.iter().find(|h| h.0 == PT_DYNAMIC) else {
+            return Ok(out); // static
+        };
+        const DT_NEEDED: u64 = 1;
+        const DT_STRTAB: u64 = 5;
+        let mut needed = Vec::new();
+        let mut strtab = None;
+        let mut at = dyn_off;
+        while at + 2 * word <= dyn_off + dyn_size {
+            let (tag, val) = (
+                num(at as usize, word as usize)?,
+                num((at + word) as usize, word as usize)?,
+            );
+            match tag {
+                0 => break,
+                DT_NEEDED => needed.push(val),
+                DT_STRTAB => strtab = Some(val),
+                _ => {}
+            }
+            at += 2 * word;
+        }
+        // DT_STRTAB is an address: the file offset of the load segment holding it.
+        let strtab = strtab.ok_or("no DT_STRTAB")?;
+        let strtab_off = headers
+            .iter()
+            .filter(|h| h.0 == PT_LOAD)
+            .find(|&&(_, _, vaddr, size)| strtab >= vaddr && strtab < vaddr + size)
+            .map(|&(_, offset, vaddr, _)| strtab - vaddr + offset)
+            .ok_or("DT_STRTAB outside every load segment")?;
+        for n in needed {
+            out.needed.push(c_string(strtab_off + n)?);
+        }
+        Ok(out)
     }
 }

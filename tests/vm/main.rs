@@ -21,6 +21,14 @@
 //! 0.5 %, answers its API and /metrics on loopback, and after a stop
 //! (commit) and a start from flash alone its totals continue exactly.
 //!
+//! The queues scenario boots Debian's x86_64 kernel, which has fq_codel
+//! (built in) and `sch_cake` (this machine's has neither), with Debian's
+//! `tc` in the initramfs: on a shaped link that drops (fq_codel under htb
+//! on the router's WAN, cake shaping its LAN port), every qdisc's figures
+//! in `netmeter queues --json` must equal `tc -s -j qdisc show`'s, the
+//! kind-specific statistics of fq_codel and cake (per tin) too, and every
+//! statistic tc prints for them must be one netmeter gives.
+//!
 //! The VM tests boot a kernel (about a minute with the first build), so
 //! they are ignored by plain `cargo test`: `cargo test --test vm --
 //! --ignored` runs them, and so does `.ci/run`, where a missing qemu or
@@ -30,6 +38,7 @@ mod harness;
 
 use harness::{Arch, Cpio, Vm};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Per-device error allowed against the hosts' L3 ground truth.
@@ -176,6 +185,7 @@ fn offloaded_flows_are_counted_per_device_within_half_a_percent_on_a_debian_kern
     let vm = Vm {
         arch: Arch::X86_64,
         modules: OFFLOAD_MODULES,
+        programs: &[],
         cases: &cases,
         limit: Duration::from_secs(600),
     };
@@ -325,6 +335,7 @@ fn the_mipsel_router_build_counts_persists_and_answers_on_a_mips_kernel() {
     let vm = Vm {
         arch: Arch::Mipsel,
         modules: ROUTER_MODULES,
+        programs: &[],
         cases: &[case],
         limit: Duration::from_secs(900),
     };
@@ -455,4 +466,356 @@ fn the_initramfs_is_a_newc_archive_with_padding_and_a_trailer() {
         out.windows(11).any(|w| w == b"TRAILER!!!\0"),
         "ends with the trailer"
     );
+
+    // The kernel makes no missing directory: each parent comes first, once.
+    let mut cpio = Cpio::new();
+    cpio.file("usr/lib/x/libz.so.1", b"z", 0o644);
+    cpio.file("usr/lib/x/libc.so.6", b"c", 0o644);
+    cpio.dir("usr");
+    let out = cpio.finish();
+    let at = |name: &str| {
+        let name = format!("{name}\0");
+        let found: Vec<usize> = out
+            .windows(name.len())
+            .enumerate()
+            .filter(|(_, w)| *w == name.as_bytes())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(found.len(), 1, "{name} once");
+        found[0]
+    };
+    assert!(at("usr") < at("usr/lib") && at("usr/lib") < at("usr/lib/x"));
+    assert!(at("usr/lib/x") < at("usr/lib/x/libz.so.1"));
+}
+
+#[test]
+fn the_dynamic_loader_and_needed_libraries_are_read_from_an_elf_file() {
+    // This test program itself: dynamically linked on a glibc host.
+    let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let elf = harness::ElfDynamic::read(&exe).unwrap();
+    if cfg!(all(target_env = "gnu", target_arch = "x86_64")) {
+        assert_eq!(elf.interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+        assert!(elf.needed.iter().any(|n| n == "libc.so.6"), "{elf:?}");
+    }
+    assert!(harness::ElfDynamic::read(b"#!/bin/sh\n").is_err());
+    assert!(harness::ElfDynamic::read(&exe[..40]).is_err(), "truncated");
+}
+
+#[test]
+fn apt_depends_give_real_packages_in_order_without_virtual_ones() {
+    let text = "iproute2\n |Depends: debconf\n  Depends: <debconf-2.0>\n    cdebconf\n    debconf\n  \
+                Depends: libbpf1\n  PreDepends: libc6:any\n  Depends: libc6\n  Conflicts: <arpd>\n";
+    assert_eq!(
+        harness::parse_depends(text),
+        ["debconf", "libbpf1", "libc6"]
+    );
+}
+
+#[test]
+fn paths_in_an_unpacked_package_follow_its_symbolic_links() {
+    let root = std::env::temp_dir().join(format!("netmeter-vm-links-{}", std::process::id()));
+    let lib = root.join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(root.join("lib64")).unwrap();
+    std::fs::write(lib.join("libbpf.so.1.1.0"), b"elf").unwrap();
+    std::os::unix::fs::symlink("libbpf.so.1.1.0", lib.join("libbpf.so.1")).unwrap();
+    // Absolute, as libc6's /lib64/ld-linux-x86-64.so.2: taken from the root.
+    std::fs::write(lib.join("ld.so"), b"ld").unwrap();
+    std::os::unix::fs::symlink("/lib/x86_64-linux-gnu/ld.so", root.join("lib64/ld.so")).unwrap();
+    std::os::unix::fs::symlink("../lib/x86_64-linux-gnu/ld.so", root.join("lib64/up")).unwrap();
+    let resolve = |p: &str| harness::resolve_in(&root, p);
+    assert_eq!(
+        resolve("lib/x86_64-linux-gnu/libbpf.so.1"),
+        Some(lib.join("libbpf.so.1.1.0"))
+    );
+    assert_eq!(resolve("/lib64/ld.so"), Some(lib.join("ld.so")));
+    assert_eq!(resolve("lib64/up"), Some(lib.join("ld.so")));
+    assert_eq!(resolve("lib64/missing"), None);
+    assert_eq!(resolve("lib64"), None, "a directory is not a file");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// What the queues scenario loads: the router's modules and the qdiscs
+/// (Debian builds fq_codel in: it is the default qdisc there).
+const QUEUE_MODULES: &[&str] = &[
+    "veth",
+    "nf_tables",
+    "nft_objref",
+    "nft_chain_nat",
+    "nft_masq",
+    "sch_htb",
+    "sch_cake",
+];
+
+/// The generic figures of every qdisc (TCA_STATS2), named alike in both.
+const QDISC_FIELDS: [&str; 7] = [
+    "bytes",
+    "packets",
+    "drops",
+    "overlimits",
+    "requeues",
+    "backlog",
+    "qlen",
+];
+
+/// What tc prints of a qdisc besides its statistics.
+const TC_NOT_STATISTICS: [&str; 5] = ["kind", "handle", "parent", "root", "refcnt"];
+
+/// (netmeter's name, tc's name, whether tc prints it when it is 0).
+type Pairs = &'static [(&'static str, &'static str, bool)];
+
+/// fq_codel (`struct tc_fq_codel_qd_stats`): tc leaves ce_mark,
+/// memory_used and drop_overmemory out while they are 0.
+const FQ_CODEL_PAIRS: Pairs = &[
+    ("maxpacket", "maxpacket", true),
+    ("drop_overlimit", "drop_overlimit", true),
+    ("new_flow_count", "new_flow_count", true),
+    ("ecn_mark", "ecn_mark", true),
+    ("ce_mark", "ce_mark", false),
+    ("memory_usage", "memory_used", false),
+    ("drop_overmemory", "drop_overmemory", false),
+    ("new_flows_len", "new_flows_len", true),
+    ("old_flows_len", "old_flows_len", true),
+];
+
+/// cake's qdisc-wide statistics.
+const CAKE_PAIRS: Pairs = &[
+    ("capacity_estimate", "capacity_estimate", true),
+    ("memory_limit", "memory_limit", true),
+    ("memory_used", "memory_used", true),
+    ("avg_hdr_offset", "avg_hdr_offset", true),
+    ("min_network_size", "min_network_size", true),
+    ("max_network_size", "max_network_size", true),
+    ("min_adj_size", "min_adj_size", true),
+    ("max_adj_size", "max_adj_size", true),
+];
+
+/// One cake tin. netmeter's `dropped_bytes` tc does not print (no kernel
+/// sends it).
+const CAKE_TIN_PAIRS: Pairs = &[
+    ("threshold_rate", "threshold_rate", true),
+    ("sent_bytes", "sent_bytes", true),
+    ("backlog_bytes", "backlog_bytes", true),
+    ("target_us", "target_us", true),
+    ("interval_us", "interval_us", true),
+    ("peak_delay_us", "peak_delay_us", true),
+    ("avg_delay_us", "avg_delay_us", true),
+    ("base_delay_us", "base_delay_us", true),
+    ("sent_packets", "sent_packets", true),
+    ("way_indirect_hits", "way_indirect_hits", true),
+    ("way_misses", "way_misses", true),
+    ("way_collisions", "way_collisions", true),
+    ("dropped_packets", "drops", true),
+    ("ecn_marked_packets", "ecn_mark", true),
+    ("ack_drops", "ack_drops", true),
+    ("sparse_flows", "sparse_flows", true),
+    ("bulk_flows", "bulk_flows", true),
+    ("unresponsive_flows", "unresponsive_flows", true),
+    ("max_pkt_len", "max_pkt_len", true),
+    ("flow_quantum", "flow_quantum", true),
+];
+
+/// Where `ours` (netmeter's object) and `tc` (tc's) differ on `pairs`, and
+/// what tc prints that no pair covers (`known`: tc's names that are not
+/// statistics of this object), each as a line naming `what`.
+fn compare_pairs(
+    what: &str,
+    ours: &Value,
+    tc: &Value,
+    pairs: Pairs,
+    known: &[&str],
+    out: &mut Vec<String>,
+) {
+    for (mine, theirs, always) in pairs {
+        let their = match tc.get(theirs) {
+            Some(v) => v.clone(),
+            None if !always => Value::from(0),
+            None => {
+                out.push(format!("{what}: tc printed no {theirs}"));
+                continue;
+            }
+        };
+        if ours.get(mine) != Some(&their) {
+            out.push(format!(
+                "{what}: {mine} is {} in netmeter, tc's {theirs} is {their}",
+                ours.get(mine).unwrap_or(&Value::Null)
+            ));
+        }
+    }
+    for key in tc.as_object().map(|o| o.keys()).into_iter().flatten() {
+        if !known.contains(&key.as_str()) && !pairs.iter().any(|p| p.1 == key) {
+            out.push(format!(
+                "{what}: tc prints {key} ({}), which netmeter does not give",
+                tc[key]
+            ));
+        }
+    }
+}
+
+/// Every difference between netmeter's queues and tc's, for every
+/// interface tc was asked about; empty when they are equal.
+fn queue_differences(result: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let tc_all = result["tc"].as_object().expect("tc readings");
+    for (dev, tc_list) in tc_all {
+        let Some(iface) = result["netmeter"]["interfaces"]
+            .as_array()
+            .and_then(|all| all.iter().find(|i| i["name"] == dev.as_str()))
+        else {
+            out.push(format!("{dev}: not in netmeter's report"));
+            continue;
+        };
+        let by_handle = |list: &Value| -> BTreeMap<String, Value> {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .map(|q| (q["handle"].as_str().unwrap_or("?").to_string(), q.clone()))
+                .collect()
+        };
+        let (theirs, ours) = (by_handle(tc_list), by_handle(&iface["qdiscs"]));
+        if theirs.keys().ne(ours.keys()) {
+            out.push(format!(
+                "{dev}: tc's qdiscs {:?}, netmeter's {:?}",
+                theirs.keys().collect::<Vec<_>>(),
+                ours.keys().collect::<Vec<_>>()
+            ));
+        }
+        for (handle, tc) in &theirs {
+            let Some(q) = ours.get(handle) else { continue };
+            let what = format!("{dev} {} {handle}", tc["kind"].as_str().unwrap_or("?"));
+            let parent = if tc["root"] == true {
+                Value::from("root")
+            } else {
+                tc["parent"].clone()
+            };
+            if q["kind"] != tc["kind"] || q["parent"] != parent {
+                out.push(format!(
+                    "{what}: netmeter says {} under {}, tc {} under {parent}",
+                    q["kind"], q["parent"], tc["kind"]
+                ));
+            }
+            let mut known: Vec<&str> = TC_NOT_STATISTICS.to_vec();
+            known.extend(QDISC_FIELDS);
+            known.push("options");
+            for f in QDISC_FIELDS {
+                if q[f] != tc[f] {
+                    out.push(format!(
+                        "{what}: {f} is {} in netmeter, {} in tc",
+                        q[f], tc[f]
+                    ));
+                }
+            }
+            match tc["kind"].as_str() {
+                Some("fq_codel") => {
+                    compare_pairs(&what, &q["fq_codel"], tc, FQ_CODEL_PAIRS, &known, &mut out)
+                }
+                Some("cake") => {
+                    known.push("tins");
+                    compare_pairs(&what, &q["cake"], tc, CAKE_PAIRS, &known, &mut out);
+                    let (our_tins, tc_tins) = (&q["cake"]["tins"], &tc["tins"]);
+                    let (n, m) = (
+                        our_tins.as_array().map_or(0, Vec::len),
+                        tc_tins.as_array().map_or(0, Vec::len),
+                    );
+                    if n != m {
+                        out.push(format!("{what}: {n} tins in netmeter, {m} in tc"));
+                    }
+                    for i in 0..n.min(m) {
+                        compare_pairs(
+                            &format!("{what} tin {i}"),
+                            &our_tins[i],
+                            &tc_tins[i],
+                            CAKE_TIN_PAIRS,
+                            &[],
+                            &mut out,
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The qdisc of `kind` on `dev` in tc's reading.
+fn tc_qdisc<'a>(result: &'a Value, dev: &str, kind: &str) -> &'a Value {
+    result["tc"][dev]
+        .as_array()
+        .and_then(|all| all.iter().find(|q| q["kind"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} on {dev} in {}", result["tc"]))
+}
+
+#[test]
+#[ignore = "boots a VM: cargo test --test vm -- --ignored (CI runs it)"]
+fn fq_codel_and_cake_statistics_equal_what_tc_prints_on_a_debian_kernel() {
+    let case = "queues";
+    let vm = Vm {
+        arch: Arch::X86_64,
+        modules: QUEUE_MODULES,
+        programs: &[("iproute2", "sbin/tc")],
+        cases: &[case],
+        limit: Duration::from_secs(600),
+    };
+    let run = match vm.run() {
+        Ok(run) => run,
+        Err(why) => return harness::unavailable("queues scenario", why),
+    };
+    eprintln!(
+        "booted {} ({}); timings {:?}",
+        run.kernel_package,
+        run.log_path.display(),
+        run.timings
+    );
+    let result = run.result(case);
+    // The guest's raw qdisc dump, kept beside the console log.
+    let dump = run.log_path.with_file_name("qdisc_dump.bin");
+    if let Some(hex) = result["qdisc_dump_hex"].as_str() {
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        std::fs::write(&dump, bytes).unwrap();
+    }
+    assert!(
+        result["error"].is_null(),
+        "{case} failed in the guest: {}\nthe kernel's qdisc dump: {}\nconsole:\n{}",
+        result["error"],
+        dump.display(),
+        run.log
+    );
+    let fq_codel = tc_qdisc(result, "wan", "fq_codel");
+    let cake = tc_qdisc(result, "lan0", "cake");
+    eprintln!(
+        "{case} (kernel {}, {}, {:.1} s, traffic {:.1} s, {} tc readings):\n    fq_codel {fq_codel}\n    cake {cake}",
+        result["kernel"].as_str().unwrap_or("?"),
+        result["tc_version"].as_str().unwrap_or("?"),
+        result["seconds"].as_f64().unwrap_or(0.0),
+        result["traffic_seconds"].as_f64().unwrap_or(0.0),
+        result["reads"],
+    );
+    let differences = queue_differences(result);
+    assert!(
+        differences.is_empty(),
+        "netmeter's queues differ from tc's:\n  {}\ntc: {}\nnetmeter: {}",
+        differences.join("\n  "),
+        result["tc"],
+        result["netmeter"]
+    );
+    // The link was shaped and overflowed, so the figures compared are
+    // not all zeros: both qdiscs dropped, fq_codel saw flows come and go,
+    // and cake's best-effort tin sent and dropped.
+    assert!(u(fq_codel, "drops") > 0, "fq_codel dropped: {fq_codel}");
+    assert!(u(fq_codel, "drop_overlimit") > 0, "{fq_codel}");
+    assert!(u(fq_codel, "new_flow_count") > 0, "{fq_codel}");
+    assert!(u(cake, "drops") > 0, "cake dropped: {cake}");
+    let tins = cake["tins"].as_array().expect("cake's tins");
+    assert!(
+        tins.iter()
+            .any(|t| u(t, "drops") > 0 && u(t, "sent_packets") > 0),
+        "{cake}"
+    );
+    assert!(u(tc_qdisc(result, "wan", "htb"), "overlimits") > 0);
+    // The TCP transfers negotiated ECN: the AQMs marked as well as dropped.
+    let marks = u(fq_codel, "ecn_mark") + tins.iter().map(|t| u(t, "ecn_mark")).sum::<u64>();
+    assert!(marks > 0, "no ECN marks: {fq_codel} {cake}");
 }

@@ -19,6 +19,12 @@
 //! reboot), starts it again and measures one more upload: totals must
 //! continue.
 //!
+//! The case `queues` is of another kind: a shaped link that drops, with
+//! fq_codel (an htb leaf, on the router's WAN) and cake (with its own
+//! shaper, on the LAN port), and `netmeter queues --json` beside Debian's
+//! `tc -s -j qdisc show` for every interface once the traffic has
+//! stopped (`queues_case`).
+//!
 //! Outside a VM it does nothing unless given cases; it needs root (or
 //! user namespaces) and a kernel with the features the case uses.
 
@@ -113,6 +119,9 @@ fn parse_case(case: &str) -> Result<Case, String> {
 }
 
 fn run_case(name: &str) -> Result<Value, String> {
+    if name == "queues" {
+        return queues_case();
+    }
     let case = parse_case(name)?;
     progress(&format!("{name}: building the network"));
     let net = Network::build(Topology {
@@ -347,4 +356,157 @@ fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+/// What `queues` moves through the shaped links: TCP bytes each way (ECN
+/// on, so both AQMs mark as well as drop) and UDP datagrams blasted into
+/// each qdisc far faster than 1 Mbit/s, so its limit overflows.
+const QUEUES_TCP_BYTES: u64 = 160 << 10;
+const QUEUES_DATAGRAMS: u64 = 200;
+
+/// The router's WAN: htb 1 Mbit/s with fq_codel (limit 30 packets) as the
+/// leaf; its LAN port: cake shaping to 1 Mbit/s itself, with a small
+/// memory limit and the ACK filter. LAN host `a` uploads and downloads
+/// over TCP with ECN while the router blasts UDP through both. When the
+/// queues have drained, `tc -s -j qdisc show dev X` for every interface,
+/// `netmeter queues --json`, and tc again, until the two tc readings are
+/// the same (nothing moved in between): the host compares them.
+fn queues_case() -> Result<Value, String> {
+    let tc = testbed::require_tool("tc", "iproute2").ok_or("no tc in the guest")?;
+    progress("queues: building the network");
+    let net = Network::with_lan_hosts(&["a"]);
+    let a = &net.lan[0];
+    let run_tc = |args: &[&str]| -> Result<String, String> {
+        let out = net
+            .router
+            .command(&tc)
+            .args(args)
+            .output()
+            .map_err(|e| format!("tc: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "tc {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    for line in [
+        "qdisc add dev wan root handle 1: htb default 10",
+        "class add dev wan parent 1: classid 1:10 htb rate 1mbit",
+        "qdisc add dev wan parent 1:10 handle 10: fq_codel limit 30",
+        "qdisc add dev lan0 root handle 20: cake bandwidth 1mbit memlimit 32kb ack-filter",
+    ] {
+        run_tc(&line.split(' ').collect::<Vec<_>>())?;
+    }
+    // MTU-sized segments, as a router with real NICs sees them, and ECN.
+    a.run("offload eth0 off");
+    net.wan.run("offload eth0 off");
+    a.run("sysctl net/ipv4/tcp_ecn 1");
+
+    progress("queues: traffic");
+    let started = Instant::now();
+    let lan_v4 = net.lan_ips(0).0.unwrap();
+    let mut failure = None;
+    std::thread::scope(|s| {
+        let tcp = s.spawn(|| -> Result<(), String> {
+            for line in [
+                format!("tcp_upload {WAN_HOST_V4} {PORT} {QUEUES_TCP_BYTES}"),
+                format!("tcp_download {WAN_HOST_V4} {PORT} {QUEUES_TCP_BYTES}"),
+            ] {
+                a.call(&line).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        for to in [WAN_HOST_V4, lan_v4.as_str()] {
+            let line = format!("udp_blast {to} {PORT} {QUEUES_DATAGRAMS} 1200");
+            if let Err(e) = net.router.call(&line) {
+                failure.get_or_insert(e.to_string());
+            }
+        }
+        if let Err(e) = tcp.join().unwrap() {
+            failure.get_or_insert(e);
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let traffic_seconds = started.elapsed().as_secs_f64();
+
+    // Every interface here (lo, wan, lan0).
+    let names: Vec<String> = net
+        .router
+        .run("counters")
+        .split(';')
+        .filter_map(|e| e.split(',').next().filter(|n| !n.is_empty()))
+        .map(str::to_string)
+        .collect();
+    let tc_all = || -> Result<Value, String> {
+        let mut all = serde_json::Map::new();
+        for dev in &names {
+            let text = run_tc(&["-s", "-j", "qdisc", "show", "dev", dev])?;
+            let v: Value =
+                serde_json::from_str(&text).map_err(|e| format!("tc's JSON ({e}): {text}"))?;
+            all.insert(dev.clone(), v);
+        }
+        Ok(Value::Object(all))
+    };
+    // Drained: nothing queued anywhere.
+    let drained = |tc: &Value| {
+        tc.as_object().unwrap().values().all(|qs| {
+            qs.as_array()
+                .is_some_and(|qs| qs.iter().all(|q| q["qlen"] == 0 && q["backlog"] == 0))
+        })
+    };
+    // The kernel's own bytes, for the parser's tests and fuzz seeds, and
+    // to see why when netmeter cannot read them.
+    let queues = || -> Result<Value, String> {
+        let out = netmeter::run(&net.router, &["queues", "--json"]);
+        if !out.status.success() {
+            return Err(format!(
+                "netmeter queues --json failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("netmeter's JSON: {e}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut reads = 0;
+    loop {
+        reads += 1;
+        let before = tc_all()?;
+        if !drained(&before) {
+            if Instant::now() > deadline {
+                return Err(format!("the queues never drained: {before}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let dump = net
+            .router
+            .call("qdisc_dump_hex")
+            .map_err(|e| e.to_string())?;
+        let ours = queues();
+        let after = tc_all()?;
+        if before == after {
+            let mut result = json!({
+                "kernel": kernel_release(),
+                "traffic_seconds": traffic_seconds,
+                "reads": reads,
+                "tc_version": run_tc(&["-V"])?.trim(),
+                "tc": after,
+                "qdisc_dump_hex": dump,
+            });
+            match ours {
+                Ok(v) => result["netmeter"] = v,
+                Err(e) => result["error"] = json!(e),
+            }
+            return Ok(result);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the qdiscs never held still between two tc readings:\n{before}\n{after}"
+            ));
+        }
+    }
 }
