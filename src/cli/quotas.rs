@@ -29,7 +29,8 @@ pub struct QuotasArgs {
     config: Option<PathBuf>,
 }
 
-/// Act on one quota.
+/// Act on one quota: `netmeter quota reset NAME` lifts its block until
+/// its period ends.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "quota")]
 pub struct QuotaArgs {

@@ -400,8 +400,17 @@ mod tests {
         let child = spawn(std::path::Path::new("/bin/sleep"), &["10"], &facts);
         old.thread_set_mask().unwrap();
         let child = child.unwrap();
+        // posix_spawn returns while the kernel is still setting up the
+        // new image: its environment shows once the exec is done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let environ = loop {
+            let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
+            if !environ.is_empty() || Instant::now() > deadline {
+                break environ;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap();
-        let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
         let stdin = std::fs::read_link(format!("/proc/{child}/fd/0")).unwrap();
         let _ = kill(child, Signal::SIGKILL);
         let _ = waitpid(child, None);
@@ -412,7 +421,14 @@ mod tests {
         assert_eq!(mask("SigBlk:"), 0, "{status}");
         assert_eq!(mask("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{status}");
         let environ: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-        assert!(environ.contains(&&b"NETMETER_TARGET=a 'b' $c; d"[..]));
+        assert!(
+            environ.contains(&&b"NETMETER_TARGET=a 'b' $c; d"[..]),
+            "{status}\n{:?}",
+            environ
+                .iter()
+                .map(|e| String::from_utf8_lossy(e))
+                .collect::<Vec<_>>()
+        );
         if let Some(path) = std::env::var_os("PATH") {
             let inherited = [b"PATH=", path.as_bytes()].concat();
             assert!(
