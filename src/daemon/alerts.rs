@@ -284,28 +284,28 @@ fn post_all(queue: &WebhookQueue, counts: &WebhookCounts) {
                 }
             }
         };
-        let mut tries = std::iter::once(Duration::ZERO).chain(WEBHOOK_BACKOFF);
-        let outcome = loop {
-            let Some(wait) = tries.next() else {
-                break Err("no more tries".to_string());
-            };
-            std::thread::sleep(wait);
-            match post(&url, &body) {
-                Ok(()) => break Ok(()),
-                Err(e) => log(format!("quota {quota}: webhook {url}: {e}")),
-            }
-        };
-        match outcome {
-            Ok(()) => counts.delivered.fetch_add(1, Ordering::Relaxed),
-            Err(_) => {
-                log(format!(
-                    "quota {quota}: webhook {url}: given up after {} tries",
-                    WEBHOOK_BACKOFF.len() + 1
-                ));
-                counts.failed.fetch_add(1, Ordering::Relaxed)
-            }
+        match deliver(&quota, &url, &body, &WEBHOOK_BACKOFF) {
+            true => counts.delivered.fetch_add(1, Ordering::Relaxed),
+            false => counts.failed.fetch_add(1, Ordering::Relaxed),
         };
     }
+}
+
+/// POSTs `body`, and again after each wait of `backoff` until one is
+/// delivered; false when every try failed (each failure is logged).
+fn deliver(quota: &str, url: &str, body: &[u8], backoff: &[Duration]) -> bool {
+    for wait in std::iter::once(&Duration::ZERO).chain(backoff) {
+        std::thread::sleep(*wait);
+        match post(url, body) {
+            Ok(()) => return true,
+            Err(e) => log(format!("quota {quota}: webhook {url}: {e}")),
+        }
+    }
+    log(format!(
+        "quota {quota}: webhook {url}: given up after {} tries",
+        backoff.len() + 1
+    ));
+    false
 }
 
 /// One POST; any 2xx is delivered.
@@ -437,6 +437,59 @@ mod tests {
             );
         }
         assert_eq!(stdin, std::path::Path::new("/dev/null"));
+    }
+
+    /// A webhook receiver on loopback answering each POST with the next
+    /// status of `answers`; returns its URL and the bodies it got.
+    fn receiver(answers: &'static [u16]) -> (String, std::thread::JoinHandle<Vec<Vec<u8>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let thread = std::thread::spawn(move || {
+            let mut bodies = Vec::new();
+            for status in answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                let body = loop {
+                    let n = conn.read(&mut buf).unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if request.len() >= end + 4 + length {
+                            break request[end + 4..end + 4 + length].to_vec();
+                        }
+                    }
+                };
+                bodies.push(body);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                conn.write_all(reply.as_bytes()).unwrap();
+            }
+            bodies
+        });
+        (url, thread)
+    }
+
+    #[test]
+    fn a_webhook_is_tried_again_after_each_back_off_until_delivered_and_given_up_after_the_last() {
+        let backoff = [Duration::from_millis(20), Duration::from_millis(40)];
+        // Refused twice, then taken: three tries, the same body each time.
+        let (url, server) = receiver(&[500, 503, 204]);
+        assert!(deliver("kids", &url, b"{\"a\":1}", &backoff));
+        assert_eq!(server.join().unwrap(), vec![b"{\"a\":1}".to_vec(); 3]);
+        // Refused at every try: 1 + 2 tries, then given up.
+        let (url, server) = receiver(&[500, 500, 500]);
+        assert!(!deliver("kids", &url, b"{}", &backoff));
+        assert_eq!(server.join().unwrap().len(), 3);
+        // Nothing listening: given up as well, without hanging.
+        assert!(!deliver("kids", "http://127.0.0.1:9/hook", b"{}", &backoff));
     }
 
     #[test]
