@@ -112,6 +112,20 @@ fn shaped_wan(net: &Network, tc_path: &std::path::Path) {
     // Far more than 5 packets at once through 1 Mbit/s: the pfifo drops.
     net.router
         .run(&format!("udp_blast {WAN_HOST_V4} {PORT} 300 1200"));
+    // Then the queue drains (slowly on a loaded machine): the figures
+    // compared are final, and whatever the pfifo held has passed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tc_qdiscs(&net.router, tc_path, "wan")
+        .values()
+        .any(|q| q["qlen"] != 0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "wan's queue never drained: {:?}",
+            tc_qdiscs(&net.router, tc_path, "wan")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]
