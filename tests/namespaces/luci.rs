@@ -163,6 +163,7 @@ fn built_lab() -> Result<BuiltLab, String> {
                 .status()
                 .map_err(|e| format!("running tests/fixtures/luci/build-lab: {e}"))?;
             if !status.success() {
+                let _ = std::fs::remove_dir_all(&out);
                 return Err(format!(
                     "tests/fixtures/luci/build-lab {} {} failed ({status})",
                     version.name,
