@@ -42,12 +42,38 @@ fn read_text(path: &Path) -> String {
     String::from_utf8(read(path)).unwrap()
 }
 
-/// A fresh empty directory under the system's temporary directory.
+/// A fresh empty directory under the system's temporary directory. Some
+/// live as long as the test process (built once, shared by its tests), so
+/// none is removed by its test: each process sweeps, once, what processes
+/// that have ended left behind.
 pub(crate) fn scratch(name: &str) -> PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(sweep_ended_runs);
     let dir = std::env::temp_dir().join(format!("netmeter-package-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes the `netmeter-package-PID-*` directories of PIDs no longer
+/// running (each run of the .deb tests left about 85 MB).
+fn sweep_ended_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("netmeter-package-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// `VAR:=value` from the package Makefile.
